@@ -1,0 +1,182 @@
+"""The ``ecotune`` command: ``run`` a study file, write its ``report``.
+
+Exit status: 0 done; 2 bad input (study file, command line, storage, study name), with
+one line naming the problem and nothing created or changed in storage; 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ecotune import __version__
+from ecotune.report import pareto_front, safe_name, write_report
+from ecotune.report.plots import energy_label
+from ecotune.search import StudyMismatchError, planned_trials, prepare
+from ecotune.search.objective import BuiltinObjective
+from ecotune.spec import DEFAULT_STORAGE, SpecError
+
+__all__ = ["main"]
+
+EXIT_BAD_INPUT = 2
+REPORT_ROOT = Path("ecotune-report")
+
+
+class BadInput(Exception):
+    """Input the user must fix; reported in one line with exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ecotune", description="Hyperparameter search with energy as an objective.")
+    parser.add_argument("--version", action="version", version=f"ecotune {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run (or add trials to) the study a file describes")
+    run.add_argument("study_file", metavar="STUDY.toml")
+    run.add_argument("--n-trials", type=int, help="trials to add in this run")
+    run.add_argument("--sampler", help="sampler name, replacing the file's")
+    run.add_argument("--storage", help="storage URL, replacing the file's")
+    run.add_argument("--study-name", help="study name, replacing the file's")
+    run.add_argument("--out", type=Path,
+                     help="report directory (default: ecotune-report/STUDY_NAME)")
+    run.add_argument("--no-report", action="store_true", help="do not write the report")
+
+    report = commands.add_parser("report", help="write a study's Pareto plot and front")
+    report.add_argument("--storage", default=DEFAULT_STORAGE,
+                        help=f"storage URL (default: {DEFAULT_STORAGE})")
+    report.add_argument("--study-name", help="the study (default: the only one in storage)")
+    report.add_argument("--out", type=Path,
+                        help="report directory (default: ecotune-report/STUDY_NAME)")
+    report.add_argument("--color-by", help="a parameter to colour the Pareto plot by")
+    report.add_argument("--no-png", action="store_true", help="skip the PNG export")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)  # exits with status 2 on a bad command line
+    console = Console()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        if args.command == "run":
+            return _run(args, console)
+        return _report(args, console)
+    except BadInput as err:
+        Console(stderr=True).print(f"[bold red]ecotune: error:[/] {err}", highlight=False,
+                                   soft_wrap=True)
+        return EXIT_BAD_INPUT
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    if args.n_trials is not None and args.n_trials <= 0:
+        raise BadInput(f"--n-trials must be > 0 (got {args.n_trials})")
+    overrides = {"n_trials": args.n_trials, "sampler": args.sampler, "storage": args.storage,
+                 "study_name": args.study_name}
+    try:
+        spec, study = prepare(args.study_file, **overrides)
+    except (SpecError, StudyMismatchError) as err:
+        raise BadInput(str(err)) from None
+    except Exception as err:  # the storage could not be opened
+        raise BadInput(f"storage {overrides['storage'] or 'from the study file'}: "
+                       f"{type(err).__name__}: {err}") from None
+
+    n_trials = planned_trials(spec)
+    before = len(study.trials)
+    console.print(f"study [bold]{spec.study.name}[/] in {spec.study.storage}: "
+                  f"{before} trial(s) stored, adding {n_trials} "
+                  f"({spec.study.sampler.name} sampler, objectives "
+                  f"{', '.join(spec.study.objectives)})", highlight=False)
+    with Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
+                  console=console) as progress:
+        task = progress.add_task("trials", total=n_trials, last="")
+
+        def advance(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            progress.update(task, advance=1, last=_trial_summary(trial, spec.study.objectives))
+
+        study.optimize(BuiltinObjective(spec), n_trials=n_trials, catch=(Exception,),
+                       callbacks=[advance])
+    _print_failures(study, before, console)
+    _print_front(study, console)
+    if not args.no_report:
+        out = args.out or REPORT_ROOT / safe_name(spec.study.name)
+        paths = write_report(study, out)
+        console.print(f"report: {', '.join(str(p) for p in paths.values())}", highlight=False)
+    return 0
+
+
+def _trial_summary(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> str:
+    if trial.state != optuna.trial.TrialState.COMPLETE:
+        reason = trial.user_attrs.get("fail_reason", "")
+        return f"trial {trial.number} {trial.state.name.lower()} {reason}"[:80]
+    values = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, trial.values))
+    return f"trial {trial.number}: {values}"
+
+
+def _print_failures(study: optuna.Study, first: int, console: Console) -> None:
+    for trial in study.trials[first:]:
+        if trial.state == optuna.trial.TrialState.FAIL:
+            console.print(f"[yellow]trial {trial.number} failed:[/] "
+                          f"{trial.user_attrs.get('fail_reason', 'unknown reason')}",
+                          highlight=False)
+
+
+def _print_front(study: optuna.Study, console: Console) -> None:
+    front = pareto_front(study)
+    names = study.metric_names or []
+    table = Table(title=f"Pareto front of {study.study_name} ({len(front)} trial(s); "
+                        f"energy: {energy_label(front)})")
+    params = [c for c in front.columns if c.startswith("params_")]
+    extra = [c for c in ("test_accuracy",) if c in front.columns]
+    for column in ["trial", *names, *params, *extra]:
+        table.add_column(column.removeprefix("params_"), justify="right")
+    for _, row in front.iterrows():
+        table.add_row(*(_cell(row[c]) for c in ["trial", *names, *params, *extra]))
+    console.print(table)
+
+
+def _cell(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    storage = args.storage
+    if storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
+        # Opening a missing SQLite file would create it: refuse instead.
+        path = Path(storage.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise BadInput(f"storage {storage}: no such database file {path}")
+    try:
+        summaries = optuna.get_all_study_summaries(storage)
+    except Exception as err:
+        raise BadInput(f"storage {storage}: {type(err).__name__}: {err}") from None
+    names = [s.study_name for s in summaries]
+    name = args.study_name
+    if name is None:
+        if len(names) != 1:
+            raise BadInput(f"storage {storage} holds {len(names)} studies {names}: "
+                           "choose one with --study-name")
+        name = names[0]
+    elif name not in names:
+        raise BadInput(f"no study {name!r} in {storage}; it holds {names}")
+    study = optuna.load_study(study_name=name, storage=storage)
+    out = args.out or REPORT_ROOT / safe_name(name)
+    try:
+        paths = write_report(study, out, png=False if args.no_png else None,
+                             color_by=args.color_by)
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+    _print_front(study, console)
+    console.print(f"report: {', '.join(str(p) for p in paths.values())}", highlight=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""CodeCarbon's offline tracker as a meter.
+
+One tracker per process (its first start probes the hardware for about 1.3 s; later
+windows cost a few ms), shared by every :class:`CodeCarbonMeter` of the process and used
+through its ``start_task``/``stop_task`` per-window API. The offline tracker takes a
+country code and makes no network calls (the online one probes the network: never used).
+
+Where CodeCarbon reads no hardware counter (no RAPL, no NVML, as on machines without a
+GPU or powercap access) its CPU figure is a model (TDP x CPU load) and its RAM figure a
+constant per GB: the measurement is then labelled an estimate.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+
+from ecotune.energy._base import Measurement, Meter, MeterError
+from ecotune.energy.carbon import J_PER_KWH
+
+__all__ = ["CodeCarbonMeter", "codecarbon_available"]
+
+# CodeCarbon CPU modes that read a hardware counter rather than model one.
+_MEASURED_CPU_MODES = frozenset({"intel_rapl", "intel_power_gadget", "windows_emi",
+                                 "apple_powermetrics"})
+_lock = threading.Lock()
+
+
+@functools.cache
+def codecarbon_available() -> bool:
+    """Whether CodeCarbon can be imported here. Cached; never raises."""
+    try:
+        import codecarbon  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+@functools.cache
+def _shared_tracker(country: str, measure_power_secs: float):
+    """The process's tracker for ``country``; created once (the slow hardware probe)."""
+    # Its INFO/WARNING lines at start-up say nothing a user of ecotune needs.
+    logging.getLogger("codecarbon").setLevel(logging.ERROR)
+    from codecarbon import OfflineEmissionsTracker
+
+    return OfflineEmissionsTracker(
+        country_iso_code=country,
+        log_level="error",
+        save_to_file=False,
+        measure_power_secs=measure_power_secs,
+        # "process": the CPU load of this process, not of the whole machine.
+        tracking_mode="process",
+        allow_multiple_runs=True,
+    )
+
+
+class CodeCarbonMeter(Meter):
+    """Energy from CodeCarbon's offline tracker (``start_task``/``stop_task``).
+
+    Example:
+        >>> meter = CodeCarbonMeter(country="FRA")
+        >>> with meter.window() as w:
+        ...     _ = sum(i * i for i in range(100_000))
+        >>> w.measurement.meter, w.measurement.energy_j > 0
+        ('codecarbon', True)
+    """
+
+    name = "codecarbon"
+
+    def __init__(self, country: str = "USA", measure_power_secs: float = 1.0) -> None:
+        super().__init__()
+        if not codecarbon_available():
+            raise MeterError("the codecarbon meter needs the codecarbon package: "
+                             "pip install codecarbon")
+        self.country = country
+        self.measure_power_secs = measure_power_secs
+
+    def _tracker(self):
+        return _shared_tracker(self.country, self.measure_power_secs)
+
+    def _start(self) -> None:
+        _lock.acquire()  # one task at a time on the shared tracker
+        try:
+            self._tracker().start_task()
+        except Exception as err:
+            _lock.release()
+            raise MeterError(f"codecarbon meter: could not start: {err}") from err
+
+    def _stop(self) -> Measurement:
+        try:
+            tracker = self._tracker()
+            data = tracker.stop_task()
+        except Exception as err:
+            raise MeterError(f"codecarbon meter: could not stop: {err}") from err
+        finally:
+            _lock.release()
+        if data is None:
+            raise MeterError("codecarbon meter: the tracker returned no data for the window")
+        cpu_j = data.cpu_energy * J_PER_KWH
+        ram_j = data.ram_energy * J_PER_KWH
+        gpus = [h for h in tracker._hardware if type(h).__name__ == "GPU"]
+        gpu_j = data.gpu_energy * J_PER_KWH if gpus else None
+        return Measurement(
+            duration_s=float(data.duration),
+            energy_j=data.energy_consumed * J_PER_KWH,
+            cpu_j=cpu_j,
+            gpu_j=gpu_j,
+            ram_j=ram_j,
+            co2_g=data.emissions * 1000.0,
+            meter=self.name,
+            is_estimate=_is_estimate(tracker),
+        )
+
+
+def _is_estimate(tracker) -> bool:
+    """True unless every device CodeCarbon covers is read from a hardware counter.
+
+    CodeCarbon models RAM power from the memory size, so a window that includes RAM is
+    always (partly) an estimate; the CPU is measured only in the counter modes above.
+    """
+    for hardware in tracker._hardware:
+        kind = type(hardware).__name__
+        if kind == "CPU" and getattr(hardware, "_mode", None) not in _MEASURED_CPU_MODES:
+            return True
+        if kind == "RAM":
+            return True
+    return False

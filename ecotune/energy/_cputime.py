@@ -1,0 +1,60 @@
+"""The last-resort meter: an estimate from this process's CPU time.
+
+energy = CPU seconds used by this process (all its threads) x an assumed power per busy
+core. It measures nothing: the figure is always labelled an estimate, and only the CPU is
+covered (RAM and GPU stay None, "not measured").
+"""
+
+from __future__ import annotations
+
+import time
+
+from ecotune.energy._base import Measurement, Meter
+from ecotune.energy.carbon import co2_g_for
+
+__all__ = ["CpuTimeMeter"]
+
+#: Assumed power of one fully busy core, watts: a 150 W server CPU shared by 16 cores.
+DEFAULT_WATTS_PER_CORE = 9.4
+
+
+class CpuTimeMeter(Meter):
+    """Estimate energy as process CPU seconds x ``watts_per_core``.
+
+    Example:
+        >>> meter = CpuTimeMeter(watts_per_core=10.0)
+        >>> with meter.window() as w:
+        ...     _ = sum(i * i for i in range(100_000))
+        >>> w.measurement.meter, w.measurement.is_estimate, w.measurement.ram_j
+        ('cputime', True, None)
+    """
+
+    name = "cputime"
+
+    def __init__(self, watts_per_core: float = DEFAULT_WATTS_PER_CORE,
+                 country: str = "USA") -> None:
+        super().__init__()
+        if watts_per_core <= 0:
+            raise ValueError(f"watts_per_core must be > 0 (got {watts_per_core})")
+        self.watts_per_core = watts_per_core
+        self.country = country
+        self._t0_s = 0.0
+        self._cpu0_s = 0.0
+
+    def _start(self) -> None:
+        self._cpu0_s = time.process_time()
+        self._t0_s = time.perf_counter()
+
+    def _stop(self) -> Measurement:
+        duration_s = time.perf_counter() - self._t0_s
+        cpu_j = (time.process_time() - self._cpu0_s) * self.watts_per_core
+        return Measurement(
+            duration_s=duration_s,
+            energy_j=cpu_j,
+            cpu_j=cpu_j,
+            gpu_j=None,
+            ram_j=None,
+            co2_g=co2_g_for(cpu_j, self.country),
+            meter=self.name,
+            is_estimate=True,
+        )

@@ -1,0 +1,92 @@
+"""The Pareto front of a study, as plain data (no drawing here).
+
+Reads only an ``optuna.Study``, so it works on any multi-objective Optuna study.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import optuna
+import pandas as pd
+
+__all__ = ["non_dominated", "pareto_front", "trials_frame", "ENERGY_ATTRS"]
+
+#: Trial user attributes shown beside the objectives (those a trial has).
+ENERGY_ATTRS = ("energy_j", "cpu_energy_j", "gpu_energy_j", "ram_energy_j", "duration_s",
+                "co2_g", "energy_meter", "energy_is_estimate", "test_accuracy", "n_params",
+                "activation_density")
+
+
+def non_dominated(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
+    """Boolean mask of the rows of ``values`` (n points x m objectives) that no other row
+    dominates. A row dominates another when it is at least as good in every objective
+    and better in one. Duplicated points are all kept.
+
+    Example:
+        >>> non_dominated(np.array([[0.9, 10.], [0.8, 5.], [0.7, 6.]]), [True, False])
+        array([ True,  True, False])
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2 or values.shape[1] != len(maximize):
+        raise ValueError(f"values must be (n, {len(maximize)}); got shape {values.shape}")
+    # Turn every objective into one to minimise.
+    costs = np.where(np.asarray(maximize), -values, values)
+    # Pairwise, vectorised: O(n^2 m) memory is fine for the trial counts of a study.
+    no_worse = (costs[:, None, :] <= costs[None, :, :]).all(axis=2)
+    better = (costs[:, None, :] < costs[None, :, :]).any(axis=2)
+    dominates = no_worse & better  # [i, j]: i dominates j
+    return ~dominates.any(axis=0)
+
+
+def _feasible(trial: optuna.trial.FrozenTrial) -> bool:
+    constraints = trial.system_attrs.get("constraints")
+    return constraints is None or all(c <= 0 for c in constraints)
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per complete, feasible trial: objectives, ``params_*`` and energy
+    attributes, plus ``on_front`` marking the non-dominated ones."""
+    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    trials = [t for t in study.get_trials(deepcopy=False,
+                                          states=(optuna.trial.TrialState.COMPLETE,))
+              if _feasible(t)]
+    rows = []
+    for t in trials:
+        row: dict = {"trial": t.number}
+        row.update(zip(names, t.values))
+        row.update({f"params_{k}": v for k, v in t.params.items()})
+        row.update({k: t.user_attrs[k] for k in ENERGY_ATTRS
+                    if k in t.user_attrs and k not in names})
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=None if rows else ["trial", *names])
+    maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
+    frame["on_front"] = (non_dominated(frame[names].to_numpy(), maximize)
+                         if len(frame) else pd.Series(dtype=bool))
+    return frame
+
+
+def pareto_front(study: optuna.Study) -> pd.DataFrame:
+    """The non-dominated complete trials of a multi-objective study, as a table.
+
+    Columns: ``trial`` (its number), each objective by name, ``params_<name>`` for each
+    parameter, and the energy attributes the trials recorded (meter, estimate flag,
+    per-device joules, CO2, test accuracy). Sorted by the first objective, best first.
+    Infeasible trials (a positive constraint) are never on the front.
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study(directions=["maximize", "minimize"])
+        >>> study.set_metric_names(["accuracy", "energy_j"])
+        >>> for acc, energy in [(0.9, 10.0), (0.8, 5.0), (0.7, 6.0)]:
+        ...     study.add_trial(optuna.trial.create_trial(values=[acc, energy]))
+        >>> pareto_front(study)[["trial", "accuracy", "energy_j"]].to_dict("records")
+        [{'trial': 0, 'accuracy': 0.9, 'energy_j': 10.0}, {'trial': 1, 'accuracy': 0.8, 'energy_j': 5.0}]
+    """
+    frame = trials_frame(study)
+    front = frame[frame["on_front"]].drop(columns="on_front")
+    first = front.columns[1] if len(front.columns) > 1 else "trial"
+    ascending = study.directions[0] != optuna.study.StudyDirection.MAXIMIZE
+    return front.sort_values([first, "trial"], ascending=[ascending, True]).reset_index(
+        drop=True)

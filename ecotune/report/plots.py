@@ -1,0 +1,108 @@
+"""Drawing: Plotly figures from the plain data of :mod:`ecotune.report.front`."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import optuna
+import pandas as pd
+import plotly.graph_objects as go
+
+from ecotune.report.front import trials_frame
+
+__all__ = ["ParetoPlotData", "pareto_plot_data", "pareto_figure", "energy_label"]
+
+_UNITS = {"energy_j": "J", "duration_s": "s", "co2_g": "g CO2-eq", "accuracy": "0-1"}
+
+
+class ParetoPlotData(NamedTuple):
+    """What the Pareto plot shows: every feasible complete trial, and which axes."""
+
+    frame: pd.DataFrame  # trials_frame(study): objectives, params_*, attributes, on_front
+    x: str  # objective on the horizontal axis
+    y: str  # objective on the vertical axis
+    x_label: str
+    y_label: str
+    title: str
+
+
+def energy_label(frame: pd.DataFrame) -> str:
+    """How the energy figures were obtained, e.g. ``estimate, codecarbon``."""
+    if "energy_meter" not in frame or frame.empty:
+        return "meter unknown"
+    meters = sorted(set(frame["energy_meter"].dropna()))
+    estimate = bool(frame.get("energy_is_estimate", pd.Series([True])).fillna(True).any())
+    return f"{'estimate' if estimate else 'measured'}, {'/'.join(meters) or 'unknown'}"
+
+
+def _axis_label(name: str, frame: pd.DataFrame) -> str:
+    unit = _UNITS.get(name)
+    label = f"{name} ({unit})" if unit else name
+    if name in ("energy_j", "co2_g"):
+        label += f" [{energy_label(frame)}]"
+    return label
+
+
+def pareto_plot_data(study: optuna.Study, x: str | None = None,
+                     y: str | None = None) -> ParetoPlotData:
+    """Choose the axes (default: accuracy up, the first other objective across) and
+    gather the trials."""
+    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    if len(names) < 2:
+        raise ValueError("a Pareto plot needs a study with at least two objectives")
+    if y is None:
+        y = "accuracy" if "accuracy" in names else names[0]
+    if x is None:
+        x = next(name for name in names if name != y)
+    for axis in (x, y):
+        if axis not in names:
+            raise ValueError(f"{axis!r} is not an objective of this study; expected {names}")
+    frame = trials_frame(study)
+    return ParetoPlotData(frame, x, y, _axis_label(x, frame), _axis_label(y, frame),
+                          f"{study.study_name}: Pareto front of {y} against {x}")
+
+
+def _hover(frame: pd.DataFrame) -> list[str]:
+    columns = [c for c in frame.columns if c.startswith("params_")]
+    extra = [c for c in ("test_accuracy", "energy_meter") if c in frame]
+    lines = []
+    for _, row in frame.iterrows():
+        parts = [f"trial {row['trial']}"]
+        parts += [f"{c.removeprefix('params_')} = {row[c]:.4g}" if isinstance(row[c], float)
+                  else f"{c.removeprefix('params_')} = {row[c]}" for c in columns]
+        parts += [f"{c} = {row[c]:.4g}" if isinstance(row[c], float) else f"{c} = {row[c]}"
+                  for c in extra]
+        lines.append("<br>".join(parts))
+    return lines
+
+
+def pareto_figure(data: ParetoPlotData, color_by: str | None = None) -> go.Figure:
+    """Scatter of every trial, the front highlighted and joined; hover shows parameters.
+
+    ``color_by`` names a parameter (e.g. ``"width"``) to colour the points by.
+    """
+    frame = data.frame
+    fig = go.Figure()
+    others = frame[~frame["on_front"]] if len(frame) else frame
+    front = frame[frame["on_front"]].sort_values(data.x) if len(frame) else frame
+    color_column = f"params_{color_by}" if color_by else None
+    if color_column and color_column not in frame:
+        raise ValueError(f"cannot colour by {color_by!r}: not a parameter of this study")
+    for part, name, symbol in ((others, "dominated", "circle-open"),
+                               (front, "Pareto front", "diamond")):
+        marker: dict = {"size": 9 if name == "dominated" else 12, "symbol": symbol}
+        if color_column:
+            marker.update(color=part[color_column], colorscale="Viridis",
+                          showscale=name == "Pareto front", colorbar={"title": color_by})
+        else:
+            marker.update(color="#9aa0a6" if name == "dominated" else "#1a7f37")
+        fig.add_trace(go.Scatter(
+            x=part[data.x], y=part[data.y], mode="markers", name=name, marker=marker,
+            text=_hover(part), hovertemplate="%{text}<extra></extra>"))
+    if len(front) > 1:
+        fig.add_trace(go.Scatter(x=front[data.x], y=front[data.y], mode="lines",
+                                 line={"color": "#1a7f37", "shape": "hv", "dash": "dot"},
+                                 showlegend=False, hoverinfo="skip"))
+    fig.update_layout(title=data.title, xaxis_title=data.x_label, yaxis_title=data.y_label,
+                      template="plotly_white", legend={"orientation": "h", "y": -0.2})
+    return fig

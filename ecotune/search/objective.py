@@ -1,0 +1,95 @@
+"""The built-in trainer as an Optuna objective: sample knobs, train in a meter window,
+return the study's objectives and record everything else as trial user attributes."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import optuna
+
+from ecotune.data import load_data
+from ecotune.search.measure import measure
+from ecotune.spec import CategoricalParam, FloatParam, IntParam, StudySpec
+from ecotune.training import TrainConfig, TrainResult, train
+
+__all__ = ["BuiltinObjective", "suggest_knobs", "FAIL_REASON_ATTR"]
+
+FAIL_REASON_ATTR = "fail_reason"
+
+
+def suggest_knobs(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
+    """Sample every knob of ``spec.search_space`` on ``trial``."""
+    knobs: dict[str, Any] = {}
+    for name, param in spec.search_space.items():
+        if isinstance(param, CategoricalParam):
+            knobs[name] = trial.suggest_categorical(name, list(param.choices))
+        elif isinstance(param, IntParam):
+            knobs[name] = trial.suggest_int(name, param.low, param.high, step=param.step,
+                                            log=param.log)
+        elif isinstance(param, FloatParam):
+            knobs[name] = trial.suggest_float(name, param.low, param.high, step=param.step,
+                                              log=param.log)
+    return knobs
+
+
+def data_options(spec: StudySpec) -> dict[str, Any]:
+    """Keyword arguments of ``load_data`` for the spec's data set."""
+    data = spec.data
+    options: dict[str, Any] = {"val_fraction": data.val_fraction,
+                               "test_fraction": data.test_fraction}
+    if data.name == "fake":
+        options.update(n_samples=data.n_samples, image_shape=data.image_shape,
+                       n_classes=data.n_classes)
+    return options
+
+
+def train_config(spec: StudySpec, knobs: dict[str, Any]) -> TrainConfig:
+    """The spec's training settings with the sampled ``knobs`` applied."""
+    model, training = spec._with_knobs(knobs)
+    return TrainConfig(model=model.name, width=model.width, **training.model_dump())
+
+
+class BuiltinObjective:
+    """Objective for ``study.optimize`` that trains the spec's model on the spec's data.
+
+    Every trial trains from the same seed (``study.seed``, default 0), so trials differ by
+    their knobs, not by their initial weights or batch order.
+    """
+
+    def __init__(self, spec: StudySpec) -> None:
+        self.spec = spec
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        try:
+            return self._run(trial)
+        except Exception as err:
+            # Optuna records the trial as failed; say why where a user will see it.
+            trial.set_user_attr(FAIL_REASON_ATTR, f"{type(err).__name__}: {err}")
+            raise
+
+    def _run(self, trial: optuna.Trial) -> tuple[float, ...]:
+        spec = self.spec
+        config = train_config(spec, suggest_knobs(trial, spec))
+        data = load_data(spec.data.name, **data_options(spec))
+        with measure(trial, meter=spec.energy.meter, country=spec.energy.country) as m:
+            result = train(data, config, seed=spec.study.seed or 0)
+        record_result(trial, result)
+        values = {
+            "accuracy": result.val_accuracy,
+            "energy_j": m.energy_j,
+            "duration_s": m.duration_s,
+            "co2_g": m.co2_g,
+        }
+        return tuple(float(values[name]) for name in spec.study.objectives)
+
+
+def record_result(trial: optuna.Trial, result: TrainResult) -> None:
+    """Store what training produced, beside the objectives, as user attributes."""
+    trial.set_user_attr("test_accuracy", result.test_accuracy)
+    trial.set_user_attr("val_accuracy", result.val_accuracy)
+    trial.set_user_attr("activation_density", result.activation_density)
+    trial.set_user_attr("n_params", result.n_params)
+    trial.set_user_attr("epochs_run", result.epochs_run)
+    trial.set_user_attr("stop_reason", result.stop_reason)
+    trial.set_user_attr("learning_curve", [dataclasses.asdict(r) for r in result.curve])

@@ -1,0 +1,82 @@
+"""``run(spec)``: a whole study from a spec, with the built-in trainer."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import optuna
+
+from ecotune.search.objective import BuiltinObjective
+from ecotune.search.study import create_study
+from ecotune.spec import StudySpec, load_spec
+
+__all__ = ["run", "prepare", "planned_trials", "DEFAULT_N_TRIALS", "SPEC_ATTR"]
+
+#: Trials per run when the spec gives no n_trials (the grid sampler: the whole grid).
+DEFAULT_N_TRIALS = 20
+#: Study user attribute holding the spec of the latest run, as JSON-able data.
+SPEC_ATTR = "ecotune.spec"
+
+Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+
+
+def planned_trials(spec: StudySpec) -> int:
+    """How many trials one run of ``spec`` adds."""
+    if spec.study.n_trials is not None:
+        return spec.study.n_trials
+    if spec.study.sampler.name == "grid":
+        return math.prod(len(values) for values in spec.grid().values())
+    return DEFAULT_N_TRIALS
+
+
+def prepare(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
+            **overrides: Any) -> tuple[StudySpec, optuna.Study]:
+    """Validate ``spec`` with ``overrides``, then create or load its study.
+
+    Everything that can be wrong with the spec is reported before storage is touched.
+    """
+    spec = load_spec(spec).with_overrides(**overrides)
+    study = create_study(
+        study_name=spec.study.name,
+        storage=spec.study.storage,
+        sampler=spec.study.sampler.name,
+        objectives=spec.study.objectives,
+        seed=spec.study.seed,
+        grid=spec.grid() if spec.study.sampler.name == "grid" else None,
+        sampler_options=spec.study.sampler.options,
+    )
+    study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
+    return spec, study
+
+
+def run(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
+        callbacks: Sequence[Callback] = (), **overrides: Any) -> optuna.Study:
+    """Run the study a spec describes and return it.
+
+    Args:
+        spec: a :class:`StudySpec`, a study-file path or an equivalent dict.
+        callbacks: called after each trial with ``(study, frozen_trial)``.
+        **overrides: study settings replacing the spec's: ``n_trials``, ``sampler``,
+            ``storage``, ``study_name``, ``seed``.
+
+    Running again on the same storage and study name adds trials to that study. A trial
+    that raises ends as failed, with the reason in its ``fail_reason`` attribute; the
+    study goes on.
+
+    Example:
+        >>> study = run({"study": {"name": "doc-run", "storage": "sqlite:///:memory:",
+        ...                        "n_trials": 2, "sampler": "random", "seed": 0},
+        ...              "model": {"name": "mlp"}, "training": {"epochs": 1},
+        ...              "energy": {"meter": "cputime"},
+        ...              "search_space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2,
+        ...                                      "log": True}}})
+        >>> len(study.trials), study.metric_names
+        (2, ['accuracy', 'energy_j'])
+    """
+    spec, study = prepare(spec, **overrides)
+    study.optimize(BuiltinObjective(spec), n_trials=planned_trials(spec),
+                   catch=(Exception,), callbacks=list(callbacks))
+    return study

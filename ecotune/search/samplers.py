@@ -1,0 +1,50 @@
+"""Samplers by name. The Python API also takes any ``optuna.samplers.BaseSampler``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+
+__all__ = ["SAMPLER_NAMES", "make_sampler"]
+
+SAMPLER_NAMES = ("grid", "random", "tpe")
+
+
+def make_sampler(
+    sampler: str | optuna.samplers.BaseSampler,
+    seed: int | None = None,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> optuna.samplers.BaseSampler:
+    """An Optuna sampler for ``sampler`` (a name, or a sampler object returned as is).
+
+    Args:
+        sampler: ``"grid"``, ``"random"``, ``"tpe"`` or a sampler object.
+        seed: makes the sampler's choices repeatable.
+        grid: the grid sampler's values per parameter (required for ``"grid"``).
+        options: extra keyword arguments for the sampler's constructor.
+
+    Example:
+        >>> type(make_sampler("tpe", seed=1)).__name__
+        'TPESampler'
+    """
+    if isinstance(sampler, optuna.samplers.BaseSampler):
+        return sampler
+    options = dict(options or {})
+    try:
+        if sampler == "grid":
+            if not grid:
+                raise ValueError("the grid sampler needs a grid: values for each parameter")
+            return optuna.samplers.GridSampler({k: list(v) for k, v in grid.items()},
+                                               seed=seed, **options)
+        if sampler == "random":
+            return optuna.samplers.RandomSampler(seed=seed, **options)
+        if sampler == "tpe":
+            # multivariate: models parameters jointly; better on the small spaces used here.
+            options.setdefault("multivariate", True)
+            return optuna.samplers.TPESampler(seed=seed, **options)
+    except TypeError as err:
+        raise ValueError(f"sampler {sampler!r}: bad option ({err})") from None
+    raise ValueError(f"unknown sampler {sampler!r}; expected one of {list(SAMPLER_NAMES)}")

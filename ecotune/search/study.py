@@ -1,0 +1,113 @@
+"""Create (or load) an Optuna study whose objectives are ecotune's named objectives."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+import warnings
+from typing import Any
+
+import optuna
+
+from ecotune.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
+from ecotune.search.samplers import make_sampler
+
+__all__ = ["create_study", "StudyMismatchError", "DEFAULT_STORAGE"]
+
+DEFAULT_STORAGE = "sqlite:///ecotune.db"
+#: Study user attribute naming the objectives, so reports can read them back.
+OBJECTIVES_ATTR = "ecotune.objectives"
+
+
+class StudyMismatchError(ValueError):
+    """An existing study has other objectives than the ones asked for."""
+
+
+def _directions(objectives: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
+    if isinstance(objectives, Mapping):
+        pairs = dict(objectives)
+    else:
+        unknown = [name for name in objectives if name not in OBJECTIVES]
+        if unknown:
+            raise ValueError(
+                f"unknown objective {unknown[0]!r}; expected one of {sorted(OBJECTIVES)}, "
+                "or pass a mapping {name: 'maximize' | 'minimize'} for objectives of your own"
+            )
+        pairs = {name: OBJECTIVES[name].direction for name in objectives}
+    if not pairs:
+        raise ValueError("a study needs at least one objective")
+    for name, direction in pairs.items():
+        if direction not in ("maximize", "minimize"):
+            raise ValueError(f"objective {name!r}: direction must be 'maximize' or 'minimize' "
+                             f"(got {direction!r})")
+    return pairs
+
+
+def create_study(
+    study_name: str,
+    storage: str | optuna.storages.BaseStorage | None = DEFAULT_STORAGE,
+    sampler: str | optuna.samplers.BaseSampler = "tpe",
+    objectives: Sequence[str] | Mapping[str, str] = DEFAULT_OBJECTIVES,
+    seed: int | None = None,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    sampler_options: Mapping[str, Any] | None = None,
+    load_if_exists: bool = True,
+) -> optuna.Study:
+    """Create an Optuna study over named objectives, or load it if it exists.
+
+    The result is a plain ``optuna.Study`` in plain Optuna storage: directions and metric
+    names are set, so every Optuna tool and optuna-dashboard work on it unchanged.
+    Loading an existing study with other objectives is an error, never a silent change.
+
+    Args:
+        study_name: the study's name in storage.
+        storage: a database URL (default ``sqlite:///ecotune.db``), a storage object, or
+            None for in-memory.
+        sampler: ``"grid"``, ``"random"``, ``"tpe"``, or any Optuna sampler object.
+        objectives: ecotune objective names (default accuracy and energy_j), or a mapping
+            ``{name: "maximize" | "minimize"}``.
+        seed: the sampler's seed.
+        grid: values per parameter, for the grid sampler.
+        sampler_options: extra keyword arguments for the sampler.
+        load_if_exists: add to an existing study of that name (default) rather than fail.
+
+    Example:
+        >>> study = create_study("doc", storage=None, sampler="random", seed=0)
+        >>> study.metric_names, [d.name for d in study.directions]
+        (['accuracy', 'energy_j'], ['MAXIMIZE', 'MINIMIZE'])
+    """
+    directions = _directions(objectives)
+    sampler_obj = make_sampler(sampler, seed=seed, grid=grid, options=sampler_options)
+    # One storage object for the check and the study: one database connection pool.
+    storage_obj = optuna.storages.get_storage(storage)
+    if load_if_exists:
+        _check_existing(study_name, storage_obj, directions)
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage_obj,
+        sampler=sampler_obj,
+        directions=list(directions.values()),
+        load_if_exists=load_if_exists,
+    )
+    if study.metric_names is None:
+        with warnings.catch_warnings():
+            # Experimental since Optuna 3.2 but the only way to name objectives.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(directions))
+        study.set_user_attr(OBJECTIVES_ATTR, directions)
+    return study
+
+
+def _check_existing(study_name: str, storage: Any, directions: dict[str, str]) -> None:
+    try:
+        existing = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return  # no such study yet
+    names = existing.metric_names
+    wanted = list(directions)
+    got_directions = [d.name.lower() for d in existing.directions]
+    if (names is not None and names != wanted) or got_directions != list(directions.values()):
+        raise StudyMismatchError(
+            f"study {study_name!r} already exists with objectives "
+            f"{names or got_directions}, not {wanted}: choose another study name "
+            "(nothing was changed)"
+        )

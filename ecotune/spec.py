@@ -1,0 +1,423 @@
+"""The study file: parse a TOML file (or a dict) into a validated :class:`StudySpec`.
+
+Validation is done by pydantic, which gives every error a field path for free; this module
+turns pydantic's report into one :class:`SpecError` whose message names the path and what was
+expected, e.g. ``search_space.lr.low: must be > 0 with log = true (got 0.0)``.
+
+A spec is pure data: nothing here touches storage, data or torch, so a bad file is rejected
+before anything is created.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ecotune.objectives import OBJECTIVES
+
+__all__ = [
+    "SpecError",
+    "StudySpec",
+    "load_spec",
+    "KNOBS",
+    "SAMPLERS",
+    "DATASETS",
+    "MODELS",
+]
+
+#: Names of the samplers a study file may ask for.
+SAMPLERS = ("grid", "random", "tpe")
+#: Data sets and models of the built-in trainer.
+DATASETS = ("digits", "fake")
+MODELS = ("mlp", "cnn")
+#: Knobs the built-in trainer applies; the search space may sample any of them.
+KNOBS = (
+    "width",
+    "lr",
+    "batch_size",
+    "epochs",
+    "optimizer",
+    "weight_decay",
+    "eat_lambda",
+    "eat_sigma",
+)
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+DEFAULT_STORAGE = "sqlite:///ecotune.db"
+
+
+class SpecError(ValueError):
+    """A study file or spec dict is invalid. The message names the field path(s)."""
+
+
+class _Strict(BaseModel):
+    # extra="forbid": an unknown key is an error (a typo must not be silently ignored);
+    # strict: "10" is not an int, 1 is not a bool.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SamplerSpec(_Strict):
+    """A sampler by name, with options passed to it (e.g. ``n_startup_trials`` for tpe)."""
+
+    name: Literal["grid", "random", "tpe"] = "tpe"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class StudySection(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    storage: str = DEFAULT_STORAGE
+    sampler: SamplerSpec = SamplerSpec()
+    n_trials: int | None = Field(default=None, gt=0)
+    objectives: tuple[str, ...] = ("accuracy", "energy_j")
+    seed: int | None = None
+
+    @field_validator("sampler", mode="before")
+    @classmethod
+    def _sampler_by_name(cls, value: Any) -> Any:
+        # `sampler = "tpe"` is shorthand for `[study.sampler] name = "tpe"`.
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _objectives_list(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("objectives")
+    @classmethod
+    def _known_objectives(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("needs at least one objective")
+        unknown = [name for name in value if name not in OBJECTIVES]
+        if unknown:
+            raise ValueError(
+                f"unknown objective {unknown[0]!r}; expected some of {sorted(OBJECTIVES)}"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("lists an objective twice")
+        return value
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if not scheme:
+            raise ValueError(
+                f"expected a database URL such as {DEFAULT_STORAGE!r} (got {value!r})"
+            )
+        return value
+
+
+class DataSection(_Strict):
+    name: Literal["digits", "fake"] = "digits"
+    # `fake` only: torchvision FakeData's size, image shape (C, H, W) and classes.
+    n_samples: int = Field(default=1000, gt=0)
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+    n_classes: int = Field(default=10, ge=2)
+    # Fractions of the data held out for validation (the search's accuracy) and test.
+    val_fraction: float = Field(default=0.2, gt=0, lt=1)
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+
+    @field_validator("image_shape", mode="before")
+    @classmethod
+    def _shape_list(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("image_shape")
+    @classmethod
+    def _positive_shape(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        if min(value) <= 0:
+            raise ValueError(f"every dimension must be > 0 (got {list(value)})")
+        return value
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> DataSection:
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError(
+                "val_fraction + test_fraction must be < 0.9 so that training data remains "
+                f"(got {self.val_fraction} + {self.test_fraction})"
+            )
+        return self
+
+
+class ModelSection(_Strict):
+    name: Literal["mlp", "cnn"] = "cnn"
+    width: float = Field(default=1.0, gt=0, le=16)
+
+
+class TrainingSection(_Strict):
+    epochs: int = Field(default=10, gt=0, le=10_000)
+    batch_size: int = Field(default=64, gt=0)
+    lr: float = Field(default=0.01, gt=0)
+    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    weight_decay: float = Field(default=0.0, ge=0)
+    eat_lambda: float = Field(default=0.0, ge=0)
+    eat_sigma: float = Field(default=1e-4, gt=0)
+    # torch threads per trial: more threads than cores made small models 15-20x slower here.
+    threads: int = Field(default=1, gt=0, le=256)
+
+    @field_validator("lr", "weight_decay", "eat_lambda", "eat_sigma", mode="before")
+    @classmethod
+    def _int_is_a_float(cls, value: Any) -> Any:
+        # TOML distinguishes 1 from 1.0; a user writing `eat_lambda = 1` means a float.
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class EnergySection(_Strict):
+    # ISO 3166-1 alpha-3 code of the grid whose carbon intensity converts energy to CO2.
+    country: str = Field(default="USA", pattern=r"^[A-Z]{3}$")
+    meter: Literal["auto", "codecarbon", "cputime"] = "auto"
+
+
+Number = Union[int, float]
+
+
+class FloatParam(_Strict):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = Field(default=None, gt=0)
+    grid: tuple[float, ...] | None = None
+
+    @field_validator("low", "high", "step", mode="before")
+    @classmethod
+    def _int_is_a_float(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _grid_floats(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return tuple(float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                         for v in value)
+        return value
+
+    @model_validator(mode="after")
+    def _range(self) -> FloatParam:
+        _check_range(self.low, self.high, self.log, self.step, self.grid)
+        return self
+
+
+class IntParam(_Strict):
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = Field(default=1, gt=0)
+    grid: tuple[int, ...] | None = None
+
+    @field_validator("grid", mode="before")
+    @classmethod
+    def _grid_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _range(self) -> IntParam:
+        _check_range(self.low, self.high, self.log, None if self.step == 1 else self.step,
+                     self.grid)
+        return self
+
+    def values(self) -> list[int]:
+        """Every value of the range, for the grid sampler when no explicit grid is given."""
+        return list(range(self.low, self.high + 1, self.step))
+
+
+class CategoricalParam(_Strict):
+    type: Literal["categorical"]
+    choices: tuple[Union[bool, int, float, str], ...]
+
+    @field_validator("choices", mode="before")
+    @classmethod
+    def _choices_tuple(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("choices")
+    @classmethod
+    def _non_empty(cls, value: tuple) -> tuple:
+        if not value:
+            raise ValueError("needs at least one choice")
+        if len(set(map(repr, value))) != len(value):
+            raise ValueError(f"lists a choice twice: {list(value)}")
+        return value
+
+
+Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
+
+
+def _check_range(low: Number, high: Number, log: bool, step: Number | None,
+                 grid: tuple | None) -> None:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"low and high must be finite (got low={low}, high={high})")
+    if low > high:
+        raise ValueError(f"low must be <= high (got low={low}, high={high})")
+    if log and low <= 0:
+        raise ValueError(f"low must be > 0 with log = true (got {low})")
+    if log and step is not None:
+        raise ValueError("step and log = true cannot be used together")
+    if grid is not None:
+        if not grid:
+            raise ValueError("grid needs at least one value")
+        outside = [v for v in grid if not low <= v <= high]
+        if outside:
+            raise ValueError(f"grid value {outside[0]} is outside [{low}, {high}]")
+
+
+class StudySpec(_Strict):
+    """A whole study: what to search, how, and where to store it.
+
+    Build one with :func:`load_spec`; every field has a default except ``study.name``.
+    """
+
+    study: StudySection
+    data: DataSection = DataSection()
+    model: ModelSection = ModelSection()
+    training: TrainingSection = TrainingSection()
+    energy: EnergySection = EnergySection()
+    search_space: dict[str, Param] = Field(default_factory=dict)
+
+    @field_validator("search_space")
+    @classmethod
+    def _known_knobs(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if name not in KNOBS:
+                raise ValueError(f"unknown knob {name!r}; expected one of {list(KNOBS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _knob_values_are_valid(self) -> StudySpec:
+        # A sampled knob must still make a valid training config: check its range edges.
+        for name, param in self.search_space.items():
+            for value in _edge_values(param):
+                try:
+                    self._with_knobs({name: value})
+                except SpecError as err:
+                    raise ValueError(f"search_space.{name}: {err}") from None
+        if self.study.sampler.name == "grid":
+            if not self.search_space:
+                raise ValueError("the grid sampler needs a non-empty search_space")
+            for name, param in self.search_space.items():
+                if isinstance(param, FloatParam) and param.grid is None:
+                    raise ValueError(
+                        f"search_space.{name}: the grid sampler needs `grid = [...]` for a "
+                        "float parameter (or make it categorical)"
+                    )
+        return self
+
+    def grid(self) -> dict[str, list]:
+        """The grid sampler's grid: explicit `grid` lists, categorical choices, int ranges."""
+        grid: dict[str, list] = {}
+        for name, param in self.search_space.items():
+            if isinstance(param, CategoricalParam):
+                grid[name] = list(param.choices)
+            elif param.grid is not None:
+                grid[name] = list(param.grid)
+            elif isinstance(param, IntParam):
+                grid[name] = param.values()
+        return grid
+
+    def with_overrides(self, **overrides: Any) -> StudySpec:
+        """A copy with study-level fields replaced (``n_trials``, ``sampler``, ``storage``,
+        ``study_name``, ``seed``), re-validated. ``None`` values are ignored."""
+        study = self.study.model_dump()
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            field = "name" if key == "study_name" else key
+            if field not in StudySection.model_fields:
+                raise SpecError(f"{key}: not a study setting that can be overridden")
+            study[field] = value
+        raw = self.model_dump()
+        raw["study"] = study
+        return load_spec(raw)
+
+    def _with_knobs(self, knobs: Mapping[str, Any]) -> tuple[ModelSection, TrainingSection]:
+        """The model and training sections with sampled knob values applied (validated)."""
+        model = self.model.model_dump()
+        training = self.training.model_dump()
+        for name, value in knobs.items():
+            (model if name == "width" else training)[name] = value
+        try:
+            return ModelSection(**model), TrainingSection(**training)
+        except ValidationError as err:
+            raise SpecError(_format_errors(err, prefix="")) from None
+
+
+def _edge_values(param: Any) -> list:
+    if isinstance(param, CategoricalParam):
+        return list(param.choices)
+    if param.grid is not None:
+        return list(param.grid)
+    return [param.low, param.high]
+
+
+def _format_errors(err: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for item in err.errors():
+        # Drop pydantic's union-member tags (e.g. "float") so the path reads like the file.
+        loc = [str(p) for p in item["loc"] if p not in ("float", "int", "categorical")
+               and not str(p).startswith("function-")]
+        path = prefix + ".".join(loc) if loc else (prefix.rstrip(".") or "study file")
+        msg = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif item["type"] == "missing":
+            msg = "required but missing"
+        elif "input" in item and item["type"] not in ("value_error",):
+            msg = f"{msg} (got {item['input']!r})"
+        lines.append(f"{path}: {msg}")
+    return "; ".join(lines)
+
+
+def load_spec(source: str | os.PathLike | Mapping[str, Any] | StudySpec) -> StudySpec:
+    """Parse and validate a study file (TOML path) or an equivalent dict.
+
+    Raises:
+        SpecError: the file cannot be read, is not TOML, or a field is invalid; the message
+            names each offending field path and what was expected.
+
+    Example:
+        >>> spec = load_spec({"study": {"name": "demo", "n_trials": 4},
+        ...                   "search_space": {"lr": {"type": "float", "low": 1e-3,
+        ...                                           "high": 0.1, "log": True}}})
+        >>> spec.study.sampler.name, spec.study.objectives
+        ('tpe', ('accuracy', 'energy_j'))
+        >>> load_spec({"study": {"name": "demo", "n_trials": -1}})
+        Traceback (most recent call last):
+        ...
+        ecotune.spec.SpecError: study.n_trials: Input should be greater than 0 (got -1)
+    """
+    if isinstance(source, StudySpec):
+        return source
+    if isinstance(source, Mapping):
+        raw: Any = source
+        where = ""
+    else:
+        path = Path(source)
+        where = f"{path}: "
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise SpecError(f"{path}: cannot read the study file ({err.strerror})") from None
+        except UnicodeDecodeError:
+            raise SpecError(f"{path}: the study file is not UTF-8 text") from None
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise SpecError(f"{path}: not valid TOML: {err}") from None
+    try:
+        return StudySpec.model_validate(raw)
+    except ValidationError as err:
+        raise SpecError(where + _format_errors(err)) from None
