@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         raise BadInput(str(err)) from None
     except Exception as err:  # the storage could not be opened
         raise BadInput(f"storage {overrides['storage'] or 'from the study file'}: "
-                       f"{type(err).__name__}: {err}") from None
+                       f"{_one_line(err)}") from None
 
     n_trials = planned_trials(spec)
     before = len(study.trials)
@@ -110,6 +110,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         paths = write_report(study, out)
         console.print(f"report: {', '.join(str(p) for p in paths.values())}", highlight=False)
     return 0
+
+
+def _one_line(err: Exception) -> str:
+    """The first line of an error (SQLAlchemy appends a second one with a web link)."""
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {first}"
 
 
 def _trial_summary(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> str:
@@ -156,7 +162,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     try:
         summaries = optuna.get_all_study_summaries(storage)
     except Exception as err:
-        raise BadInput(f"storage {storage}: {type(err).__name__}: {err}") from None
+        raise BadInput(f"storage {storage}: {_one_line(err)}") from None
     names = [s.study_name for s in summaries]
     name = args.study_name
     if name is None:

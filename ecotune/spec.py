@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from ecotune.energy.carbon import carbon_intensity_g_per_kwh
 from ecotune.objectives import OBJECTIVES
 
 __all__ = [
@@ -180,6 +181,12 @@ class EnergySection(_Strict):
     country: str = Field(default="USA", pattern=r"^[A-Z]{3}$")
     meter: Literal["auto", "codecarbon", "cputime"] = "auto"
 
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        carbon_intensity_g_per_kwh(value)  # raises ValueError naming the code
+        return value
+
 
 Number = Union[int, float]
 
@@ -304,7 +311,8 @@ class StudySpec(_Strict):
                 try:
                     self._with_knobs({name: value})
                 except SpecError as err:
-                    raise ValueError(f"search_space.{name}: {err}") from None
+                    raise ValueError(f"search_space.{name}: value {value!r} is not a valid "
+                                     f"{name}: {err}") from None
         if self.study.sampler.name == "grid":
             if not self.search_space:
                 raise ValueError("the grid sampler needs a non-empty search_space")
@@ -352,7 +360,7 @@ class StudySpec(_Strict):
         try:
             return ModelSection(**model), TrainingSection(**training)
         except ValidationError as err:
-            raise SpecError(_format_errors(err, prefix="")) from None
+            raise SpecError(_format_errors(err, with_path=False)) from None
 
 
 def _edge_values(param: Any) -> list:
@@ -363,21 +371,21 @@ def _edge_values(param: Any) -> list:
     return [param.low, param.high]
 
 
-def _format_errors(err: ValidationError, prefix: str = "") -> str:
+def _format_errors(err: ValidationError, with_path: bool = True) -> str:
     lines = []
     for item in err.errors():
         # Drop pydantic's union-member tags (e.g. "float") so the path reads like the file.
         loc = [str(p) for p in item["loc"] if p not in ("float", "int", "categorical")
                and not str(p).startswith("function-")]
-        path = prefix + ".".join(loc) if loc else (prefix.rstrip(".") or "study file")
         msg = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             msg = "unknown key"
         elif item["type"] == "missing":
             msg = "required but missing"
-        elif "input" in item and item["type"] not in ("value_error",):
+        elif "input" in item and item["type"] != "value_error" and with_path:
             msg = f"{msg} (got {item['input']!r})"
-        lines.append(f"{path}: {msg}")
+        # A whole-spec check has no location: its message names the path itself.
+        lines.append(f"{'.'.join(loc)}: {msg}" if loc and with_path else msg)
     return "; ".join(lines)
 
 

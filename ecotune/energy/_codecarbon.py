@@ -47,7 +47,7 @@ def _shared_tracker(country: str, measure_power_secs: float):
     return OfflineEmissionsTracker(
         country_iso_code=country,
         log_level="error",
-        save_to_file=False,
+        output_methods=[],  # ecotune stores the figures itself: no emissions.csv
         measure_power_secs=measure_power_secs,
         # "process": the CPU load of this process, not of the whole machine.
         tracking_mode="process",

@@ -51,7 +51,7 @@ class EATPenalty:
         >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
         >>> with EATPenalty(net, lam=1.0, sigma=1e-4) as eat:
         ...     logits = net(torch.randn(3, 4))
-        ...     0.0 <= float(eat.penalty()) <= 1.0
+        ...     0.0 <= float(eat.penalty().detach()) <= 1.0
         True
     """
 

@@ -1,0 +1,163 @@
+"""The `ecotune` command, run as a real process."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import run_cli
+
+STUDY = """
+[study]
+name = "cli"
+n_trials = 3
+sampler = "tpe"
+seed = 1
+
+[model]
+name = "mlp"
+
+[training]
+epochs = 2
+
+[search_space]
+lr = { type = "float", low = 1e-3, high = 3e-2, log = true }
+width = { type = "categorical", choices = [0.25, 0.5] }
+"""
+
+
+def _trial_count(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("select count(*) from trials").fetchone()[0]
+
+
+@pytest.fixture
+def study_file(tmp_path: Path) -> Path:
+    path = tmp_path / "cli.toml"
+    path.write_text(STUDY)
+    return path
+
+
+def test_run_writes_database_and_report_then_adds_trials(tmp_path: Path,
+                                                         study_file: Path) -> None:
+    first = run_cli("run", str(study_file), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    db = tmp_path / "ecotune.db"
+    assert _trial_count(db) == 3
+    assert "Pareto front of cli" in first.stdout and "estimate, codecarbon" in first.stdout
+    report = tmp_path / "ecotune-report" / "cli"
+    front_csv = pd.read_csv(report / "front.csv")
+    front_json = json.loads((report / "front.json").read_text())
+    assert front_json["objectives"] == {"accuracy": "maximize", "energy_j": "minimize"}
+    assert front_json["energy"] == "estimate, codecarbon"
+    assert sorted(r["trial"] for r in front_json["front"]) == sorted(front_csv["trial"])
+    assert {"accuracy", "energy_j", "params_lr", "energy_meter"} <= set(front_csv.columns)
+    html = (report / "pareto.html").read_text()
+    assert "plotly" in html and len(html) > 1_000_000  # plotly.js embedded: works offline
+    assert "<script src=\"http" not in html  # no script fetched from a CDN
+
+    second = run_cli("run", str(study_file), "--n-trials", "2", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "3 trial(s) stored, adding 2" in second.stdout
+    assert _trial_count(db) == 5
+
+
+def test_run_overrides_storage_and_name(tmp_path: Path, study_file: Path) -> None:
+    result = run_cli("run", str(study_file), "--storage", "sqlite:///other.db",
+                     "--study-name", "renamed", "--n-trials", "1", "--sampler", "random",
+                     "--out", "rep", "--no-report", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _trial_count(tmp_path / "other.db") == 1
+    assert not (tmp_path / "ecotune.db").exists() and not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "args", "message"),
+    [
+        (lambda s: s.replace('sampler = "tpe"', 'sampler = "cmaes"'), [],
+         "study.sampler.name: Input should be"),
+        (lambda s: s.replace("n_trials = 3", 'n_trials = "3"'), [],
+         "study.n_trials: Input should be a valid integer"),
+        (lambda s: s + "\n[energy]\ncountry = \"XYZ\"\n", [], "energy.country"),
+        (lambda s: s.replace("[model]", "[modle]"), [], "modle: unknown key"),
+        (lambda s: s.replace("low = 1e-3", "low = 0.0"), [], "search_space.lr: low must be > 0"),
+        (lambda s: "[study\n", [], "not valid TOML"),
+        (lambda s: s, ["--sampler", "anneal"], "study.sampler.name"),
+        (lambda s: s, ["--n-trials", "0"], "--n-trials must be > 0"),
+        (lambda s: s, ["--storage", "ecotune.db"], "study.storage: expected a database URL"),
+        (lambda s: s, ["--storage", "sqlite:///no/such/dir/x.db"], "storage"),
+    ],
+)
+def test_bad_input_exits_2_and_creates_nothing(tmp_path: Path, study_file: Path, edit, args,
+                                               message: str) -> None:
+    study_file.write_text(edit(STUDY))
+    result = run_cli("run", str(study_file), *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1  # one line, no traceback
+    assert not (tmp_path / "ecotune.db").exists()
+    assert not (tmp_path / "ecotune-report").exists()
+
+
+def test_missing_study_file_exits_2(tmp_path: Path) -> None:
+    result = run_cli("run", "nope.toml", cwd=tmp_path)
+    assert result.returncode == 2 and "cannot read the study file" in result.stderr
+
+
+def test_bad_input_leaves_an_existing_study_unchanged(tmp_path: Path,
+                                                      study_file: Path) -> None:
+    assert run_cli("run", str(study_file), "--n-trials", "1", "--no-report",
+                   cwd=tmp_path).returncode == 0
+    db = tmp_path / "ecotune.db"
+    before = db.read_bytes()
+    changed = STUDY.replace('objectives', 'x') + '\n'
+    study_file.write_text(changed.replace("[study]", '[study]\nobjectives = ["accuracy"]'))
+    result = run_cli("run", str(study_file), cwd=tmp_path)
+    assert result.returncode == 2 and "already exists with objectives" in result.stderr
+    assert db.read_bytes() == before
+
+
+def test_report_command(tmp_path: Path, study_file: Path) -> None:
+    assert run_cli("run", str(study_file), "--no-report", cwd=tmp_path).returncode == 0
+    result = run_cli("report", "--storage", "sqlite:///ecotune.db", "--study-name", "cli",
+                     "--out", "out", "--no-png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        "pareto.html", "front.csv", "front.json"}
+    # Without --study-name, the only study is used; a missing database is not created.
+    assert run_cli("report", "--no-png", cwd=tmp_path).returncode == 0
+    missing = run_cli("report", "--storage", "sqlite:///missing.db", cwd=tmp_path)
+    assert missing.returncode == 2 and "no such database file" in missing.stderr
+    assert not (tmp_path / "missing.db").exists()
+    unknown = run_cli("report", "--study-name", "nope", cwd=tmp_path)
+    assert unknown.returncode == 2 and "no study 'nope'" in unknown.stderr
+
+
+def test_png_export_with_a_real_browser(tmp_path: Path, study_file: Path) -> None:
+    from ecotune.report import png_export_available
+
+    if not png_export_available():
+        pytest.skip("no Chromium for kaleido (CI installs it)")
+    assert run_cli("run", str(study_file), cwd=tmp_path).returncode == 0
+    png = tmp_path / "ecotune-report" / "cli" / "pareto.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_quickstart_study_file_is_valid() -> None:
+    from ecotune import load_spec
+
+    root = Path(__file__).resolve().parents[1]
+    for path in (root / "studies").glob("*.toml"):
+        tomllib.loads(path.read_text())
+        load_spec(path)
+
+
+def test_python_dash_m_and_help() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0 and "run" in result.stdout and "report" in result.stdout
+    assert run_cli("frobnicate").returncode == 2

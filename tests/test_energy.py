@@ -1,0 +1,133 @@
+"""Meters measure windows; trials carry labelled, positive energy attributes."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+
+import ecotune
+from ecotune.energy import (
+    CodeCarbonMeter,
+    CpuTimeMeter,
+    MeterError,
+    carbon_intensity_g_per_kwh,
+    co2_g_for,
+    get_meter,
+)
+from ecotune.energy.carbon import J_PER_KWH
+
+ENERGY_KEYS = {"energy_j", "cpu_energy_j", "gpu_energy_j", "ram_energy_j", "duration_s",
+               "co2_g", "energy_meter", "energy_is_estimate"}
+
+
+def _busy(n: int = 300_000) -> int:
+    return sum(i * i for i in range(n))
+
+
+def test_codecarbon_window_is_labelled_and_consistent() -> None:
+    meter = CodeCarbonMeter(country="DEU")
+    with meter.window() as w:
+        _busy()
+    m = w.measurement
+    assert m.meter == "codecarbon"
+    # No RAPL or NVML here: CodeCarbon models the CPU and RAM, so it is an estimate.
+    assert m.is_estimate is True
+    assert m.energy_j > 0 and m.cpu_j > 0 and m.ram_j > 0
+    assert m.gpu_j is None  # no GPU: not measured, not 0
+    assert math.isclose(m.energy_j, m.cpu_j + m.ram_j, rel_tol=1e-6)
+    assert math.isclose(m.co2_g, co2_g_for(m.energy_j, "DEU"), rel_tol=1e-3)
+
+
+def test_codecarbon_windows_share_one_tracker() -> None:
+    from ecotune.energy._codecarbon import _shared_tracker
+
+    a, b = CodeCarbonMeter("FRA"), CodeCarbonMeter("FRA")
+    for meter in (a, b):
+        with meter.window():
+            _busy(1000)
+    assert _shared_tracker.cache_info().currsize >= 1
+    assert a._tracker() is b._tracker()
+
+
+def test_cputime_meter_counts_cpu_seconds() -> None:
+    meter = CpuTimeMeter(watts_per_core=10.0, country="FRA")
+    with meter.window() as w:
+        _busy()
+    m = w.measurement
+    assert (m.meter, m.is_estimate, m.ram_j, m.gpu_j) == ("cputime", True, None, None)
+    # CPU-bound work on one thread: CPU seconds close to wall seconds.
+    assert 0.5 * m.duration_s * 10 < m.energy_j <= 1.1 * m.duration_s * 10 + 0.05
+    assert m.co2_g == pytest.approx(m.energy_j / J_PER_KWH * carbon_intensity_g_per_kwh("FRA"))
+
+
+def test_window_misuse_is_an_error() -> None:
+    meter = CpuTimeMeter()
+    with pytest.raises(MeterError, match="no open window"):
+        meter.stop()
+    meter.start()
+    with pytest.raises(MeterError, match="already open"):
+        meter.start()
+    meter.stop()
+
+
+def test_window_closes_when_the_work_fails() -> None:
+    meter = CpuTimeMeter()
+    with pytest.raises(ZeroDivisionError):
+        with meter.window():
+            1 / 0
+    meter.start()  # not still open
+    meter.stop()
+
+
+def test_get_meter_choices_and_errors() -> None:
+    assert get_meter("auto").name == "codecarbon"
+    assert get_meter("auto") is get_meter("auto")  # one per process
+    with pytest.raises(MeterError, match="unknown meter 'rapl2'"):
+        get_meter("rapl2")
+    with pytest.raises(ValueError, match="unknown country code 'ZZZ'"):
+        get_meter("cputime", country="ZZZ")
+
+
+def test_carbon_intensity_orders_countries() -> None:
+    assert carbon_intensity_g_per_kwh("FRA") < carbon_intensity_g_per_kwh("POL")
+    assert co2_g_for(J_PER_KWH, "USA") == pytest.approx(carbon_intensity_g_per_kwh("USA"))
+    assert co2_g_for(J_PER_KWH, "USA", pue=1.5) == pytest.approx(
+        1.5 * carbon_intensity_g_per_kwh("USA"))
+
+
+def test_measure_records_positive_labelled_attributes_on_the_trial() -> None:
+    study = ecotune.create_study("m", storage=None, sampler="random", seed=0)
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        trial.suggest_int("n", 1, 3)
+        with ecotune.measure(trial) as m:
+            _busy()
+        return 0.5, m.energy_j
+
+    study.optimize(objective, n_trials=2)
+    for trial in study.trials:
+        attrs = trial.user_attrs
+        assert ENERGY_KEYS <= set(attrs)
+        assert attrs["energy_j"] > 0 and attrs["duration_s"] > 0 and attrs["co2_g"] > 0
+        assert attrs["energy_meter"] == "codecarbon" and attrs["energy_is_estimate"] is True
+        assert attrs["gpu_energy_j"] is None
+        assert trial.values[1] == attrs["energy_j"]
+
+
+def test_measure_records_a_failed_window_too() -> None:
+    study = ecotune.create_study("f", storage=None, sampler="random")
+    trial = study.ask()
+    with pytest.raises(RuntimeError):
+        with ecotune.measure(trial, meter="cputime"):
+            _busy(10_000)
+            raise RuntimeError("boom")
+    assert trial.user_attrs["energy_meter"] == "cputime"
+    assert trial.user_attrs["energy_j"] >= 0
+
+
+def test_reading_figures_inside_the_window_is_an_error() -> None:
+    with ecotune.measure(meter="cputime") as m:
+        with pytest.raises(RuntimeError, match="still open"):
+            _ = m.energy_j
