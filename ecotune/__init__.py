@@ -18,20 +18,39 @@ Example:
 
 from __future__ import annotations
 
-from ecotune.report import pareto_front, write_report
-from ecotune.search import create_study, measure, run
-from ecotune.spec import SpecError, StudySpec, load_spec
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "SpecError",
-    "StudySpec",
-    "__version__",
-    "create_study",
-    "load_spec",
-    "measure",
-    "pareto_front",
-    "run",
-    "write_report",
-]
+# Public names and the module that defines each. They are imported on first use, so that
+# `import ecotune` (and `ecotune --help`) does not pay for torch, plotly and pandas.
+_EXPORTS = {
+    "SpecError": "ecotune.spec",
+    "StudySpec": "ecotune.spec",
+    "load_spec": "ecotune.spec",
+    "create_study": "ecotune.search",
+    "measure": "ecotune.search",
+    "run": "ecotune.search",
+    "pareto_front": "ecotune.report",
+    "write_report": "ecotune.report",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+if TYPE_CHECKING:
+    from ecotune.report import pareto_front, write_report
+    from ecotune.search import create_study, measure, run
+    from ecotune.spec import SpecError, StudySpec, load_spec
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'ecotune' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -11,17 +11,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import optuna
+from typing import TYPE_CHECKING
+
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ecotune import __version__
-from ecotune.report import pareto_front, safe_name, write_report
-from ecotune.report.plots import energy_label
-from ecotune.search import StudyMismatchError, planned_trials, prepare
-from ecotune.search.objective import BuiltinObjective
-from ecotune.spec import DEFAULT_STORAGE, SpecError
+from ecotune.spec import DEFAULT_STORAGE, SpecError, load_spec
+
+if TYPE_CHECKING:
+    import optuna
+
+# torch, optuna, plotly and pandas are imported inside the commands that need them, so
+# that `--help` and a bad study file answer at once rather than after ~3 s of imports.
 
 __all__ = ["main"]
 
@@ -63,7 +64,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # exits with status 2 on a bad command line
     console = Console()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         if args.command == "run":
             return _run(args, console)
@@ -80,8 +80,22 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     overrides = {"n_trials": args.n_trials, "sampler": args.sampler, "storage": args.storage,
                  "study_name": args.study_name}
     try:
-        spec, study = prepare(args.study_file, **overrides)
-    except (SpecError, StudyMismatchError) as err:
+        spec = load_spec(args.study_file).with_overrides(**overrides)
+    except SpecError as err:
+        raise BadInput(str(err)) from None
+
+    import optuna
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn)
+
+    from ecotune.report import safe_name, write_report
+    from ecotune.search import StudyMismatchError, planned_trials, prepare
+    from ecotune.search.objective import BuiltinObjective
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        spec, study = prepare(spec)
+    except StudyMismatchError as err:
         raise BadInput(str(err)) from None
     except Exception as err:  # the storage could not be opened
         raise BadInput(f"storage {overrides['storage'] or 'from the study file'}: "
@@ -119,7 +133,7 @@ def _one_line(err: Exception) -> str:
 
 
 def _trial_summary(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> str:
-    if trial.state != optuna.trial.TrialState.COMPLETE:
+    if trial.state.name != "COMPLETE":
         reason = trial.user_attrs.get("fail_reason", "")
         return f"trial {trial.number} {trial.state.name.lower()} {reason}"[:80]
     values = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, trial.values))
@@ -128,13 +142,18 @@ def _trial_summary(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> str
 
 def _print_failures(study: optuna.Study, first: int, console: Console) -> None:
     for trial in study.trials[first:]:
-        if trial.state == optuna.trial.TrialState.FAIL:
+        if trial.state.name == "FAIL":
             console.print(f"[yellow]trial {trial.number} failed:[/] "
                           f"{trial.user_attrs.get('fail_reason', 'unknown reason')}",
                           highlight=False)
 
 
 def _print_front(study: optuna.Study, console: Console) -> None:
+    from rich.table import Table
+
+    from ecotune.report import pareto_front
+    from ecotune.report.plots import energy_label
+
     front = pareto_front(study)
     names = study.metric_names or []
     table = Table(title=f"Pareto front of {study.study_name} ({len(front)} trial(s); "
@@ -153,6 +172,11 @@ def _cell(value: object) -> str:
 
 
 def _report(args: argparse.Namespace, console: Console) -> int:
+    import optuna
+
+    from ecotune.report import safe_name, write_report
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = args.storage
     if storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
         # Opening a missing SQLite file would create it: refuse instead.

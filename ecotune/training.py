@@ -115,15 +115,18 @@ def train(
             for start in range(0, n_train, config.batch_size):
                 idx = order[start:start + config.batch_size]
                 x, y = data.x_train[idx], data.y_train[idx]
-                loss = loss_fn(model(x), y) + eat.penalty()
-                if not torch.isfinite(loss):
+                loss = loss_fn(model(x), y)
+                if eat.active:
+                    loss = loss + eat.penalty()
+                loss_value = loss.item()  # one read per batch serves the check and the sum
+                if not math.isfinite(loss_value):
                     raise FloatingPointError(
-                        f"training loss became {loss.item()} at epoch {epoch} "
+                        f"training loss became {loss_value} at epoch {epoch} "
                         f"(lr={config.lr}, optimizer={config.optimizer})")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                loss_sum += loss.item() * len(idx)
+                loss_sum += loss_value * len(idx)
                 n_seen += len(idx)
             record = EpochRecord(epoch, loss_sum / n_seen, accuracy(model, data.x_val, data.y_val),
                                  time.perf_counter() - t0_s)

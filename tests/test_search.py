@@ -66,7 +66,8 @@ def test_grid_sampler_visits_exactly_the_grid() -> None:
     assert visited == expected  # each grid point once, nothing else
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     # The knob reached training: epochs_run follows the sampled epochs.
-    assert all(t.user_attrs["epochs_run"] == t.params["epochs"] for t in study.trials)
+    assert all(t.user_attrs["training"]["epochs_run"] == t.params["epochs"]
+               for t in study.trials)
 
 
 def test_run_records_objectives_and_attributes() -> None:
@@ -75,11 +76,12 @@ def test_run_records_objectives_and_attributes() -> None:
     for trial in study.trials:
         assert trial.state == optuna.trial.TrialState.COMPLETE
         accuracy, energy_j = trial.values
-        assert accuracy == trial.user_attrs["val_accuracy"]
+        assert accuracy == trial.user_attrs["training"]["val_accuracy"]
         assert energy_j == trial.user_attrs["energy_j"] > 0
         assert trial.user_attrs["energy_meter"] == "codecarbon"
         assert 0 <= trial.user_attrs["test_accuracy"] <= 1
-        assert len(trial.user_attrs["learning_curve"]) == 2
+        curve = trial.user_attrs["training"]["learning_curve"]
+        assert [r["epoch"] for r in curve] == [1, 2] and curve[-1]["val_accuracy"] == accuracy
         assert trial.params["width"] in (0.25, 0.5)
 
 

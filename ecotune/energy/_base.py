@@ -37,9 +37,12 @@ class Measurement:
     meter: str
     is_estimate: bool
 
-    def as_attrs(self) -> dict[str, float | str | bool | None]:
-        """The record as flat, JSON-safe key/values (the names trials store them under)."""
-        return {
+    def as_attrs(self) -> dict[str, float | str | bool]:
+        """The record as flat, JSON-safe key/values (the names trials store them under).
+
+        Devices not measured are left out rather than stored as None.
+        """
+        attrs = {
             "energy_j": self.energy_j,
             "cpu_energy_j": self.cpu_j,
             "gpu_energy_j": self.gpu_j,
@@ -49,6 +52,7 @@ class Measurement:
             "energy_meter": self.meter,
             "energy_is_estimate": self.is_estimate,
         }
+        return {key: value for key, value in attrs.items() if value is not None}
 
 
 class Window:

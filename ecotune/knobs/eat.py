@@ -87,6 +87,11 @@ class EATPenalty:
         if module.training:
             self._terms.append(l0hat(output, self.sigma) / output.numel())
 
+    @property
+    def active(self) -> bool:
+        """Whether the penalty does anything (``lambda > 0``)."""
+        return self.lam > 0
+
     def penalty(self) -> torch.Tensor:
         """``lambda`` x the mean normalised l0hat over the hooked layers since the last
         call (then forgets them: call once per batch)."""

@@ -15,8 +15,9 @@ __all__ = ["non_dominated", "pareto_front", "trials_frame", "ENERGY_ATTRS"]
 
 #: Trial user attributes shown beside the objectives (those a trial has).
 ENERGY_ATTRS = ("energy_j", "cpu_energy_j", "gpu_energy_j", "ram_energy_j", "duration_s",
-                "co2_g", "energy_meter", "energy_is_estimate", "test_accuracy", "n_params",
-                "activation_density")
+                "co2_g", "energy_meter", "energy_is_estimate", "test_accuracy")
+#: Scalars of the built-in trainer's ``training`` attribute shown beside them.
+TRAINING_KEYS = ("n_params", "activation_density", "epochs_run", "stop_reason")
 
 
 def non_dominated(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
@@ -59,6 +60,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         row.update({f"params_{k}": v for k, v in t.params.items()})
         row.update({k: t.user_attrs[k] for k in ENERGY_ATTRS
                     if k in t.user_attrs and k not in names})
+        training = t.user_attrs.get("training")
+        if isinstance(training, dict):
+            row.update({k: training[k] for k in TRAINING_KEYS if k in training})
         rows.append(row)
     frame = pd.DataFrame(rows, columns=None if rows else ["trial", *names])
     maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]

@@ -59,7 +59,7 @@ def measure(
     """Measure the enclosed work and record the figures on ``trial``'s user attributes.
 
     The attributes are ``energy_j``, ``cpu_energy_j``, ``gpu_energy_j``, ``ram_energy_j``
-    (None where not measured), ``duration_s``, ``co2_g``, ``energy_meter`` and
+    (each device only where it was measured), ``duration_s``, ``co2_g``, ``energy_meter`` and
     ``energy_is_estimate``. If the work raises, the window is still closed and recorded.
 
     Example:

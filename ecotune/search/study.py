@@ -10,6 +10,7 @@ import optuna
 
 from ecotune.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from ecotune.search.samplers import make_sampler
+from ecotune.search.storage import open_storage
 
 __all__ = ["create_study", "StudyMismatchError", "DEFAULT_STORAGE"]
 
@@ -78,7 +79,7 @@ def create_study(
     directions = _directions(objectives)
     sampler_obj = make_sampler(sampler, seed=seed, grid=grid, options=sampler_options)
     # One storage object for the check and the study: one database connection pool.
-    storage_obj = optuna.storages.get_storage(storage)
+    storage_obj = open_storage(storage)
     if load_if_exists:
         _check_existing(study_name, storage_obj, directions)
     study = optuna.create_study(
