@@ -36,7 +36,17 @@ _EXPORTS = {
     "write_report": "ecotune.report",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "SpecError",
+    "StudySpec",
+    "__version__",
+    "create_study",
+    "load_spec",
+    "measure",
+    "pareto_front",
+    "run",
+    "write_report",
+]
 
 if TYPE_CHECKING:
     from ecotune.report import pareto_front, write_report

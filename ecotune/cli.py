@@ -10,7 +10,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -85,8 +84,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         raise BadInput(str(err)) from None
 
     import optuna
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from ecotune.report import safe_name, write_report
     from ecotune.search import StudyMismatchError, planned_trials, prepare

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
+import tomllib
 from pydantic import (
     BaseModel,
     ConfigDict,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import tomllib
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import tomllib
 
 from tests.conftest import run_cli
 

@@ -85,8 +85,9 @@ def pareto_front(study: optuna.Study) -> pd.DataFrame:
         >>> study.set_metric_names(["accuracy", "energy_j"])
         >>> for acc, energy in [(0.9, 10.0), (0.8, 5.0), (0.7, 6.0)]:
         ...     study.add_trial(optuna.trial.create_trial(values=[acc, energy]))
-        >>> pareto_front(study)[["trial", "accuracy", "energy_j"]].to_dict("records")
-        [{'trial': 0, 'accuracy': 0.9, 'energy_j': 10.0}, {'trial': 1, 'accuracy': 0.8, 'energy_j': 5.0}]
+        >>> front = pareto_front(study)
+        >>> front["trial"].tolist(), front["accuracy"].tolist(), front["energy_j"].tolist()
+        ([0, 1], [0.9, 0.8], [10.0, 5.0])
     """
     frame = trials_frame(study)
     front = frame[frame["on_front"]].drop(columns="on_front")
