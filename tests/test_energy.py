@@ -131,3 +131,29 @@ def test_reading_figures_inside_the_window_is_an_error() -> None:
     with ecotune.measure(meter="cputime") as m:
         with pytest.raises(RuntimeError, match="still open"):
             _ = m.energy_j
+
+
+def test_laps_are_cumulative_and_add_up_to_the_window() -> None:
+    meter = CpuTimeMeter(watts_per_core=10.0)
+    meter.start()
+    _busy(100_000)
+    first = meter.lap()
+    _busy(100_000)
+    second = meter.lap()
+    total = meter.stop()
+    assert 0 < first.energy_j < second.energy_j <= total.energy_j
+    assert first.duration_s < second.duration_s <= total.duration_s
+    assert total.meter == "cputime" and total.ram_j is None
+    with pytest.raises(MeterError, match="no open window"):
+        meter.lap()
+
+
+def test_codecarbon_laps_add_up() -> None:
+    meter = CodeCarbonMeter(country="USA")
+    meter.start()
+    _busy(100_000)
+    lap = meter.lap()
+    _busy(100_000)
+    total = meter.stop()
+    assert 0 < lap.energy_j < total.energy_j
+    assert math.isclose(total.energy_j, total.cpu_j + total.ram_j, rel_tol=1e-6)
