@@ -42,8 +42,8 @@ __all__ = [
 #: Names of the samplers a study file may ask for.
 SAMPLERS = ("grid", "random", "tpe")
 #: Data sets and models of the built-in trainer.
-DATASETS = ("digits", "fake")
-MODELS = ("mlp", "cnn")
+DATASETS = ("digits", "fake", "fashion_mnist", "mnist", "cifar10", "gtsrb")
+MODELS = ("mlp", "cnn", "resnet18", "mobilenet_v2")
 #: Knobs the built-in trainer applies; the search space may sample any of them.
 KNOBS = (
     "width",
@@ -54,6 +54,9 @@ KNOBS = (
     "weight_decay",
     "eat_lambda",
     "eat_sigma",
+    "freeze_at_epoch",
+    "low_precision_at_epoch",
+    "early_stopping_patience",
 )
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -122,14 +125,22 @@ class StudySection(_Strict):
 
 
 class DataSection(_Strict):
-    name: Literal["digits", "fake"] = "digits"
+    name: Literal["digits", "fake", "fashion_mnist", "mnist", "cifar10", "gtsrb"] = "digits"
     # `fake` only: torchvision FakeData's size, image shape (C, H, W) and classes.
     n_samples: int = Field(default=1000, gt=0)
     image_shape: tuple[int, int, int] = (1, 28, 28)
     n_classes: int = Field(default=10, ge=2)
-    # Fractions of the data held out for validation (the search's accuracy) and test.
-    val_fraction: float = Field(default=0.2, gt=0, lt=1)
+    # Share held out for validation (the search's accuracy); None: 0.2 for digits and fake,
+    # 0.1 of the original training split for the image sets.
+    val_fraction: float | None = Field(default=None, gt=0, lt=1)
+    # digits and fake only: share held out for test (the image sets keep their test split).
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    # Keep only this many training examples (a fixed random subset); None: all.
+    train_samples: int | None = Field(default=None, gt=0)
+    # Image sets: where their files are (default $ECOTUNE_DATA or ~/.cache/ecotune/data),
+    # and whether torchvision may download missing ones (needs internet).
+    root: str | None = None
+    download: bool = False
 
     @field_validator("image_shape", mode="before")
     @classmethod
@@ -145,16 +156,32 @@ class DataSection(_Strict):
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> DataSection:
-        if self.val_fraction + self.test_fraction >= 0.9:
+        val = self.val_fraction if self.val_fraction is not None else 0.2
+        if self.name in ("digits", "fake") and val + self.test_fraction >= 0.9:
             raise ValueError(
                 "val_fraction + test_fraction must be < 0.9 so that training data remains "
-                f"(got {self.val_fraction} + {self.test_fraction})"
+                f"(got {val} + {self.test_fraction})"
             )
         return self
 
+    def loader_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``ecotune.data.load_data`` for this section."""
+        options: dict[str, Any] = {"train_samples": self.train_samples}
+        if self.val_fraction is not None:
+            options["val_fraction"] = self.val_fraction
+        if self.name in ("digits", "fake"):
+            options["test_fraction"] = self.test_fraction
+        if self.name == "fake":
+            options.update(n_samples=self.n_samples, image_shape=self.image_shape,
+                           n_classes=self.n_classes)
+        else:
+            if self.name != "digits":
+                options.update(root=self.root, download=self.download)
+        return options
+
 
 class ModelSection(_Strict):
-    name: Literal["mlp", "cnn"] = "cnn"
+    name: Literal["mlp", "cnn", "resnet18", "mobilenet_v2"] = "cnn"
     width: float = Field(default=1.0, gt=0, le=16)
 
 
@@ -166,6 +193,10 @@ class TrainingSection(_Strict):
     weight_decay: float = Field(default=0.0, ge=0)
     eat_lambda: float = Field(default=0.0, ge=0)
     eat_sigma: float = Field(default=1e-4, gt=0)
+    # Runtime decisions (METHODS.md section 5): epochs counted from 1; None: never.
+    freeze_at_epoch: int | None = Field(default=None, ge=1)
+    low_precision_at_epoch: int | None = Field(default=None, ge=1)
+    early_stopping_patience: int | None = Field(default=None, ge=1)
     # torch threads per trial: more threads than cores made small models 15-20x slower here.
     threads: int = Field(default=1, gt=0, le=256)
 

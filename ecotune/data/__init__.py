@@ -11,29 +11,46 @@ from typing import Any
 
 from ecotune.data._digits import load_digits_splits
 from ecotune.data._fake import load_fake_splits
-from ecotune.data._splits import DataSplits, stratified_split
+from ecotune.data._splits import DataSplits, carve_validation, stratified_split
+from ecotune.data._vision import (
+    DataNotFoundError,
+    default_root,
+    load_cifar10_splits,
+    load_fashion_mnist_splits,
+    load_gtsrb_splits,
+    load_mnist_splits,
+)
 
-__all__ = ["DataSplits", "DATASETS", "load_data", "stratified_split"]
+__all__ = ["DataNotFoundError", "DataSplits", "DATASETS", "carve_validation", "default_root",
+           "load_data", "stratified_split"]
 
 DATASETS = {
     "digits": load_digits_splits,
     "fake": load_fake_splits,
+    "fashion_mnist": load_fashion_mnist_splits,
+    "mnist": load_mnist_splits,
+    "cifar10": load_cifar10_splits,
+    "gtsrb": load_gtsrb_splits,
 }
 
 
-def load_data(name: str, **options: Any) -> DataSplits:
+def load_data(name: str, train_samples: int | None = None, **options: Any) -> DataSplits:
     """Load data set ``name`` with ``options`` (cached per process).
+
+    Args:
+        train_samples: keep only this many (fixed, random) training examples.
 
     Raises:
         ValueError: unknown data set name.
+        DataNotFoundError: the files are not on disk (the message says where to put them).
     """
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; expected one of {sorted(DATASETS)}")
     # Lists are not hashable; the cache key takes tuples.
     key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
-    return _cached(name, key)
+    return _cached(name, key).limit_train(train_samples)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)
 def _cached(name: str, options: tuple) -> DataSplits:
     return DATASETS[name](**dict(options))

@@ -1,4 +1,8 @@
-"""Width-scalable networks of the built-in trainer. This layer knows nothing of Optuna."""
+"""Width-scalable networks of the built-in trainer. This layer knows nothing of Optuna.
+
+``mlp`` and ``cnn`` are ecotune's own small models; ``resnet18`` and ``mobilenet_v2`` are
+torchvision's architectures with the ``width`` knob (multiples of 8), freshly initialised.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ from torch import nn
 
 from ecotune.models._cnn import CNN
 from ecotune.models._mlp import MLP
+from ecotune.models._torchvision import ResNet18, mobilenet_v2_scaled
 from ecotune.models._width import scaled
+from ecotune.models.complexity import count_macs, count_parameters
 
-__all__ = ["CNN", "MLP", "MODELS", "build_model", "count_parameters", "scaled"]
+__all__ = ["CNN", "MLP", "MODELS", "ResNet18", "build_model", "count_macs", "count_parameters",
+           "mobilenet_v2_scaled", "scaled"]
 
-MODELS = {"mlp": MLP, "cnn": CNN}
+MODELS = {"mlp": MLP, "cnn": CNN, "resnet18": ResNet18, "mobilenet_v2": mobilenet_v2_scaled}
 
 
 def build_model(name: str, input_shape: tuple[int, int, int], n_classes: int,
@@ -25,8 +32,3 @@ def build_model(name: str, input_shape: tuple[int, int, int], n_classes: int,
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
     return MODELS[name](input_shape, n_classes, width=width)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -17,7 +17,7 @@ __all__ = ["non_dominated", "pareto_front", "trials_frame", "ENERGY_ATTRS"]
 ENERGY_ATTRS = ("energy_j", "cpu_energy_j", "gpu_energy_j", "ram_energy_j", "duration_s",
                 "co2_g", "energy_meter", "energy_is_estimate", "test_accuracy")
 #: Scalars of the built-in trainer's ``training`` attribute shown beside them.
-TRAINING_KEYS = ("n_params", "activation_density", "epochs_run", "stop_reason")
+TRAINING_KEYS = ("n_params", "macs", "activation_density", "epochs_run", "stop_reason")
 
 
 def non_dominated(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:

@@ -20,6 +20,15 @@ class MeasurementWindow:
 
     measurement: Measurement | None = None
 
+    def __init__(self, meter: Meter) -> None:
+        self._meter = meter
+
+    def energy_so_far_j(self) -> float:
+        """Energy measured since the window opened; the window stays open."""
+        if self.measurement is not None:
+            return self.measurement.energy_j
+        return self._meter.lap().energy_j
+
     def _get(self) -> Measurement:
         if self.measurement is None:
             raise RuntimeError("the measurement window is still open: read its figures "
@@ -69,7 +78,7 @@ def measure(
         ('cputime', True, True)
     """
     meter_obj = meter if isinstance(meter, Meter) else get_meter(meter, country)
-    window = MeasurementWindow()
+    window = MeasurementWindow(meter_obj)
     meter_obj.start()
     try:
         yield window

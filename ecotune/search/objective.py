@@ -36,17 +36,6 @@ def suggest_knobs(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
     return knobs
 
 
-def data_options(spec: StudySpec) -> dict[str, Any]:
-    """Keyword arguments of ``load_data`` for the spec's data set."""
-    data = spec.data
-    options: dict[str, Any] = {"val_fraction": data.val_fraction,
-                               "test_fraction": data.test_fraction}
-    if data.name == "fake":
-        options.update(n_samples=data.n_samples, image_shape=data.image_shape,
-                       n_classes=data.n_classes)
-    return options
-
-
 def train_config(spec: StudySpec, knobs: dict[str, Any]) -> TrainConfig:
     """The spec's training settings with the sampled ``knobs`` applied."""
     model, training = spec._with_knobs(knobs)
@@ -74,9 +63,10 @@ class BuiltinObjective:
     def _run(self, trial: optuna.Trial) -> tuple[float, ...]:
         spec = self.spec
         config = train_config(spec, suggest_knobs(trial, spec))
-        data = load_data(spec.data.name, **data_options(spec))
+        data = load_data(spec.data.name, **spec.data.loader_options())
         with measure(trial, meter=spec.energy.meter, country=spec.energy.country) as m:
-            result = train(data, config, seed=spec.study.seed or 0)
+            result = train(data, config, seed=spec.study.seed or 0,
+                           energy_so_far_j=m.energy_so_far_j)
         record_result(trial, result)
         values = {
             "accuracy": result.val_accuracy,
@@ -99,6 +89,7 @@ def record_result(trial: optuna.Trial, result: TrainResult) -> None:
         "val_accuracy": result.val_accuracy,
         "activation_density": result.activation_density,
         "n_params": result.n_params,
+        "macs": result.macs,
         "epochs_run": result.epochs_run,
         "stop_reason": result.stop_reason,
         "learning_curve": [dataclasses.asdict(r) for r in result.curve],
