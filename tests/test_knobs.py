@@ -1,0 +1,135 @@
+"""Each knob does what it claims: width, EAT on torchvision models, freezing, low
+precision, early stopping, per-epoch energy."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from ecotune.data import load_data
+from ecotune.knobs import EATPenalty, hidden_activation_modules
+from ecotune.models import build_model, count_macs
+from ecotune.training import StopTraining, TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def small_images():
+    return load_data("fake", n_samples=64, image_shape=(3, 16, 16), n_classes=4)
+
+
+@pytest.mark.parametrize(("model", "low", "high"), [("cnn", 0.2, 0.3), ("resnet18", 0.24, 0.26),
+                                                    ("mobilenet_v2", 0.25, 0.4)])
+def test_half_width_has_about_a_quarter_of_the_conv_macs(model: str, low: float,
+                                                         high: float) -> None:
+    shape = (1, 28, 28)
+    half = count_macs(build_model(model, shape, 10, width=0.5), shape)["conv"]
+    full = count_macs(build_model(model, shape, 10, width=1.0), shape)["conv"]
+    # Both ends of a conv scale with width, so MACs scale with its square; the first conv
+    # (fixed input channels) and depthwise convs scale linearly, hence the ranges.
+    assert low <= half / full <= high
+
+
+def test_torchvision_widths_are_multiples_of_8() -> None:
+    for model in ("resnet18", "mobilenet_v2"):
+        net = build_model(model, (3, 32, 32), 10, width=0.3)
+        convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+        assert all(c.out_channels % 8 == 0 for c in convs)
+
+
+@pytest.mark.parametrize("model", ["resnet18", "mobilenet_v2"])
+def test_eat_penalty_hooks_torchvision_models(model: str) -> None:
+    net = build_model(model, (3, 16, 16), 4, width=0.25)
+    kinds = {type(m) for m in hidden_activation_modules(net)}
+    assert kinds == ({nn.ReLU} if model == "resnet18" else {nn.ReLU6})
+    with EATPenalty(net, lam=1.0) as eat:
+        net.train()
+        logits = net(torch.rand(2, 3, 16, 16))
+        n_terms = len(eat._terms)
+        penalty = eat.penalty()
+        (logits.sum() + penalty).backward()  # differentiable through in-place activations
+    # ResNet-18 reuses its ReLU modules: every call is a hidden layer (1 stem + 2 per block).
+    assert n_terms == (17 if model == "resnet18" else 35)
+    assert 0.0 < float(penalty.detach()) <= 1.0
+    assert eat._handles == []  # hooks removed on exit
+
+
+@pytest.mark.parametrize("model", ["resnet18", "mobilenet_v2"])
+def test_eat_trains_torchvision_models(small_images, model: str) -> None:
+    config = TrainConfig(model=model, width=0.25, epochs=1, batch_size=32, eat_lambda=1.0)
+    result = train(small_images, config)
+    assert result.epochs_run == 1 and result.macs > 0
+
+
+def test_freezing_stops_updates_to_all_but_the_last_layer(small_images, monkeypatch) -> None:
+    import ecotune.training as training
+
+    built: list[nn.Module] = []
+    real_build = training.build_model
+    monkeypatch.setattr(training, "build_model",
+                        lambda *a, **k: built.append(real_build(*a, **k)) or built[0])
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_epoch(record) -> None:
+        snapshots[record.epoch] = copy.deepcopy(built[0].state_dict())
+
+    result = train(small_images, TrainConfig(model="cnn", epochs=3, freeze_at_epoch=2,
+                                             lr=0.01), on_epoch=on_epoch)
+    before, after = snapshots[1], snapshots[3]
+    last = [n for n, m in result.model.named_modules() if isinstance(m, nn.Linear)][-1]
+    for name, value in after.items():
+        if name.startswith(f"{last}."):
+            assert not torch.equal(value, before[name]), f"{name} should still learn"
+        else:  # weights, biases and BatchNorm running statistics alike
+            assert torch.equal(value, before[name]), f"{name} changed after freezing"
+    assert result.curve[1].decisions == ("freeze",)
+    assert result.curve[0].decisions == () and result.curve[2].decisions == ()
+
+
+def test_low_precision_really_computes_in_bfloat16(small_images, monkeypatch) -> None:
+    dtypes: list[torch.dtype] = []
+    import ecotune.training as training
+
+    real_build = training.build_model
+
+    def build_with_probe(*args, **kwargs):
+        net = real_build(*args, **kwargs)
+        conv = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
+        conv.register_forward_hook(
+            lambda m, i, o: dtypes.append(o.dtype) if m.training else None)
+        return net
+
+    monkeypatch.setattr(training, "build_model", build_with_probe)
+    n_batches = 2  # 64 examples x 0.6 train share / batch 32 -> 2 batches per epoch
+    result = train(small_images, TrainConfig(model="cnn", epochs=2, batch_size=32,
+                                             low_precision_at_epoch=2))
+    assert dtypes[:n_batches] == [torch.float32] * n_batches
+    assert dtypes[n_batches:] == [torch.bfloat16] * n_batches
+    assert result.curve[1].decisions == ("low_precision",)
+
+
+def test_early_stopping_with_patience_restores_the_best_epoch() -> None:
+    data = load_data("digits")
+    # lr = 0: nothing is learnt, so validation accuracy never improves after epoch 1.
+    result = train(data, TrainConfig(model="mlp", epochs=10, lr=0.0, optimizer="sgd",
+                                     early_stopping_patience=2))
+    assert result.stop_reason == "early_stopping"
+    assert result.epochs_run == 3
+    assert result.curve[-1].decisions == ("early_stop",)
+    assert result.val_accuracy == result.curve[0].val_accuracy
+
+
+def test_learning_curve_records_cumulative_energy_and_stop_training() -> None:
+    data = load_data("digits")
+    readings = iter([1.5, 3.0, 4.5, 6.0])
+
+    def stop_at_two(record) -> None:
+        if record.epoch == 2:
+            raise StopTraining("energy_budget")
+
+    result = train(data, TrainConfig(model="mlp", epochs=4), on_epoch=stop_at_two,
+                   energy_so_far_j=lambda: next(readings))
+    assert [r.energy_j for r in result.curve] == [1.5, 3.0]
+    assert result.stop_reason == "energy_budget" and result.epochs_run == 2
