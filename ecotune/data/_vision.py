@@ -92,7 +92,8 @@ def _mnist_like(name: str, folder: str, root: Path, val_fraction: float, downloa
                 (DEBIAN_FASHION_MNIST / f"{f}.gz").is_file() for f in _IDX_FILES):
             raw.mkdir(parents=True, exist_ok=True)
             for f in _IDX_FILES:
-                with gzip.open(DEBIAN_FASHION_MNIST / f"{f}.gz") as src, open(raw / f, "wb") as dst:
+                packed = DEBIAN_FASHION_MNIST / f"{f}.gz"
+                with gzip.open(packed) as src, open(raw / f, "wb") as dst:
                     shutil.copyfileobj(src, dst)
         elif download:
             import torchvision.datasets
