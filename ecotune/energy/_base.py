@@ -3,8 +3,8 @@
 Calling sequence (as in Zeus): ``meter.start()`` opens a window, ``meter.stop()`` closes it
 and returns a frozen record; ``meter.lap()`` returns the record of the window so far and
 keeps it open (per-epoch energy during training). ``with meter.window() as w: ...`` opens
-and closes one; ``w.measurement`` is set when the block ends. Opening a second window before closing the first, or closing
-one that was never opened, is an error that says so.
+and closes one; ``w.measurement`` is set when the block ends. Opening a second window
+before closing the first, or closing one that was never opened, is an error that says so.
 """
 
 from __future__ import annotations
