@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
     from ecotune.report import safe_name, write_report
     from ecotune.search import StudyMismatchError, planned_trials, prepare
-    from ecotune.search.objective import BuiltinObjective
+    from ecotune.search.runner import optimize
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -119,8 +119,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         def advance(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             progress.update(task, advance=1, last=_trial_summary(trial, spec.study.objectives))
 
-        study.optimize(BuiltinObjective(spec), n_trials=n_trials, catch=(Exception,),
-                       callbacks=[advance])
+        budget = optimize(spec, study, callbacks=[advance])
+    if budget is not None and budget.reached:
+        console.print(f"[yellow]study energy budget reached:[/] {budget.spent_j(study):.4g} J "
+                      f"spent of {budget.budget_j:.4g} J; no new trial started "
+                      f"({len(study.trials) - before} of {n_trials} added)", highlight=False)
     _print_failures(study, before, console)
     _print_front(study, console)
     if not args.no_report:
@@ -138,7 +141,7 @@ def _one_line(err: Exception) -> str:
 
 def _trial_summary(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> str:
     if trial.state.name != "COMPLETE":
-        reason = trial.user_attrs.get("fail_reason", "")
+        reason = trial.user_attrs.get("fail_reason", "")  # pruned trials have none
         return f"trial {trial.number} {trial.state.name.lower()} {reason}"[:80]
     values = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, trial.values))
     return f"trial {trial.number}: {values}"

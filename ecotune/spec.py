@@ -207,6 +207,39 @@ class TrainingSection(_Strict):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+class BudgetsSection(_Strict):
+    """Energy budgets on the search itself (None: no budget)."""
+
+    # A trial's training stops when its next epoch would take it past this; the trial is
+    # then infeasible (never on the front).
+    trial_energy_j: float | None = Field(default=None, gt=0)
+    # No new trial starts once the study's trials together have spent this much.
+    study_energy_j: float | None = Field(default=None, gt=0)
+
+    @field_validator("trial_energy_j", "study_energy_j", mode="before")
+    @classmethod
+    def _int_is_a_float(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class EarlyStoppingSection(_Strict):
+    """Energy-aware early stopping across trials (METHODS.md section 5)."""
+
+    enabled: bool = False
+    # Epochs a trial always runs before it may be stopped.
+    min_epochs: int = Field(default=2, ge=1)
+    # A front point must beat the predicted final point by this much in accuracy (absolute)
+    # and by this fraction in energy.
+    margin: float = Field(default=0.01, ge=0, lt=1)
+    # A stopped trial ends "pruned", or "complete" with its values at the stopping epoch.
+    on_stop: Literal["prune", "complete"] = "prune"
+
+    @field_validator("margin", mode="before")
+    @classmethod
+    def _int_is_a_float(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class EnergySection(_Strict):
     # ISO 3166-1 alpha-3 code of the grid whose carbon intensity converts energy to CO2.
     country: str = Field(default="USA", pattern=r"^[A-Z]{3}$")
@@ -324,6 +357,8 @@ class StudySpec(_Strict):
     model: ModelSection = ModelSection()
     training: TrainingSection = TrainingSection()
     energy: EnergySection = EnergySection()
+    budgets: BudgetsSection = BudgetsSection()
+    early_stopping: EarlyStoppingSection = EarlyStoppingSection()
     search_space: dict[str, Param] = Field(default_factory=dict)
 
     @field_validator("search_space")
@@ -344,6 +379,10 @@ class StudySpec(_Strict):
                 except SpecError as err:
                     raise ValueError(f"search_space.{name}: value {value!r} is not a valid "
                                      f"{name}: {err}") from None
+        if self.early_stopping.enabled and not {"accuracy", "energy_j"} <= set(
+                self.study.objectives):
+            raise ValueError("early_stopping needs the objectives accuracy and energy_j "
+                             f"(got {list(self.study.objectives)})")
         if self.study.sampler.name == "grid":
             if not self.search_space:
                 raise ValueError("the grid sampler needs a non-empty search_space")

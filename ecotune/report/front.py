@@ -42,8 +42,8 @@ def non_dominated(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
 
 
 def _feasible(trial: optuna.trial.FrozenTrial) -> bool:
-    constraints = trial.system_attrs.get("constraints")
-    return constraints is None or all(c <= 0 for c in constraints)
+    # Optuna's rule: feasible when every constraint value is zero or less.
+    return all(c <= 0 for c in trial.constraints.values())
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:

@@ -9,9 +9,11 @@ from typing import Any
 import optuna
 
 from ecotune.data import load_data
+from ecotune.search.budgets import TRIAL_BUDGET_KEY, TrialEnergyBudget
+from ecotune.search.early_stopping import EARLY_STOP, STOPPER_ATTR, EnergyAwareStopper
 from ecotune.search.measure import measure
 from ecotune.spec import CategoricalParam, FloatParam, IntParam, StudySpec
-from ecotune.training import TrainConfig, TrainResult, train
+from ecotune.training import EpochRecord, TrainConfig, TrainResult, train
 
 __all__ = ["BuiltinObjective", "suggest_knobs", "record_result", "FAIL_REASON_ATTR",
            "TRAINING_ATTR"]
@@ -55,6 +57,8 @@ class BuiltinObjective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         try:
             return self._run(trial)
+        except optuna.TrialPruned:
+            raise
         except Exception as err:
             # Optuna records the trial as failed; say why where a user will see it.
             trial.set_user_attr(FAIL_REASON_ATTR, f"{type(err).__name__}: {err}")
@@ -64,10 +68,31 @@ class BuiltinObjective:
         spec = self.spec
         config = train_config(spec, suggest_knobs(trial, spec))
         data = load_data(spec.data.name, **spec.data.loader_options())
+        budget = (TrialEnergyBudget(spec.budgets.trial_energy_j, config.epochs)
+                  if spec.budgets.trial_energy_j is not None else None)
+        stopper = (EnergyAwareStopper(trial.study, config.epochs, spec.early_stopping.margin,
+                                      spec.early_stopping.min_epochs, config.freeze_at_epoch,
+                                      config.low_precision_at_epoch)
+                   if spec.early_stopping.enabled else None)
+        watchers = [w for w in (budget, stopper) if w is not None]
+
+        def on_epoch(record: EpochRecord) -> None:
+            for watch in watchers:
+                watch(record)  # may raise StopTraining
+
         with measure(trial, meter=spec.energy.meter, country=spec.energy.country) as m:
-            result = train(data, config, seed=spec.study.seed or 0,
+            result = train(data, config, seed=spec.study.seed or 0, on_epoch=on_epoch,
                            energy_so_far_j=m.energy_so_far_j)
         record_result(trial, result)
+        if budget is not None:
+            trial.set_constraint(TRIAL_BUDGET_KEY,
+                                 budget.constraint_j(m.energy_j, result.epochs_run))
+        if stopper is not None:
+            trial.set_user_attr(STOPPER_ATTR, stopper.record())
+            if result.stop_reason == EARLY_STOP and spec.early_stopping.on_stop == "prune":
+                raise optuna.TrialPruned(
+                    f"predicted final point dominated by the front at epoch "
+                    f"{stopper.stopped_at_epoch}")
         values = {
             "accuracy": result.val_accuracy,
             "energy_j": m.energy_j,

@@ -9,11 +9,12 @@ from typing import Any
 
 import optuna
 
+from ecotune.search.budgets import StudyEnergyBudget
 from ecotune.search.objective import BuiltinObjective
 from ecotune.search.study import create_study
 from ecotune.spec import StudySpec, load_spec
 
-__all__ = ["run", "prepare", "planned_trials", "DEFAULT_N_TRIALS", "SPEC_ATTR"]
+__all__ = ["run", "prepare", "optimize", "planned_trials", "DEFAULT_N_TRIALS", "SPEC_ATTR"]
 
 #: Trials per run when the spec gives no n_trials (the grid sampler: the whole grid).
 DEFAULT_N_TRIALS = 20
@@ -77,6 +78,20 @@ def run(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
         (2, ['accuracy', 'energy_j'])
     """
     spec, study = prepare(spec, **overrides)
-    study.optimize(BuiltinObjective(spec), n_trials=planned_trials(spec),
-                   catch=(Exception,), callbacks=list(callbacks))
+    optimize(spec, study, callbacks)
     return study
+
+
+def optimize(spec: StudySpec, study: optuna.Study,
+             callbacks: Sequence[Callback] = ()) -> StudyEnergyBudget | None:
+    """Add ``planned_trials(spec)`` trials to ``study``, within the study energy budget.
+
+    Returns the budget (its ``reached`` says whether it ended the run), or None.
+    """
+    budget = (StudyEnergyBudget(spec.budgets.study_energy_j)
+              if spec.budgets.study_energy_j is not None else None)
+    if budget is not None and budget.exhausted(study):
+        return budget  # spent already: no new trial starts
+    study.optimize(BuiltinObjective(spec), n_trials=planned_trials(spec), catch=(Exception,),
+                   callbacks=[*callbacks, *([budget] if budget else [])])
+    return budget

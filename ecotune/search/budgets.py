@@ -1,0 +1,93 @@
+"""Energy budgets on the search: per trial (a constraint) and per study (a stop).
+
+- :class:`TrialEnergyBudget` watches a trial's learning curve and stops training before an
+  epoch that would take the trial past its budget. The trial is then infeasible: its
+  constraint ``trial_energy_j`` (Optuna's ``trial.set_constraint``: feasible when <= 0) is
+  the projected energy of the full training minus the budget, so it never reaches the
+  front, and constraint-aware samplers (TPE, NSGA-II, GP, random) learn to avoid it.
+- :func:`study_energy_j` adds up the energy every trial of a study has recorded (complete,
+  failed and pruned alike: that energy was spent); :class:`StudyEnergyBudget` stops the
+  study once the sum reaches the budget, so that no new trial starts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+
+from ecotune.training import EpochRecord, StopTraining
+
+__all__ = ["TrialEnergyBudget", "StudyEnergyBudget", "study_energy_j", "TRIAL_BUDGET_KEY",
+           "TRIAL_BUDGET_STOP"]
+
+TRIAL_BUDGET_KEY = "trial_energy_j"
+TRIAL_BUDGET_STOP = "trial_energy_budget"
+
+
+class TrialEnergyBudget:
+    """Stop a trial's training before it spends more than ``budget_j`` (an ``on_epoch``
+    watcher), and compute its constraint value afterwards.
+
+    Example:
+        >>> budget = TrialEnergyBudget(10.0, planned_epochs=5)
+        >>> budget(EpochRecord(1, 0.5, 0.8, 1.0, energy_j=4.0))
+        >>> budget(EpochRecord(2, 0.4, 0.9, 2.0, energy_j=8.0))
+        Traceback (most recent call last):
+        ...
+        ecotune.training.StopTraining: trial_energy_budget
+        >>> budget.constraint_j(8.0, epochs_run=2)  # 5 epochs x 4 J - 10 J
+        10.0
+    """
+
+    def __init__(self, budget_j: float, planned_epochs: int) -> None:
+        if not budget_j > 0:
+            raise ValueError(f"a trial energy budget must be > 0 joules (got {budget_j})")
+        self.budget_j = budget_j
+        self.planned_epochs = planned_epochs
+        self.stopped = False
+
+    def __call__(self, record: EpochRecord) -> None:
+        if record.energy_j is None:
+            raise ValueError("a trial energy budget needs the energy of every epoch")
+        per_epoch_j = record.energy_j / record.epoch
+        if record.epoch < self.planned_epochs and record.energy_j + per_epoch_j > self.budget_j:
+            self.stopped = True
+            raise StopTraining(TRIAL_BUDGET_STOP)
+
+    def constraint_j(self, energy_j: float, epochs_run: int) -> float:
+        """Projected energy of the planned training minus the budget (<= 0: feasible)."""
+        if self.stopped:
+            energy_j = energy_j / epochs_run * self.planned_epochs
+        return energy_j - self.budget_j
+
+
+def study_energy_j(study: optuna.Study) -> float:
+    """Energy every trial of ``study`` has recorded (``energy_j`` user attribute), joules."""
+    return math.fsum(t.user_attrs.get("energy_j", 0.0)
+                     for t in study.get_trials(deepcopy=False))
+
+
+class StudyEnergyBudget:
+    """A ``study.optimize`` callback: stop the study once it has spent ``budget_j``.
+
+    ``reached`` tells afterwards whether the budget ended the run.
+    """
+
+    def __init__(self, budget_j: float) -> None:
+        if not budget_j > 0:
+            raise ValueError(f"a study energy budget must be > 0 joules (got {budget_j})")
+        self.budget_j = budget_j
+        self.reached = False
+
+    def spent_j(self, study: optuna.Study) -> float:
+        return study_energy_j(study)
+
+    def exhausted(self, study: optuna.Study) -> bool:
+        """Whether the study has already spent its budget (check before starting)."""
+        self.reached = self.spent_j(study) >= self.budget_j
+        return self.reached
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.exhausted(study):
+            study.stop()

@@ -1,0 +1,148 @@
+"""Energy-aware early stopping for multi-objective studies.
+
+Optuna cannot prune multi-objective studies (``Trial.report`` raises there), so ecotune
+watches each trial's learning curve itself. After every epoch, :func:`predict_final`
+predicts where the trial will end, as (validation accuracy, training energy); if a trial
+already on the study's Pareto front beats that predicted point by a margin in both, the
+rest of the training cannot buy a point on the front, and training stops.
+
+The predictor (after Reguero et al. 2024, METHODS.md section 5, simplified):
+
+- energy: the energy spent so far plus, for each remaining epoch, the mean energy of a
+  full-precision unfrozen epoch times the mode multiplier of that epoch (0.77 once frozen,
+  0.93 in low precision, the paper's figures), so a planned freeze or precision switch is
+  priced in;
+- accuracy: a saturating curve ``acc(t) = a - b / t`` fitted by least squares to the
+  validation accuracies so far and read at the planned last epoch, clipped to the range
+  between the best accuracy seen and 1. (The paper fits an autoregressive model on the
+  last four epochs; with the 5-20 epochs of a search trial, the two-parameter curve is
+  steadier.)
+
+Every prediction is stored on the trial, so its error can be measured on the trials that
+ran to the end (:func:`ecotune.report.prediction_errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import optuna
+
+from ecotune.training import EpochRecord, StopTraining
+
+__all__ = ["Prediction", "predict_final", "EnergyAwareStopper", "EARLY_STOP",
+           "FREEZE_ENERGY_MULTIPLIER", "LOW_PRECISION_ENERGY_MULTIPLIER", "STOPPER_ATTR"]
+
+EARLY_STOP = "energy_aware_stop"
+STOPPER_ATTR = "early_stopping"
+FREEZE_ENERGY_MULTIPLIER = 0.77
+LOW_PRECISION_ENERGY_MULTIPLIER = 0.93
+
+
+class Prediction(NamedTuple):
+    epoch: int  # the epoch after which the prediction was made
+    accuracy: float  # predicted validation accuracy at the planned last epoch
+    energy_j: float  # predicted cumulative training energy at the planned last epoch
+
+
+def _multiplier(epoch: int, freeze_at: int | None, low_precision_at: int | None) -> float:
+    m = 1.0
+    if freeze_at is not None and epoch >= freeze_at:
+        m *= FREEZE_ENERGY_MULTIPLIER
+    if low_precision_at is not None and epoch >= low_precision_at:
+        m *= LOW_PRECISION_ENERGY_MULTIPLIER
+    return m
+
+
+def predict_final(curve: Sequence[EpochRecord], planned_epochs: int,
+                  freeze_at_epoch: int | None = None,
+                  low_precision_at_epoch: int | None = None) -> Prediction:
+    """Predict validation accuracy and cumulative energy at ``planned_epochs``.
+
+    Example:
+        >>> curve = [EpochRecord(t, 0.0, 0.9 - 0.4 / t, 0.0, energy_j=2.0 * t)
+        ...          for t in (1, 2, 3)]
+        >>> p = predict_final(curve, planned_epochs=10)
+        >>> round(p.accuracy, 3), round(p.energy_j, 3)
+        (0.86, 20.0)
+    """
+    if not curve or curve[-1].energy_j is None:
+        raise ValueError("predict_final needs a curve whose epochs carry energy_j")
+    epochs = np.array([r.epoch for r in curve], dtype=float)
+    accuracies = np.array([r.val_accuracy for r in curve])
+    spent_j = float(curve[-1].energy_j)
+    weights = sum(_multiplier(int(t), freeze_at_epoch, low_precision_at_epoch) for t in epochs)
+    per_full_epoch_j = spent_j / weights
+    remaining = range(int(epochs[-1]) + 1, planned_epochs + 1)
+    energy_j = spent_j + per_full_epoch_j * sum(
+        _multiplier(t, freeze_at_epoch, low_precision_at_epoch) for t in remaining)
+    if len(curve) >= 2:
+        design = np.column_stack([np.ones_like(epochs), -1.0 / epochs])
+        (a, b), *_ = np.linalg.lstsq(design, accuracies, rcond=None)
+        accuracy = a - b / planned_epochs
+    else:
+        accuracy = accuracies[-1]
+    accuracy = float(np.clip(accuracy, accuracies.max(), 1.0))
+    return Prediction(int(epochs[-1]), accuracy, energy_j)
+
+
+class EnergyAwareStopper:
+    """An ``on_epoch`` watcher that stops training when the predicted final point is
+    dominated, by ``margin``, by a trial on the study's current Pareto front.
+
+    Dominated by a margin: some front trial has accuracy >= predicted + margin and energy
+    <= predicted x (1 - margin).
+    """
+
+    def __init__(self, study: optuna.Study, planned_epochs: int, margin: float = 0.01,
+                 min_epochs: int = 2, freeze_at_epoch: int | None = None,
+                 low_precision_at_epoch: int | None = None) -> None:
+        names = study.metric_names or []
+        if "accuracy" not in names or "energy_j" not in names:
+            raise ValueError("energy-aware early stopping needs objectives named accuracy "
+                             f"and energy_j (got {names})")
+        self.study = study
+        self.planned_epochs = planned_epochs
+        self.margin = margin
+        self.min_epochs = min_epochs
+        self.freeze_at_epoch = freeze_at_epoch
+        self.low_precision_at_epoch = low_precision_at_epoch
+        self._acc = names.index("accuracy")
+        self._energy = names.index("energy_j")
+        self.predictions: list[Prediction] = []
+        self.stopped_at_epoch: int | None = None
+        self._curve: list[EpochRecord] = []
+
+    def front(self) -> np.ndarray:
+        """(accuracy, energy_j) of the study's complete, feasible, non-dominated trials."""
+        from ecotune.report.front import non_dominated
+
+        points = np.array([[t.values[self._acc], t.values[self._energy]]
+                           for t in self.study.get_trials(
+                               deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                           if all(c <= 0 for c in t.constraints.values())]).reshape(-1, 2)
+        return points[non_dominated(points, [True, False])] if len(points) else points
+
+    def __call__(self, record: EpochRecord) -> None:
+        if record.energy_j is None or record.epoch >= self.planned_epochs:
+            return
+        self._curve.append(record)
+        prediction = predict_final(self._curve, self.planned_epochs, self.freeze_at_epoch,
+                                   self.low_precision_at_epoch)
+        self.predictions.append(prediction)
+        if record.epoch < self.min_epochs:
+            return
+        front = self.front()
+        beaten = ((front[:, 0] >= prediction.accuracy + self.margin)
+                  & (front[:, 1] <= prediction.energy_j * (1 - self.margin)))
+        if beaten.any():
+            self.stopped_at_epoch = record.epoch
+            raise StopTraining(EARLY_STOP)
+
+    def record(self) -> dict:
+        """What to store on the trial: every prediction, and where training stopped."""
+        return {"predictions": [p._asdict() for p in self.predictions],
+                "stopped_at_epoch": self.stopped_at_epoch,
+                "planned_epochs": self.planned_epochs, "margin": self.margin}
