@@ -96,7 +96,7 @@ def make_meter(name: str, country: str = "USA", pue: float = 1.0) -> Meter:
     if not status.available:
         raise MeterError(f"the {name} meter is not available here: {status.reason}")
     if name == "rapl":
-        return RaplMeter(country=country, pue=pue)
+        return RaplMeter(root=RAPL_ROOT, country=country, pue=pue)
     if name == "nvml":
         return NvmlMeter(country=country, pue=pue)
     if name == "codecarbon":

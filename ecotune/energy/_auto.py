@@ -87,6 +87,9 @@ class CombinedMeter(Meter):
                 errors.append(str(err))
         return self._combine(readings, errors)
 
+    def _used_devices(self, name: str) -> set[str]:
+        return {device for device, meter in self.chosen.items() if meter.name == name}
+
     def _combine(self, readings: Mapping[str, Measurement], errors: list[str]) -> Measurement:
         parts: dict[str, float | None] = {}
         used: list[Measurement] = []
@@ -112,8 +115,9 @@ class CombinedMeter(Meter):
             meter=self.name,
             is_estimate=any(m.is_estimate for m in used),
             scope="machine" if any(m.scope == "machine" for m in used) else "process",
+            # A backend whose every figure was used adds nothing beside the result.
             alternatives={name: m.energy_j for name, m in readings.items()
-                          if name != self.name},
+                          if not set(m.sources) <= self._used_devices(name)},
             sources={device: meter.name for device, meter in self.chosen.items()
                      if parts[device] is not None},
             cpu_share=cpu_source.cpu_share if cpu_source is not None else None,
