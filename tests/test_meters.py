@@ -414,3 +414,23 @@ def test_combined_laps_are_cumulative() -> None:
     first = meter.lap()
     sum(range(100_000))
     assert first.energy_j <= meter.stop().energy_j
+
+
+# --- the `ecotune meters` command ------------------------------------------------------
+
+def test_meters_command_lists_backends_and_sample_readings(
+        capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from ecotune.cli import main
+
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setattr(_nvml, "pynvml", None)
+    monkeypatch.setattr(energy, "RAPL_ROOT", str(tmp_path / "absent"))
+    monkeypatch.setattr(energy, "codecarbon_status",
+                        lambda: energy.Availability(False, "not installed (test)"))
+    assert main(["meters", "--seconds", "0.05", "--country", "FRA"]) == 0
+    out = capsys.readouterr().out
+    assert "no powercap interface" in out and "pip install nvidia-ml-py" in out
+    assert "not installed (test)" in out
+    assert "estimate, scope process" in out  # cputime's sample reading
+    assert "auto: everything from cputime" in out
+    assert main(["meters", "--seconds", "0"]) == 2
