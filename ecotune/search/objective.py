@@ -75,7 +75,8 @@ class BuiltinObjective:
         spec = self.spec
         config = train_config(spec, suggest_knobs(trial, spec))
         data = load_data(spec.data.name, **data_options(spec))
-        with measure(trial, meter=spec.energy.meter, country=spec.energy.country) as m:
+        with measure(trial, meter=spec.energy.meter, country=spec.energy.country,
+                     pue=spec.energy.pue) as m:
             result = train(data, config, seed=spec.study.seed or 0)
         record_result(trial, result)
         values = {
