@@ -1,4 +1,4 @@
-"""The ``ecotune`` command: ``run`` a study file, write its ``report``.
+"""The ``ecotune`` command: ``run`` a study file, write its ``report``, list the ``meters``.
 
 Exit status: 0 done; 2 bad input (study file, command line, storage, study name), with
 one line naming the problem and nothing created or changed in storage; 1 anything else.
@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="report directory (default: ecotune-report/STUDY_NAME)")
     report.add_argument("--color-by", help="a parameter to colour the Pareto plot by")
     report.add_argument("--no-png", action="store_true", help="skip the PNG export")
+
+    meters = commands.add_parser(
+        "meters", help="list the energy backends this machine has, with a sample reading")
+    meters.add_argument("--seconds", type=float, default=0.5,
+                        help="length of the busy sample window per backend (default: 0.5)")
+    meters.add_argument("--country", default="USA",
+                        help="ISO 3166-1 alpha-3 country code for the emissions figure")
     return parser
 
 
@@ -66,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args, console)
+        if args.command == "meters":
+            return _meters(args, console)
         return _report(args, console)
     except BadInput as err:
         Console(stderr=True).print(f"[bold red]ecotune: error:[/] {err}", highlight=False,
@@ -212,6 +221,60 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         raise BadInput(str(err)) from None
     _print_front(study, console)
     console.print(f"report: {', '.join(str(p) for p in paths.values())}", highlight=False)
+    return 0
+
+
+def _meters(args: argparse.Namespace, console: Console) -> int:
+    import time
+
+    from rich.table import Table
+
+    from ecotune.energy import MEASURES, METERS, MeterError, get_meter, meter_status
+    from ecotune.energy.carbon import carbon_intensity_g_per_kwh
+
+    if args.seconds <= 0:
+        raise BadInput(f"--seconds must be > 0 (got {args.seconds})")
+    try:
+        carbon_intensity_g_per_kwh(args.country)
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+
+    def busy_window(name: str) -> str:
+        """A short busy loop measured by backend ``name``, as one line of figures."""
+        meter = get_meter(name, args.country)
+        with meter.window() as window:
+            end_s = time.perf_counter() + args.seconds
+            while time.perf_counter() < end_s:
+                sum(i * i for i in range(1000))
+        m = window.measurement
+        devices = ", ".join(f"{d} {j:.3g} J" for d, j in
+                            (("cpu", m.cpu_j), ("gpu", m.gpu_j), ("ram", m.ram_j))
+                            if j is not None)
+        label = "estimate" if m.is_estimate else "measured"
+        others = "".join(f"; {n} read {j:.3g} J" for n, j in m.alternatives.items())
+        return (f"{m.energy_j:.3g} J in {m.duration_s:.2f} s ({m.energy_j / m.duration_s:.3g} W"
+                f"; {devices}); {label}, scope {m.scope}{others}")
+
+    table = Table(title=f"energy backends on this machine ({args.seconds:g} s busy sample)")
+    for column in ("backend", "available", "measures", "sample reading / why not"):
+        table.add_column(column)
+    for name in METERS:
+        status = meter_status(name)
+        if status.available:
+            try:
+                sample = busy_window(name)
+            except MeterError as err:
+                sample = f"[red]failed:[/] {err}"
+        else:
+            sample = status.reason
+        table.add_row(name, "yes" if status.available else "[yellow]no[/]", MEASURES[name],
+                      sample)
+    console.print(table)
+    auto = get_meter("auto", args.country)
+    sources = getattr(auto, "chosen", None)
+    choice = (", ".join(f"{device} from {meter.name}" for device, meter in sources.items())
+              if sources else f"everything from {auto.name}")
+    console.print(f"auto: {choice}; sample: {busy_window('auto')}", highlight=False)
     return 0
 
 

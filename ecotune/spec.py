@@ -243,7 +243,9 @@ class EarlyStoppingSection(_Strict):
 class EnergySection(_Strict):
     # ISO 3166-1 alpha-3 code of the grid whose carbon intensity converts energy to CO2.
     country: str = Field(default="USA", pattern=r"^[A-Z]{3}$")
-    meter: Literal["auto", "codecarbon", "cputime"] = "auto"
+    meter: Literal["auto", "rapl", "nvml", "codecarbon", "cputime"] = "auto"
+    # Power usage effectiveness of the site: facility energy / IT energy, >= 1.
+    pue: float = Field(default=1.0, ge=1.0)
 
     @field_validator("country")
     @classmethod

@@ -3,55 +3,138 @@
 This layer knows nothing of Optuna. ``get_meter(name)`` returns the process's meter for a
 backend (one per backend and configuration, reused across trials):
 
+- ``rapl``: CPU package and DRAM energy counters (Linux powercap): hardware figures.
+- ``nvml``: NVIDIA GPU energy counters, or integrated power samples on older GPUs.
 - ``codecarbon``: CodeCarbon's offline tracker (RAPL/NVML where readable, else its
   CPU-load model: an estimate).
 - ``cputime``: process CPU seconds x an assumed power per core: always an estimate, the
   last resort.
-- ``auto``: the best of those available here.
+- ``auto``: per device the best of those available here (RAPL for CPU and RAM, NVML for
+  GPUs, CodeCarbon or CPU time for what remains); the other available backends read the
+  same window and their figures are kept in ``Measurement.alternatives``.
+
+Every backend has a cached probe (:func:`meter_status`) that never raises; asking for a
+backend this machine lacks is a :class:`MeterError` that says why.
 """
 
 from __future__ import annotations
 
 import functools
 
-from ecotune.energy._base import Measurement, Meter, MeterError, Window
-from ecotune.energy._codecarbon import CodeCarbonMeter, codecarbon_available
-from ecotune.energy._cputime import CpuTimeMeter
+from ecotune.energy._auto import CombinedMeter
+from ecotune.energy._base import SCOPES, Availability, Measurement, Meter, MeterError, Window
+from ecotune.energy._codecarbon import CodeCarbonMeter, codecarbon_status
+from ecotune.energy._cputime import CpuTimeMeter, cputime_status
+from ecotune.energy._nvml import NvmlMeter, nvml_status
+from ecotune.energy._rapl import RAPL_ROOT, RaplMeter, rapl_status
+from ecotune.energy._share import CpuShareClock, CpuTimes, cpu_share
 from ecotune.energy.carbon import carbon_intensity_g_per_kwh, co2_g_for
 
 __all__ = [
+    "Availability",
     "Measurement",
     "Meter",
     "MeterError",
     "Window",
+    "SCOPES",
     "CodeCarbonMeter",
+    "CombinedMeter",
+    "CpuShareClock",
     "CpuTimeMeter",
+    "CpuTimes",
+    "NvmlMeter",
+    "RaplMeter",
     "METERS",
+    "MEASURES",
+    "cpu_share",
     "get_meter",
+    "make_meter",
+    "meter_status",
     "carbon_intensity_g_per_kwh",
     "co2_g_for",
 ]
 
 #: Backends by name, in order of preference for ``auto``.
-METERS = ("codecarbon", "cputime")
+METERS = ("rapl", "nvml", "codecarbon", "cputime")
+
+#: What each backend measures, in a few words (for listings such as ``ecotune meters``).
+MEASURES = {
+    "rapl": "CPU package + DRAM, hardware counters; whole machine, attributed by CPU-time share",
+    "nvml": "visible NVIDIA GPUs, hardware energy counter or sampled power; whole GPU",
+    "codecarbon": "CPU + RAM (+ GPU): counters where readable, else a TDP x load model and "
+                  "a constant RAM power (estimate)",
+    "cputime": "CPU only: process CPU seconds x an assumed power per core (estimate)",
+}
+
+
+def meter_status(name: str) -> Availability:
+    """Whether backend ``name`` can be used here, and why (cached probes; never raises).
+
+    Example:
+        >>> meter_status("cputime").available
+        True
+        >>> meter_status("nope")
+        Availability(available=False, reason="unknown meter 'nope'")
+    """
+    probes = {"rapl": lambda: rapl_status(RAPL_ROOT), "nvml": nvml_status,
+              "codecarbon": codecarbon_status, "cputime": cputime_status}
+    if name not in probes:
+        return Availability(False, f"unknown meter {name!r}")
+    try:
+        return probes[name]()
+    except Exception as err:  # a probe never raises, whatever the backend does
+        return Availability(False, f"{name} probe failed: {err!r}")
+
+
+def make_meter(name: str, country: str = "USA", pue: float = 1.0) -> Meter:
+    """A new meter for backend ``name`` (uncached; :func:`get_meter` is the cached one)."""
+    if name == "auto":
+        return _auto(country, pue)
+    if name not in METERS:
+        raise MeterError(f"unknown meter {name!r}; expected 'auto' or one of {list(METERS)}")
+    status = meter_status(name)
+    if not status.available:
+        raise MeterError(f"the {name} meter is not available here: {status.reason}")
+    if name == "rapl":
+        return RaplMeter(root=RAPL_ROOT, country=country, pue=pue)
+    if name == "nvml":
+        return NvmlMeter(country=country, pue=pue)
+    if name == "codecarbon":
+        return CodeCarbonMeter(country=country, pue=pue)
+    return CpuTimeMeter(country=country, pue=pue)
+
+
+def _auto(country: str, pue: float) -> Meter:
+    available = [n for n in METERS if meter_status(n).available]
+    meters = {n: make_meter(n, country, pue) for n in available}
+    chosen: dict[str, Meter] = {}
+    if "rapl" in meters:
+        chosen.update({device: meters["rapl"] for device in meters["rapl"].devices})
+    if "nvml" in meters:
+        chosen["gpu"] = meters["nvml"]
+    fallback = meters.get("codecarbon", meters["cputime"])
+    for device in fallback.devices:
+        # GPUs only through NVML: CodeCarbon reads them through NVML too, so without it
+        # there is no GPU figure to be had.
+        if device not in chosen and device != "gpu":
+            chosen[device] = fallback
+    others = [m for m in meters.values() if m not in chosen.values()]
+    if not others and len(set(chosen.values())) == 1:
+        return fallback
+    return CombinedMeter(chosen, alternatives=others, country=country, pue=pue)
 
 
 @functools.cache
-def get_meter(name: str = "auto", country: str = "USA") -> Meter:
-    """The process's meter for backend ``name`` (cached: one per name and country).
+def get_meter(name: str = "auto", country: str = "USA", pue: float = 1.0) -> Meter:
+    """The process's meter for backend ``name`` (cached: one per name, country and PUE).
 
     Raises:
         MeterError: ``name`` is unknown, or names a backend this machine cannot use.
+        ValueError: ``country`` is unknown or ``pue`` < 1.
 
     Example:
         >>> get_meter("cputime").name
         'cputime'
     """
-    carbon_intensity_g_per_kwh(country)  # an unknown country fails here, before any work
-    if name == "auto":
-        name = "codecarbon" if codecarbon_available() else "cputime"
-    if name == "codecarbon":
-        return CodeCarbonMeter(country=country)
-    if name == "cputime":
-        return CpuTimeMeter(country=country)
-    raise MeterError(f"unknown meter {name!r}; expected 'auto' or one of {list(METERS)}")
+    co2_g_for(0.0, country, pue)  # an unknown country or a bad PUE fails here, before any work
+    return make_meter(name, country, pue)

@@ -12,9 +12,20 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import NamedTuple
 
-__all__ = ["Measurement", "Meter", "MeterError", "Window"]
+__all__ = ["Availability", "Measurement", "Meter", "MeterError", "Window", "SCOPES"]
+
+#: What a figure covers: this process's work, or the whole machine (every process).
+SCOPES = ("process", "machine")
+
+
+class Availability(NamedTuple):
+    """Result of a backend's availability probe: usable here or not, and why."""
+
+    available: bool
+    reason: str
 
 
 class MeterError(RuntimeError):
@@ -27,6 +38,14 @@ class Measurement:
 
     ``None`` means "not measured" (never 0). ``energy_j`` covers every device the meter
     measured (``cpu_j + gpu_j + ram_j`` over those that are not None).
+
+    Added fields (all with defaults): ``scope`` is ``"process"`` when the figures are this
+    process's share, ``"machine"`` when they include every process on the devices read
+    (whole-machine counters); ``alternatives`` maps other backends that read the same window
+    to their ``energy_j`` (for comparing software and hardware figures); ``sources`` maps
+    each measured device to the backend that measured it; ``cpu_share`` is the fraction of
+    the machine's busy CPU time this process used over the window, where CPU energy was
+    attributed by it; ``warnings`` are caveats a reader of the figure must know.
     """
 
     duration_s: float
@@ -37,11 +56,24 @@ class Measurement:
     co2_g: float | None
     meter: str
     is_estimate: bool
+    scope: str = "process"
+    alternatives: Mapping[str, float] = dataclasses.field(default_factory=dict, hash=False)
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
+    cpu_share: float | None = None
+    warnings: tuple[str, ...] = ()
 
-    def as_attrs(self) -> dict[str, float | str | bool]:
+    def as_attrs(self) -> dict[str, object]:
         """The record as flat, JSON-safe key/values (the names trials store them under).
 
-        Devices not measured are left out rather than stored as None.
+        Devices not measured are left out rather than stored as None; so are empty
+        ``alternatives``/``sources``/``warnings`` and an unknown ``cpu_share``.
+
+        Example:
+            >>> m = Measurement(2.0, 30.0, 30.0, None, None, None, "rapl", False,
+            ...                 scope="machine", alternatives={"codecarbon": 21.5})
+            >>> sorted(m.as_attrs())  # doctest: +NORMALIZE_WHITESPACE
+            ['cpu_energy_j', 'duration_s', 'energy_alternatives_j', 'energy_is_estimate',
+             'energy_j', 'energy_meter', 'energy_scope']
         """
         attrs = {
             "energy_j": self.energy_j,
@@ -52,6 +84,11 @@ class Measurement:
             "co2_g": self.co2_g,
             "energy_meter": self.meter,
             "energy_is_estimate": self.is_estimate,
+            "energy_scope": self.scope,
+            "energy_alternatives_j": dict(self.alternatives) or None,
+            "energy_sources": dict(self.sources) or None,
+            "energy_cpu_share": self.cpu_share,
+            "energy_warnings": list(self.warnings) or None,
         }
         return {key: value for key, value in attrs.items() if value is not None}
 
@@ -63,6 +100,9 @@ class Measurement:
         def add(a: float | None, b: float | None) -> float | None:
             return None if a is None and b is None else (a or 0.0) + (b or 0.0)
 
+        alternatives = {name: self.alternatives[name] + other.alternatives[name]
+                        for name in self.alternatives if name in other.alternatives}
+        cpu_s = [m.cpu_share * m.duration_s for m in (self, other) if m.cpu_share is not None]
         return Measurement(
             duration_s=self.duration_s + other.duration_s,
             energy_j=self.energy_j + other.energy_j,
@@ -72,6 +112,14 @@ class Measurement:
             co2_g=add(self.co2_g, other.co2_g),
             meter=self.meter if self.meter == other.meter else f"{self.meter}+{other.meter}",
             is_estimate=self.is_estimate or other.is_estimate,
+            scope="machine" if "machine" in (self.scope, other.scope) else "process",
+            alternatives=alternatives,
+            sources={**other.sources, **self.sources},
+            # A duration-weighted share where both parts have one.
+            cpu_share=(sum(cpu_s) / (self.duration_s + other.duration_s)
+                       if len(cpu_s) == 2 and self.duration_s + other.duration_s > 0
+                       else None),
+            warnings=tuple(dict.fromkeys(self.warnings + other.warnings)),
         )
 
 
@@ -90,6 +138,8 @@ class Meter(abc.ABC):
 
     #: Short backend name recorded with every measurement.
     name: str = "base"
+    #: Devices this backend can report ("cpu", "gpu", "ram"), for listings and ``auto``.
+    devices: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self._open = False

@@ -16,10 +16,10 @@ import functools
 import logging
 import threading
 
-from ecotune.energy._base import Measurement, Meter, MeterError
-from ecotune.energy.carbon import J_PER_KWH
+from ecotune.energy._base import Availability, Measurement, Meter, MeterError
+from ecotune.energy.carbon import J_PER_KWH, co2_g_for
 
-__all__ = ["CodeCarbonMeter", "codecarbon_available"]
+__all__ = ["CodeCarbonMeter", "codecarbon_available", "codecarbon_status"]
 
 # CodeCarbon CPU modes that read a hardware counter rather than model one.
 _MEASURED_CPU_MODES = frozenset({"intel_rapl", "intel_power_gadget", "windows_emi",
@@ -35,6 +35,14 @@ def codecarbon_available() -> bool:
     except Exception:
         return False
     return True
+
+
+def codecarbon_status() -> Availability:
+    """:func:`codecarbon_available` with a reason. Cached; never raises."""
+    if codecarbon_available():
+        return Availability(True, "offline tracker (RAPL/NVML where readable, "
+                                  "else a TDP x load model for the CPU and a constant for RAM)")
+    return Availability(False, "codecarbon is not installed: pip install codecarbon")
 
 
 @functools.cache
@@ -67,14 +75,17 @@ class CodeCarbonMeter(Meter):
     """
 
     name = "codecarbon"
+    devices = ("cpu", "gpu", "ram")
 
-    def __init__(self, country: str = "USA", measure_power_secs: float = 1.0) -> None:
+    def __init__(self, country: str = "USA", measure_power_secs: float = 1.0,
+                 pue: float = 1.0) -> None:
         super().__init__()
         if not codecarbon_available():
             raise MeterError("the codecarbon meter needs the codecarbon package: "
                              "pip install codecarbon")
         self.country = country
         self.measure_power_secs = measure_power_secs
+        self.pue = pue
 
     def _tracker(self):
         return _shared_tracker(self.country, self.measure_power_secs)
@@ -101,15 +112,20 @@ class CodeCarbonMeter(Meter):
         ram_j = data.ram_energy * J_PER_KWH
         gpus = [h for h in tracker._hardware if type(h).__name__ == "GPU"]
         gpu_j = data.gpu_energy * J_PER_KWH if gpus else None
+        energy_j = data.energy_consumed * J_PER_KWH
+        parts = {"cpu": cpu_j, "gpu": gpu_j, "ram": ram_j}
         return Measurement(
             duration_s=float(data.duration),
-            energy_j=data.energy_consumed * J_PER_KWH,
+            energy_j=energy_j,
             cpu_j=cpu_j,
             gpu_j=gpu_j,
             ram_j=ram_j,
-            co2_g=data.emissions * 1000.0,
+            # The same shipped intensity data CodeCarbon uses, plus the site's PUE.
+            co2_g=co2_g_for(energy_j, self.country, self.pue),
             meter=self.name,
             is_estimate=_is_estimate(tracker),
+            scope="process",  # tracking_mode="process": this process's CPU load
+            sources={device: self.name for device, j in parts.items() if j is not None},
         )
 
 

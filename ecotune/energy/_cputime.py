@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import time
 
-from ecotune.energy._base import Measurement, Meter
+from ecotune.energy._base import Availability, Measurement, Meter
 from ecotune.energy.carbon import co2_g_for
 
-__all__ = ["CpuTimeMeter"]
+__all__ = ["CpuTimeMeter", "cputime_status"]
 
 #: Assumed power of one fully busy core, watts: a 150 W server CPU shared by 16 cores.
 DEFAULT_WATTS_PER_CORE = 9.4
+
+
+def cputime_status() -> Availability:
+    """Always available: it needs only the process's own CPU clock."""
+    return Availability(True, "process CPU time x an assumed power per core (an estimate)")
 
 
 class CpuTimeMeter(Meter):
@@ -30,14 +35,16 @@ class CpuTimeMeter(Meter):
     """
 
     name = "cputime"
+    devices = ("cpu",)
 
     def __init__(self, watts_per_core: float = DEFAULT_WATTS_PER_CORE,
-                 country: str = "USA") -> None:
+                 country: str = "USA", pue: float = 1.0) -> None:
         super().__init__()
         if watts_per_core <= 0:
             raise ValueError(f"watts_per_core must be > 0 (got {watts_per_core})")
         self.watts_per_core = watts_per_core
         self.country = country
+        self.pue = pue
         self._t0_s = 0.0
         self._cpu0_s = 0.0
 
@@ -54,7 +61,9 @@ class CpuTimeMeter(Meter):
             cpu_j=cpu_j,
             gpu_j=None,
             ram_j=None,
-            co2_g=co2_g_for(cpu_j, self.country),
+            co2_g=co2_g_for(cpu_j, self.country, self.pue),
             meter=self.name,
             is_estimate=True,
+            scope="process",
+            sources={"cpu": self.name},
         )

@@ -64,12 +64,16 @@ def measure(
     trial: optuna.trial.BaseTrial | None = None,
     meter: str | Meter = "auto",
     country: str = "USA",
+    pue: float = 1.0,
 ) -> Iterator[MeasurementWindow]:
     """Measure the enclosed work and record the figures on ``trial``'s user attributes.
 
     The attributes are ``energy_j``, ``cpu_energy_j``, ``gpu_energy_j``, ``ram_energy_j``
     (each device only where it was measured), ``duration_s``, ``co2_g``, ``energy_meter`` and
-    ``energy_is_estimate``. If the work raises, the window is still closed and recorded.
+    ``energy_is_estimate``, and where they apply ``energy_scope``, ``energy_alternatives_j``
+    (other backends' figures for the same window), ``energy_sources``, ``energy_cpu_share``
+    and ``energy_warnings``. ``pue`` scales the emissions figure. If the work raises, the
+    window is still closed and recorded.
 
     Example:
         >>> with measure(meter="cputime") as m:
@@ -77,7 +81,7 @@ def measure(
         >>> m.meter, m.is_estimate, m.energy_j >= 0
         ('cputime', True, True)
     """
-    meter_obj = meter if isinstance(meter, Meter) else get_meter(meter, country)
+    meter_obj = meter if isinstance(meter, Meter) else get_meter(meter, country, pue)
     window = MeasurementWindow(meter_obj)
     meter_obj.start()
     try:

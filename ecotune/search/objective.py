@@ -80,7 +80,8 @@ class BuiltinObjective:
             for watch in watchers:
                 watch(record)  # may raise StopTraining
 
-        with measure(trial, meter=spec.energy.meter, country=spec.energy.country) as m:
+        with measure(trial, meter=spec.energy.meter, country=spec.energy.country,
+                     pue=spec.energy.pue) as m:
             result = train(data, config, seed=spec.study.seed or 0, on_epoch=on_epoch,
                            energy_so_far_j=m.energy_so_far_j)
         record_result(trial, result)

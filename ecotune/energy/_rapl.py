@@ -1,0 +1,247 @@
+"""RAPL energy counters (CPU package and DRAM) through Linux powercap sysfs.
+
+Each RAPL domain is a directory ``<root>/intel-rapl:N`` (package N) or
+``<root>/intel-rapl:N:M`` (a subdomain: ``dram``, ``core``, ``uncore``) holding ``name``,
+``energy_uj`` (a free-running counter, microjoules) and ``max_energy_range_uj`` (where the
+counter wraps to 0). The meter reads the ``package-N`` domains as CPU and the ``dram``
+domains as RAM; ``core``/``uncore`` are parts of the package and ``psys`` covers the whole
+platform, so they are skipped to avoid counting energy twice. AMD CPUs expose the same
+``intel-rapl`` zones (package only, no DRAM).
+
+The counters cover the whole machine (every process). By default the figures are
+attributed to this process by its share of the machine's busy CPU time over the window
+(:mod:`ecotune.energy._share`); ``attribute=False`` keeps them whole-machine, labelled so.
+
+A counter wraps after ``max_energy_range_uj`` (about 262 kJ, an hour or so of a busy
+package): one wrap between two reads is corrected; a background thread reads every
+``poll_interval_s`` while a window is open so that long windows never see two.
+
+Since Linux 5.10 ``energy_uj`` is readable by root only; the probe then says how to grant
+read access.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+from ecotune.energy._base import Availability, Measurement, Meter, MeterError
+from ecotune.energy._share import CpuShareClock, CpuTimes, cpu_share
+from ecotune.energy.carbon import co2_g_for
+
+__all__ = ["RaplMeter", "rapl_status", "RAPL_ROOT", "grant_access_hint"]
+
+RAPL_ROOT = "/sys/class/powercap"
+_ZONE = re.compile(r"intel-rapl:\d+(:\d+)?$")  # not intel-rapl-mmio: a copy of the package
+
+
+class RaplDomain(NamedTuple):
+    """One counter: ``device`` is ``"cpu"`` (a package) or ``"ram"`` (DRAM)."""
+
+    label: str
+    device: str
+    energy_path: Path
+    max_range_uj: int
+
+
+def grant_access_hint(root: str | Path = RAPL_ROOT) -> str:
+    """How to let a non-root user read the counters (they are root-only since Linux 5.10)."""
+    return (f"grant read access with `sudo chmod a+r {root}/intel-rapl:*/energy_uj "
+            f"{root}/intel-rapl:*/intel-rapl:*/energy_uj` (until reboot), or for good with a "
+            "udev rule such as `SUBSYSTEM==\"powercap\", ACTION==\"add\", "
+            "RUN+=\"/bin/chmod a+r /sys%p/energy_uj\"` in /etc/udev/rules.d/")
+
+
+def _read_text(path: Path) -> str:
+    with open(path, encoding="ascii") as file:
+        return file.read().strip()
+
+
+def find_domains(root: str | Path = RAPL_ROOT) -> list[RaplDomain]:
+    """The package and DRAM domains under ``root``, each counter read once.
+
+    Raises:
+        OSError: a counter cannot be read (``PermissionError`` where access is denied).
+    """
+    root = Path(root)
+    domains: list[RaplDomain] = []
+    seen: set[Path] = set()
+    # Subzones appear both nested and as top-level links: resolve to count each once.
+    for zone in sorted(list(root.glob("intel-rapl:*")) + list(root.glob("intel-rapl:*/*"))):
+        if not _ZONE.match(zone.name) or zone.resolve() in seen:
+            continue
+        seen.add(zone.resolve())
+        try:
+            name = _read_text(zone / "name")
+        except FileNotFoundError:
+            continue
+        if name.startswith("package"):
+            device = "cpu"
+        elif name == "dram":
+            device = "ram"
+        else:
+            continue
+        energy_path = zone / "energy_uj"
+        int(_read_text(energy_path))  # raises PermissionError where not readable
+        max_range_uj = int(_read_text(zone / "max_energy_range_uj"))
+        domains.append(RaplDomain(f"{zone.name}:{name}", device, energy_path, max_range_uj))
+    return domains
+
+
+@functools.cache
+def rapl_status(root: str | Path = RAPL_ROOT) -> Availability:
+    """Whether RAPL counters can be read under ``root``. Cached; never raises.
+
+    Example:
+        >>> rapl_status("/nonexistent").available
+        False
+    """
+    try:
+        if not Path(root).is_dir():
+            return Availability(False, f"no powercap interface ({root} does not exist)")
+        domains = find_domains(root)
+    except PermissionError as err:
+        return Availability(False, f"RAPL counters exist but are not readable by this user "
+                                   f"({err.filename}: permission denied); "
+                                   f"{grant_access_hint(root)}")
+    except (OSError, ValueError) as err:
+        return Availability(False, f"RAPL counters under {root} could not be read: {err}")
+    except Exception as err:  # a probe never raises
+        return Availability(False, f"RAPL probe failed: {err!r}")
+    if not any(d.device == "cpu" for d in domains):
+        return Availability(False, f"no RAPL package domain under {root}")
+    return Availability(True, ", ".join(d.label for d in domains))
+
+
+def counter_delta_uj(before_uj: int, now_uj: int, max_range_uj: int) -> int:
+    """Energy between two reads of a counter that wraps to 0 after ``max_range_uj``.
+
+    Example:
+        >>> counter_delta_uj(100, 250, 1000), counter_delta_uj(900, 50, 1000)
+        (150, 150)
+    """
+    if now_uj >= before_uj:
+        return now_uj - before_uj
+    return now_uj + max_range_uj - before_uj
+
+
+class RaplMeter(Meter):
+    """CPU package and DRAM energy from RAPL counters (hardware figures, not estimates).
+
+    Args:
+        root: the powercap sysfs directory (tests point it at a temporary directory).
+        country: ISO alpha-3 code for the emissions figure.
+        pue: power usage effectiveness of the site, >= 1.
+        attribute: attribute the machine's energy to this process by its share of busy
+            CPU time (scope ``"process"``); False keeps whole-machine figures.
+        poll_interval_s: read the counters this often while a window is open, so that a
+            counter never wraps twice unseen; 0 disables the thread.
+        share_clock: source of CPU times (tests pass a fake).
+
+    Raises:
+        MeterError: the counters cannot be read here (the message says why).
+    """
+
+    name = "rapl"
+
+    def __init__(self, root: str | Path = RAPL_ROOT, country: str = "USA", pue: float = 1.0,
+                 attribute: bool = True, poll_interval_s: float = 60.0,
+                 share_clock: CpuShareClock | None = None) -> None:
+        super().__init__()
+        status = rapl_status(str(root))
+        if not status.available:
+            raise MeterError(f"the rapl meter is not available here: {status.reason}")
+        self.root = str(root)
+        self.country = country
+        self.pue = pue
+        self.attribute = attribute
+        self.poll_interval_s = poll_interval_s
+        self.share_clock = share_clock or CpuShareClock()
+        try:
+            self.domains = find_domains(root)
+        except (OSError, ValueError) as err:
+            raise MeterError(f"rapl meter: could not read the counters: {err}") from err
+        self.devices = tuple(sorted({d.device for d in self.domains}))
+        self._lock = threading.Lock()
+        self._last_uj: list[int] = []
+        self._total_uj: list[int] = []
+        self._t0_s = 0.0
+        self._times0 = CpuTimes(0.0, None)
+        self._stop_event = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    def _read_uj(self, domain: RaplDomain) -> int:
+        try:
+            return int(_read_text(domain.energy_path))
+        except (OSError, ValueError) as err:
+            raise MeterError(f"rapl meter: could not read {domain.energy_path}: {err}") from err
+
+    def poll(self) -> None:
+        """Add what each counter advanced since the last read (one wrap corrected)."""
+        with self._lock:
+            for i, domain in enumerate(self.domains):
+                now_uj = self._read_uj(domain)
+                self._total_uj[i] += counter_delta_uj(self._last_uj[i], now_uj,
+                                                      domain.max_range_uj)
+                self._last_uj[i] = now_uj
+
+    def _poll_loop(self) -> None:
+        while not self._stop_event.wait(self.poll_interval_s):
+            try:
+                self.poll()
+            except MeterError:
+                pass  # the read at stop() reports the problem
+
+    def _start(self) -> None:
+        with self._lock:
+            self._last_uj = [self._read_uj(d) for d in self.domains]
+            self._total_uj = [0] * len(self.domains)
+        self._times0 = self.share_clock.read()
+        self._t0_s = time.perf_counter()
+        if self.poll_interval_s > 0:
+            self._stop_event.clear()
+            self._poller = threading.Thread(target=self._poll_loop, daemon=True,
+                                             name="ecotune-rapl-poll")
+            self._poller.start()
+
+    def _read(self) -> Measurement:
+        self.poll()
+        duration_s = time.perf_counter() - self._t0_s
+        share = cpu_share(self._times0, self.share_clock.read()) if self.attribute else None
+        parts: dict[str, float] = {}
+        for domain, total_uj in zip(self.domains, self._total_uj):
+            parts[domain.device] = parts.get(domain.device, 0.0) + total_uj * 1e-6
+        warnings: tuple[str, ...] = ()
+        scope = "process"
+        if share is None:
+            scope = "machine"
+            warnings = ("rapl: whole-machine figure: it includes every process running "
+                        "on this machine over the window" +
+                        ("" if not self.attribute else " (the machine's CPU time could not "
+                         "be read to attribute it)"),)
+        else:
+            parts = {device: energy_j * share for device, energy_j in parts.items()}
+        energy_j = sum(parts.values())
+        return Measurement(
+            duration_s=duration_s, energy_j=energy_j, cpu_j=parts.get("cpu"), gpu_j=None,
+            ram_j=parts.get("ram"), co2_g=co2_g_for(energy_j, self.country, self.pue),
+            meter=self.name, is_estimate=False, scope=scope,
+            sources={device: self.name for device in parts}, cpu_share=share,
+            warnings=warnings)
+
+    def _stop(self) -> Measurement:
+        if self._poller is not None:
+            self._stop_event.set()
+            self._poller.join()
+            self._poller = None
+        return self._read()
+
+    def lap(self) -> Measurement:
+        """The open window so far: a plain read of the counters; the window stays open."""
+        if not self._open:
+            raise MeterError(f"{self.name} meter: lap() called with no open window")
+        return self._read()

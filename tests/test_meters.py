@@ -1,0 +1,436 @@
+"""RAPL, NVML and auto meters against patched vendor interfaces: exact joules, no hardware.
+
+RAPL reads a fake powercap tree in a temporary directory; NVML is a fake ``pynvml`` put in
+place of the real one in ``ecotune.energy._nvml``. Counters are set by the test before each
+read, so every figure is exact.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+import ecotune
+import ecotune.energy as energy
+from ecotune.energy import (
+    CombinedMeter,
+    CpuShareClock,
+    CpuTimeMeter,
+    CpuTimes,
+    MeterError,
+    NvmlMeter,
+    RaplMeter,
+    _nvml,
+    _rapl,
+    co2_g_for,
+    cpu_share,
+    get_meter,
+    meter_status,
+)
+from ecotune.energy._nvml import nvml_status
+from ecotune.energy._rapl import rapl_status
+
+
+@pytest.fixture(autouse=True)
+def _fresh_probes():
+    for cached in (nvml_status, rapl_status, get_meter):
+        cached.cache_clear()
+    yield
+    for cached in (nvml_status, rapl_status, get_meter):
+        cached.cache_clear()
+
+
+# --- RAPL -----------------------------------------------------------------------------
+
+class FakeRapl:
+    """A powercap tree: package 0 with DRAM and core subzones, plus an mmio copy."""
+
+    def __init__(self, root: Path, dram: bool = True, max_uj: int = 1_000_000) -> None:
+        self.root = root
+        self.package = self._zone(root / "intel-rapl:0", "package-0", max_uj)
+        self._zone(self.package / "intel-rapl:0:1", "core", max_uj)  # part of the package
+        self._zone(root / "intel-rapl-mmio:0", "package-0", max_uj)  # a copy: skipped
+        self.dram = None
+        if dram:
+            self.dram = self._zone(self.package / "intel-rapl:0:0", "dram", max_uj)
+            (root / "intel-rapl:0:0").symlink_to(self.dram)  # sysfs lists subzones twice
+
+    @staticmethod
+    def _zone(path: Path, name: str, max_uj: int) -> Path:
+        path.mkdir(parents=True)
+        (path / "name").write_text(name + "\n")
+        (path / "max_energy_range_uj").write_text(f"{max_uj}\n")
+        (path / "energy_uj").write_text("0\n")
+        return path
+
+    def set(self, package_uj: int, dram_uj: int | None = None) -> None:
+        (self.package / "energy_uj").write_text(f"{package_uj}\n")
+        if dram_uj is not None:
+            (self.dram / "energy_uj").write_text(f"{dram_uj}\n")
+
+
+class FakeShareClock:
+    """CPU times from a fixed sequence (process seconds, machine busy seconds)."""
+
+    def __init__(self, *times: tuple[float, float | None]) -> None:
+        self.times = [CpuTimes(*t) for t in times]
+
+    def read(self) -> CpuTimes:
+        return self.times.pop(0)
+
+
+@pytest.fixture
+def rapl(tmp_path: Path) -> FakeRapl:
+    return FakeRapl(tmp_path / "powercap")
+
+
+def test_rapl_reads_package_and_dram_exactly(rapl: FakeRapl) -> None:
+    rapl.set(100_000, 50_000)
+    meter = RaplMeter(root=rapl.root, country="FRA", attribute=False, poll_interval_s=0)
+    assert [d.label for d in meter.domains] == ["intel-rapl:0:package-0", "intel-rapl:0:0:dram"]
+    meter.start()
+    rapl.set(2_600_000 - 1_000_000, 800_000)  # package +1.5 J, DRAM +0.75 J
+    m = meter.stop()
+    assert (m.cpu_j, m.ram_j, m.gpu_j) == (pytest.approx(1.5), pytest.approx(0.75), None)
+    assert m.energy_j == pytest.approx(2.25)
+    assert (m.meter, m.is_estimate, m.scope) == ("rapl", False, "machine")
+    assert m.co2_g == pytest.approx(co2_g_for(2.25, "FRA"))
+    assert "whole-machine" in m.warnings[0]
+
+
+def test_rapl_counter_wraparound(rapl: FakeRapl) -> None:
+    rapl.set(900_000, 10)
+    meter = RaplMeter(root=rapl.root, attribute=False, poll_interval_s=0)
+    meter.start()
+    rapl.set(100_000, 20)  # wrapped at 1_000_000: +200_000 uJ
+    assert meter.lap().cpu_j == pytest.approx(0.2)  # a lap is a plain cumulative read
+    rapl.set(800_000, 30)  # +700_000 uJ, no wrap
+    m = meter.stop()
+    assert m.cpu_j == pytest.approx(0.9) and m.ram_j == pytest.approx(20e-6)
+
+
+def test_rapl_polling_catches_a_wrap_between_reads(rapl: FakeRapl) -> None:
+    rapl.set(0, 0)
+    meter = RaplMeter(root=rapl.root, attribute=False, poll_interval_s=0)
+    meter.start()
+    rapl.set(600_000, 0)
+    meter.poll()
+    rapl.set(200_000, 0)  # wrapped once since the poll: +600_000
+    meter.poll()
+    rapl.set(700_000, 0)
+    assert meter.stop().cpu_j == pytest.approx(1.7)
+
+
+def test_rapl_attributes_by_cpu_time_share(rapl: FakeRapl) -> None:
+    rapl.set(0, 0)
+    clock = FakeShareClock((1.0, 10.0), (2.0, 14.0))  # this process: 1 of 4 busy seconds
+    meter = RaplMeter(root=rapl.root, poll_interval_s=0, share_clock=clock)
+    meter.start()
+    rapl.set(400_000, 200_000)
+    m = meter.stop()
+    assert (m.scope, m.cpu_share, m.warnings) == ("process", 0.25, ())
+    assert (m.cpu_j, m.ram_j) == (pytest.approx(0.1), pytest.approx(0.05))
+
+
+def test_rapl_without_machine_cpu_time_stays_machine_wide_with_a_warning(
+        rapl: FakeRapl) -> None:
+    rapl.set(0, 0)
+    meter = RaplMeter(root=rapl.root, poll_interval_s=0,
+                      share_clock=FakeShareClock((1.0, None), (2.0, None)))
+    meter.start()
+    rapl.set(400_000, 0)
+    m = meter.stop()
+    assert (m.scope, m.cpu_share, m.cpu_j) == ("machine", None, pytest.approx(0.4))
+    assert "could not be read to attribute it" in m.warnings[0]
+
+
+def test_rapl_package_only(tmp_path: Path) -> None:
+    fake = FakeRapl(tmp_path / "pc", dram=False)
+    meter = RaplMeter(root=fake.root, attribute=False, poll_interval_s=0)
+    meter.start()
+    fake.set(3_000)
+    m = meter.stop()
+    assert (m.cpu_j, m.ram_j, meter.devices) == (pytest.approx(0.003), None, ("cpu",))
+
+
+def test_rapl_permission_denied_is_unavailable_with_a_hint(
+        rapl: FakeRapl, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = _rapl._read_text
+
+    def denied(path: Path) -> str:
+        if path.name == "energy_uj":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(_rapl, "_read_text", denied)
+    status = rapl_status(str(rapl.root))
+    assert not status.available
+    assert "permission denied" in status.reason and "chmod a+r" in status.reason
+    with pytest.raises(MeterError, match="not available here: .*udev rule"):
+        RaplMeter(root=rapl.root)
+
+
+def test_rapl_probe_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not rapl_status(str(tmp_path / "missing")).available
+    (tmp_path / "intel-rapl:0").mkdir()
+    (tmp_path / "intel-rapl:0" / "name").write_text("package-0")
+    (tmp_path / "intel-rapl:0" / "energy_uj").write_text("not a number")
+    assert "could not be read" in rapl_status(str(tmp_path)).reason
+    monkeypatch.setattr(_rapl, "find_domains", lambda root: 1 / 0)
+    rapl_status.cache_clear()
+    assert "probe failed" in rapl_status(str(tmp_path)).reason
+
+
+# --- NVML -----------------------------------------------------------------------------
+
+class FakeNVMLError(Exception):
+    pass
+
+
+class FakeNvml:
+    """The few pynvml calls the meter makes; ``energy_mj[i] is None``: no counter (Maxwell)."""
+
+    NVMLError = FakeNVMLError
+
+    def __init__(self, energy_mj: list[int | None], power_mw: list[int | None]) -> None:
+        self.energy_mj = energy_mj
+        self.power_mw = power_mw
+
+    def nvmlInit(self) -> None:
+        pass
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(self.energy_mj)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        if index >= len(self.energy_mj):
+            raise FakeNVMLError("Invalid Argument")
+        return index
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> int:
+        return int(uuid.removeprefix("GPU-"))
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
+        if self.energy_mj[handle] is None:
+            raise FakeNVMLError("Not Supported")
+        return self.energy_mj[handle]
+
+    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
+        if self.power_mw[handle] is None:
+            raise FakeNVMLError("Not Supported")
+        return self.power_mw[handle]
+
+
+@pytest.fixture
+def nvml(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
+    fake = FakeNvml(energy_mj=[5_000, None], power_mw=[90_000, 100_000])
+    monkeypatch.setattr(_nvml, "pynvml", fake)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    return fake
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now_s = 0.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def test_nvml_counter_and_power_samples_exact(nvml: FakeNvml) -> None:
+    clock = FakeClock()
+    meter = NvmlMeter(country="DEU", sample_interval_s=0, clock=clock)
+    assert meter.gpus == ("gpu0", "gpu1")
+    meter.start()  # gpu1 at 100 W, t = 0
+    clock.now_s, nvml.power_mw[1] = 1.0, 200_000
+    meter.sample()  # trapezoid: (100 + 200) / 2 * 1 s = 150 J
+    clock.now_s, nvml.energy_mj[0] = 2.0, 12_500  # gpu0 counter: +7.5 J
+    m = meter.stop()  # gpu1: (200 + 200) / 2 * 1 s = 200 J
+    assert m.gpu_j == pytest.approx(7.5 + 150 + 200)
+    assert (m.cpu_j, m.ram_j, m.energy_j) == (None, None, m.gpu_j)
+    assert (m.meter, m.is_estimate, m.scope) == ("nvml", False, "machine")
+    assert "gpu0, gpu1" in m.warnings[0]
+
+
+def test_nvml_reads_only_visible_gpus(nvml: FakeNvml, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    meter = NvmlMeter(sample_interval_s=0)
+    meter.start()
+    nvml.energy_mj[0] += 1_000
+    nvml.power_mw[1] = 300_000  # not visible: ignored
+    assert (meter.gpus, meter.stop().gpu_j) == (("gpu0",), pytest.approx(1.0))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-1")
+    nvml_status.cache_clear()
+    assert NvmlMeter(sample_interval_s=0).gpus == ("GPU-1",)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    nvml_status.cache_clear()
+    assert "no GPU visible" in nvml_status().reason
+    with pytest.raises(MeterError, match="nvml meter is not available"):
+        NvmlMeter()
+
+
+def test_nvml_gpu_without_energy_or_power_is_an_error(nvml: FakeNvml) -> None:
+    nvml.power_mw[1] = None
+    with pytest.raises(MeterError, match="neither energy nor power"):
+        NvmlMeter()
+
+
+def test_nvml_sampling_thread_integrates(nvml: FakeNvml) -> None:
+    nvml.energy_mj[0] = None  # both GPUs sampled, at a constant 90 W and 100 W
+    meter = NvmlMeter(sample_interval_s=0.01)
+    with meter.window() as w:
+        time.sleep(0.05)
+    m = w.measurement
+    assert m.gpu_j == pytest.approx(190 * m.duration_s, rel=0.2)
+
+
+def test_nvml_probe_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_nvml, "pynvml", None)
+    assert "pip install nvidia-ml-py" in nvml_status().reason
+    nvml_status.cache_clear()
+
+    class Broken(FakeNvml):
+        def nvmlInit(self) -> None:
+            raise RuntimeError("driver exploded")
+
+    monkeypatch.setattr(_nvml, "pynvml", Broken([1], [1]))
+    assert "driver exploded" in nvml_status().reason
+    with pytest.raises(MeterError, match="driver exploded"):
+        get_meter("nvml")
+
+
+# --- auto: fallback order, labels, alternatives --------------------------------------
+
+@pytest.fixture
+def no_codecarbon(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the auto tests fast and exact: CodeCarbon 'not installed'."""
+    monkeypatch.setattr(energy, "codecarbon_status",
+                        lambda: energy.Availability(False, "not installed (test)"))
+
+
+def test_auto_takes_rapl_for_cpu_ram_and_nvml_for_gpu(
+        rapl: FakeRapl, nvml: FakeNvml, no_codecarbon: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(energy, "RAPL_ROOT", str(rapl.root))
+    nvml.energy_mj[1] = 0  # both GPUs with counters
+    meter = get_meter("auto")
+    assert isinstance(meter, CombinedMeter) and meter.name == "rapl+nvml"
+    meter.meters[0].share_clock = FakeShareClock((1.0, 10.0), (2.0, 12.0))  # half
+    rapl.set(0, 0)
+    meter.start()
+    rapl.set(2_000_000, 1_000_000)
+    nvml.energy_mj[0] += 30_000
+    nvml.energy_mj[1] += 10_000
+    m = meter.stop()
+    assert (m.gpu_j, m.is_estimate, m.scope) == (pytest.approx(40.0), False, "machine")
+    assert (m.cpu_share, m.cpu_j, m.ram_j) == (0.5, pytest.approx(1.0), pytest.approx(0.5))
+    assert m.energy_j == pytest.approx(41.5)
+    assert m.sources == {"cpu": "rapl", "ram": "rapl", "gpu": "nvml"}
+    assert list(m.alternatives) == ["cputime"]  # the software estimate, for comparison
+    assert any("whole GPU" in w for w in m.warnings)
+
+
+def test_auto_falls_back_per_device(tmp_path: Path, no_codecarbon: None,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_nvml, "pynvml", None)
+    fake = FakeRapl(tmp_path / "pc", dram=False)
+    monkeypatch.setattr(energy, "RAPL_ROOT", str(fake.root))
+    meter = get_meter("auto")
+    assert meter.name == "rapl" and meter.chosen == {"cpu": meter.meters[0]}
+    with meter.window() as w:
+        pass
+    assert w.measurement.ram_j is None and set(w.measurement.alternatives) == {"cputime"}
+
+    monkeypatch.setattr(energy, "RAPL_ROOT", str(tmp_path / "absent"))
+    get_meter.cache_clear()
+    assert isinstance(get_meter("auto"), CpuTimeMeter)  # the last resort, alone
+
+
+def test_auto_here_is_codecarbon_with_cputime_alongside(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    monkeypatch.setattr(_nvml, "pynvml", None)
+    monkeypatch.setattr(energy, "RAPL_ROOT", str(tmp_path / "absent"))
+    meter = get_meter("auto")
+    assert meter.name == "codecarbon" and meter.devices == ("cpu", "ram")
+    assert [m.name for m in meter.meters] == ["codecarbon", "cputime"]
+
+
+def test_explicit_unavailable_backend_is_a_clear_error(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(energy, "RAPL_ROOT", str(tmp_path / "absent"))
+    with pytest.raises(MeterError, match="rapl meter is not available here: no powercap"):
+        get_meter("rapl")
+    with pytest.raises(ValueError, match="pue must be >= 1.0"):
+        get_meter("cputime", pue=0.5)
+
+
+def test_meter_status_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom():
+        raise OSError("weird")
+
+    monkeypatch.setattr(energy, "cputime_status", boom)
+    assert meter_status("cputime") == energy.Availability(False, "cputime probe failed: "
+                                                                 "OSError('weird')")
+
+
+# --- several workers: CPU-time share -------------------------------------------------
+
+def test_cpu_share_from_proc_stat(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal: busy = 100+5+50+3+2+1 jiffies
+    stat.write_text("cpu  100 5 50 1000 40 3 2 1 0 0\ncpu0 1 2 3\n")
+    clock = CpuShareClock(stat)
+    assert clock.machine_busy_s() == pytest.approx(161 * clock._tick_s)
+    assert CpuShareClock(tmp_path / "none").machine_busy_s() is None
+    assert cpu_share(CpuTimes(0.0, 1.0), CpuTimes(3.0, 2.0)) == 1.0  # clamped
+    assert cpu_share(CpuTimes(0.0, 1.0), CpuTimes(0.0, 1.0)) is None  # no time passed
+
+
+# --- labels and alternatives on a trial ------------------------------------------------
+
+def test_alternatives_and_scope_are_recorded_on_the_trial() -> None:
+    low, high = CpuTimeMeter(watts_per_core=5.0), CpuTimeMeter(watts_per_core=10.0)
+    high.name = "cputime-10w"
+    meter = CombinedMeter({"cpu": low}, alternatives=[high], country="FRA", pue=1.2)
+    trial = optuna.trial.FixedTrial({})
+    with ecotune.measure(trial, meter=meter) as m:
+        sum(i * i for i in range(200_000))
+    attrs = trial.user_attrs
+    assert attrs["energy_meter"] == "cputime" and attrs["energy_scope"] == "process"
+    assert attrs["energy_alternatives_j"]["cputime-10w"] == pytest.approx(
+        2 * attrs["energy_j"], rel=0.05)
+    assert attrs["co2_g"] == pytest.approx(co2_g_for(attrs["energy_j"], "FRA", 1.2))
+    assert attrs["energy_sources"] == {"cpu": "cputime"}
+    assert m.is_estimate
+
+
+def test_combined_laps_are_cumulative() -> None:
+    meter = CombinedMeter({"cpu": CpuTimeMeter()}, alternatives=[])
+    meter.start()
+    sum(range(100_000))
+    first = meter.lap()
+    sum(range(100_000))
+    assert first.energy_j <= meter.stop().energy_j
+
+
+# --- the `ecotune meters` command ------------------------------------------------------
+
+def test_meters_command_lists_backends_and_sample_readings(
+        capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from ecotune.cli import main
+
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setattr(_nvml, "pynvml", None)
+    monkeypatch.setattr(energy, "RAPL_ROOT", str(tmp_path / "absent"))
+    monkeypatch.setattr(energy, "codecarbon_status",
+                        lambda: energy.Availability(False, "not installed (test)"))
+    assert main(["meters", "--seconds", "0.05", "--country", "FRA"]) == 0
+    out = capsys.readouterr().out
+    assert "no powercap interface" in out and "pip install nvidia-ml-py" in out
+    assert "not installed (test)" in out
+    assert "estimate, scope process" in out  # cputime's sample reading
+    assert "auto: everything from cputime" in out
+    assert main(["meters", "--seconds", "0"]) == 2
