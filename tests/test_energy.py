@@ -157,3 +157,18 @@ def test_codecarbon_laps_add_up() -> None:
     total = meter.stop()
     assert 0 < lap.energy_j < total.energy_j
     assert math.isclose(total.energy_j, total.cpu_j + total.ram_j, rel_tol=1e-6)
+
+
+def test_codecarbon_laps_between_readings_extrapolate_at_the_last_mean_power() -> None:
+    meter = CodeCarbonMeter(country="USA", measure_power_secs=60.0)
+    meter.start()
+    _busy(200_000)
+    real = meter.lap()  # the first lap is a real reading
+    _busy(200_000)
+    scaled = meter.lap()  # within measure_power_secs: scaled, not read
+    total = meter.stop()
+    assert scaled.duration_s > real.duration_s
+    # The same mean power as the real reading.
+    assert math.isclose(scaled.energy_j / scaled.duration_s, real.energy_j / real.duration_s,
+                        rel_tol=1e-9)
+    assert total.energy_j > real.energy_j

@@ -400,10 +400,10 @@ def test_alternatives_and_scope_are_recorded_on_the_trial() -> None:
         sum(i * i for i in range(200_000))
     attrs = trial.user_attrs
     assert attrs["energy_meter"] == "cputime" and attrs["energy_scope"] == "process"
-    assert attrs["energy_alternatives_j"]["cputime-10w"] == pytest.approx(
+    assert attrs["energy_details"]["alternatives_j"]["cputime-10w"] == pytest.approx(
         2 * attrs["energy_j"], rel=0.05)
     assert attrs["co2_g"] == pytest.approx(co2_g_for(attrs["energy_j"], "FRA", 1.2))
-    assert attrs["energy_sources"] == {"cpu": "cputime"}
+    assert attrs["energy_details"]["sources"] == {"cpu": "cputime"}
     assert m.is_estimate
 
 

@@ -65,16 +65,26 @@ class Measurement:
     def as_attrs(self) -> dict[str, object]:
         """The record as flat, JSON-safe key/values (the names trials store them under).
 
-        Devices not measured are left out rather than stored as None; so are empty
-        ``alternatives``/``sources``/``warnings`` and an unknown ``cpu_share``.
+        Devices not measured are left out rather than stored as None. The figures a user
+        compares trials by are flat; the rest (other backends' figures, which backend
+        measured which device, the CPU share, warnings) travel together in
+        ``energy_details``, because each attribute costs a storage transaction.
 
         Example:
             >>> m = Measurement(2.0, 30.0, 30.0, None, None, None, "rapl", False,
             ...                 scope="machine", alternatives={"codecarbon": 21.5})
             >>> sorted(m.as_attrs())  # doctest: +NORMALIZE_WHITESPACE
-            ['cpu_energy_j', 'duration_s', 'energy_alternatives_j', 'energy_is_estimate',
-             'energy_j', 'energy_meter', 'energy_scope']
+            ['cpu_energy_j', 'duration_s', 'energy_details', 'energy_is_estimate', 'energy_j',
+             'energy_meter', 'energy_scope']
+            >>> m.as_attrs()["energy_details"]
+            {'alternatives_j': {'codecarbon': 21.5}}
         """
+        details = {
+            "alternatives_j": dict(self.alternatives) or None,
+            "sources": dict(self.sources) or None,
+            "cpu_share": self.cpu_share,
+            "warnings": list(self.warnings) or None,
+        }
         attrs = {
             "energy_j": self.energy_j,
             "cpu_energy_j": self.cpu_j,
@@ -85,10 +95,7 @@ class Measurement:
             "energy_meter": self.meter,
             "energy_is_estimate": self.is_estimate,
             "energy_scope": self.scope,
-            "energy_alternatives_j": dict(self.alternatives) or None,
-            "energy_sources": dict(self.sources) or None,
-            "energy_cpu_share": self.cpu_share,
-            "energy_warnings": list(self.warnings) or None,
+            "energy_details": {k: v for k, v in details.items() if v is not None} or None,
         }
         return {key: value for key, value in attrs.items() if value is not None}
 

@@ -12,9 +12,11 @@ constant per GB: the measurement is then labelled an estimate.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
+import time
 
 from ecotune.energy._base import Availability, Measurement, Meter, MeterError
 from ecotune.energy.carbon import J_PER_KWH, co2_g_for
@@ -86,9 +88,31 @@ class CodeCarbonMeter(Meter):
         self.country = country
         self.measure_power_secs = measure_power_secs
         self.pue = pue
+        self._window_t0_s = 0.0
+        self._last_lap: Measurement | None = None
+        self._last_lap_t_s = 0.0
 
     def _tracker(self):
         return _shared_tracker(self.country, self.measure_power_secs)
+
+    def start(self) -> None:
+        self._window_t0_s = time.perf_counter()
+        self._last_lap = None
+        super().start()
+
+    def lap(self) -> Measurement:
+        """The window so far. A real reading (stop and restart the task, about 8 ms) at
+        most once per ``measure_power_secs``; in between, the last reading scaled by the
+        elapsed time, i.e. at its mean power: CodeCarbon samples no more finely anyway, and
+        per-epoch readings of short epochs would otherwise cost 5-10 % of the work."""
+        now_s = time.perf_counter()
+        last = self._last_lap
+        if (self._open and last is not None and last.duration_s > 0
+                and now_s - self._last_lap_t_s < self.measure_power_secs):
+            return _scaled(last, (now_s - self._window_t0_s) / last.duration_s)
+        self._last_lap = super().lap()
+        self._last_lap_t_s = time.perf_counter()
+        return self._last_lap
 
     def _start(self) -> None:
         _lock.acquire()  # one task at a time on the shared tracker
@@ -127,6 +151,17 @@ class CodeCarbonMeter(Meter):
             scope="process",  # tracking_mode="process": this process's CPU load
             sources={device: self.name for device, j in parts.items() if j is not None},
         )
+
+
+def _scaled(m: Measurement, factor: float) -> Measurement:
+    """``m`` with its duration and every energy figure multiplied by ``factor``."""
+
+    def scale(value: float | None) -> float | None:
+        return None if value is None else value * factor
+
+    return dataclasses.replace(m, duration_s=m.duration_s * factor, energy_j=m.energy_j * factor,
+                               cpu_j=scale(m.cpu_j), gpu_j=scale(m.gpu_j),
+                               ram_j=scale(m.ram_j), co2_g=scale(m.co2_g))
 
 
 def _is_estimate(tracker) -> bool:

@@ -70,9 +70,9 @@ def measure(
 
     The attributes are ``energy_j``, ``cpu_energy_j``, ``gpu_energy_j``, ``ram_energy_j``
     (each device only where it was measured), ``duration_s``, ``co2_g``, ``energy_meter`` and
-    ``energy_is_estimate``, and where they apply ``energy_scope``, ``energy_alternatives_j``
-    (other backends' figures for the same window), ``energy_sources``, ``energy_cpu_share``
-    and ``energy_warnings``. ``pue`` scales the emissions figure. If the work raises, the
+    ``energy_is_estimate``, ``energy_scope``, and where they apply ``energy_details``:
+    ``alternatives_j`` (other backends' figures for the same window), ``sources``,
+    ``cpu_share`` and ``warnings``. ``pue`` scales the emissions figure. If the work raises, the
     window is still closed and recorded.
 
     Example:
