@@ -14,6 +14,11 @@ Runtime decisions (Reguero et al. 2024, METHODS.md section 5), each recorded in 
   bfloat16 on the CPU, float16 on a GPU.
 - ``early_stopping_patience = p``: training stops once validation accuracy has not
   improved for p epochs; the weights of the best epoch are restored.
+
+Energy budget (Yang et al. 2019, METHODS.md section 2): with ``energy_budget = f`` the
+weights are projected every ``budget_every_batches`` steps so that the model's estimated
+inference energy stays within f x the dense model's (:mod:`ecotune.knobs.budget`); the
+final model is projected onto f exactly, and its validation accuracy measured after that.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from torch import nn
 
 from ecotune.data import DataSplits
 from ecotune.knobs import EATPenalty, hidden_activation_modules
+from ecotune.knobs.budget import EnergyBudgetProjector, input_mask
 from ecotune.models import build_model, count_macs, count_parameters
 
 __all__ = ["TrainConfig", "TrainResult", "EpochRecord", "StopTraining", "train", "accuracy",
@@ -65,7 +71,15 @@ class TrainConfig:
     freeze_at_epoch: int | None = None
     low_precision_at_epoch: int | None = None
     early_stopping_patience: int | None = None
+    energy_budget: float | None = None
+    budget_every_batches: int = 10
+    budget_schedule: str = "none"
+    budget_warmup_epochs: int = 1
+    input_keep_ratio: float | None = None
     threads: int = 1
+
+#: Inputs on which the energy-budget projection prices the model.
+BUDGET_SAMPLE = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +110,11 @@ class TrainResult:
     stop_reason: str
     curve: tuple[EpochRecord, ...]
     model: nn.Module = dataclasses.field(repr=False, compare=False)
+    #: 0/1 mask the inputs are multiplied by (input masking), or None.
+    input_mask: torch.Tensor | None = dataclasses.field(default=None, repr=False,
+                                                        compare=False)
+    #: Estimated inference energy over the dense model's (Eyeriss model), with a budget.
+    budget_energy_ratio: float | None = None
 
 
 def _optimizer(config: TrainConfig, params: Any) -> torch.optim.Optimizer:
@@ -157,10 +176,20 @@ def train(
     torch.manual_seed(seed)
     model = build_model(config.model, data.input_shape, data.n_classes, width=config.width)
     macs = count_macs(model, data.input_shape)["total"]
+    mask = (input_mask(data.x_train, config.input_keep_ratio)
+            if config.input_keep_ratio is not None else None)
+    if mask is not None:
+        data = dataclasses.replace(data, x_train=data.x_train * mask, x_val=data.x_val * mask,
+                                   x_test=data.x_test * mask)
+    projector = (EnergyBudgetProjector(model, data.x_train[:BUDGET_SAMPLE], config.energy_budget,
+                                       config.budget_every_batches, config.budget_schedule,
+                                       config.budget_warmup_epochs)
+                 if config.energy_budget is not None else None)
     optimizer = _optimizer(config, model.parameters())
     loss_fn = nn.CrossEntropyLoss()
     batch_order = torch.Generator().manual_seed(seed)
     n_train = len(data.y_train)
+    n_batches = math.ceil(n_train / config.batch_size)
     curve: list[EpochRecord] = []
     stop_reason = "completed"
     best_accuracy, best_state, since_best = -1.0, None, 0
@@ -183,7 +212,7 @@ def train(
                 _set_bn_eval(model)
             order = torch.randperm(n_train, generator=batch_order)
             loss_sum, n_seen = 0.0, 0
-            for start in range(0, n_train, config.batch_size):
+            for batch, start in enumerate(range(0, n_train, config.batch_size)):
                 idx = order[start:start + config.batch_size]
                 x, y = data.x_train[idx], data.y_train[idx]
                 with _autocast("cpu") if low_precision else contextlib.nullcontext():
@@ -198,6 +227,8 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if projector is not None:
+                    projector.after_step(epoch - 1 + (batch + 1) / n_batches)
                 loss_sum += loss_value * len(idx)
                 n_seen += len(idx)
             val_accuracy = accuracy(model, data.x_val, data.y_val)
@@ -228,6 +259,10 @@ def train(
     if best_state is not None:
         model.load_state_dict(best_state)  # early stopping keeps the best epoch's weights
     final_val = best_accuracy if best_state is not None else curve[-1].val_accuracy
+    budget_ratio = None
+    if projector is not None:
+        budget_ratio = projector.finish() / projector.dense_energy_
+        final_val = accuracy(model, data.x_val, data.y_val)  # of the projected model
     return TrainResult(
         val_accuracy=final_val,
         test_accuracy=accuracy(model, data.x_test, data.y_test),
@@ -238,6 +273,8 @@ def train(
         stop_reason=stop_reason,
         curve=tuple(curve),
         model=model,
+        input_mask=mask,
+        budget_energy_ratio=budget_ratio,
     )
 
 
