@@ -126,8 +126,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if not args.no_report:
         out = args.out or REPORT_ROOT / safe_name(spec.study.name)
         paths = write_report(study, out)
-        console.print(f"report: {', '.join(str(p) for p in paths.values())}", highlight=False)
+        _print_paths(paths, console)
     return 0
+
+
+def _print_paths(paths: dict[str, Path], console: Console) -> None:
+    unique = sorted(set(paths.values()))
+    console.print(f"report: {', '.join(str(p) for p in unique)}", highlight=False)
 
 
 def _one_line(err: Exception) -> str:
@@ -208,7 +213,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     except ValueError as err:
         raise BadInput(str(err)) from None
     _print_front(study, console)
-    console.print(f"report: {', '.join(str(p) for p in paths.values())}", highlight=False)
+    _print_paths(paths, console)
     return 0
 
 
