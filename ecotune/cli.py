@@ -1,4 +1,5 @@
-"""The ``ecotune`` command: ``run`` a study file, write its ``report``, list the ``meters``.
+"""The ``ecotune`` command: ``run`` a study file, write its ``report``, open the
+``dashboard``, ``compare`` samplers on one search space, list the energy ``meters``.
 
 Exit status: 0 done; 2 bad input (study file, command line, storage, study name), with
 one line naming the problem and nothing created or changed in storage; 1 anything else.
@@ -64,6 +65,28 @@ def _parser() -> argparse.ArgumentParser:
                         help="length of the busy sample window per backend (default: 0.5)")
     meters.add_argument("--country", default="USA",
                         help="ISO 3166-1 alpha-3 country code for the emissions figure")
+    dashboard = commands.add_parser("dashboard", help="open optuna-dashboard on a storage")
+    dashboard.add_argument("--storage", default=DEFAULT_STORAGE,
+                           help=f"storage URL (default: {DEFAULT_STORAGE})")
+    dashboard.add_argument("--host", default="127.0.0.1",
+                           help="address to listen on (default: 127.0.0.1, this machine only)")
+    dashboard.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    dashboard.add_argument("--artifact-dir", type=Path, default=Path("ecotune-artifacts"),
+                           help="directory of the dashboard's artifact store "
+                                "(default: ecotune-artifacts)")
+
+    compare = commands.add_parser(
+        "compare", help="run one search space under several samplers and compare them")
+    compare.add_argument("study_file", metavar="STUDY.toml")
+    compare.add_argument("--samplers", default="grid,random,tpe,gp,skopt",
+                         help="comma-separated sampler names (default: grid,random,tpe,gp,skopt)")
+    compare.add_argument("--n-trials", type=int, required=True, help="trials per run")
+    compare.add_argument("--repeats", type=int, default=1,
+                         help="runs per sampler, seeds study.seed + 0, 1, ... (default: 1)")
+    compare.add_argument("--storage", help="storage URL, replacing the file's")
+    compare.add_argument("--out", type=Path,
+                         help="report directory (default: ecotune-report/NAME-compare)")
+    compare.add_argument("--no-png", action="store_true", help="skip the PNG export")
     return parser
 
 
@@ -75,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, console)
         if args.command == "meters":
             return _meters(args, console)
+        if args.command == "dashboard":
+            return _dashboard(args, console)
+        if args.command == "compare":
+            return _compare(args, console)
         return _report(args, console)
     except BadInput as err:
         Console(stderr=True).print(f"[bold red]ecotune: error:[/] {err}", highlight=False,
@@ -138,8 +165,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if not args.no_report:
         out = args.out or REPORT_ROOT / safe_name(spec.study.name)
         paths = write_report(study, out)
-        console.print(f"report: {', '.join(str(p) for p in paths.values())}", highlight=False)
+        _print_paths(paths, console)
     return 0
+
+
+def _print_paths(paths: dict[str, Path], console: Console) -> None:
+    unique = sorted(set(paths.values()))
+    console.print(f"report: {', '.join(str(p) for p in unique)}", highlight=False)
 
 
 def _one_line(err: Exception) -> str:
@@ -194,11 +226,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = args.storage
-    if storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
-        # Opening a missing SQLite file would create it: refuse instead.
-        path = Path(storage.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise BadInput(f"storage {storage}: no such database file {path}")
+    _check_sqlite_file(storage)
     try:
         summaries = optuna.get_all_study_summaries(storage)
     except Exception as err:
@@ -220,7 +248,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     except ValueError as err:
         raise BadInput(str(err)) from None
     _print_front(study, console)
-    console.print(f"report: {', '.join(str(p) for p in paths.values())}", highlight=False)
+    _print_paths(paths, console)
     return 0
 
 
@@ -276,6 +304,123 @@ def _meters(args: argparse.Namespace, console: Console) -> int:
               if sources else f"everything from {auto.name}")
     console.print(f"auto: {choice}; sample: {busy_window('auto')}", highlight=False)
     return 0
+
+
+def _check_sqlite_file(storage: str) -> None:
+    if storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
+        # Opening a missing SQLite file would create it: refuse instead.
+        path = Path(storage.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise BadInput(f"storage {storage}: no such database file {path}")
+
+
+def _dashboard(args: argparse.Namespace, console: Console) -> int:
+    if not 0 < args.port < 65536:
+        raise BadInput(f"--port must be between 1 and 65535 (got {args.port})")
+    _check_sqlite_file(args.storage)
+    import optuna
+    from optuna.artifacts import FileSystemArtifactStore
+    from optuna_dashboard import run_server
+
+    from ecotune.search.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        storage = open_storage(args.storage)
+    except Exception as err:
+        raise BadInput(f"storage {args.storage}: {_one_line(err)}") from None
+    args.artifact_dir.mkdir(parents=True, exist_ok=True)
+    console.print(f"optuna-dashboard on {args.storage}: http://{args.host}:{args.port}/dashboard "
+                  f"(artifacts in {args.artifact_dir}; Ctrl-C stops it)", highlight=False)
+    try:
+        run_server(storage, host=args.host, port=args.port,
+                   artifact_store=FileSystemArtifactStore(str(args.artifact_dir)))
+    except OSError as err:  # the port is taken, or the host is not an address of this machine
+        raise BadInput(f"cannot listen on {args.host}:{args.port}: {err.strerror}") from None
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _compare(args: argparse.Namespace, console: Console) -> int:
+    from ecotune.search.compare import comparison_runs
+
+    samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
+    try:
+        spec = load_spec(args.study_file).with_overrides(storage=args.storage)
+        runs = comparison_runs(spec, samplers, args.n_trials, args.repeats)
+    except SpecError as err:
+        raise BadInput(f"{err} (leave it out of --samplers, or give the float "
+                       "parameters a grid)" if "grid" in str(err) else str(err)) from None
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+
+    import optuna
+
+    from ecotune.report import safe_name
+    from ecotune.report.compare import TARGET_FRACTION, compare_studies
+    from ecotune.report.export import write_figure
+    from ecotune.report.plots import hypervolume_figure
+    from ecotune.search.compare import run_comparison
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = spec.study.storage
+    try:
+        existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    except Exception as err:
+        raise BadInput(f"storage {storage}: {_one_line(err)}") from None
+    taken = [s.study.name for _, _, s in runs if s.study.name in existing]
+    if taken:
+        raise BadInput(f"study {taken[0]!r} already exists in {storage}: compare runs fresh "
+                       "studies; use another --storage or study name")
+    console.print(f"comparing {', '.join(samplers)}: {args.repeats} run(s) of "
+                  f"{args.n_trials} trial(s) each, in {storage}", highlight=False)
+
+    def done(sampler: str, repeat: int, study: optuna.Study) -> None:
+        states = [t.state.name for t in study.trials]
+        console.print(f"  {study.study_name}: {states.count('COMPLETE')} complete, "
+                      f"{len(states) - states.count('COMPLETE')} other", highlight=False)
+
+    studies = run_comparison(runs, on_run=done)
+    comparison = compare_studies(studies)
+    _print_comparison(comparison, console)
+    out = args.out or REPORT_ROOT / safe_name(f"{spec.study.name}-compare")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"table": out / "compare.csv", "histories": out / "compare-hypervolume.csv"}
+    comparison.table.to_csv(paths["table"], index=False)
+    import pandas as pd
+
+    pd.concat([h.assign(run=label) for label, h in comparison.histories.items()]).to_csv(
+        paths["histories"], index=False)
+    figure = hypervolume_figure(
+        comparison.histories, f"{spec.study.name}: hypervolume against search energy, "
+        f"by sampler", target=TARGET_FRACTION * comparison.reference_hypervolume)
+    from ecotune.report import png_export_available
+
+    png = False if args.no_png else png_export_available()
+    paths.update(write_figure(figure, out, "compare", png))
+    _print_paths(paths, console)
+    return 0
+
+
+def _print_comparison(comparison, console: Console) -> None:
+    from rich.table import Table
+
+    reference = ", ".join(f"{v:.4g}" for v in comparison.reference)
+    table = Table(title=f"samplers compared (reference point {reference}; reference "
+                        f"hypervolume {comparison.reference_hypervolume:.4g}, of the front "
+                        "of all runs together)")
+    for column in ("sampler", "runs", "trials", "search energy (J)", "final hypervolume",
+                   "ratio to reference", "energy to 95 % (J)", "runs reaching 95 %"):
+        table.add_column(column, justify="right")
+    for _, row in comparison.table.iterrows():
+        to_target = row["energy_to_target_j"]
+        table.add_row(row["sampler"], str(row["runs"]), f"{row['trials']:.3g}",
+                      f"{row['search_energy_j']:.4g}", f"{row['final_hypervolume']:.4g}",
+                      f"{row['hypervolume_ratio']:.3f}",
+                      "never" if to_target != to_target else f"{to_target:.4g}",
+                      str(row["reached_target"]))
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 #: Names of the samplers a study file may ask for.
-SAMPLERS = ("grid", "random", "tpe")
+SAMPLERS = ("grid", "random", "tpe", "gp", "nsga2", "qmc", "skopt")
 #: Data sets and models of the built-in trainer.
 DATASETS = ("digits", "fake", "fashion_mnist", "mnist", "cifar10", "gtsrb")
 MODELS = ("mlp", "cnn", "resnet18", "mobilenet_v2")
@@ -76,7 +76,8 @@ class _Strict(BaseModel):
 class SamplerSpec(_Strict):
     """A sampler by name, with options passed to it (e.g. ``n_startup_trials`` for tpe)."""
 
-    name: Literal["grid", "random", "tpe"] = "tpe"
+    # Kept equal to SAMPLERS (and ecotune.search.SAMPLER_NAMES); a test checks it.
+    name: Literal["grid", "random", "tpe", "gp", "nsga2", "qmc", "skopt"] = "tpe"
     options: dict[str, Any] = Field(default_factory=dict)
 
 

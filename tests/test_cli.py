@@ -128,7 +128,8 @@ def test_report_command(tmp_path: Path, study_file: Path) -> None:
                      "--out", "out", "--no-png", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
-        "pareto.html", "front.csv", "front.json"}
+        "pareto.html", "front.csv", "front.json", "hypervolume.csv", "hypervolume.html",
+        "learning_curves.html", "parameters.html"}
     # Without --study-name, the only study is used; a missing database is not created.
     assert run_cli("report", "--no-png", cwd=tmp_path).returncode == 0
     missing = run_cli("report", "--storage", "sqlite:///missing.db", cwd=tmp_path)

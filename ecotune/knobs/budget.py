@@ -33,7 +33,6 @@ from torch import nn
 
 from ecotune.energy.hardware import eyeriss_layer_costs, trace_layers
 from ecotune.energy.hardware.eyeriss import (
-    ARRAY_COLS,
     ARRAY_ROWS,
     CACHE,
     DRAM,

@@ -1,23 +1,56 @@
-"""Reports of a study: the Pareto front as data, as plots, and as files.
+"""Reports of a study: the Pareto front and hypervolume as data, as plots, and as files.
 
-Reads only an ``optuna.Study``. Data functions (:mod:`.front`) are separate from drawing
-(:mod:`.plots`) and from writing files (:mod:`.export`).
+Reads only an ``optuna.Study``. Data functions (:mod:`.front`, :mod:`.hypervolume`,
+:mod:`.trials`, :mod:`.compare`) are separate from drawing (:mod:`.plots`) and from
+writing files (:mod:`.export`).
 """
 
 from __future__ import annotations
 
-from ecotune.report.export import png_export_available, safe_name, write_report
+from ecotune.report.export import (
+    png_export_available,
+    report_figures,
+    safe_name,
+    save_to_dashboard,
+    write_report,
+)
 from ecotune.report.front import non_dominated, pareto_front, trials_frame
-from ecotune.report.plots import ParetoPlotData, pareto_figure, pareto_plot_data
+from ecotune.report.hypervolume import (
+    energy_to_reach,
+    hypervolume,
+    hypervolume_history,
+    reference_point,
+)
+from ecotune.report.plots import (
+    ParetoPlotData,
+    hypervolume_figure,
+    learning_curves_figure,
+    parameter_effects_figure,
+    pareto_figure,
+    pareto_plot_data,
+)
+from ecotune.report.trials import ParameterEffects, learning_curves, parameter_effects
 
 __all__ = [
+    "ParameterEffects",
     "ParetoPlotData",
+    "energy_to_reach",
+    "hypervolume",
+    "hypervolume_figure",
+    "hypervolume_history",
+    "learning_curves",
+    "learning_curves_figure",
     "non_dominated",
+    "parameter_effects",
+    "parameter_effects_figure",
     "pareto_figure",
     "pareto_front",
     "pareto_plot_data",
     "png_export_available",
+    "reference_point",
+    "report_figures",
     "safe_name",
+    "save_to_dashboard",
     "trials_frame",
     "write_report",
 ]

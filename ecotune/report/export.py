@@ -1,5 +1,12 @@
-"""Write a study's report to a directory: pareto.html (self-contained, works offline),
-front.csv, front.json, and pareto.png where a browser for static export is present."""
+"""Write a study's report to a directory: one self-contained HTML file per plot (works
+offline), a PNG of each where a browser for static export is present, front.csv,
+front.json and hypervolume.csv; and save the plots into the study for optuna-dashboard.
+
+Plots: ``pareto`` (the front, optionally coloured by a parameter), ``hypervolume``
+(hypervolume against cumulative search energy), ``learning_curves`` (validation accuracy
+per epoch, early-stopped trials marked) and ``parameters`` (each objective against each
+parameter).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,25 @@ import warnings
 from pathlib import Path
 
 import optuna
+import plotly.graph_objects as go
 
 from ecotune.report.front import pareto_front
-from ecotune.report.plots import energy_label, pareto_figure, pareto_plot_data
+from ecotune.report.hypervolume import hypervolume_history
+from ecotune.report.plots import (
+    energy_label,
+    hypervolume_figure,
+    learning_curves_figure,
+    parameter_effects_figure,
+    pareto_figure,
+    pareto_plot_data,
+)
+from ecotune.report.trials import learning_curves, parameter_effects
 
-__all__ = ["write_report", "png_export_available", "safe_name"]
+__all__ = ["write_report", "png_export_available", "safe_name", "report_figures",
+           "save_to_dashboard", "write_figure", "DASHBOARD_PREFIX"]
+
+#: optuna-dashboard graph-object ids of ecotune's plots start with this.
+DASHBOARD_PREFIX = "ecotune-"
 
 _BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
 
@@ -50,16 +71,69 @@ def _json_safe(value):
     return value
 
 
+def report_figures(study: optuna.Study, color_by: str | None = None) -> dict[str, go.Figure]:
+    """ecotune's plots of ``study`` by name; a plot with nothing to show is left out
+    (a single-objective study has no Pareto plot, a study without learning curves no
+    learning-curve plot)."""
+    name = study.study_name
+    figures: dict[str, go.Figure] = {}
+    if len(study.directions) >= 2:
+        figures["pareto"] = pareto_figure(pareto_plot_data(study), color_by=color_by)
+    history = hypervolume_history(study)
+    if len(history):
+        figures["hypervolume"] = hypervolume_figure(
+            {name: history}, f"{name}: hypervolume against search energy")
+    curves = learning_curves(study)
+    if len(curves):
+        figures["learning_curves"] = learning_curves_figure(
+            curves, f"{name}: learning curves")
+    effects = parameter_effects(study)
+    if effects.params and len(effects.frame):
+        figures["parameters"] = parameter_effects_figure(
+            effects, f"{name}: objectives against parameters")
+    return figures
+
+
+def write_figure(figure: go.Figure, out: Path, stem: str, png: bool) -> dict[str, Path]:
+    """Write ``stem.html`` (self-contained) and, if ``png``, ``stem.png`` into ``out``."""
+    paths = {"html": out / f"{stem}.html"}
+    # include_plotlyjs=True embeds plotly.js: the page works with no internet.
+    figure.write_html(paths["html"], include_plotlyjs=True)
+    if png:
+        _start_browser()
+        paths["png"] = out / f"{stem}.png"
+        width = figure.layout.width or 900
+        height = figure.layout.height or 600
+        with warnings.catch_warnings():
+            # plotly passes browser options that a running kaleido server ignores.
+            warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+            figure.write_image(paths["png"], width=width, height=height, scale=1)
+    return paths
+
+
+def save_to_dashboard(study: optuna.Study, figures: dict[str, go.Figure]) -> list[str]:
+    """Store ``figures`` in the study, where optuna-dashboard shows them beside its own
+    plots (ids ``ecotune-<name>``; saving again replaces them). Returns the ids."""
+    from optuna_dashboard import save_plotly_graph_object
+
+    return [save_plotly_graph_object(study, figure,
+                                     graph_object_id=DASHBOARD_PREFIX + name.replace("_", "-"))
+            for name, figure in figures.items()]
+
+
 def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = None,
-                 color_by: str | None = None) -> dict[str, Path]:
+                 color_by: str | None = None, dashboard: bool = True) -> dict[str, Path]:
     """Write the report of ``study`` into ``out_dir`` (created if needed).
 
     Args:
-        png: write ``pareto.png`` too; default: where a browser is present.
+        png: write a PNG of each plot too; default: where a browser is present.
         color_by: a parameter to colour the Pareto plot by.
+        dashboard: also save the plots into the study for optuna-dashboard (the one
+            thing here that writes to storage).
 
     Returns:
-        The written files by kind: ``html``, ``csv``, ``json`` and maybe ``png``.
+        The written files by kind: ``csv``, ``json``, ``hypervolume_csv``, and per plot
+        ``<plot>_html`` and maybe ``<plot>_png``; ``html`` and ``png`` name the Pareto plot.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -76,16 +150,19 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
     }
     paths["json"].write_text(json.dumps(document, indent=2, default=str) + "\n",
                              encoding="utf-8")
-    if len(study.directions) >= 2:
-        figure = pareto_figure(pareto_plot_data(study), color_by=color_by)
-        paths["html"] = out / "pareto.html"
-        # include_plotlyjs=True embeds plotly.js: the page works with no internet.
-        figure.write_html(paths["html"], include_plotlyjs=True)
-        if png if png is not None else png_export_available():
-            _start_browser()
-            paths["png"] = out / "pareto.png"
-            with warnings.catch_warnings():
-                # plotly passes browser options that a running kaleido server ignores.
-                warnings.filterwarnings("ignore", message="The kopts argument is ignored")
-                figure.write_image(paths["png"], width=900, height=600, scale=1)
+    history = hypervolume_history(study)
+    if len(history):
+        paths["hypervolume_csv"] = out / "hypervolume.csv"
+        history.to_csv(paths["hypervolume_csv"], index=False)
+    figures = report_figures(study, color_by=color_by)
+    with_png = png if png is not None else png_export_available()
+    for name, figure in figures.items():
+        for kind, path in write_figure(figure, out, name, with_png).items():
+            paths[f"{name}_{kind}"] = path
+    if "pareto" in figures:
+        paths["html"] = paths["pareto_html"]
+        if "pareto_png" in paths:
+            paths["png"] = paths["pareto_png"]
+    if dashboard and figures:
+        save_to_dashboard(study, figures)
     return paths

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import optuna
@@ -9,8 +10,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ecotune.report.front import trials_frame
+from ecotune.report.trials import ParameterEffects
 
-__all__ = ["ParetoPlotData", "pareto_plot_data", "pareto_figure", "energy_label"]
+__all__ = ["ParetoPlotData", "pareto_plot_data", "pareto_figure", "energy_label",
+           "hypervolume_figure", "learning_curves_figure", "parameter_effects_figure"]
 
 _UNITS = {"energy_j": "J", "duration_s": "s", "co2_g": "g CO2-eq", "accuracy": "0-1"}
 
@@ -105,4 +108,86 @@ def pareto_figure(data: ParetoPlotData, color_by: str | None = None) -> go.Figur
                                  showlegend=False, hoverinfo="skip"))
     fig.update_layout(title=data.title, xaxis_title=data.x_label, yaxis_title=data.y_label,
                       template="plotly_white", legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def hypervolume_figure(histories: Mapping[str, pd.DataFrame], title: str,
+                       target: float | None = None) -> go.Figure:
+    """Hypervolume against cumulative search energy, one line per run.
+
+    Args:
+        histories: by label (a study or sampler name), frames of
+            :func:`~ecotune.report.hypervolume.hypervolume_history`.
+        target: a hypervolume drawn as a dashed horizontal line (e.g. 95 % of the
+            reference hypervolume in a comparison).
+    """
+    fig = go.Figure()
+    for label, history in histories.items():
+        fig.add_trace(go.Scatter(
+            x=history["cumulative_energy_j"], y=history["hypervolume"], name=label,
+            mode="lines+markers", line={"shape": "hv"}, marker={"size": 5},
+            text=[f"trial {n} ({s.lower()})" for n, s in zip(history["trial"],
+                                                              history["state"])],
+            hovertemplate="%{text}<br>energy spent %{x:.4g} J<br>hypervolume %{y:.4g}"
+                          "<extra>%{fullData.name}</extra>"))
+    if target is not None:
+        fig.add_hline(y=target, line={"dash": "dash", "color": "#d1242f"},
+                      annotation_text="95 % of the reference hypervolume")
+    fig.update_layout(title=title, xaxis_title="search energy spent, cumulative (J)",
+                      yaxis_title="hypervolume of the front", template="plotly_white")
+    return fig
+
+
+def learning_curves_figure(curves: pd.DataFrame, title: str) -> go.Figure:
+    """Validation accuracy per epoch, one line per trial; early-stopped trials dashed and
+    ended with a cross."""
+    fig = go.Figure()
+    shown = set()
+    for trial, curve in curves.groupby("trial", sort=True):
+        early = bool(curve["early_stopped"].iloc[0])
+        group = "early-stopped" if early else "ran all epochs"
+        energy = [f"{e:.4g} J" if pd.notna(e) else "n/a" for e in curve["energy_j"]]
+        fig.add_trace(go.Scatter(
+            x=curve["epoch"], y=curve["val_accuracy"], mode="lines+markers",
+            name=group, legendgroup=group, showlegend=group not in shown,
+            line={"dash": "dash" if early else "solid",
+                  "color": "#d1242f" if early else "#0969da", "width": 1.5},
+            marker={"size": [4] * (len(curve) - 1) + [10 if early else 4],
+                    "symbol": ["circle"] * (len(curve) - 1) + ["x" if early else "circle"]},
+            opacity=0.8,
+            text=[f"trial {trial}, {curve['stop_reason'].iloc[0] or curve['state'].iloc[0]}"
+                  f"<br>energy so far {e}" for e in energy],
+            hovertemplate="%{text}<br>epoch %{x}: accuracy %{y:.4f}<extra></extra>"))
+        shown.add(group)
+    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title="validation accuracy",
+                      template="plotly_white")
+    return fig
+
+
+def parameter_effects_figure(effects: ParameterEffects, title: str) -> go.Figure:
+    """A grid of scatter plots: one row per objective, one column per parameter; front
+    trials highlighted."""
+    from plotly.subplots import make_subplots
+
+    rows, cols = max(len(effects.objectives), 1), max(len(effects.params), 1)
+    fig = make_subplots(rows=rows, cols=cols, shared_yaxes=True, shared_xaxes=True,
+                        horizontal_spacing=0.04, vertical_spacing=0.08)
+    frame = effects.frame
+    for r, objective in enumerate(effects.objectives, start=1):
+        for c, param in enumerate(effects.params, start=1):
+            for on_front, color in ((False, "#9aa0a6"), (True, "#1a7f37")):
+                part = frame[frame["on_front"] == on_front] if len(frame) else frame
+                fig.add_trace(go.Scatter(
+                    x=part[f"params_{param}"], y=part[objective], mode="markers",
+                    marker={"color": color, "size": 7}, name="Pareto front" if on_front
+                    else "dominated", legendgroup=str(on_front),
+                    showlegend=r == 1 and c == 1, text=[f"trial {n}" for n in part["trial"]],
+                    hovertemplate=f"%{{text}}<br>{param} = %{{x}}<br>{objective} = "
+                                  "%{y:.4g}<extra></extra>"), row=r, col=c)
+            fig.update_xaxes(title_text=param if r == rows else None, row=r, col=c,
+                             type="log" if param in effects.log_params else None)
+            if c == 1:
+                fig.update_yaxes(title_text=_axis_label(objective, frame), row=r, col=1)
+    fig.update_layout(title=title, template="plotly_white", height=300 * rows + 100,
+                      width=max(900, 280 * cols))
     return fig

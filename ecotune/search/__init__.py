@@ -10,12 +10,14 @@ from ecotune.search.measure import MeasurementWindow, measure
 from ecotune.search.objective import BuiltinObjective
 from ecotune.search.runner import planned_trials, prepare, run
 from ecotune.search.samplers import SAMPLER_NAMES, make_sampler
+from ecotune.search.skopt_sampler import SkoptSampler
 from ecotune.search.study import StudyMismatchError, create_study
 
 __all__ = [
     "BuiltinObjective",
     "MeasurementWindow",
     "SAMPLER_NAMES",
+    "SkoptSampler",
     "StudyMismatchError",
     "create_study",
     "make_sampler",

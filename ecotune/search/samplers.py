@@ -9,7 +9,8 @@ import optuna
 
 __all__ = ["SAMPLER_NAMES", "make_sampler"]
 
-SAMPLER_NAMES = ("grid", "random", "tpe")
+#: Every sampler a study file or ``create_study`` may name.
+SAMPLER_NAMES = ("grid", "random", "tpe", "gp", "nsga2", "qmc", "skopt")
 
 
 def make_sampler(
@@ -21,7 +22,10 @@ def make_sampler(
     """An Optuna sampler for ``sampler`` (a name, or a sampler object returned as is).
 
     Args:
-        sampler: ``"grid"``, ``"random"``, ``"tpe"`` or a sampler object.
+        sampler: one of :data:`SAMPLER_NAMES` or a sampler object. ``grid``, ``random``,
+            ``tpe`` (multivariate), ``gp`` (``GPSampler``), ``nsga2`` (``NSGAIISampler``)
+            and ``qmc`` (``QMCSampler``) are Optuna's; ``skopt`` is ecotune's
+            :class:`~ecotune.search.skopt_sampler.SkoptSampler` on scikit-optimize's GP.
         seed: makes the sampler's choices repeatable.
         grid: the grid sampler's values per parameter (required for ``"grid"``).
         options: extra keyword arguments for the sampler's constructor.
@@ -29,6 +33,8 @@ def make_sampler(
     Example:
         >>> type(make_sampler("tpe", seed=1)).__name__
         'TPESampler'
+        >>> type(make_sampler("skopt", seed=1, options={"n_startup_trials": 5})).__name__
+        'SkoptSampler'
     """
     if isinstance(sampler, optuna.samplers.BaseSampler):
         return sampler
@@ -45,6 +51,16 @@ def make_sampler(
             # multivariate: models parameters jointly; better on the small spaces used here.
             options.setdefault("multivariate", True)
             return optuna.samplers.TPESampler(seed=seed, **options)
+        if sampler == "gp":
+            return optuna.samplers.GPSampler(seed=seed, **options)
+        if sampler == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, **options)
+        if sampler == "qmc":
+            return optuna.samplers.QMCSampler(seed=seed, **options)
+        if sampler == "skopt":
+            from ecotune.search.skopt_sampler import SkoptSampler
+
+            return SkoptSampler(seed=seed, **options)
     except TypeError as err:
         raise ValueError(f"sampler {sampler!r}: bad option ({err})") from None
     raise ValueError(f"unknown sampler {sampler!r}; expected one of {list(SAMPLER_NAMES)}")

@@ -1,0 +1,92 @@
+"""How much search energy each sampler spends for how good a front (METHODS.md section 3).
+
+Runs the same search space (width, lr, epochs, eat_lambda of the built-in cnn on digits)
+under each sampler, with the same number of trials, through ``ecotune.search.run``; then
+prints per sampler the final hypervolume as a fraction of the reference hypervolume (that
+of the front of all runs together), the search energy spent, and the search energy at
+which the run first reached 95 % of the reference hypervolume.
+
+Early stopping (issue 5, part 3) is not applied here yet: ``SPEC`` below is the place to
+switch it on once the trainer has it, and then the ``--early-stopping`` comparison is
+what this benchmark is for.
+
+    .venv/bin/python benchmarks/search_efficiency.py --quick        # digits, ~1-2 min
+    .venv/bin/python benchmarks/search_efficiency.py --n-trials 40 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+
+from ecotune.report.compare import compare_studies
+from ecotune.search.compare import comparison_runs, run_comparison
+
+SAMPLERS = ("grid", "random", "tpe", "gp", "skopt")
+
+
+def spec(storage: str, epochs_high: int, meter: str) -> dict:
+    """The study: a float grid is given for every float knob, so grid search can run."""
+    return {
+        "study": {"name": "efficiency", "storage": storage, "seed": 0},
+        "data": {"name": "digits"},
+        "model": {"name": "cnn"},
+        "training": {"batch_size": 64, "optimizer": "adam"},
+        "energy": {"meter": meter},
+        "search_space": {
+            "width": {"type": "float", "low": 0.25, "high": 2.0,
+                      "grid": [0.25, 0.5, 1.0, 2.0]},
+            "lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True,
+                   "grid": [1e-3, 3e-3, 1e-2, 3e-2]},
+            "epochs": {"type": "int", "low": 1, "high": epochs_high,
+                       "grid": sorted({1, max(1, epochs_high // 2), epochs_high})},
+            "eat_lambda": {"type": "float", "low": 0.0, "high": 2.0, "grid": [0.0, 1.0, 2.0]},
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="16 trials per sampler, at most 6 epochs, one repeat")
+    parser.add_argument("--n-trials", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=10, help="largest epochs value searched")
+    parser.add_argument("--samplers", default=",".join(SAMPLERS))
+    parser.add_argument("--meter", default="auto", help="auto, codecarbon or cputime")
+    args = parser.parse_args()
+    n_trials, epochs, repeats = args.n_trials, args.epochs, args.repeats
+    if args.quick:
+        n_trials, epochs, repeats = 16, 6, 1
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    samplers = [s for s in args.samplers.split(",") if s]
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = f"sqlite:///{Path(tmp) / 'efficiency.db'}"
+        runs = comparison_runs(spec(storage, epochs, args.meter), samplers, n_trials, repeats)
+        started = time.perf_counter()
+        studies = run_comparison(runs, on_run=lambda s, r, st: print(
+            f"  ran {st.study_name}: {len(st.trials)} trials", flush=True))
+        wall_s = time.perf_counter() - started
+        comparison = compare_studies(studies)
+        meters = sorted({t.user_attrs.get("energy_meter", "?") for runs_ in studies.values()
+                         for st in runs_ for t in st.trials})
+    print(f"\ndigits, cnn; {n_trials} trials per run, {repeats} run(s) per sampler; "
+          f"energy meter {'/'.join(meters)}; wall time {wall_s:.0f} s")
+    print(f"reference hypervolume {comparison.reference_hypervolume:.4g} "
+          f"(reference point: accuracy {comparison.reference[0]:.3g}, "
+          f"energy {comparison.reference[1]:.4g} J)")
+    print(f"{'sampler':>8} {'hv ratio':>9} {'search energy (J)':>18} {'J to 95 %':>10}")
+    for _, row in comparison.table.iterrows():
+        to_target = row["energy_to_target_j"]
+        print(f"{row['sampler']:>8} {row['hypervolume_ratio']:>9.3f} "
+              f"{row['search_energy_j']:>18.1f} "
+              f"{'never' if math.isnan(to_target) else f'{to_target:.1f}':>10}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Compare runs of the same search space under several samplers (pure data).
+
+All runs share one reference point (the worst value of each objective over every run,
+accuracy 0) and one reference hypervolume: that of the front of all runs together, the
+best front known. A sampler is then judged by the search energy it spent to reach 95 % of
+that reference hypervolume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from ecotune.report.hypervolume import (
+    energy_to_reach,
+    hypervolume,
+    hypervolume_history,
+    reference_point,
+    study_points,
+)
+
+__all__ = ["Comparison", "compare_studies", "TARGET_FRACTION"]
+
+#: Fraction of the reference hypervolume a run must reach to count as done.
+TARGET_FRACTION = 0.95
+
+
+class Comparison(NamedTuple):
+    """Hypervolume against search energy for each run, and a summary per sampler."""
+
+    reference: list[float]  # the shared reference point
+    reference_hypervolume: float  # of the front of all runs together
+    histories: dict[str, pd.DataFrame]  # by run label ("tpe r0"): hypervolume_history
+    table: pd.DataFrame  # one row per sampler
+
+
+def compare_studies(runs: Mapping[str, Sequence[optuna.Study]],
+                    target_fraction: float = TARGET_FRACTION) -> Comparison:
+    """Compare ``runs``: for each sampler label, its repeated studies (same objectives).
+
+    The table has one row per sampler: ``runs``, ``trials`` (mean per run),
+    ``search_energy_j`` (mean total), ``final_hypervolume`` (mean),
+    ``hypervolume_ratio`` (mean final hypervolume / reference hypervolume),
+    ``energy_to_target_j`` (mean over the runs that reached the target; NaN if none) and
+    ``reached_target`` (how many runs did).
+
+    Example:
+        >>> def study(points):
+        ...     s = optuna.create_study(directions=["maximize", "minimize"])
+        ...     s.set_metric_names(["accuracy", "energy_j"])
+        ...     for p in points:
+        ...         s.add_trial(optuna.trial.create_trial(values=p))
+        ...     return s
+        >>> c = compare_studies({"a": [study([[0.5, 1.0], [0.9, 4.0]])],
+        ...                      "b": [study([[0.6, 2.0]])]})
+        >>> c.reference, c.reference_hypervolume
+        ([0.0, 4.0], 1.7)
+        >>> c.table.round(3)[["sampler", "hypervolume_ratio", "reached_target"]].values.tolist()
+        [['a', 0.882, 0], ['b', 0.706, 0]]
+    """
+    if not runs or not any(runs.values()):
+        raise ValueError("nothing to compare: no runs given")
+    first = next(s for studies in runs.values() for s in studies)
+    names = first.metric_names or [f"objective_{i}" for i in range(len(first.directions))]
+    maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in first.directions]
+    for studies in runs.values():
+        for s in studies:
+            if list(s.directions) != list(first.directions):
+                raise ValueError(f"study {s.study_name!r} has other objectives than "
+                                 f"{first.study_name!r}: cannot compare them")
+    points = np.vstack([study_points(s) for studies in runs.values() for s in studies])
+    if len(points) == 0:
+        raise ValueError("nothing to compare: no run has a complete trial")
+    reference = reference_point(points, names, maximize)
+    reference_hv = hypervolume(points, reference, maximize)
+    target = target_fraction * reference_hv
+    histories: dict[str, pd.DataFrame] = {}
+    rows = []
+    for label, studies in runs.items():
+        finals, spent, trials, reached = [], [], [], []
+        for r, s in enumerate(studies):
+            history = hypervolume_history(s, reference)
+            histories[f"{label} r{r}"] = history
+            finals.append(history["hypervolume"].iloc[-1] if len(history) else 0.0)
+            spent.append(history["cumulative_energy_j"].iloc[-1] if len(history) else 0.0)
+            trials.append(len(history))
+            energy = energy_to_reach(history, target) if reference_hv > 0 else None
+            if energy is not None:
+                reached.append(energy)
+        rows.append({
+            "sampler": label, "runs": len(studies), "trials": float(np.mean(trials)),
+            "search_energy_j": float(np.mean(spent)),
+            "final_hypervolume": float(np.mean(finals)),
+            "hypervolume_ratio": (float(np.mean(finals)) / reference_hv if reference_hv > 0
+                                  else np.nan),
+            "energy_to_target_j": float(np.mean(reached)) if reached else np.nan,
+            "reached_target": len(reached),
+        })
+    return Comparison(reference, reference_hv, histories, pd.DataFrame(rows))

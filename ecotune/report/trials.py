@@ -1,0 +1,99 @@
+"""Per-trial data for the report (no drawing here): learning curves and parameter effects.
+
+Reads only an ``optuna.Study``. Learning curves come from the user attribute ``training``
+that ecotune's built-in trainer records (``{"learning_curve": [{"epoch", "val_accuracy",
+"energy_j", ...}], "stop_reason": ...}``); a study without it simply has no curves.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from ecotune.report.front import trials_frame
+
+__all__ = ["learning_curves", "ParameterEffects", "parameter_effects", "TRAINING_ATTR",
+           "COMPLETED"]
+
+#: Trial user attribute holding the training summary and learning curve.
+TRAINING_ATTR = "training"
+#: ``stop_reason`` of a trial that trained for all its epochs.
+COMPLETED = "completed"
+
+_CURVE_COLUMNS = ["trial", "state", "stop_reason", "early_stopped", "epoch", "val_accuracy",
+                  "energy_j"]
+
+
+def learning_curves(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial and epoch: validation accuracy and cumulative energy (NaN where
+    not recorded).
+
+    A trial is marked ``early_stopped`` when it was pruned or its ``stop_reason`` is not
+    ``"completed"``. Failed trials are included (their curve ends where they failed);
+    running ones are not.
+
+    Example:
+        >>> study = optuna.create_study(directions=["maximize", "minimize"])
+        >>> curve = [{"epoch": 1, "val_accuracy": 0.5, "energy_j": 2.0},
+        ...          {"epoch": 2, "val_accuracy": 0.7}]
+        >>> study.add_trial(optuna.trial.create_trial(values=[0.7, 3.0], user_attrs={
+        ...     "training": {"learning_curve": curve, "stop_reason": "completed"}}))
+        >>> learning_curves(study)[["epoch", "val_accuracy", "energy_j"]].values.tolist()
+        [[1.0, 0.5, 2.0], [2.0, 0.7, nan]]
+    """
+    rows = []
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+              optuna.trial.TrialState.FAIL)
+    for t in study.get_trials(deepcopy=False, states=states):
+        training = t.user_attrs.get(TRAINING_ATTR)
+        if not isinstance(training, dict):
+            continue
+        stop_reason = training.get("stop_reason")
+        early = t.state == optuna.trial.TrialState.PRUNED or (
+            stop_reason is not None and stop_reason != COMPLETED)
+        for record in training.get("learning_curve") or []:
+            energy = record.get("energy_j")
+            rows.append({"trial": t.number, "state": t.state.name, "stop_reason": stop_reason,
+                         "early_stopped": bool(early), "epoch": record.get("epoch"),
+                         "val_accuracy": record.get("val_accuracy"),
+                         "energy_j": np.nan if energy is None else float(energy)})
+    frame = pd.DataFrame(rows, columns=_CURVE_COLUMNS)
+    return frame.sort_values(["trial", "epoch"]).reset_index(drop=True)
+
+
+class ParameterEffects(NamedTuple):
+    """What the parameter-effect plots show: each objective against each parameter."""
+
+    frame: pd.DataFrame  # trials_frame(study): objectives, params_*, on_front
+    objectives: list[str]
+    params: list[str]  # parameter names, without the params_ prefix
+    log_params: list[str]  # parameters sampled on a log scale (drawn on a log axis)
+
+
+def parameter_effects(study: optuna.Study) -> ParameterEffects:
+    """The complete, feasible trials with every objective and parameter, and which
+    parameters were sampled on a log scale.
+
+    Example:
+        >>> study = optuna.create_study(directions=["maximize", "minimize"])
+        >>> study.set_metric_names(["accuracy", "energy_j"])
+        >>> lr = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+        >>> study.add_trial(optuna.trial.create_trial(values=[0.9, 5.0], params={"lr": 1e-3},
+        ...                                           distributions={"lr": lr}))
+        >>> effects = parameter_effects(study)
+        >>> effects.objectives, effects.params, effects.log_params
+        (['accuracy', 'energy_j'], ['lr'], ['lr'])
+    """
+    frame = trials_frame(study)
+    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    params = sorted(c.removeprefix("params_") for c in frame.columns
+                    if c.startswith("params_"))
+    log_params = set()
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        for name, dist in t.distributions.items():
+            if getattr(dist, "log", False):
+                log_params.add(name)
+    return ParameterEffects(frame, list(names), params, sorted(log_params & set(params)))

@@ -1,0 +1,147 @@
+"""`ecotune compare` and `ecotune dashboard`, run as real processes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from ecotune.search.compare import comparison_runs
+from ecotune.spec import SpecError
+from tests.conftest import run_cli
+
+STUDY = """
+[study]
+name = "cmp"
+seed = 0
+
+[model]
+name = "mlp"
+
+[training]
+epochs = 1
+batch_size = 128
+
+[energy]
+meter = "cputime"
+
+[search_space]
+lr = { type = "float", low = 1e-3, high = 3e-2, log = true }
+width = { type = "categorical", choices = [0.25, 0.5] }
+"""
+
+
+def test_comparison_runs_validates_before_running() -> None:
+    spec = {"study": {"name": "x", "sampler": {"name": "tpe",
+                                                "options": {"n_startup_trials": 2}}},
+            "search_space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-1}}}
+    runs = comparison_runs(spec, ["random", "skopt"], n_trials=4, repeats=2)
+    assert [(s, r, x.study.name, x.study.seed, x.study.n_trials) for s, r, x in runs] == [
+        ("random", 0, "x-random-r0", 0, 4), ("random", 1, "x-random-r1", 1, 4),
+        ("skopt", 0, "x-skopt-r0", 0, 4), ("skopt", 1, "x-skopt-r1", 1, 4)]
+    assert all(x.study.sampler.options == {} for _, _, x in runs)  # tpe's options dropped
+    with pytest.raises(SpecError, match="sampler 'grid': .*needs `grid = \\[...\\]`"):
+        comparison_runs(spec, ["random", "grid"], n_trials=4)
+    with pytest.raises(ValueError, match="unknown sampler 'anneal'"):
+        comparison_runs(spec, ["anneal"], n_trials=4)
+    with pytest.raises(ValueError, match="n_trials must be >= 1"):
+        comparison_runs(spec, ["random"], n_trials=0)
+    with pytest.raises(ValueError, match="listed twice"):
+        comparison_runs(spec, ["random", "random"], n_trials=1)
+
+
+def test_compare_command(tmp_path: Path) -> None:
+    (tmp_path / "cmp.toml").write_text(STUDY)
+    result = run_cli("compare", "cmp.toml", "--samplers", "random,skopt", "--n-trials", "3",
+                     "--repeats", "2", "--out", "out", "--no-png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "samplers compared" in result.stdout
+    names = {s.study_name for s in optuna.get_all_study_summaries("sqlite:///ecotune.db")}
+    assert names == {"cmp-random-r0", "cmp-random-r1", "cmp-skopt-r0", "cmp-skopt-r1"}
+    table = pd.read_csv(tmp_path / "out" / "compare.csv")
+    assert table["sampler"].tolist() == ["random", "skopt"]
+    assert (table["runs"] == 2).all() and (table["trials"] == 3).all()
+    assert ((table["hypervolume_ratio"] > 0) & (table["hypervolume_ratio"] <= 1)).all()
+    histories = pd.read_csv(tmp_path / "out" / "compare-hypervolume.csv")
+    assert len(histories) == 12 and (tmp_path / "out" / "compare.html").is_file()
+    # Running again would mix old and new trials: refused, nothing changed.
+    again = run_cli("compare", "cmp.toml", "--samplers", "random", "--n-trials", "1",
+                    cwd=tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--samplers", "random,grid"], "the grid sampler needs `grid = [...]`"),
+    (["--samplers", "random,anneal"], "unknown sampler 'anneal'"),
+    (["--repeats", "0"], "repeats must be >= 1"),
+])
+def test_compare_bad_input_exits_2(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "cmp.toml").write_text(STUDY)
+    result = run_cli("compare", "cmp.toml", "--n-trials", "2", *args, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not (tmp_path / "ecotune.db").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url: str) -> object:
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read()
+        if response.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+    return json.loads(body)
+
+
+def test_dashboard_serves_the_study_with_ecotunes_plots(tmp_path: Path) -> None:
+    from ecotune import create_study, write_report
+
+    study = create_study("dash", storage="sqlite:///dash.db", sampler="random", seed=0)
+    for accuracy, energy_j in [(0.5, 1.0), (0.8, 3.0)]:
+        study.add_trial(optuna.trial.create_trial(values=[accuracy, energy_j]))
+    write_report(study, tmp_path / "report", png=False)
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ecotune", "dashboard", "--storage", "sqlite:///dash.db",
+         "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                studies = _get_json(f"{base}/api/studies")
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()
+                time.sleep(0.1)
+        else:
+            pytest.fail("the dashboard did not answer within 10 s")
+        [summary] = studies["study_summaries"]
+        assert summary["study_name"] == "dash"
+        detail = _get_json(f"{base}/api/studies/{summary['study_id']}")
+        assert detail["objective_names"] == ["accuracy", "energy_j"]
+        ids = {g["id"] for g in detail["plotly_graph_objects"]}
+        assert {"ecotune-pareto", "ecotune-hypervolume"} <= ids
+        assert (tmp_path / "ecotune-artifacts").is_dir()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_dashboard_bad_input(tmp_path: Path) -> None:
+    missing = run_cli("dashboard", "--storage", "sqlite:///missing.db", cwd=tmp_path)
+    assert missing.returncode == 2 and "no such database file" in missing.stderr
+    assert not (tmp_path / "missing.db").exists()
+    assert "--port must be" in run_cli("dashboard", "--port", "0", cwd=tmp_path).stderr
