@@ -24,6 +24,9 @@ OBJECTIVES: dict[str, Objective] = {
         Objective("energy_j", "minimize", "training energy of the trial, joules"),
         Objective("duration_s", "minimize", "wall time of the trial's training, seconds"),
         Objective("co2_g", "minimize", "emissions of the trial's training, grams CO2-eq"),
+        Objective("inference_energy", "minimize",
+                  "estimated energy of one inference of the trained model on the "
+                  "zero-skipping ASIC model, picojoules"),
     )
 }
 

@@ -57,6 +57,8 @@ KNOBS = (
     "freeze_at_epoch",
     "low_precision_at_epoch",
     "early_stopping_patience",
+    "energy_budget",
+    "input_keep_ratio",
 )
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -198,10 +200,19 @@ class TrainingSection(_Strict):
     freeze_at_epoch: int | None = Field(default=None, ge=1)
     low_precision_at_epoch: int | None = Field(default=None, ge=1)
     early_stopping_patience: int | None = Field(default=None, ge=1)
+    # Energy budget (METHODS.md section 2): a fraction of the dense model's estimated
+    # inference energy; the weights are projected onto it every budget_every_batches steps.
+    energy_budget: float | None = Field(default=None, gt=0, le=1)
+    budget_every_batches: int = Field(default=10, ge=1)
+    budget_schedule: Literal["none", "linear", "exponential"] = "none"
+    budget_warmup_epochs: int = Field(default=1, ge=1)
+    # Keep only this share of input positions (those of largest mean magnitude).
+    input_keep_ratio: float | None = Field(default=None, gt=0, le=1)
     # torch threads per trial: more threads than cores made small models 15-20x slower here.
     threads: int = Field(default=1, gt=0, le=256)
 
-    @field_validator("lr", "weight_decay", "eat_lambda", "eat_sigma", mode="before")
+    @field_validator("lr", "weight_decay", "eat_lambda", "eat_sigma", "energy_budget",
+                     "input_keep_ratio", mode="before")
     @classmethod
     def _int_is_a_float(cls, value: Any) -> Any:
         # TOML distinguishes 1 from 1.0; a user writing `eat_lambda = 1` means a float.
@@ -216,8 +227,11 @@ class BudgetsSection(_Strict):
     trial_energy_j: float | None = Field(default=None, gt=0)
     # No new trial starts once the study's trials together have spent this much.
     study_energy_j: float | None = Field(default=None, gt=0)
+    # A trained model whose estimated inference energy (ASIC model, pJ) exceeds this is
+    # infeasible.
+    inference_energy_pj: float | None = Field(default=None, gt=0)
 
-    @field_validator("trial_energy_j", "study_energy_j", mode="before")
+    @field_validator("trial_energy_j", "study_energy_j", "inference_energy_pj", mode="before")
     @classmethod
     def _int_is_a_float(cls, value: Any) -> Any:
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value

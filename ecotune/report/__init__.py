@@ -29,9 +29,12 @@ from ecotune.report.plots import (
     pareto_figure,
     pareto_plot_data,
 )
+from ecotune.report.profile import layer_profile, layer_type_profile
 from ecotune.report.trials import ParameterEffects, learning_curves, parameter_effects
 
 __all__ = [
+    "layer_profile",
+    "layer_type_profile",
     "ParameterEffects",
     "ParetoPlotData",
     "energy_to_reach",

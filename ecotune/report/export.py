@@ -30,6 +30,7 @@ from ecotune.report.plots import (
     pareto_figure,
     pareto_plot_data,
 )
+from ecotune.report.profile import layer_profile, layer_type_profile
 from ecotune.report.trials import learning_curves, parameter_effects
 
 __all__ = ["write_report", "png_export_available", "safe_name", "report_figures",
@@ -132,7 +133,9 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
             thing here that writes to storage).
 
     Returns:
-        The written files by kind: ``csv``, ``json``, ``hypervolume_csv``, and per plot
+        The written files by kind: ``csv``, ``json``, ``hypervolume_csv``,
+        ``profile_csv`` and ``profile_types_csv`` (the front's per-layer energy shares,
+        where the trials stored them), and per plot
         ``<plot>_html`` and maybe ``<plot>_png``; ``html`` and ``png`` name the Pareto plot.
     """
     out = Path(out_dir)
@@ -150,6 +153,18 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
     }
     paths["json"].write_text(json.dumps(document, indent=2, default=str) + "\n",
                              encoding="utf-8")
+    profile = layer_profile(study)
+    if len(profile):
+        paths["profile_csv"] = out / "energy_profile.csv"
+        profile.to_csv(paths["profile_csv"], index=False)
+        paths["profile_types_csv"] = out / "energy_profile_by_type.csv"
+        layer_type_profile(study).to_csv(paths["profile_types_csv"], index=False)
+    profile = layer_profile(study)
+    if len(profile):
+        paths["profile_csv"] = out / "energy_profile.csv"
+        profile.to_csv(paths["profile_csv"], index=False)
+        paths["profile_types_csv"] = out / "energy_profile_by_type.csv"
+        layer_type_profile(study).to_csv(paths["profile_types_csv"], index=False)
     history = hypervolume_history(study)
     if len(history):
         paths["hypervolume_csv"] = out / "hypervolume.csv"

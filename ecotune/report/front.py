@@ -18,6 +18,8 @@ ENERGY_ATTRS = ("energy_j", "cpu_energy_j", "gpu_energy_j", "ram_energy_j", "dur
                 "co2_g", "energy_meter", "energy_is_estimate", "test_accuracy")
 #: Scalars of the built-in trainer's ``training`` attribute shown beside them.
 TRAINING_KEYS = ("n_params", "macs", "activation_density", "epochs_run", "stop_reason")
+#: Scalars of the ``inference`` attribute (hardware-model estimates) shown beside them.
+INFERENCE_KEYS = ("asic_pj", "asic_energy_ratio", "eyeriss_rel", "eyeriss_energy_ratio")
 
 
 def non_dominated(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
@@ -63,6 +65,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         training = t.user_attrs.get("training")
         if isinstance(training, dict):
             row.update({k: training[k] for k in TRAINING_KEYS if k in training})
+        inference = t.user_attrs.get("inference")
+        if isinstance(inference, dict):
+            row.update({k: inference[k] for k in INFERENCE_KEYS if k in inference})
         rows.append(row)
     frame = pd.DataFrame(rows, columns=None if rows else ["trial", *names])
     maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]

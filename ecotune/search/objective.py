@@ -11,6 +11,7 @@ import optuna
 from ecotune.data import load_data
 from ecotune.search.budgets import TRIAL_BUDGET_KEY, TrialEnergyBudget
 from ecotune.search.early_stopping import EARLY_STOP, STOPPER_ATTR, EnergyAwareStopper
+from ecotune.search.inference import INFERENCE_ATTR, inference_record
 from ecotune.search.measure import measure
 from ecotune.spec import CategoricalParam, FloatParam, IntParam, StudySpec
 from ecotune.training import EpochRecord, TrainConfig, TrainResult, train
@@ -19,6 +20,7 @@ __all__ = ["BuiltinObjective", "suggest_knobs", "record_result", "FAIL_REASON_AT
            "TRAINING_ATTR"]
 
 FAIL_REASON_ATTR = "fail_reason"
+INFERENCE_BUDGET_KEY = "inference_energy_pj"
 #: User attribute holding the training summary and learning curve of a trial.
 TRAINING_ATTR = "training"
 
@@ -85,6 +87,11 @@ class BuiltinObjective:
             result = train(data, config, seed=spec.study.seed or 0, on_epoch=on_epoch,
                            energy_so_far_j=m.energy_so_far_j)
         record_result(trial, result)
+        inference = inference_record(result, data)
+        trial.set_user_attr(INFERENCE_ATTR, inference)
+        if spec.budgets.inference_energy_pj is not None:
+            trial.set_constraint(INFERENCE_BUDGET_KEY,
+                                 inference["asic_pj"] - spec.budgets.inference_energy_pj)
         if budget is not None:
             trial.set_constraint(TRIAL_BUDGET_KEY,
                                  budget.constraint_j(m.energy_j, result.epochs_run))
@@ -99,6 +106,7 @@ class BuiltinObjective:
             "energy_j": m.energy_j,
             "duration_s": m.duration_s,
             "co2_g": m.co2_g,
+            "inference_energy": inference["asic_pj"],
         }
         return tuple(float(values[name]) for name in spec.study.objectives)
 
@@ -116,6 +124,7 @@ def record_result(trial: optuna.Trial, result: TrainResult) -> None:
         "activation_density": result.activation_density,
         "n_params": result.n_params,
         "macs": result.macs,
+        "budget_energy_ratio": result.budget_energy_ratio,
         "epochs_run": result.epochs_run,
         "stop_reason": result.stop_reason,
         "learning_curve": [dataclasses.asdict(r) for r in result.curve],
