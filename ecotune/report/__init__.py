@@ -29,10 +29,12 @@ from ecotune.report.plots import (
     pareto_figure,
     pareto_plot_data,
 )
+from ecotune.report.predictions import prediction_errors
 from ecotune.report.profile import layer_profile, layer_type_profile
 from ecotune.report.trials import ParameterEffects, learning_curves, parameter_effects
 
 __all__ = [
+    "prediction_errors",
     "layer_profile",
     "layer_type_profile",
     "ParameterEffects",

@@ -30,6 +30,7 @@ from ecotune.report.plots import (
     pareto_figure,
     pareto_plot_data,
 )
+from ecotune.report.predictions import prediction_errors
 from ecotune.report.profile import layer_profile, layer_type_profile
 from ecotune.report.trials import learning_curves, parameter_effects
 
@@ -165,6 +166,10 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
         profile.to_csv(paths["profile_csv"], index=False)
         paths["profile_types_csv"] = out / "energy_profile_by_type.csv"
         layer_type_profile(study).to_csv(paths["profile_types_csv"], index=False)
+    errors = prediction_errors(study)
+    if len(errors):
+        paths["predictions_csv"] = out / "early_stopping_predictions.csv"
+        errors.to_csv(paths["predictions_csv"], index=False)
     history = hypervolume_history(study)
     if len(history):
         paths["hypervolume_csv"] = out / "hypervolume.csv"

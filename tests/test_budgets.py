@@ -1,0 +1,149 @@
+"""Energy budgets and energy-aware early stopping, end to end on small digits studies."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+import ecotune
+from ecotune.report import pareto_front, prediction_errors
+from ecotune.search.budgets import StudyEnergyBudget, TrialEnergyBudget, study_energy_j
+from ecotune.search.early_stopping import predict_final
+from ecotune.spec import SpecError, load_spec
+from ecotune.training import EpochRecord, StopTraining
+from tests.conftest import tiny_spec
+
+
+def _spec(**sections) -> dict:
+    spec = tiny_spec(storage="sqlite:///b.db", n_trials=4)
+    spec["energy"] = {"meter": "cputime"}
+    spec["training"] = {"epochs": 4, "batch_size": 128}
+    spec.update(sections)
+    return spec
+
+
+def test_trial_budget_stops_before_the_epoch_that_would_exceed_it() -> None:
+    budget = TrialEnergyBudget(10.0, planned_epochs=4)
+    budget(EpochRecord(1, 0.0, 0.5, 0.1, energy_j=3.0))  # 3 + 3 <= 10: go on
+    budget(EpochRecord(2, 0.0, 0.5, 0.2, energy_j=6.0))  # 6 + 3 <= 10: go on
+    with pytest.raises(StopTraining, match="trial_energy_budget"):
+        budget(EpochRecord(3, 0.0, 0.5, 0.3, energy_j=9.0))  # 9 + 3 > 10
+    assert budget.constraint_j(9.0, epochs_run=3) == pytest.approx(12.0 - 10.0)
+    within = TrialEnergyBudget(100.0, planned_epochs=2)
+    assert within.constraint_j(9.0, epochs_run=2) == pytest.approx(-91.0)
+
+
+def test_budgets_must_be_positive() -> None:
+    with pytest.raises(SpecError, match="budgets.trial_energy_j: Input should be greater"):
+        load_spec(_spec(budgets={"trial_energy_j": -1.0}))
+    with pytest.raises(SpecError, match="budgets.study_energy_j"):
+        load_spec(_spec(budgets={"study_energy_j": 0}))
+    with pytest.raises(ValueError, match="must be > 0"):
+        StudyEnergyBudget(-5.0)
+
+
+def test_over_budget_trials_are_infeasible_and_never_on_the_front() -> None:
+    first = ecotune.run(_spec())  # no budget: learn what an epoch costs here
+    per_epoch_j = min(t.user_attrs["energy_j"] for t in first.trials) / 4
+    # A budget of about two and a half epochs: every 4-epoch trial is stopped early.
+    spec = _spec(budgets={"trial_energy_j": 2.5 * per_epoch_j})
+    spec["study"]["name"] = "budgeted"
+    study = ecotune.run(spec)
+    stopped = [t for t in study.trials if t.user_attrs["training"]["stop_reason"]
+               == "trial_energy_budget"]
+    assert stopped, "some trial should have hit the budget"
+    for t in stopped:
+        assert t.constraints["trial_energy_j"] > 0
+        assert t.user_attrs["training"]["epochs_run"] < 4
+    front = set(pareto_front(study)["trial"])
+    assert not front & {t.number for t in stopped}
+    assert front == {t.number for t in study.trials
+                     if t.constraints["trial_energy_j"] <= 0} & front
+
+
+def test_study_budget_stops_new_trials_across_runs() -> None:
+    spec = _spec()
+    spec["study"]["n_trials"] = 50
+    probe = ecotune.run({**_spec(), "study": {**_spec()["study"], "name": "probe",
+                                              "n_trials": 1}})
+    one_trial_j = probe.trials[0].user_attrs["energy_j"]
+    spec["budgets"] = {"study_energy_j": 2.5 * one_trial_j}
+    spec["study"]["name"] = "capped"
+    study = ecotune.run(spec)
+    assert 2 <= len(study.trials) < 10  # stopped by the budget, far short of 50
+    spent = study_energy_j(study)
+    assert spent >= 2.5 * one_trial_j
+    # The last trial started before the budget was reached.
+    assert spent - study.trials[-1].user_attrs["energy_j"] < 2.5 * one_trial_j
+    again = ecotune.run(spec)  # spent already: no new trial starts
+    assert len(again.trials) == len(study.trials)
+
+
+def test_inference_energy_constraint_and_objective() -> None:
+    spec = _spec(budgets={"inference_energy_pj": 1.0})  # nothing fits in 1 pJ
+    spec["study"]["objectives"] = ["accuracy", "inference_energy"]
+    study = ecotune.run(spec)
+    for t in study.trials:
+        assert t.values[1] == t.user_attrs["inference"]["asic_pj"] > 1.0
+        assert t.constraints["inference_energy_pj"] > 0
+    assert pareto_front(study).empty
+
+
+def test_predictor_prices_planned_freezing() -> None:
+    curve = [EpochRecord(t, 0.0, 0.8, 0.0, energy_j=10.0 * t) for t in (1, 2)]
+    plain = predict_final(curve, planned_epochs=4)
+    frozen = predict_final(curve, planned_epochs=4, freeze_at_epoch=3)
+    assert plain.energy_j == pytest.approx(40.0)
+    assert frozen.energy_j == pytest.approx(20.0 + 2 * 10.0 * 0.77)
+    assert plain.accuracy == pytest.approx(0.8)  # flat curve: no gain predicted
+
+
+def _stopping_study(on_stop: str) -> optuna.Study:
+    """A cheap, good trial first; then trials of a wide model with a tiny learning rate,
+    dearer and worse, which the stopper should cut short."""
+    spec = _spec(early_stopping={"enabled": True, "min_epochs": 2, "margin": 0.0,
+                                 "on_stop": on_stop})
+    spec["training"] = {"epochs": 6, "batch_size": 128}
+    spec["study"]["n_trials"] = 1
+
+    def fixed(value: float) -> dict:  # a float range may change between runs
+        return {"type": "float", "low": value, "high": value}
+
+    spec["search_space"] = {"width": fixed(0.25), "lr": fixed(3e-2)}
+    ecotune.run(spec)
+    spec["study"]["n_trials"] = 2
+    spec["search_space"] = {"width": fixed(4.0), "lr": fixed(1e-4)}
+    return ecotune.run(spec)
+
+
+def test_energy_aware_early_stopping_prunes_dominated_trials() -> None:
+    study = _stopping_study("prune")
+    good, *bad = study.trials
+    assert good.state == optuna.trial.TrialState.COMPLETE
+    for t in bad:
+        assert t.state == optuna.trial.TrialState.PRUNED
+        record = t.user_attrs["early_stopping"]
+        # Energy is measured, so noisy: stopped soon after min_epochs, not at a fixed epoch.
+        assert 2 <= record["stopped_at_epoch"] < 6
+        assert len(record["predictions"]) == record["stopped_at_epoch"]
+        assert t.user_attrs["energy_j"] > 0  # its energy still counts
+    # The good trial ran to the end: its predictions' errors can be measured.
+    errors = prediction_errors(study)
+    assert set(errors["trial"]) == {good.number}
+    assert list(errors["epoch"]) == [1, 2, 3, 4, 5]
+    assert (errors["energy_j_rel_error"] >= 0).all()
+
+
+def test_early_stopping_can_complete_instead_of_pruning() -> None:
+    study = _stopping_study("complete")
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    stopped = study.trials[1:]
+    assert all(t.user_attrs["training"]["stop_reason"] == "energy_aware_stop"
+               and t.user_attrs["training"]["epochs_run"] < 6 for t in stopped)
+
+
+def test_early_stopping_needs_accuracy_and_energy_objectives() -> None:
+    spec = _spec(early_stopping={"enabled": True})
+    spec["study"]["objectives"] = ["accuracy", "duration_s"]
+    with pytest.raises(SpecError, match="early_stopping needs the objectives"):
+        load_spec(spec)
