@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, Union
 import tomllib
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -63,6 +64,15 @@ KNOBS = (
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
 DEFAULT_STORAGE = "sqlite:///ecotune.db"
+
+
+def _int_to_float(value: Any) -> Any:
+    # TOML distinguishes 1 from 1.0; a user writing `eat_lambda = 1` means a float.
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+#: A float field that also takes a TOML integer (strict mode would refuse it).
+Float = Annotated[float, BeforeValidator(_int_to_float)]
 
 
 class SpecError(ValueError):
@@ -135,9 +145,9 @@ class DataSection(_Strict):
     n_classes: int = Field(default=10, ge=2)
     # Share held out for validation (the search's accuracy); None: 0.2 for digits and fake,
     # 0.1 of the original training split for the image sets.
-    val_fraction: float | None = Field(default=None, gt=0, lt=1)
+    val_fraction: Float | None = Field(default=None, gt=0, lt=1)
     # digits and fake only: share held out for test (the image sets keep their test split).
-    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    test_fraction: Float = Field(default=0.2, gt=0, lt=1)
     # Keep only this many training examples (a fixed random subset); None: all.
     train_samples: int | None = Field(default=None, gt=0)
     # Image sets: where their files are (default $ECOTUNE_DATA or ~/.cache/ecotune/data),
@@ -185,38 +195,32 @@ class DataSection(_Strict):
 
 class ModelSection(_Strict):
     name: Literal["mlp", "cnn", "resnet18", "mobilenet_v2"] = "cnn"
-    width: float = Field(default=1.0, gt=0, le=16)
+    width: Float = Field(default=1.0, gt=0, le=16)
 
 
 class TrainingSection(_Strict):
     epochs: int = Field(default=10, gt=0, le=10_000)
     batch_size: int = Field(default=64, gt=0)
-    lr: float = Field(default=0.01, gt=0)
+    lr: Float = Field(default=0.01, gt=0)
     optimizer: Literal["sgd", "adam", "adamw"] = "adam"
-    weight_decay: float = Field(default=0.0, ge=0)
-    eat_lambda: float = Field(default=0.0, ge=0)
-    eat_sigma: float = Field(default=1e-4, gt=0)
+    weight_decay: Float = Field(default=0.0, ge=0)
+    eat_lambda: Float = Field(default=0.0, ge=0)
+    eat_sigma: Float = Field(default=1e-4, gt=0)
     # Runtime decisions (METHODS.md section 5): epochs counted from 1; None: never.
     freeze_at_epoch: int | None = Field(default=None, ge=1)
     low_precision_at_epoch: int | None = Field(default=None, ge=1)
     early_stopping_patience: int | None = Field(default=None, ge=1)
     # Energy budget (METHODS.md section 2): a fraction of the dense model's estimated
     # inference energy; the weights are projected onto it every budget_every_batches steps.
-    energy_budget: float | None = Field(default=None, gt=0, le=1)
+    energy_budget: Float | None = Field(default=None, gt=0, le=1)
     budget_every_batches: int = Field(default=10, ge=1)
     budget_schedule: Literal["none", "linear", "exponential"] = "none"
     budget_warmup_epochs: int = Field(default=1, ge=1)
     # Keep only this share of input positions (those of largest mean magnitude).
-    input_keep_ratio: float | None = Field(default=None, gt=0, le=1)
+    input_keep_ratio: Float | None = Field(default=None, gt=0, le=1)
     # torch threads per trial: more threads than cores made small models 15-20x slower here.
     threads: int = Field(default=1, gt=0, le=256)
 
-    @field_validator("lr", "weight_decay", "eat_lambda", "eat_sigma", "energy_budget",
-                     "input_keep_ratio", mode="before")
-    @classmethod
-    def _int_is_a_float(cls, value: Any) -> Any:
-        # TOML distinguishes 1 from 1.0; a user writing `eat_lambda = 1` means a float.
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class BudgetsSection(_Strict):
@@ -224,17 +228,13 @@ class BudgetsSection(_Strict):
 
     # A trial's training stops when its next epoch would take it past this; the trial is
     # then infeasible (never on the front).
-    trial_energy_j: float | None = Field(default=None, gt=0)
+    trial_energy_j: Float | None = Field(default=None, gt=0)
     # No new trial starts once the study's trials together have spent this much.
-    study_energy_j: float | None = Field(default=None, gt=0)
+    study_energy_j: Float | None = Field(default=None, gt=0)
     # A trained model whose estimated inference energy (ASIC model, pJ) exceeds this is
     # infeasible.
-    inference_energy_pj: float | None = Field(default=None, gt=0)
+    inference_energy_pj: Float | None = Field(default=None, gt=0)
 
-    @field_validator("trial_energy_j", "study_energy_j", "inference_energy_pj", mode="before")
-    @classmethod
-    def _int_is_a_float(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class EarlyStoppingSection(_Strict):
@@ -245,14 +245,10 @@ class EarlyStoppingSection(_Strict):
     min_epochs: int = Field(default=2, ge=1)
     # A front point must beat the predicted final point by this much in accuracy (absolute)
     # and by this fraction in energy.
-    margin: float = Field(default=0.01, ge=0, lt=1)
+    margin: Float = Field(default=0.01, ge=0, lt=1)
     # A stopped trial ends "pruned", or "complete" with its values at the stopping epoch.
     on_stop: Literal["prune", "complete"] = "prune"
 
-    @field_validator("margin", mode="before")
-    @classmethod
-    def _int_is_a_float(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class EnergySection(_Strict):
@@ -260,7 +256,7 @@ class EnergySection(_Strict):
     country: str = Field(default="USA", pattern=r"^[A-Z]{3}$")
     meter: Literal["auto", "rapl", "nvml", "codecarbon", "cputime"] = "auto"
     # Power usage effectiveness of the site: facility energy / IT energy, >= 1.
-    pue: float = Field(default=1.0, ge=1.0)
+    pue: Float = Field(default=1.0, ge=1.0)
 
     @field_validator("country")
     @classmethod
@@ -274,16 +270,12 @@ Number = Union[int, float]
 
 class FloatParam(_Strict):
     type: Literal["float"]
-    low: float
-    high: float
+    low: Float
+    high: Float
     log: bool = False
-    step: float | None = Field(default=None, gt=0)
+    step: Float | None = Field(default=None, gt=0)
     grid: tuple[float, ...] | None = None
 
-    @field_validator("low", "high", "step", mode="before")
-    @classmethod
-    def _int_is_a_float(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("grid", mode="before")
     @classmethod

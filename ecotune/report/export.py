@@ -154,26 +154,16 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
     }
     paths["json"].write_text(json.dumps(document, indent=2, default=str) + "\n",
                              encoding="utf-8")
-    profile = layer_profile(study)
-    if len(profile):
-        paths["profile_csv"] = out / "energy_profile.csv"
-        profile.to_csv(paths["profile_csv"], index=False)
-        paths["profile_types_csv"] = out / "energy_profile_by_type.csv"
-        layer_type_profile(study).to_csv(paths["profile_types_csv"], index=False)
-    profile = layer_profile(study)
-    if len(profile):
-        paths["profile_csv"] = out / "energy_profile.csv"
-        profile.to_csv(paths["profile_csv"], index=False)
-        paths["profile_types_csv"] = out / "energy_profile_by_type.csv"
-        layer_type_profile(study).to_csv(paths["profile_types_csv"], index=False)
-    errors = prediction_errors(study)
-    if len(errors):
-        paths["predictions_csv"] = out / "early_stopping_predictions.csv"
-        errors.to_csv(paths["predictions_csv"], index=False)
-    history = hypervolume_history(study)
-    if len(history):
-        paths["hypervolume_csv"] = out / "hypervolume.csv"
-        history.to_csv(paths["hypervolume_csv"], index=False)
+    tables = {  # kind -> (file, table); a table with no rows is not written
+        "profile_csv": ("energy_profile.csv", layer_profile(study)),
+        "profile_types_csv": ("energy_profile_by_type.csv", layer_type_profile(study)),
+        "predictions_csv": ("early_stopping_predictions.csv", prediction_errors(study)),
+        "hypervolume_csv": ("hypervolume.csv", hypervolume_history(study)),
+    }
+    for kind, (file_name, table) in tables.items():
+        if len(table):
+            paths[kind] = out / file_name
+            table.to_csv(paths[kind], index=False)
     figures = report_figures(study, color_by=color_by)
     with_png = png if png is not None else png_export_available()
     for name, figure in figures.items():
