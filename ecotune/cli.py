@@ -1,7 +1,9 @@
 """The ``ecotune`` command: ``run`` a study file, write its ``report``, list the ``meters``.
 
 Exit status: 0 done; 2 bad input (study file, command line, storage, study name), with
-one line naming the problem and nothing created or changed in storage; 1 anything else.
+one line naming the problem and nothing created or changed in storage; 130 interrupted
+(Ctrl-C or SIGTERM: the running trial ends failed, no trial is left running); 1 anything
+else.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 REPORT_ROOT = Path("ecotune-report")
 
 
@@ -48,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path,
                      help="report directory (default: ecotune-report/STUDY_NAME)")
     run.add_argument("--no-report", action="store_true", help="do not write the report")
+    run.add_argument("--workers", type=int, default=1,
+                     help="worker processes on this machine, sharing the trials (default: 1)")
+    run.add_argument("--total-trials", type=int,
+                     help="run until the study holds this many trials, counted over every "
+                          "worker on every machine (instead of adding --n-trials)")
+    run.add_argument("--seed", type=int, help="sampler seed, replacing the file's")
 
     report = commands.add_parser("report", help="write a study's Pareto plot and front")
     report.add_argument("--storage", default=DEFAULT_STORAGE,
@@ -80,17 +89,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         Console(stderr=True).print(f"[bold red]ecotune: error:[/] {err}", highlight=False,
                                    soft_wrap=True)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        Console(stderr=True).print("ecotune: interrupted; the running trial (if any) ended as "
+                                   "failed, finished trials are kept", highlight=False,
+                                   soft_wrap=True)
+        return EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     if args.n_trials is not None and args.n_trials <= 0:
         raise BadInput(f"--n-trials must be > 0 (got {args.n_trials})")
+    if args.workers <= 0:
+        raise BadInput(f"--workers must be >= 1 (got {args.workers})")
+    if args.total_trials is not None and args.total_trials <= 0:
+        raise BadInput(f"--total-trials must be > 0 (got {args.total_trials})")
+    if args.total_trials is not None and args.n_trials is not None:
+        raise BadInput("give --n-trials (trials to add) or --total-trials (trials the study "
+                       "should hold), not both")
     overrides = {"n_trials": args.n_trials, "sampler": args.sampler, "storage": args.storage,
-                 "study_name": args.study_name}
+                 "study_name": args.study_name, "seed": args.seed}
     try:
         spec = load_spec(args.study_file).with_overrides(**overrides)
     except SpecError as err:
         raise BadInput(str(err)) from None
+    if args.workers > 1 and ":memory:" in spec.study.storage:
+        raise BadInput(f"--workers {args.workers} needs storage the processes share; "
+                       f"{spec.study.storage} is private to one process")
+    # A batch system's SIGTERM ends the run like Ctrl-C: the running trial is failed.
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     import optuna
     from rich.progress import (
@@ -104,6 +132,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from ecotune.report import safe_name, write_report
     from ecotune.search import StudyMismatchError, planned_trials, prepare
     from ecotune.search.runner import optimize
+    from ecotune.search.workers import count_trials, start_local_workers
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -114,21 +143,36 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         raise BadInput(f"storage {overrides['storage'] or 'from the study file'}: "
                        f"{_one_line(err)}") from None
 
-    n_trials = planned_trials(spec)
-    before = len(study.trials)
+    before = count_trials(study)
+    # Every worker counts toward one target: the run adds n_trials in total, not per worker.
+    target = args.total_trials or before + planned_trials(spec)
+    n_trials = max(0, target - before)
     console.print(f"study [bold]{spec.study.name}[/] in {spec.study.storage}: "
                   f"{before} trial(s) stored, adding {n_trials} "
                   f"({spec.study.sampler.name} sampler, objectives "
-                  f"{', '.join(spec.study.objectives)})", highlight=False)
+                  f"{', '.join(spec.study.objectives)}"
+                  f"{f', {args.workers} workers' if args.workers > 1 else ''})",
+                  highlight=False)
+    if args.workers > 1 and spec.study.storage.startswith("sqlite"):
+        console.print(f"[yellow]note:[/] {args.workers} workers share one SQLite file: fine on "
+                      "one machine for a few workers; use PostgreSQL for more "
+                      "(docs/scaling.md)", highlight=False)
     with Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
                   console=console) as progress:
         task = progress.add_task("trials", total=n_trials, last="")
 
         def advance(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            progress.update(task, advance=1, last=_trial_summary(trial, spec.study.objectives))
+            # Other workers' trials count too: read the number finished from storage.
+            done = len(study.get_trials(deepcopy=False, states=finished)) - finished_before
+            progress.update(task, completed=done,
+                            last=_trial_summary(trial, spec.study.objectives))
 
-        budget = optimize(spec, study, callbacks=[advance])
+        finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
+                     optuna.trial.TrialState.PRUNED)
+        finished_before = len(study.get_trials(deepcopy=False, states=finished))
+        with start_local_workers(spec, target, args.workers - 1):
+            budget = optimize(spec, study, callbacks=[advance], target_trials=target)
     if budget is not None and budget.reached:
         console.print(f"[yellow]study energy budget reached:[/] {budget.spent_j(study):.4g} J "
                       f"spent of {budget.budget_j:.4g} J; no new trial started "
