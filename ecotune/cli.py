@@ -134,7 +134,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from ecotune.search.runner import optimize
     from ecotune.search.workers import count_trials, start_local_workers
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Failed trials are listed at the end with their reason; Optuna's own warning for each
+    # (with a traceback) would bury the table, and Ctrl-C's one-line message.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         spec, study = prepare(spec)
     except StudyMismatchError as err:

@@ -253,7 +253,7 @@ def _worker_process(spec_data: dict, target_trials: int) -> None:
 
     # A terminal's Ctrl-C reaches every process of the group; SIGTERM from the parent too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     spec, study = prepare(spec_data)
     try:
         run_worker(spec, study, target_trials)
