@@ -245,8 +245,14 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         path = Path(storage.removeprefix("sqlite:///"))
         if not path.is_file():
             raise BadInput(f"storage {storage}: no such database file {path}")
+    from ecotune.search.storage import journal_path, open_storage
+
+    log = journal_path(storage)
+    if log is not None and not log.is_file():
+        raise BadInput(f"storage {storage}: no such journal file {log}")
     try:
-        summaries = optuna.get_all_study_summaries(storage)
+        storage_obj = open_storage(storage)
+        summaries = optuna.get_all_study_summaries(storage_obj)
     except Exception as err:
         raise BadInput(f"storage {storage}: {_one_line(err)}") from None
     names = [s.study_name for s in summaries]
@@ -258,7 +264,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         name = names[0]
     elif name not in names:
         raise BadInput(f"no study {name!r} in {storage}; it holds {names}")
-    study = optuna.load_study(study_name=name, storage=storage)
+    study = optuna.load_study(study_name=name, storage=storage_obj)
     out = args.out or REPORT_ROOT / safe_name(name)
     try:
         paths = write_report(study, out, png=False if args.no_png else None,

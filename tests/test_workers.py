@@ -151,3 +151,14 @@ def test_journal_storage_url(tmp_path: Path) -> None:
 def test_load_spec_accepts_journal_storage() -> None:
     spec = load_spec({"study": {"name": "j", "storage": "journal:////shared/j.log"}})
     assert spec.study.storage == "journal:////shared/j.log"
+
+
+def test_report_reads_journal_storage(tmp_path: Path, capsys) -> None:
+    from ecotune.cli import main
+
+    data = {"study": {"name": "j", "storage": "journal:///j.log", "sampler": "random"}}
+    _threads(1, 2, data)
+    assert main(["report", "--storage", "journal:///j.log", "--no-png", "--out", "r"]) == 0
+    assert (tmp_path / "r" / "front.json").is_file()
+    assert main(["report", "--storage", "journal:///missing.log"]) == 2
+    assert not (tmp_path / "missing.log").exists()
