@@ -2,7 +2,9 @@
 ``dashboard``, ``compare`` samplers on one search space, list the energy ``meters``.
 
 Exit status: 0 done; 2 bad input (study file, command line, storage, study name), with
-one line naming the problem and nothing created or changed in storage; 1 anything else.
+one line naming the problem and nothing created or changed in storage; 130 interrupted
+(Ctrl-C or SIGTERM: the running trial ends failed, no trial is left running); 1 anything
+else.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 REPORT_ROOT = Path("ecotune-report")
 
 
@@ -49,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path,
                      help="report directory (default: ecotune-report/STUDY_NAME)")
     run.add_argument("--no-report", action="store_true", help="do not write the report")
+    run.add_argument("--workers", type=int, default=1,
+                     help="worker processes on this machine, sharing the trials (default: 1)")
+    run.add_argument("--total-trials", type=int,
+                     help="run until the study holds this many trials, counted over every "
+                          "worker on every machine (instead of adding --n-trials)")
+    run.add_argument("--seed", type=int, help="sampler seed, replacing the file's")
 
     report = commands.add_parser("report", help="write a study's Pareto plot and front")
     report.add_argument("--storage", default=DEFAULT_STORAGE,
@@ -107,17 +116,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         Console(stderr=True).print(f"[bold red]ecotune: error:[/] {err}", highlight=False,
                                    soft_wrap=True)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        Console(stderr=True).print("ecotune: interrupted; the running trial (if any) ended as "
+                                   "failed, finished trials are kept", highlight=False,
+                                   soft_wrap=True)
+        return EXIT_INTERRUPTED
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     if args.n_trials is not None and args.n_trials <= 0:
         raise BadInput(f"--n-trials must be > 0 (got {args.n_trials})")
+    if args.workers <= 0:
+        raise BadInput(f"--workers must be >= 1 (got {args.workers})")
+    if args.total_trials is not None and args.total_trials <= 0:
+        raise BadInput(f"--total-trials must be > 0 (got {args.total_trials})")
+    if args.total_trials is not None and args.n_trials is not None:
+        raise BadInput("give --n-trials (trials to add) or --total-trials (trials the study "
+                       "should hold), not both")
     overrides = {"n_trials": args.n_trials, "sampler": args.sampler, "storage": args.storage,
-                 "study_name": args.study_name}
+                 "study_name": args.study_name, "seed": args.seed}
     try:
         spec = load_spec(args.study_file).with_overrides(**overrides)
     except SpecError as err:
         raise BadInput(str(err)) from None
+    if args.workers > 1 and ":memory:" in spec.study.storage:
+        raise BadInput(f"--workers {args.workers} needs storage the processes share; "
+                       f"{spec.study.storage} is private to one process")
+    # A batch system's SIGTERM ends the run like Ctrl-C: the running trial is failed.
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     import optuna
     from rich.progress import (
@@ -131,8 +159,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from ecotune.report import safe_name, write_report
     from ecotune.search import StudyMismatchError, planned_trials, prepare
     from ecotune.search.runner import optimize
+    from ecotune.search.workers import count_trials, start_local_workers
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Failed trials are listed at the end with their reason; Optuna's own warning for each
+    # (with a traceback) would bury the table, and Ctrl-C's one-line message.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         spec, study = prepare(spec)
     except StudyMismatchError as err:
@@ -141,21 +172,36 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         raise BadInput(f"storage {overrides['storage'] or 'from the study file'}: "
                        f"{_one_line(err)}") from None
 
-    n_trials = planned_trials(spec)
-    before = len(study.trials)
+    before = count_trials(study)
+    # Every worker counts toward one target: the run adds n_trials in total, not per worker.
+    target = args.total_trials or before + planned_trials(spec)
+    n_trials = max(0, target - before)
     console.print(f"study [bold]{spec.study.name}[/] in {spec.study.storage}: "
                   f"{before} trial(s) stored, adding {n_trials} "
                   f"({spec.study.sampler.name} sampler, objectives "
-                  f"{', '.join(spec.study.objectives)})", highlight=False)
+                  f"{', '.join(spec.study.objectives)}"
+                  f"{f', {args.workers} workers' if args.workers > 1 else ''})",
+                  highlight=False)
+    if args.workers > 1 and spec.study.storage.startswith("sqlite"):
+        console.print(f"[yellow]note:[/] {args.workers} workers share one SQLite file: fine on "
+                      "one machine for a few workers; use PostgreSQL for more "
+                      "(docs/scaling.md)", highlight=False)
     with Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
                   console=console) as progress:
         task = progress.add_task("trials", total=n_trials, last="")
 
         def advance(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            progress.update(task, advance=1, last=_trial_summary(trial, spec.study.objectives))
+            # Other workers' trials count too: read the number finished from storage.
+            done = len(study.get_trials(deepcopy=False, states=finished)) - finished_before
+            progress.update(task, completed=done,
+                            last=_trial_summary(trial, spec.study.objectives))
 
-        budget = optimize(spec, study, callbacks=[advance])
+        finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
+                     optuna.trial.TrialState.PRUNED)
+        finished_before = len(study.get_trials(deepcopy=False, states=finished))
+        with start_local_workers(spec, target, args.workers - 1):
+            budget = optimize(spec, study, callbacks=[advance], target_trials=target)
     if budget is not None and budget.reached:
         console.print(f"[yellow]study energy budget reached:[/] {budget.spent_j(study):.4g} J "
                       f"spent of {budget.budget_j:.4g} J; no new trial started "
@@ -226,9 +272,12 @@ def _report(args: argparse.Namespace, console: Console) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = args.storage
-    _check_sqlite_file(storage)
+    _check_storage_exists(storage)
+    from ecotune.search.storage import open_storage
+
     try:
-        summaries = optuna.get_all_study_summaries(storage)
+        storage_obj = open_storage(storage)
+        summaries = optuna.get_all_study_summaries(storage_obj)
     except Exception as err:
         raise BadInput(f"storage {storage}: {_one_line(err)}") from None
     names = [s.study_name for s in summaries]
@@ -240,7 +289,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         name = names[0]
     elif name not in names:
         raise BadInput(f"no study {name!r} in {storage}; it holds {names}")
-    study = optuna.load_study(study_name=name, storage=storage)
+    study = optuna.load_study(study_name=name, storage=storage_obj)
     out = args.out or REPORT_ROOT / safe_name(name)
     try:
         paths = write_report(study, out, png=False if args.no_png else None,
@@ -306,6 +355,16 @@ def _meters(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _check_storage_exists(storage: str) -> None:
+    """Refuse a missing SQLite or journal file: opening one would create it."""
+    from ecotune.search.storage import journal_path
+
+    log = journal_path(storage)
+    if log is not None and not log.is_file():
+        raise BadInput(f"storage {storage}: no such journal file {log}")
+    _check_sqlite_file(storage)
+
+
 def _check_sqlite_file(storage: str) -> None:
     if storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
         # Opening a missing SQLite file would create it: refuse instead.
@@ -317,7 +376,7 @@ def _check_sqlite_file(storage: str) -> None:
 def _dashboard(args: argparse.Namespace, console: Console) -> int:
     if not 0 < args.port < 65536:
         raise BadInput(f"--port must be between 1 and 65535 (got {args.port})")
-    _check_sqlite_file(args.storage)
+    _check_storage_exists(args.storage)
     import optuna
     from optuna.artifacts import FileSystemArtifactStore
     from optuna_dashboard import run_server

@@ -36,3 +36,34 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "ecotune", *args], cwd=cwd,
                            capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server of its own on 127.0.0.1 for the session (see tests/pg.py).
+
+    Skips where PostgreSQL is not installed, except under CI=true, where it fails: CI's
+    set-up (.ci/setup test) installs it.
+    """
+    from tests.pg import postgres_bin, temporary_postgres
+
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is not installed; .ci/setup test installs it under CI")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    with temporary_postgres(bin_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """A fresh, empty database on the session's PostgreSQL server, as a storage URL."""
+    import re
+
+    from tests.pg import create_database
+
+    base, admin = postgres_server
+    name = "t_" + re.sub(r"\W", "_", request.node.name)[:50].lower()
+    create_database(admin, name)
+    return f"{base}/{name}"

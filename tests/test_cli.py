@@ -129,7 +129,11 @@ def test_report_command(tmp_path: Path, study_file: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert {p.name for p in (tmp_path / "out").iterdir()} == {
         "pareto.html", "front.csv", "front.json", "hypervolume.csv", "hypervolume.html",
-        "learning_curves.html", "parameters.html"}
+        "learning_curves.html", "parameters.html", "energy_profile.csv",
+        "energy_profile_by_type.csv"}
+    profile = pd.read_csv(tmp_path / "out" / "energy_profile_by_type.csv")
+    assert set(profile["type"]) == {"Linear"}  # the mlp: three Linear layers, all costed
+    assert profile.groupby("trial")["share"].sum().round(6).eq(1.0).all()
     # Without --study-name, the only study is used; a missing database is not created.
     assert run_cli("report", "--no-png", cwd=tmp_path).returncode == 0
     missing = run_cli("report", "--storage", "sqlite:///missing.db", cwd=tmp_path)

@@ -10,8 +10,8 @@ from typing import Any
 import optuna
 
 from ecotune.search.budgets import StudyEnergyBudget
-from ecotune.search.objective import BuiltinObjective
 from ecotune.search.study import create_study
+from ecotune.search.workers import count_trials, run_worker
 from ecotune.spec import StudySpec, load_spec
 
 __all__ = ["run", "prepare", "optimize", "planned_trials", "DEFAULT_N_TRIALS", "SPEC_ATTR"]
@@ -82,16 +82,17 @@ def run(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
     return study
 
 
-def optimize(spec: StudySpec, study: optuna.Study,
-             callbacks: Sequence[Callback] = ()) -> StudyEnergyBudget | None:
+def optimize(spec: StudySpec, study: optuna.Study, callbacks: Sequence[Callback] = (),
+             target_trials: int | None = None) -> StudyEnergyBudget | None:
     """Add ``planned_trials(spec)`` trials to ``study``, within the study energy budget.
+
+    Args:
+        target_trials: stop once the study holds this many trials over all workers
+            (default: the trials stored now + ``planned_trials(spec)``); see
+            :mod:`ecotune.search.workers`.
 
     Returns the budget (its ``reached`` says whether it ended the run), or None.
     """
-    budget = (StudyEnergyBudget(spec.budgets.study_energy_j)
-              if spec.budgets.study_energy_j is not None else None)
-    if budget is not None and budget.exhausted(study):
-        return budget  # spent already: no new trial starts
-    study.optimize(BuiltinObjective(spec), n_trials=planned_trials(spec), catch=(Exception,),
-                   callbacks=[*callbacks, *([budget] if budget else [])])
-    return budget
+    if target_trials is None:
+        target_trials = count_trials(study) + planned_trials(spec)
+    return run_worker(spec, study, target_trials, callbacks)

@@ -1,0 +1,299 @@
+"""Workers: run one study from several processes, on one machine or many, with a trial
+count and an energy budget that hold across all of them.
+
+The calling sequence of one worker (:func:`run_worker`):
+
+1. fail stale trials (relational storage: trials whose worker stopped sending heartbeats);
+2. take the study's *claim lock* (:func:`claim_lock`: a PostgreSQL advisory lock, a lock
+   file beside a SQLite database or journal file, or a thread lock in memory);
+3. under the lock, stop if the study's energy budget is spent or the study already holds
+   ``target_trials`` trials (in any state, running ones included); otherwise create the
+   next trial (``study.optimize(..., n_trials=1)`` asks for it);
+4. release the lock as soon as the trial exists, then train;
+5. repeat.
+
+Because a trial is counted and created under one lock, N workers together add exactly
+``target_trials - trials stored`` trials: never one per worker too many. A run of
+``n_trials`` computes its target once at start (trials stored + ``n_trials``) and hands it
+to every worker it starts.
+
+Failures inside a trial (an exception, a non-finite objective value, ``MemoryError`` or a
+torch out-of-memory error) end that trial as failed with ``fail_reason`` set; the worker
+goes on. Ctrl-C (``KeyboardInterrupt``) fails the running trial with the reason
+``interrupted`` and is raised again, so no trial is left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import math
+import multiprocessing
+import os
+import signal
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from ecotune.search.budgets import StudyEnergyBudget
+from ecotune.search.objective import FAIL_REASON_ATTR, BuiltinObjective
+from ecotune.search.storage import journal_path
+from ecotune.spec import StudySpec
+
+__all__ = ["run_worker", "claim_lock", "count_trials", "start_local_workers",
+           "INTERRUPTED_REASON"]
+
+INTERRUPTED_REASON = "interrupted (SIGINT/SIGTERM): the trial was stopped"
+
+Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+
+
+def count_trials(study: optuna.Study) -> int:
+    """Trials the study holds in any state (running and waiting ones included)."""
+    return len(study.get_trials(deepcopy=False))
+
+
+class _FileLock:
+    """An exclusive lock file made with ``open(O_CREAT | O_EXCL)``: works on NFS too."""
+
+    def __init__(self, path: Path) -> None:
+        from optuna.storages.journal import JournalFileOpenLock
+
+        # The lock is held for milliseconds; a file older than 30 s is a dead worker's.
+        self._lock = JournalFileOpenLock(str(path), grace_period=30)
+
+    def acquire(self) -> None:
+        self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+class _PostgresAdvisoryLock:
+    """A session-level PostgreSQL advisory lock on one connection of its own."""
+
+    def __init__(self, url: str, key: int) -> None:
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.pool import NullPool
+
+        self._text = text
+        self._key = key
+        engine = create_engine(url, poolclass=NullPool)
+        self._conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def acquire(self) -> None:
+        self._conn.execute(self._text("SELECT pg_advisory_lock(:key)"), {"key": self._key})
+
+    def release(self) -> None:
+        self._conn.execute(self._text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+
+
+class _ThreadLock:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+def _lock_key(study_name: str) -> int:
+    """A signed 64-bit advisory-lock key for a study name (stable across machines)."""
+    digest = hashlib.sha256(f"ecotune-claim:{study_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def claim_lock(storage_url: str | None, study_name: str) -> Any:
+    """The lock under which workers of ``study_name`` count trials and create the next one.
+
+    Example:
+        >>> lock = claim_lock(None, "demo")  # in-memory storage: a thread lock
+        >>> lock.acquire(); lock.release()
+    """
+    if storage_url is None or storage_url == "sqlite:///:memory:":
+        return _ThreadLock()
+    log = journal_path(storage_url)
+    if log is not None:
+        return _FileLock(log.with_name(log.name + ".ecotune-claim"))
+    if storage_url.startswith("sqlite:///"):
+        db = Path(storage_url.removeprefix("sqlite:///"))
+        return _FileLock(db.with_name(db.name + ".ecotune-claim"))
+    if storage_url.startswith("postgresql"):
+        return _PostgresAdvisoryLock(storage_url, _lock_key(study_name))
+    # Other databases (MySQL, ...): trials are still counted before each is created, so a
+    # run overshoots by at most one trial per concurrent worker.
+    return _ThreadLock()
+
+
+class _Trial:
+    """Runs the objective for one trial: releases the claim lock once the trial exists,
+    records why a trial failed, fails non-finite values."""
+
+    def __init__(self, objective: Callable[[optuna.Trial], Sequence[float]],
+                 release: Callable[[], None]) -> None:
+        self.objective = objective
+        self.release = release
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        self.release()
+        try:
+            values = tuple(self.objective(trial))
+        except KeyboardInterrupt:
+            trial.set_user_attr(FAIL_REASON_ATTR, INTERRUPTED_REASON)
+            raise  # Optuna fails the trial, then raises it again
+        except MemoryError as err:
+            # Drop what the failed trial held before the next one starts.
+            gc.collect()
+            if FAIL_REASON_ATTR not in trial.user_attrs:
+                trial.set_user_attr(FAIL_REASON_ATTR, f"MemoryError: {err}")
+            raise
+        except Exception as err:
+            if _is_out_of_memory(err):
+                gc.collect()
+                _empty_cuda_cache()
+            if FAIL_REASON_ATTR not in trial.user_attrs:
+                trial.set_user_attr(FAIL_REASON_ATTR, f"{type(err).__name__}: {err}")
+            raise
+        bad = [v for v in values if not math.isfinite(v)]
+        if bad:
+            reason = f"objective value {bad[0]} is not finite"
+            trial.set_user_attr(FAIL_REASON_ATTR, reason)
+            raise ValueError(reason)
+        return values
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    return type(err).__name__ == "OutOfMemoryError" or "out of memory" in str(err).lower()
+
+
+def _empty_cuda_cache() -> None:
+    with contextlib.suppress(Exception):
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
+               callbacks: Sequence[Callback] = (),
+               objective: Callable[[optuna.Trial], Sequence[float]] | None = None,
+               ) -> StudyEnergyBudget | None:
+    """Run trials of ``study`` until it holds ``target_trials`` trials, its energy budget
+    is spent, or a callback calls ``study.stop()``.
+
+    Args:
+        spec: the study's spec (budgets, objectives, storage URL).
+        study: the study, opened by this process.
+        target_trials: stop once the study holds this many trials, counted in storage over
+            all workers.
+        callbacks: called after each trial of this worker with ``(study, frozen_trial)``.
+        objective: the objective (default: the built-in trainer for ``spec``).
+
+    Returns:
+        The study energy budget (its ``reached`` says whether it ended the run), or None.
+
+    Raises:
+        KeyboardInterrupt: on Ctrl-C, after the running trial was failed.
+
+    Example:
+        >>> from ecotune.search.study import create_study
+        >>> from ecotune.spec import load_spec
+        >>> spec = load_spec({"study": {"name": "w", "storage": "sqlite:///:memory:"}})
+        >>> study = create_study("w", storage=None, sampler="random", seed=0)
+        >>> _ = run_worker(spec, study, 3, objective=lambda t: (t.suggest_float("x", 0, 1),
+        ...                                                    1.0))
+        >>> count_trials(study)
+        3
+    """
+    budget = (StudyEnergyBudget(spec.budgets.study_energy_j)
+              if spec.budgets.study_energy_j is not None else None)
+    objective = objective or BuiltinObjective(spec)
+    lock = claim_lock(spec.study.storage, spec.study.name)
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # a killed run's trial ends failed at once
+    while True:
+        held = True
+        lock.acquire()
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                lock.release()
+
+        try:
+            if budget is not None and budget.exhausted(study):
+                break
+            if count_trials(study) >= target_trials:
+                break
+            study.optimize(_Trial(objective, release), n_trials=1, catch=(Exception,),
+                           callbacks=list(callbacks))
+        finally:
+            release()
+        if study._stop_flag:  # a callback called study.stop()
+            break
+    return budget
+
+
+# ---------------------------------------------------------------------------------------
+# Local worker processes (ecotune run --workers N)
+
+
+def _worker_process(spec_data: dict, target_trials: int) -> None:
+    """Entry point of a spawned worker: open the study, run trials, exit."""
+    from ecotune.search.runner import prepare
+
+    # A terminal's Ctrl-C reaches every process of the group; SIGTERM from the parent too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    spec, study = prepare(spec_data)
+    try:
+        run_worker(spec, study, target_trials)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def worker_spec_data(spec: StudySpec, index: int) -> dict:
+    """The spec of worker ``index`` as data: its sampler seed is ``seed + index``, so that
+    workers do not sample the same sequence."""
+    data = spec.model_dump(mode="json")
+    if spec.study.seed is not None:
+        data["study"]["seed"] = spec.study.seed + index
+    return data
+
+
+@contextlib.contextmanager
+def start_local_workers(spec: StudySpec, target_trials: int,
+                        n_processes: int) -> Iterator[list[multiprocessing.Process]]:
+    """Start ``n_processes`` worker processes (indexes 1..n) on this machine; on leaving
+    the context wait for them, or interrupt them (SIGINT, then SIGTERM) on an exception.
+    """
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_worker_process,
+                                 args=(worker_spec_data(spec, i), target_trials),
+                                 name=f"ecotune-worker-{i}", daemon=False)
+                 for i in range(1, n_processes + 1)]
+    for process in processes:
+        process.start()
+    try:
+        yield processes
+    except BaseException:
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGINT)
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+        raise
+    for process in processes:
+        process.join()
