@@ -8,7 +8,7 @@ weights kept, and the accuracy against the dense (budget 1.0) run.
 
 Target (knobs issue): at budget 0.5, within 1 point of dense accuracy.
 
-    .venv/bin/python benchmarks/budget_fashion_mnist.py [--epochs 5] [--budgets 1,0.5,0.3,0.2]
+    .venv/bin/python benchmarks/budget_fashion_mnist.py [--epochs 5] [--train-samples N] [--budgets 1,0.5,0.3,0.2]
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--schedule", default="none", choices=["none", "linear", "exponential"])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--train-samples", type=int, default=None,
+                        help="train on a fixed random subset (default: all 54,000)")
     args = parser.parse_args()
-    data = load_data("fashion_mnist")
+    data = load_data("fashion_mnist", train_samples=args.train_samples)
     print(f"Fashion-MNIST {data.sizes()}, cnn, {args.epochs} epochs, Adam lr {args.lr}, "
           f"batch 128, projection every 10 steps, schedule {args.schedule}, seed 0")
     print(f"{'budget':>7} {'test acc':>9} {'energy/dense':>13} {'weights kept':>13} "

@@ -9,7 +9,7 @@ with the ratio's decrease against standard training (lambda = 0).
 Target (knobs issue): an EAT setting whose energy ratio is at least 15 % lower than
 standard training at <= 1 point accuracy loss (the paper: 7-28 % lower within 3 points).
 
-    .venv/bin/python benchmarks/eat_fashion_mnist.py [--epochs 5] [--lambdas 0.5,1,2]
+    .venv/bin/python benchmarks/eat_fashion_mnist.py [--epochs 5] [--train-samples N] [--lambdas 0.5,1,2]
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=1e-4)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--train-samples", type=int, default=None,
+                        help="train on a fixed random subset (default: all 54,000)")
     args = parser.parse_args()
-    data = load_data("fashion_mnist")
+    data = load_data("fashion_mnist", train_samples=args.train_samples)
     sample = data.x_val[:512]
     print(f"Fashion-MNIST {data.sizes()}, cnn, {args.epochs} epochs, Adam lr {args.lr}, "
           f"batch 128, sigma {args.sigma}, seed 0")
