@@ -8,7 +8,8 @@ weights kept, and the accuracy against the dense (budget 1.0) run.
 
 Target (knobs issue): at budget 0.5, within 1 point of dense accuracy.
 
-    .venv/bin/python benchmarks/budget_fashion_mnist.py [--epochs 5] [--train-samples N] [--budgets 1,0.5,0.3,0.2]
+    .venv/bin/python benchmarks/budget_fashion_mnist.py [--epochs 5] [--train-samples N]
+        [--budgets 1,0.5,0.3,0.2]
 """
 
 from __future__ import annotations

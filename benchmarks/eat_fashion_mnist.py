@@ -9,7 +9,8 @@ with the ratio's decrease against standard training (lambda = 0).
 Target (knobs issue): an EAT setting whose energy ratio is at least 15 % lower than
 standard training at <= 1 point accuracy loss (the paper: 7-28 % lower within 3 points).
 
-    .venv/bin/python benchmarks/eat_fashion_mnist.py [--epochs 5] [--train-samples N] [--lambdas 0.5,1,2]
+    .venv/bin/python benchmarks/eat_fashion_mnist.py [--epochs 5] [--train-samples N]
+        [--lambdas 0.5,1,2]
 """
 
 from __future__ import annotations
