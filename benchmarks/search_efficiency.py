@@ -6,9 +6,11 @@ prints per sampler the final hypervolume as a fraction of the reference hypervol
 of the front of all runs together), the search energy spent, and the search energy at
 which the run first reached 95 % of the reference hypervolume.
 
-Early stopping (issue 5, part 3) is not applied here yet: ``SPEC`` below is the place to
-switch it on once the trainer has it, and then the ``--early-stopping`` comparison is
-what this benchmark is for.
+Each sampler runs twice: as is, and with energy-aware early stopping (``+es``: trials
+predicted to end dominated by the front stop, pruned). The reference front is that of all
+runs together, so the two are measured against the same yardstick; the last lines print,
+per sampler, the search energy early stopping saved and the hypervolume it cost, and how
+each Bayesian sampler's energy to 95 % compares with grid search's.
 
     .venv/bin/python benchmarks/search_efficiency.py --quick        # digits, ~1-2 min
     .venv/bin/python benchmarks/search_efficiency.py --n-trials 40 --repeats 3
@@ -30,10 +32,12 @@ from ecotune.search.compare import comparison_runs, run_comparison
 SAMPLERS = ("grid", "random", "tpe", "gp", "skopt")
 
 
-def spec(storage: str, epochs_high: int, meter: str) -> dict:
+def spec(storage: str, epochs_high: int, meter: str, early_stopping: bool = False) -> dict:
     """The study: a float grid is given for every float knob, so grid search can run."""
     return {
-        "study": {"name": "efficiency", "storage": storage, "seed": 0},
+        "study": {"name": "efficiency-es" if early_stopping else "efficiency",
+                  "storage": storage, "seed": 0},
+        "early_stopping": {"enabled": early_stopping, "min_epochs": 1, "margin": 0.01},
         "data": {"name": "digits"},
         "model": {"name": "cnn"},
         "training": {"batch_size": 64, "optimizer": "adam"},
@@ -67,10 +71,14 @@ def main() -> None:
     samplers = [s for s in args.samplers.split(",") if s]
     with tempfile.TemporaryDirectory() as tmp:
         storage = f"sqlite:///{Path(tmp) / 'efficiency.db'}"
-        runs = comparison_runs(spec(storage, epochs, args.meter), samplers, n_trials, repeats)
         started = time.perf_counter()
-        studies = run_comparison(runs, on_run=lambda s, r, st: print(
-            f"  ran {st.study_name}: {len(st.trials)} trials", flush=True))
+        studies = {}
+        for early_stopping in (False, True):
+            runs = comparison_runs(spec(storage, epochs, args.meter, early_stopping),
+                                   samplers, n_trials, repeats)
+            done = run_comparison(runs, on_run=lambda s, r, st: print(
+                f"  ran {st.study_name}: {len(st.trials)} trials", flush=True))
+            studies.update({f"{k}+es" if early_stopping else k: v for k, v in done.items()})
         wall_s = time.perf_counter() - started
         comparison = compare_studies(studies)
         meters = sorted({t.user_attrs.get("energy_meter", "?") for runs_ in studies.values()
@@ -80,12 +88,28 @@ def main() -> None:
     print(f"reference hypervolume {comparison.reference_hypervolume:.4g} "
           f"(reference point: accuracy {comparison.reference[0]:.3g}, "
           f"energy {comparison.reference[1]:.4g} J)")
-    print(f"{'sampler':>8} {'hv ratio':>9} {'search energy (J)':>18} {'J to 95 %':>10}")
-    for _, row in comparison.table.iterrows():
+    print(f"{'sampler':>9} {'hv ratio':>9} {'search energy (J)':>18} {'J to 95 %':>10}")
+    rows = {row["sampler"]: row for _, row in comparison.table.iterrows()}
+    for name, row in rows.items():
         to_target = row["energy_to_target_j"]
-        print(f"{row['sampler']:>8} {row['hypervolume_ratio']:>9.3f} "
+        print(f"{name:>9} {row['hypervolume_ratio']:>9.3f} "
               f"{row['search_energy_j']:>18.1f} "
               f"{'never' if math.isnan(to_target) else f'{to_target:.1f}':>10}")
+    print("\nearly stopping: search energy saved, hypervolume ratio lost (points)")
+    for name in samplers:
+        plain, stopped = rows.get(name), rows.get(f"{name}+es")
+        if plain is not None and stopped is not None:
+            saved = 1 - stopped["search_energy_j"] / plain["search_energy_j"]
+            lost = (plain["hypervolume_ratio"] - stopped["hypervolume_ratio"]) * 100
+            print(f"{name:>9} {saved:>8.1%} saved {lost:>+6.2f} points")
+    grid = rows.get("grid")
+    if grid is not None and not math.isnan(grid["energy_to_target_j"]):
+        print("\nenergy to 95 % of the reference hypervolume, against grid search's")
+        for name in ("gp", "skopt", "tpe", "gp+es", "skopt+es", "tpe+es"):
+            row = rows.get(name)
+            if row is not None and not math.isnan(row["energy_to_target_j"]):
+                print(f"{name:>9} {row['energy_to_target_j'] / grid['energy_to_target_j']:>6.2f}"
+                      " x grid's")
 
 
 if __name__ == "__main__":
