@@ -3,7 +3,8 @@
 The built-in cnn trains on Fashion-MNIST (54,000 training images; Debian's
 dataset-fashion-mnist package or torchvision's layout under $ECOTUNE_DATA) with the same
 seed and settings, once per lambda; for each, the test accuracy and the zero-skipping ASIC
-energy ratio (EAT's metric, METHODS.md section 1) on 512 validation images are printed,
+energy ratio (EAT's metric, METHODS.md section 1) on a batch of 512 validation images,
+costed as the authors' code does (weights read once for the batch), are printed,
 with the ratio's decrease against standard training (lambda = 0).
 
 Target (knobs issue): an EAT setting whose energy ratio is at least 15 % lower than
@@ -44,7 +45,8 @@ def main() -> None:
         result = train(data, TrainConfig(model="cnn", epochs=args.epochs, lr=args.lr,
                                          batch_size=128, eat_lambda=lam, eat_sigma=args.sigma,
                                          threads=args.threads))
-        ratio = energy_ratio(result.model, sample)
+        # The authors' costing: the weights are read once for the whole batch.
+        ratio = energy_ratio(result.model, sample, weight_reuse=len(sample))
         if baseline is None:
             baseline = (result.test_accuracy, ratio)
         decrease = 1 - ratio / baseline[1]

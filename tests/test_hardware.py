@@ -143,3 +143,11 @@ def test_energy_profile_by_layer_and_type() -> None:
     assert types["share"].sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="unknown hardware model 'tpu'"):
         energy_profile(net, x, hardware="tpu")
+
+
+def test_weight_reuse_shares_the_weight_reads() -> None:
+    from ecotune.energy.hardware import asic_energy_pj
+
+    one = asic_energy_pj(8, 4, 3, 2, 2, 6)
+    shared = asic_energy_pj(8, 4, 3, 2, 2, 6, weight_reuse=4)
+    assert one - shared == pytest.approx(1950 * 4 * (1 - 1 / 4))

@@ -9,8 +9,11 @@ summed over the Conv2d and Linear layers; the dense estimate counts every value 
 non-zero, and the energy ratio is E / E_dense (at most 1). Parameters are weight and bias.
 
 Figures here are per inference: for one sample, with activation counts averaged over the
-sample batch. (The authors' code instead costs the whole batch, reading the weights once
-per batch, takes one compute fraction over the whole net, and also counts pooling and
+sample batch. ``weight_reuse`` is the number of inferences that share one read of the
+weights: 1 (the default) charges every inference for all its weights; the authors' code
+costs a whole batch at once, reading the weights once per batch, which is
+``weight_reuse = batch size`` here, and then activations weigh far more in the total.
+(Their code also takes one compute fraction over the whole net and counts pooling and
 BatchNorm work; ratios from the two differ slightly.)
 """
 
@@ -33,7 +36,7 @@ MAC_PJ = 3.7
 
 
 def asic_energy_pj(n_params: float, nnz_params: float, n_inputs: float, nnz_inputs: float,
-                   nnz_outputs: float, macs: float) -> float:
+                   nnz_outputs: float, macs: float, weight_reuse: int = 1) -> float:
     """One layer's energy from plain counts, pJ.
 
     Example:
@@ -42,7 +45,8 @@ def asic_energy_pj(n_params: float, nnz_params: float, n_inputs: float, nnz_inpu
         15607.4
     """
     fraction = (nnz_params / n_params) * (nnz_inputs / n_inputs)
-    return MEMORY_PJ * (nnz_params + nnz_inputs + nnz_outputs) + MAC_PJ * macs * fraction
+    return (MEMORY_PJ * (nnz_params / weight_reuse + nnz_inputs + nnz_outputs)
+            + MAC_PJ * macs * fraction)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +66,7 @@ class AsicLayerCost:
     dense_energy_pj: float
 
 
-def _layer_cost(trace: LayerTrace) -> AsicLayerCost:
+def _layer_cost(trace: LayerTrace, weight_reuse: int = 1) -> AsicLayerCost:
     params = trace.params
     n_params = sum(p.numel() for p in params)
     nnz_params = int(sum(int(nnz(p)) for p in params))
@@ -75,17 +79,22 @@ def _layer_cost(trace: LayerTrace) -> AsicLayerCost:
         n_inputs=n_inputs, nnz_inputs=nnz_inputs, n_outputs=n_outputs,
         nnz_outputs=nnz_outputs, macs=trace.macs,
         energy_pj=asic_energy_pj(n_params, nnz_params, n_inputs, nnz_inputs, nnz_outputs,
-                                 trace.macs),
+                                 trace.macs, weight_reuse),
         dense_energy_pj=asic_energy_pj(n_params, n_params, n_inputs, n_inputs, n_outputs,
-                                       trace.macs))
+                                       trace.macs, weight_reuse))
 
 
-def asic_layer_costs(model: nn.Module, batch: torch.Tensor) -> list[AsicLayerCost]:
-    """Per-layer counts and energies of one inference, from the model's run on ``batch``."""
-    return [_layer_cost(t) for t in trace_layers(model, batch)]
+def asic_layer_costs(model: nn.Module, batch: torch.Tensor,
+                     weight_reuse: int = 1) -> list[AsicLayerCost]:
+    """Per-layer counts and energies of one inference, from the model's run on ``batch``
+    (``weight_reuse`` inferences share one read of the weights)."""
+    if weight_reuse < 1:
+        raise ValueError(f"weight_reuse must be >= 1 (got {weight_reuse})")
+    return [_layer_cost(t, weight_reuse) for t in trace_layers(model, batch)]
 
 
-def inference_energy_pj(model: nn.Module, batch: torch.Tensor, dense: bool = False) -> float:
+def inference_energy_pj(model: nn.Module, batch: torch.Tensor, dense: bool = False,
+                        weight_reuse: int = 1) -> float:
     """Energy of one inference on the zero-skipping ASIC (or ``dense``: no skipping), pJ.
 
     Example:
@@ -94,11 +103,11 @@ def inference_energy_pj(model: nn.Module, batch: torch.Tensor, dense: bool = Fal
         >>> inference_energy_pj(net, x) <= inference_energy_pj(net, x, dense=True)
         True
     """
-    costs = asic_layer_costs(model, batch)
+    costs = asic_layer_costs(model, batch, weight_reuse)
     return sum(c.dense_energy_pj if dense else c.energy_pj for c in costs)
 
 
-def energy_ratio(model: nn.Module, batch: torch.Tensor) -> float:
+def energy_ratio(model: nn.Module, batch: torch.Tensor, weight_reuse: int = 1) -> float:
     """E(zero-skipping) / E(dense): EAT's reported metric, at most 1.
 
     Example:
@@ -106,6 +115,6 @@ def energy_ratio(model: nn.Module, batch: torch.Tensor) -> float:
         >>> 0 < energy_ratio(net, torch.randn(16, 4)) <= 1
         True
     """
-    costs = asic_layer_costs(model, batch)
+    costs = asic_layer_costs(model, batch, weight_reuse)
     dense = sum(c.dense_energy_pj for c in costs)
     return sum(c.energy_pj for c in costs) / dense
