@@ -98,13 +98,17 @@ def open_storage(
         # The open(2)-based lock works on NFS too, where symlink locks may not.
         backend = JournalFileBackend(str(log), lock_obj=JournalFileOpenLock(str(log)))
         return optuna.storages.JournalStorage(backend)
+    if ":memory:" in storage:
+        # One database per connection: a heartbeat thread would see an empty one. Nothing
+        # outlives the process anyway, so there is no stale trial to detect.
+        return optuna.storages.RDBStorage(storage)
     interval_s, grace_s = heartbeat_settings_s()
     with warnings.catch_warnings():
         # Heartbeats are "experimental" since Optuna 2.9, and the way Optuna fails stale trials.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=interval_s,
                                          grace_period=grace_s)
-    if storage.startswith("sqlite:///") and ":memory:" not in storage:
+    if storage.startswith("sqlite:///"):
         event.listen(rdb.engine, "connect", _sqlite_pragmas)
         rdb.engine.dispose()  # connections opened before the listener get the pragmas too
     return rdb
