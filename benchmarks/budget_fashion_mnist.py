@@ -20,8 +20,7 @@ import time
 import torch
 
 from ecotune.data import load_data
-from ecotune.energy.hardware import eyeriss_energy
-from ecotune.knobs.budget import dense_energy
+from ecotune.energy.hardware import dense_energy, eyeriss_energy
 from ecotune.training import BUDGET_SAMPLE, TrainConfig, train
 
 

@@ -155,8 +155,7 @@ def test_eat_lowers_the_asic_energy_ratio(digits) -> None:
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 @pytest.mark.parametrize("budget", [0.5, 0.3, 0.2])
 def test_projection_meets_the_budget(digits, model: str, budget: float) -> None:
-    from ecotune.energy.hardware import eyeriss_energy
-    from ecotune.knobs.budget import dense_energy
+    from ecotune.energy.hardware import dense_energy, eyeriss_energy
     from ecotune.training import BUDGET_SAMPLE
 
     result = train(digits, TrainConfig(model=model, epochs=2, lr=3e-3, energy_budget=budget))

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ecotune.energy.hardware import eyeriss_layer_costs, trace_layers
+from ecotune.energy.hardware import dense_energy, eyeriss_layer_costs, trace_layers
 from ecotune.energy.hardware.eyeriss import (
     ARRAY_ROWS,
     CACHE,
@@ -39,31 +39,12 @@ from ecotune.energy.hardware.eyeriss import (
     MAC,
     RF,
     WEIGHT_CACHE,
-    conv_energy,
-    linear_energy,
 )
 
-__all__ = ["EnergyBudgetProjector", "dense_energy", "input_mask", "SCHEDULES"]
+__all__ = ["EnergyBudgetProjector", "input_mask", "SCHEDULES"]
 
 SCHEDULES = ("none", "linear", "exponential")
 _MAX_TIGHTENING_ROUNDS = 12
-
-
-def dense_energy(model: nn.Module, batch: torch.Tensor) -> float:
-    """Eyeriss energy of one inference with every weight and input value non-zero."""
-    total = 0.0
-    for t in trace_layers(model, batch):
-        n_w = t.weight.numel()
-        if t.kind == "conv":
-            n_x = t.inputs[0].numel()
-            m = t.module
-            unfolded = F.unfold(torch.ones_like(t.inputs[:1]), m.kernel_size, m.dilation,
-                                m.padding, m.stride).sum().item()
-            total += conv_energy(n_w, unfolded, n_x, t.positions, t.out_channels, t.groups,
-                                 t.macs).total
-        else:
-            total += linear_energy(n_w, t.inputs[0].numel(), t.out_channels).total
-    return total
 
 
 def _weight_costs(trace) -> torch.Tensor:
@@ -109,7 +90,8 @@ class EnergyBudgetProjector:
     Args:
         model: the model being trained (its Conv2d/Linear weights are projected).
         sample: a fixed batch of inputs on which energy is estimated.
-        budget: the target, a fraction of :func:`dense_energy` (0 < budget <= 1).
+        budget: the target, a fraction of the dense energy (0 < budget <= 1; see
+            :func:`ecotune.energy.hardware.dense_energy`).
         every_batches: project every this many optimiser steps (the authors: 10).
         schedule: ``"none"`` (the target from the start), ``"linear"`` or
             ``"exponential"`` decay from 1.0 to the target over ``warmup_epochs``.

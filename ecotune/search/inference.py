@@ -14,8 +14,12 @@ from typing import Any
 import torch
 
 from ecotune.data import DataSplits
-from ecotune.energy.hardware import asic_layer_costs, eyeriss_layer_costs
-from ecotune.knobs.budget import dense_energy
+from ecotune.energy.hardware import (
+    asic_costs_from_traces,
+    dense_energy_from_traces,
+    eyeriss_costs_from_traces,
+    trace_layers,
+)
 from ecotune.training import TrainResult
 
 __all__ = ["inference_record", "INFERENCE_SAMPLE", "INFERENCE_ATTR"]
@@ -39,10 +43,11 @@ def inference_record(result: TrainResult, data: DataSplits) -> dict[str, Any]:
         sample = sample * result.input_mask
     model = result.model
     with torch.no_grad():
+        traces = trace_layers(model, sample)  # one run serves both models
         # As the authors' code: the weights are read once for the whole sample batch.
-        asic = asic_layer_costs(model, sample, weight_reuse=len(sample))
-        eyeriss_rel = sum(c.total for c in eyeriss_layer_costs(model, sample))
-        dense_rel = dense_energy(model, sample)
+        asic = asic_costs_from_traces(traces, weight_reuse=len(sample))
+        eyeriss_rel = sum(c.total for c in eyeriss_costs_from_traces(traces))
+        dense_rel = dense_energy_from_traces(traces)
     asic_pj = sum(c.energy_pj for c in asic)
     asic_dense_pj = sum(c.dense_energy_pj for c in asic)
     return {

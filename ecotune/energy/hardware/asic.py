@@ -27,6 +27,7 @@ from torch import nn
 from ecotune.energy.hardware._trace import LayerTrace, nnz, trace_layers
 
 __all__ = ["MEMORY_PJ", "MAC_PJ", "AsicLayerCost", "asic_energy_pj", "asic_layer_costs",
+           "asic_costs_from_traces",
            "inference_energy_pj", "energy_ratio"]
 
 #: One DRAM access, pJ (reads and writes alike).
@@ -88,9 +89,15 @@ def asic_layer_costs(model: nn.Module, batch: torch.Tensor,
                      weight_reuse: int = 1) -> list[AsicLayerCost]:
     """Per-layer counts and energies of one inference, from the model's run on ``batch``
     (``weight_reuse`` inferences share one read of the weights)."""
+    return asic_costs_from_traces(trace_layers(model, batch), weight_reuse)
+
+
+def asic_costs_from_traces(traces: list[LayerTrace],
+                           weight_reuse: int = 1) -> list[AsicLayerCost]:
+    """:func:`asic_layer_costs` from traces already taken (one run serves several models)."""
     if weight_reuse < 1:
         raise ValueError(f"weight_reuse must be >= 1 (got {weight_reuse})")
-    return [_layer_cost(t, weight_reuse) for t in trace_layers(model, batch)]
+    return [_layer_cost(t, weight_reuse) for t in traces]
 
 
 def inference_energy_pj(model: nn.Module, batch: torch.Tensor, dense: bool = False,

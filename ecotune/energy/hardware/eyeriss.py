@@ -28,13 +28,15 @@ import math
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ecotune.energy.hardware._trace import LayerTrace, nnz, trace_layers
 
 __all__ = ["MAC", "DRAM", "CACHE", "RF", "ARRAY_ROWS", "ARRAY_COLS", "INPUT_CACHE",
            "WEIGHT_CACHE", "EyerissParts", "EyerissLayerCost", "conv_energy",
-           "linear_energy", "eyeriss_layer_costs", "eyeriss_energy"]
+           "linear_energy", "eyeriss_layer_costs", "eyeriss_costs_from_traces", "eyeriss_energy",
+           "dense_energy", "dense_energy_from_traces"]
 
 MAC = 3.0
 DRAM = 200.0
@@ -151,7 +153,40 @@ def eyeriss_layer_costs(model: nn.Module, batch: torch.Tensor) -> list[EyerissLa
         >>> [(c.name, c.type_name, c.positions, c.out_channels) for c in costs]
         [('0', 'Conv2d', 4, 2), ('3', 'Linear', 1, 3)]
     """
-    return [_layer_cost(t) for t in trace_layers(model, batch)]
+    return eyeriss_costs_from_traces(trace_layers(model, batch))
+
+
+def eyeriss_costs_from_traces(traces: list[LayerTrace]) -> list[EyerissLayerCost]:
+    """:func:`eyeriss_layer_costs` from traces already taken."""
+    return [_layer_cost(t) for t in traces]
+
+
+def dense_energy_from_traces(traces: list[LayerTrace]) -> float:
+    """Energy of one inference with every weight and input value non-zero (zero padding
+    stays zero), relative units: the reference of energy budgets."""
+    total = 0.0
+    for t in traces:
+        n_weights, n_inputs = t.weight.numel(), t.inputs[0].numel()
+        if t.kind == "conv":
+            m = t.module
+            unfolded = F.unfold(torch.ones_like(t.inputs[:1]), m.kernel_size, m.dilation,
+                                m.padding, m.stride).sum().item()
+            total += conv_energy(n_weights, unfolded, n_inputs, t.positions, t.out_channels,
+                                 t.groups, t.macs).total
+        else:
+            total += linear_energy(n_weights, n_inputs, t.out_channels).total
+    return total
+
+
+def dense_energy(model: nn.Module, batch: torch.Tensor) -> float:
+    """:func:`dense_energy_from_traces` of ``model`` run on ``batch``.
+
+    Example:
+        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+        >>> dense_energy(net, torch.zeros(3, 1, 2, 2)) == linear_energy(8, 4, 2).total
+        True
+    """
+    return dense_energy_from_traces(trace_layers(model, batch))
 
 
 def eyeriss_energy(model: nn.Module, batch: torch.Tensor) -> float:
