@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -147,6 +148,8 @@ def test_png_export_with_a_real_browser(tmp_path: Path, study_file: Path) -> Non
     from ecotune.report import png_export_available
 
     if not png_export_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must install Chromium for PNG export (.ci/setup does)")
         pytest.skip("no Chromium for kaleido (CI installs it)")
     assert run_cli("run", str(study_file), cwd=tmp_path).returncode == 0
     png = tmp_path / "ecotune-report" / "cli" / "pareto.png"
