@@ -1,0 +1,52 @@
+"""``ecotune report``: write a stored study's plots and front."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from ecotune.cli._common import (
+    REPORT_ROOT,
+    BadInput,
+    _check_storage_exists,
+    _one_line,
+    _print_front,
+    _print_paths,
+)
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    import optuna
+
+    from ecotune.report import safe_name, write_report
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = args.storage
+    _check_storage_exists(storage)
+    from ecotune.search.storage import open_storage
+
+    try:
+        storage_obj = open_storage(storage)
+        summaries = optuna.get_all_study_summaries(storage_obj)
+    except Exception as err:
+        raise BadInput(f"storage {storage}: {_one_line(err)}") from None
+    names = [s.study_name for s in summaries]
+    name = args.study_name
+    if name is None:
+        if len(names) != 1:
+            raise BadInput(f"storage {storage} holds {len(names)} studies {names}: "
+                           "choose one with --study-name")
+        name = names[0]
+    elif name not in names:
+        raise BadInput(f"no study {name!r} in {storage}; it holds {names}")
+    study = optuna.load_study(study_name=name, storage=storage_obj)
+    out = args.out or REPORT_ROOT / safe_name(name)
+    try:
+        paths = write_report(study, out, png=False if args.no_png else None,
+                             color_by=args.color_by)
+    except ValueError as err:
+        raise BadInput(str(err)) from None
+    _print_front(study, console)
+    _print_paths(paths, console)
+    return 0

@@ -1,0 +1,128 @@
+"""``ecotune run``: run (or add trials to) the study a file describes."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from ecotune.cli._common import (
+    REPORT_ROOT,
+    BadInput,
+    _one_line,
+    _print_front,
+    _print_paths,
+)
+from ecotune.spec import SpecError, load_spec
+
+if TYPE_CHECKING:
+    import optuna
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    if args.n_trials is not None and args.n_trials <= 0:
+        raise BadInput(f"--n-trials must be > 0 (got {args.n_trials})")
+    if args.workers <= 0:
+        raise BadInput(f"--workers must be >= 1 (got {args.workers})")
+    if args.total_trials is not None and args.total_trials <= 0:
+        raise BadInput(f"--total-trials must be > 0 (got {args.total_trials})")
+    if args.total_trials is not None and args.n_trials is not None:
+        raise BadInput("give --n-trials (trials to add) or --total-trials (trials the study "
+                       "should hold), not both")
+    overrides = {"n_trials": args.n_trials, "sampler": args.sampler, "storage": args.storage,
+                 "study_name": args.study_name, "seed": args.seed}
+    try:
+        spec = load_spec(args.study_file).with_overrides(**overrides)
+    except SpecError as err:
+        raise BadInput(str(err)) from None
+    if args.workers > 1 and ":memory:" in spec.study.storage:
+        raise BadInput(f"--workers {args.workers} needs storage the processes share; "
+                       f"{spec.study.storage} is private to one process")
+    # A batch system's SIGTERM ends the run like Ctrl-C: the running trial is failed.
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    import optuna
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from ecotune.report import safe_name, write_report
+    from ecotune.search import StudyMismatchError, planned_trials, prepare
+    from ecotune.search.runner import optimize
+    from ecotune.search.workers import count_trials, start_local_workers
+
+    # Failed trials are listed at the end with their reason; Optuna's own warning for each
+    # (with a traceback) would bury the table, and Ctrl-C's one-line message.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        spec, study = prepare(spec)
+    except StudyMismatchError as err:
+        raise BadInput(str(err)) from None
+    except Exception as err:  # the storage could not be opened
+        raise BadInput(f"storage {overrides['storage'] or 'from the study file'}: "
+                       f"{_one_line(err)}") from None
+
+    before = count_trials(study)
+    # Every worker counts toward one target: the run adds n_trials in total, not per worker.
+    target = args.total_trials or before + planned_trials(spec)
+    n_trials = max(0, target - before)
+    console.print(f"study [bold]{spec.study.name}[/] in {spec.study.storage}: "
+                  f"{before} trial(s) stored, adding {n_trials} "
+                  f"({spec.study.sampler.name} sampler, objectives "
+                  f"{', '.join(spec.study.objectives)}"
+                  f"{f', {args.workers} workers' if args.workers > 1 else ''})",
+                  highlight=False)
+    if args.workers > 1 and spec.study.storage.startswith("sqlite"):
+        console.print(f"[yellow]note:[/] {args.workers} workers share one SQLite file: fine on "
+                      "one machine for a few workers; use PostgreSQL for more "
+                      "(docs/scaling.md)", highlight=False)
+    with Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
+                  console=console) as progress:
+        task = progress.add_task("trials", total=n_trials, last="")
+
+        def advance(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            # Other workers' trials count too: read the number finished from storage.
+            done = len(study.get_trials(deepcopy=False, states=finished)) - finished_before
+            progress.update(task, completed=done,
+                            last=_trial_summary(trial, spec.study.objectives))
+
+        finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
+                     optuna.trial.TrialState.PRUNED)
+        finished_before = len(study.get_trials(deepcopy=False, states=finished))
+        with start_local_workers(spec, target, args.workers - 1):
+            budget = optimize(spec, study, callbacks=[advance], target_trials=target)
+    if budget is not None and budget.reached:
+        console.print(f"[yellow]study energy budget reached:[/] {budget.spent_j(study):.4g} J "
+                      f"spent of {budget.budget_j:.4g} J; no new trial started "
+                      f"({len(study.trials) - before} of {n_trials} added)", highlight=False)
+    _print_failures(study, before, console)
+    _print_front(study, console)
+    if not args.no_report:
+        out = args.out or REPORT_ROOT / safe_name(spec.study.name)
+        paths = write_report(study, out)
+        _print_paths(paths, console)
+    return 0
+
+
+def _trial_summary(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> str:
+    if trial.state.name != "COMPLETE":
+        reason = trial.user_attrs.get("fail_reason", "")  # pruned trials have none
+        return f"trial {trial.number} {trial.state.name.lower()} {reason}"[:80]
+    values = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, trial.values))
+    return f"trial {trial.number}: {values}"
+
+
+def _print_failures(study: optuna.Study, first: int, console: Console) -> None:
+    for trial in study.trials[first:]:
+        if trial.state.name == "FAIL":
+            console.print(f"[yellow]trial {trial.number} failed:[/] "
+                          f"{trial.user_attrs.get('fail_reason', 'unknown reason')}",
+                          highlight=False)
