@@ -7,8 +7,9 @@ the weights are projected onto the budget by a greedy knapsack (METHODS.md secti
 
 1. on a fixed sample batch, each weight's energy cost is priced from the model: a conv
    weight costs ``3`` per non-zero input it multiplies (the compute term) plus its share of
-   the weight-movement term ``ceil(P/m)*6 + P*1 + DRAM``; a fully connected weight costs
-   ``3 + 200 + 6 + 1``;
+   the weight-movement term ``ceil(P/m)*6 + P*1 + DRAM`` (DRAM 200 for the layer's 4,096
+   largest weights, which fit the weight cache; ``ceil(P/m)*200`` for the others); a
+   fully connected weight costs ``3 + 200 + 6 + 1``;
 2. weights are ranked by ``w^2 / cost`` and kept in that order while the accumulated cost
    stays within ``budget - input energy``; the rest are set to zero;
 3. the projected model's exact estimate is computed; where the per-weight prices
@@ -62,9 +63,16 @@ def _weight_costs(trace) -> torch.Tensor:
     group_of_output = torch.arange(out_channels) // (out_channels // groups)
     compute = MAC * per_group[group_of_output].view_as(weight)
     p = trace.positions
-    nnz_w = int((weight.abs() > 2.0**-126).sum())
-    dram = DRAM * (math.ceil(p / ARRAY_ROWS) if nnz_w > WEIGHT_CACHE else 1.0)
-    return compute + (math.ceil(p / ARRAY_ROWS) * CACHE + p * RF + dram)
+    tiles = math.ceil(p / ARRAY_ROWS)
+    # The first WEIGHT_CACHE non-zero weights of a layer stay in the weight cache and are
+    # read from DRAM once; the rest once per tile. Price the layer's largest weights (the
+    # ones a projection keeps first) at the cached rate, the others at the tiled one:
+    # pricing every weight at the current count's rate would empty whole layers just over
+    # the cache size.
+    dram = torch.full_like(weight, DRAM * tiles)
+    largest = weight.abs().flatten().argsort(descending=True)[:WEIGHT_CACHE]
+    dram.view(-1)[largest] = DRAM
+    return compute + tiles * CACHE + p * RF + dram
 
 
 def input_mask(x_train: torch.Tensor, keep_ratio: float) -> torch.Tensor:
