@@ -31,6 +31,25 @@ def tiny_spec(name: str = "tiny", **study: object) -> dict:
     }
 
 
+TINY_SEARCH_SPACE = """
+[search_space]
+lr = { type = "float", low = 1e-3, high = 3e-2, log = true }
+width = { type = "categorical", choices = [0.25, 0.5] }
+"""
+
+
+def tiny_study_toml(name: str, study: tuple[str, ...] = (),
+                    training: tuple[str, ...] = ("epochs = 1",),
+                    search_space: bool = True) -> str:
+    """A tiny digits study file (mlp, cputime meter) as TOML text, for CLI tests.
+
+    ``study`` and ``training`` are extra lines of those sections, in order.
+    """
+    lines = ["[study]", f'name = "{name}"', *study, "", "[model]", 'name = "mlp"', "",
+             "[training]", *training, "", "[energy]", 'meter = "cputime"']
+    return "\n".join(lines) + "\n" + (TINY_SEARCH_SPACE if search_space else "")
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m ecotune ARGS`` in a real process."""
     env = {**os.environ, "COLUMNS": "200"}

@@ -11,26 +11,9 @@ from pathlib import Path
 import pytest
 
 from ecotune.cli import main
+from tests.conftest import tiny_study_toml
 
-STUDY = """[study]
-name = "bad"
-n_trials = 2
-sampler = "tpe"
-seed = 1
-
-[model]
-name = "mlp"
-
-[training]
-epochs = 1
-
-[energy]
-meter = "cputime"
-
-[search_space]
-lr = { type = "float", low = 1e-3, high = 3e-2, log = true }
-width = { type = "categorical", choices = [0.25, 0.5] }
-"""
+STUDY = tiny_study_toml("bad", study=("n_trials = 2", 'sampler = "tpe"', "seed = 1"))
 
 Edit = Callable[[str], str]
 

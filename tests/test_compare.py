@@ -17,27 +17,9 @@ import pytest
 
 from ecotune.search.compare import comparison_runs
 from ecotune.spec import SpecError
-from tests.conftest import run_cli
+from tests.conftest import run_cli, tiny_study_toml
 
-STUDY = """
-[study]
-name = "cmp"
-seed = 0
-
-[model]
-name = "mlp"
-
-[training]
-epochs = 1
-batch_size = 128
-
-[energy]
-meter = "cputime"
-
-[search_space]
-lr = { type = "float", low = 1e-3, high = 3e-2, log = true }
-width = { type = "categorical", choices = [0.25, 0.5] }
-"""
+STUDY = tiny_study_toml("cmp", study=("seed = 0",), training=("epochs = 1", "batch_size = 128"))
 
 
 def test_comparison_runs_validates_before_running() -> None:

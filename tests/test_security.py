@@ -8,21 +8,10 @@ from pathlib import Path
 
 from ecotune.cli import main
 from ecotune.report import safe_name
+from tests.conftest import tiny_study_toml
 
-STUDY = """[study]
-name = "sec"
-n_trials = 1
-sampler = "random"
-
-[model]
-name = "mlp"
-
-[training]
-epochs = 1
-
-[energy]
-meter = "cputime"
-"""
+STUDY = tiny_study_toml("sec", study=("n_trials = 1", 'sampler = "random"'),
+                        search_space=False)
 
 
 def test_study_name_cannot_escape_the_report_directory(tmp_path: Path) -> None:

@@ -14,28 +14,12 @@ from ecotune.search import prepare
 from ecotune.search.storage import journal_path, open_storage
 from ecotune.search.workers import count_trials, run_worker
 from ecotune.spec import load_spec
-from tests.conftest import run_cli
+from tests.conftest import run_cli, tiny_study_toml
 
-STUDY = """
-[study]
-name = "{name}"
-sampler = "random"
-seed = 3
 
-[model]
-name = "mlp"
-
-[training]
-epochs = 1
-batch_size = 128
-
-[energy]
-meter = "cputime"
-
-[search_space]
-lr = {{ type = "float", low = 1e-3, high = 3e-2, log = true }}
-width = {{ type = "categorical", choices = [0.25, 0.5] }}
-"""
+def _study(name: str) -> str:
+    return tiny_study_toml(name, study=('sampler = "random"', "seed = 3"),
+                           training=("epochs = 1", "batch_size = 128"))
 
 
 def _brute_force_front(study: optuna.Study) -> set[int]:
@@ -55,7 +39,7 @@ def _brute_force_front(study: optuna.Study) -> set[int]:
 def test_three_workers_on_postgresql_add_exactly_n_trials(tmp_path: Path,
                                                           postgres_url: str) -> None:
     study_file = tmp_path / "pg.toml"
-    study_file.write_text(STUDY.format(name="pg"))
+    study_file.write_text(_study("pg"))
     result = run_cli("run", str(study_file), "--storage", postgres_url, "--workers", "3",
                      "--n-trials", "30", "--no-report", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -128,7 +112,7 @@ def test_workers_then_total_trials_on_sqlite(tmp_path: Path, capsys) -> None:
     from ecotune.cli import main
 
     study_file = tmp_path / "s.toml"
-    study_file.write_text(STUDY.format(name="lite"))
+    study_file.write_text(_study("lite"))
     first = run_cli("run", str(study_file), "--workers", "2", "--n-trials", "3",
                     "--no-report", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
