@@ -3,7 +3,8 @@ count and an energy budget that hold across all of them.
 
 The calling sequence of one worker (:func:`run_worker`):
 
-1. fail stale trials (relational storage: trials whose worker stopped sending heartbeats);
+1. fail dead trials (relational storage: trials whose worker stopped sending heartbeats,
+   or died before its first one; :mod:`ecotune.search._recovery`);
 2. take the study's *claim lock* (:func:`claim_lock`: a PostgreSQL advisory lock, a lock
    file beside a SQLite database or journal file, or a thread lock in memory);
 3. under the lock, stop if the study's energy budget is spent or the study already holds
@@ -33,13 +34,13 @@ import multiprocessing
 import os
 import signal
 import threading
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 
+from ecotune.search._recovery import fail_dead_trials
 from ecotune.search.budgets import StudyEnergyBudget
 from ecotune.search.objective import FAIL_REASON_ATTR, BuiltinObjective
 from ecotune.search.storage import journal_path
@@ -216,9 +217,7 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
               if spec.budgets.study_energy_j is not None else None)
     objective = objective or BuiltinObjective(spec)
     lock = claim_lock(spec.study.storage, spec.study.name)
-    with warnings.catch_warnings():  # "experimental" since Optuna 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # a killed run's trial ends failed at once
+    fail_dead_trials(study)  # a killed run's trial ends failed at once, with a reason
     while True:
         held = True
         lock.acquire()
