@@ -7,10 +7,12 @@ from typing import Any
 
 import optuna
 
+from ecotune.names import SAMPLERS
+
 __all__ = ["SAMPLER_NAMES", "make_sampler"]
 
-#: Every sampler a study file or ``create_study`` may name.
-SAMPLER_NAMES = ("grid", "random", "tpe", "gp", "nsga2", "qmc", "skopt")
+#: Every sampler a study file or ``create_study`` may name (ecotune's vocabulary).
+SAMPLER_NAMES = SAMPLERS
 
 
 def make_sampler(
