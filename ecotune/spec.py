@@ -44,6 +44,8 @@ __all__ = [
     "StudySpec",
     "load_spec",
     "KNOBS",
+    "TrialRules",
+    "load_rules",
 ]
 
 #: Knobs the built-in trainer applies; the search space may sample any of them.
@@ -353,6 +355,35 @@ def _check_range(low: Number, high: Number, log: bool, step: Number | None,
             raise ValueError(f"grid value {outside[0]} is outside [{low}, {high}]")
 
 
+class TrialRules(_Strict):
+    """The rules every measured trial of a study obeys, whoever trains it: the study
+    file's ``[early_stopping]`` and ``[budgets]`` sections. Stored in the study, so every
+    worker and every ``ecotune.measure()`` on it applies them (:func:`load_rules`)."""
+
+    early_stopping: EarlyStoppingSection = EarlyStoppingSection()
+    budgets: BudgetsSection = BudgetsSection()
+
+
+def load_rules(source: Mapping[str, Any] | TrialRules) -> TrialRules:
+    """Validate ``{"early_stopping": {...}, "budgets": {...}}`` with the study file's own
+    models and error messages.
+
+    Example:
+        >>> load_rules({"budgets": {"trial_energy_j": 50.0}}).budgets.trial_energy_j
+        50.0
+        >>> load_rules({"budgets": {"trial_energy_j": -1.0}})
+        Traceback (most recent call last):
+        ...
+        ecotune.spec.SpecError: budgets.trial_energy_j: Input should be greater than 0 (got -1.0)
+    """
+    if isinstance(source, TrialRules):
+        return source
+    try:
+        return TrialRules.model_validate(source)
+    except ValidationError as err:
+        raise SpecError(_format_errors(err)) from None
+
+
 class StudySpec(_Strict):
     """A whole study: what to search, how, and where to store it.
 
@@ -367,6 +398,10 @@ class StudySpec(_Strict):
     budgets: BudgetsSection = BudgetsSection()
     early_stopping: EarlyStoppingSection = EarlyStoppingSection()
     search_space: dict[str, Param] = Field(default_factory=dict)
+
+    def rules(self) -> TrialRules:
+        """The early-stopping and budget rules of this study."""
+        return TrialRules(early_stopping=self.early_stopping, budgets=self.budgets)
 
     @field_validator("search_space")
     @classmethod

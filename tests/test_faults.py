@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-import ecotune.search.objective as objective_module
+import ecotune.search._objective as objective_module
 from ecotune.search import run
 from tests.conftest import tiny_spec
 
@@ -190,7 +190,7 @@ def test_a_trial_without_any_heartbeat_is_failed_on_restart(tmp_path: Path,
                                                              monkeypatch) -> None:
     """Deterministic form of the race: a trial that exists but never beat (its worker
     died between creating it and its first heartbeat)."""
-    from ecotune.search._recovery import fail_dead_trials
+    from ecotune.search._failures import fail_dead_trials
     from ecotune.search.storage import open_storage
 
     monkeypatch.setenv("ECOTUNE_HEARTBEAT_S", "1")

@@ -1,4 +1,6 @@
-"""Fail the trials of workers that died, so that a restarted run does not wait on them.
+"""Why trials fail, recorded in one place: :func:`record_failure` for an exception in a
+trial (every path that runs a trial calls it), :func:`fail_dead_trials` for the trials of
+workers that died, so that a restarted run does not wait on them.
 
 Optuna's own ``fail_stale_trials`` fails a RUNNING trial only once it has a heartbeat
 that is older than the grace period. A worker killed after its trial was created but
@@ -20,10 +22,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["fail_dead_trials", "DEAD_WORKER_REASON", "FAIL_REASON_ATTR"]
+from ecotune.names import ATTR_FAIL_REASON
 
-#: User attribute that says why a trial failed; every failure path writes it.
-FAIL_REASON_ATTR = "fail_reason"
+__all__ = ["record_failure", "fail_dead_trials", "DEAD_WORKER_REASON", "INTERRUPTED_REASON"]
+
+INTERRUPTED_REASON = "interrupted (SIGINT/SIGTERM): the trial was stopped"
 DEAD_WORKER_REASON = ("worker lost: no heartbeat for {grace_s} s (the process was killed or "
                       "its machine lost); the trial was failed when the study was next run")
 
@@ -34,6 +37,25 @@ SELECT t.trial_id, t.datetime_start, h.heartbeat
 FROM trials t LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id
 WHERE t.study_id = :study_id AND t.state = 'RUNNING'
 """
+
+
+def record_failure(trial: optuna.trial.BaseTrial, err: BaseException) -> None:
+    """Say on ``trial`` why it failed (``fail_reason``), once: the innermost place that
+    saw the error wins (a measurement window inside a worker, say).
+
+    Example:
+        >>> import optuna
+        >>> trial = optuna.create_study().ask()
+        >>> record_failure(trial, MemoryError("cannot allocate 4 GiB"))
+        >>> record_failure(trial, RuntimeError("later"))
+        >>> trial.user_attrs["fail_reason"]
+        'MemoryError: cannot allocate 4 GiB'
+    """
+    if ATTR_FAIL_REASON in trial.user_attrs:
+        return
+    reason = (INTERRUPTED_REASON if isinstance(err, KeyboardInterrupt)
+              else f"{type(err).__name__}: {err}")
+    trial.set_user_attr(ATTR_FAIL_REASON, reason)
 
 
 def _rdb(study: optuna.Study):
@@ -76,7 +98,7 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
     failed = []
     for trial_id in dead:
         try:
-            study._storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR,
+            study._storage.set_trial_user_attr(trial_id, ATTR_FAIL_REASON,
                                                DEAD_WORKER_REASON.format(grace_s=grace_s))
             if study._storage.set_trial_state_values(trial_id,
                                                      state=optuna.trial.TrialState.FAIL):
