@@ -11,7 +11,8 @@ from __future__ import annotations
 
 __all__ = [
     "SAMPLERS", "DATASETS", "MODELS", "METERS", "METER_BACKENDS", "OPTIMIZERS",
-    "BUDGET_SCHEDULES", "EARLY_STOPPING_ACTIONS",
+    "BUDGET_SCHEDULES", "EARLY_STOPPING_ACTIONS", "DEVICE_PATTERN", "LOW_PRECISION_DTYPES",
+    "ENERGY_GPUS",
     "ATTR_FAIL_REASON", "ATTR_TRAINING", "ATTR_INFERENCE", "ATTR_EARLY_STOPPING",
     "ATTR_TEST_ACCURACY", "ATTR_STOP", "STUDY_ATTR_SPEC", "STUDY_ATTR_OBJECTIVES",
     "STUDY_ATTR_RULES", "CONSTRAINT_TRIAL_ENERGY", "CONSTRAINT_INFERENCE_ENERGY",
@@ -31,6 +32,12 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 BUDGET_SCHEDULES = ("none", "linear", "exponential")
 #: What energy-aware early stopping does with a stopped trial.
 EARLY_STOPPING_ACTIONS = ("prune", "complete")
+#: Where the built-in trainer trains (``[training] device``, ``ecotune run --device``).
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
+#: Autocast type once low precision is on: ``auto`` is bfloat16 on the CPU, float16 on a GPU.
+LOW_PRECISION_DTYPES = ("auto", "float16", "bfloat16")
+#: Which GPUs a trial's energy covers: those it ``used``, or every ``visible`` one.
+ENERGY_GPUS = ("used", "visible")
 
 # Trial user attributes (besides the measurement's own, named in
 # ecotune.energy.Measurement.as_attrs).

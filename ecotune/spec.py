@@ -31,7 +31,10 @@ from ecotune.energy.carbon import carbon_intensity_g_per_kwh
 from ecotune.names import (
     BUDGET_SCHEDULES,
     DATASETS,
+    DEVICE_PATTERN,
     EARLY_STOPPING_ACTIONS,
+    ENERGY_GPUS,
+    LOW_PRECISION_DTYPES,
     METERS,
     MODELS,
     OPTIMIZERS,
@@ -220,6 +223,21 @@ class TrainingSection(_Strict):
     input_keep_ratio: Float | None = Field(default=None, gt=0, le=1)
     # torch threads per trial: more threads than cores made small models 15-20x slower here.
     threads: int = Field(default=1, gt=0, le=256)
+    # Where to train (a fixed setting, not a knob): "auto" is the first visible CUDA GPU if
+    # there is one, else the CPU; "cuda" on a machine without CUDA is refused up front.
+    device: str = "auto"
+    # Autocast type from low_precision_at_epoch on: "auto" is bfloat16 on the CPU and
+    # float16 with a gradient scaler on a GPU; "bfloat16" on a GPU without it: float16.
+    low_precision_dtype: Literal[LOW_PRECISION_DTYPES] = "auto"
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        import re
+
+        if not re.match(DEVICE_PATTERN, value):
+            raise ValueError(f'expected "auto", "cpu", "cuda" or "cuda:N" (got {value!r})')
+        return value
 
 
 
@@ -257,6 +275,10 @@ class EnergySection(_Strict):
     meter: Literal[METERS] = "auto"
     # Power usage effectiveness of the site: facility energy / IT energy, >= 1.
     pue: Float = Field(default=1.0, ge=1.0)
+    # GPUs a trial's energy covers: "used" (the GPU it trains on; none for a trial on the
+    # CPU) or "visible" (every GPU this process sees, idle ones included: the whole machine
+    # where CUDA_VISIBLE_DEVICES is unset).
+    gpus: Literal[ENERGY_GPUS] = "used"
 
     @field_validator("country")
     @classmethod

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import optuna
@@ -35,6 +36,8 @@ from ecotune.energy import (
 )
 from ecotune.energy._nvml import nvml_status
 from ecotune.energy._rapl import rapl_status
+from tests import fake_nvml
+from tests.fake_nvml import FakeNvml
 
 
 @pytest.fixture(autouse=True)
@@ -189,50 +192,11 @@ def test_rapl_probe_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 # --- NVML -----------------------------------------------------------------------------
 
-class FakeNVMLError(Exception):
-    pass
-
-
-class FakeNvml:
-    """The few pynvml calls the meter makes; ``energy_mj[i] is None``: no counter (Maxwell)."""
-
-    NVMLError = FakeNVMLError
-
-    def __init__(self, energy_mj: list[int | None], power_mw: list[int | None]) -> None:
-        self.energy_mj = energy_mj
-        self.power_mw = power_mw
-
-    def nvmlInit(self) -> None:
-        pass
-
-    def nvmlDeviceGetCount(self) -> int:
-        return len(self.energy_mj)
-
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
-        if index >= len(self.energy_mj):
-            raise FakeNVMLError("Invalid Argument")
-        return index
-
-    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> int:
-        return int(uuid.removeprefix("GPU-"))
-
-    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
-        if self.energy_mj[handle] is None:
-            raise FakeNVMLError("Not Supported")
-        return self.energy_mj[handle]
-
-    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
-        if self.power_mw[handle] is None:
-            raise FakeNVMLError("Not Supported")
-        return self.power_mw[handle]
-
-
 @pytest.fixture
 def nvml(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
-    fake = FakeNvml(energy_mj=[5_000, None], power_mw=[90_000, 100_000])
-    monkeypatch.setattr(_nvml, "pynvml", fake)
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    return fake
+    """GPU 0 with an energy counter, GPU 1 without (read by power), both visible."""
+    return fake_nvml.install(monkeypatch, FakeNvml(energy_mj=[5_000, None],
+                                                   power_mw=[90_000, 100_000]))
 
 
 class FakeClock:
@@ -258,21 +222,69 @@ def test_nvml_counter_and_power_samples_exact(nvml: FakeNvml) -> None:
     assert "gpu0, gpu1" in m.warnings[0]
 
 
+def test_nvml_power_method_integrates_power_even_with_a_counter(nvml: FakeNvml) -> None:
+    clock = FakeClock()
+    meter = NvmlMeter(sample_interval_s=0, clock=clock, cuda_indices=(0,), method="power")
+    meter.start()  # gpu0 at 90 W
+    clock.now_s, nvml.power_mw[0], nvml.energy_mj[0] = 2.0, 110_000, 999_000  # counter ignored
+    m = meter.stop()
+    assert (m.gpu_j, m.meter, m.sources) == (pytest.approx(200.0), "nvml-power",
+                                             {"gpu": "nvml-power"})
+    with pytest.raises(MeterError, match="without an energy counter .*: gpu1"):
+        NvmlMeter(method="counter")
+
+
 def test_nvml_reads_only_visible_gpus(nvml: FakeNvml, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    fake_nvml.install(monkeypatch, nvml, visible="0")
     meter = NvmlMeter(sample_interval_s=0)
     meter.start()
     nvml.energy_mj[0] += 1_000
     nvml.power_mw[1] = 300_000  # not visible: ignored
     assert (meter.gpus, meter.stop().gpu_j) == (("gpu0",), pytest.approx(1.0))
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-1")
-    nvml_status.cache_clear()
-    assert NvmlMeter(sample_interval_s=0).gpus == ("GPU-1",)
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    nvml_status.cache_clear()
+    for visible in (nvml.uuids[1], nvml.uuids[1][:8]):  # a full UUID, a unique prefix
+        fake_nvml.install(monkeypatch, nvml, visible=visible)
+        assert NvmlMeter(sample_interval_s=0).gpus == (visible,)
+    fake_nvml.install(monkeypatch, nvml, visible="GPU-9")
+    assert "Not Found" in nvml_status().reason
+    fake_nvml.install(monkeypatch, nvml, visible="")
     assert "no GPU visible" in nvml_status().reason
     with pytest.raises(MeterError, match="nvml meter is not available"):
         NvmlMeter()
+
+
+def test_nvml_reads_the_gpu_of_a_cuda_device_through_cuda_visible_devices(
+        nvml: FakeNvml, monkeypatch: pytest.MonkeyPatch) -> None:
+    nvml.energy_mj[1] = 0  # both GPUs with counters
+    fake_nvml.install(monkeypatch, nvml, visible="1,0")  # cuda:0 is GPU 1
+    meter = NvmlMeter(cuda_indices=(0,))
+    meter.start()
+    nvml.energy_mj[0] += 7_000  # GPU 0: another process's work
+    nvml.energy_mj[1] += 2_000
+    assert (meter.gpus, meter.stop().gpu_j) == (("gpu1",), pytest.approx(2.0))
+    assert NvmlMeter(cuda_indices=(1,)).gpus == ("gpu0",)
+    with pytest.raises(MeterError, match=r"cuda:2 is not among the visible GPUs \(CUDA_VIS"):
+        NvmlMeter(cuda_indices=(2,))
+    with pytest.raises(MeterError, match="this work uses none"):
+        NvmlMeter(cuda_indices=())
+    fake_nvml.install(monkeypatch, nvml, visible=None)  # unset: cuda:i is NVML's GPU i
+    assert NvmlMeter(cuda_indices=(1,)).gpus == ("gpu1",)
+
+
+def test_nvml_mig_instances_read_their_gpu_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeNvml(energy_mj=[1_000, 0], power_mw=[50_000, 50_000],
+                    migs={"MIG-aaaa": 0, "MIG-bbbb": 0})
+    fake_nvml.install(monkeypatch, fake, visible="MIG-aaaa,MIG-bbbb")
+    meter = NvmlMeter(sample_interval_s=0)
+    assert meter.gpus == ("MIG-aaaa",)
+    meter.start()
+    fake.energy_mj[0] += 3_000
+    fake.energy_mj[1] += 9_000  # not visible
+    m = meter.stop()
+    assert m.gpu_j == pytest.approx(3.0)  # the whole GPU, counted once
+    assert any("MIG instance" in w and "every instance" in w for w in m.warnings)
+    # CUDA 11.0's form, MIG-GPU-<parent uuid>/<gi>/<ci>, names the parent directly.
+    fake_nvml.install(monkeypatch, fake, visible=f"MIG-{fake.uuids[1]}/1/0")
+    assert NvmlMeter(sample_interval_s=0, cuda_indices=(0,)).gpus == (f"MIG-{fake.uuids[1]}/1/0",)
 
 
 def test_nvml_gpu_without_energy_or_power_is_an_error(nvml: FakeNvml) -> None:
@@ -291,7 +303,7 @@ def test_nvml_sampling_thread_integrates(nvml: FakeNvml) -> None:
 
 
 def test_nvml_probe_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_nvml, "pynvml", None)
+    fake_nvml.install(monkeypatch, None)
     assert "pip install nvidia-ml-py" in nvml_status().reason
     nvml_status.cache_clear()
 
@@ -303,6 +315,65 @@ def test_nvml_probe_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "driver exploded" in nvml_status().reason
     with pytest.raises(MeterError, match="driver exploded"):
         get_meter("nvml")
+
+
+# --- which GPUs a trial is charged for --------------------------------------------------
+
+def _study_trial() -> optuna.Trial:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    return study.ask()
+
+
+def test_a_trial_on_the_cpu_is_not_charged_for_an_idle_gpu(
+        nvml: FakeNvml, no_codecarbon: None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(energy, "RAPL_ROOT", str(tmp_path / "absent"))
+    trial = _study_trial()
+    with ecotune.measure(trial, meter="auto", device="cpu") as m:
+        nvml.energy_mj[0] += 50_000  # the idle GPU's draw during the window
+        nvml.power_mw[1] = 120_000
+    assert m.meter == "cputime" and "gpu_energy_j" not in trial.user_attrs
+    assert m.measurement.gpu_j is None and nvml.reads == 0  # NVML not even read
+    # Asked for every visible GPU: the idle draw is charged (gpu0's counter exactly).
+    trial = _study_trial()
+    nvml.power_mw[1] = None  # keep the figure exact: gpu0 only
+    fake_nvml.install(monkeypatch, nvml, visible="0")
+    with ecotune.measure(trial, meter="auto", device="cpu", gpus="visible"):
+        nvml.energy_mj[0] += 30_000
+    assert trial.user_attrs["gpu_energy_j"] == pytest.approx(30.0)
+    with pytest.raises(MeterError, match="uses none .*gpus = \"visible\""):
+        ecotune.measure(meter="nvml", device="cpu").__enter__()
+
+
+def test_auto_follows_the_trials_gpu(nvml: FakeNvml, no_codecarbon: None, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial on cuda:1 is charged GPU 1's energy only, and the window waits for the
+    device (a fake sync here) before every reading."""
+    import torch
+
+    monkeypatch.setattr(energy, "RAPL_ROOT", str(tmp_path / "absent"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda i: types.SimpleNamespace(name=f"Fake GPU {i}", uuid="1111aaaa"))
+    nvml.energy_mj[1] = 0
+    queued_mj = [0]  # GPU work queued, done when the device is synchronised
+
+    def sync() -> None:
+        nvml.energy_mj[1] += queued_mj.pop()
+        queued_mj.append(0)
+
+    trial = _study_trial()
+    with ecotune.measure(trial, meter="auto", device="cuda:1", epochs=1, sync=sync) as m:
+        nvml.energy_mj[0] += 70_000  # GPU 0: not this trial's
+        queued_mj[0] += 4_000
+        m.report(1, 0.5)  # the epoch's 4 J are done before its reading
+        queued_mj[0] += 1_000  # and this joule before the last reading
+    assert trial.user_attrs["gpu_energy_j"] == pytest.approx(5.0)
+    assert 4.0 <= m.curve[0].energy_j < 5.0  # 4 J of GPU and a little CPU time
+    assert trial.user_attrs["energy_details"]["sources"]["gpu"] == "nvml"
+    assert trial.user_attrs["training"]["device"] == {
+        "type": "cuda", "index": 1, "name": "Fake GPU 1", "uuid": "GPU-1111aaaa"}
 
 
 # --- auto: fallback order, labels, alternatives --------------------------------------

@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--total-trials", type=int,
                      help="run until the study holds this many trials, counted over every "
                           "worker on every machine (instead of adding --n-trials)")
+    run.add_argument("--device",
+                     help='where to train: auto, cpu, cuda or cuda:N, replacing the file\'s '
+                          '[training] device (default there: auto, the first GPU if any)')
+    run.add_argument("--gpus", metavar="0,1,...",
+                     help="give worker i the GPU gpus[i mod len(gpus)] (as its only visible "
+                          "GPU, CUDA_VISIBLE_DEVICES): indices of this process's GPUs or UUIDs")
     run.add_argument("--seed", type=int, help="sampler seed, replacing the file's")
 
     report = commands.add_parser("report", help="write a study's Pareto plot and front")

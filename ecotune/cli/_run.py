@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ from ecotune.cli._common import (
     _print_front,
     _print_paths,
 )
-from ecotune.spec import SpecError, load_spec
+from ecotune.spec import SpecError, StudySpec, load_spec
 
 if TYPE_CHECKING:
     import optuna
@@ -39,6 +40,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if args.workers > 1 and ":memory:" in spec.study.storage:
         raise BadInput(f"--workers {args.workers} needs storage the processes share; "
                        f"{spec.study.storage} is private to one process")
+    spec, gpus = _devices(spec, args)
     # A batch system's SIGTERM ends the run like Ctrl-C: the running trial is failed.
     import signal
 
@@ -97,7 +99,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
                      optuna.trial.TrialState.PRUNED)
         finished_before = len(study.get_trials(deepcopy=False, states=finished))
-        with start_local_workers(spec, target, args.workers - 1):
+        with start_local_workers(spec, target, args.workers - 1, gpus):
             budget = optimize(spec, study, callbacks=[advance], target_trials=target)
     if budget is not None and budget.reached:
         console.print(f"[yellow]study energy budget reached:[/] {budget.spent_j(study):.4g} J "
@@ -110,6 +112,35 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         paths = write_report(study, out)
         _print_paths(paths, console)
     return 0
+
+
+def _devices(spec: StudySpec, args: argparse.Namespace) -> tuple[StudySpec, list[str]]:
+    """Apply ``--device`` and ``--gpus`` and check, before anything is stored, that this
+    machine has the device and GPUs asked for. Returns the spec and the workers' GPUs."""
+    from ecotune.devices import DeviceError, check_gpus, parse_gpus, resolve_device, worker_gpu
+
+    if args.device is not None:
+        raw = spec.model_dump()
+        raw["training"]["device"] = args.device
+        try:
+            spec = load_spec(raw)
+        except SpecError as err:
+            raise BadInput(str(err).replace("training.device", "--device")) from None
+    gpus: list[str] = []
+    try:
+        if args.gpus is not None:
+            gpus = parse_gpus(args.gpus)
+            check_gpus(gpus)
+            # Worker 0 is this process: its GPU is set before torch starts CUDA here.
+            os.environ["CUDA_VISIBLE_DEVICES"] = worker_gpu(gpus, 0)
+        device = resolve_device(spec.training.device)
+    except DeviceError as err:
+        raise BadInput(str(err)) from None
+    if spec.energy.meter == "nvml" and device.type == "cpu" and spec.energy.gpus == "used":
+        raise BadInput('meter "nvml" measures the GPU a trial trains on, and these trials '
+                       'train on the CPU: use meter "auto", a GPU device, or [energy] gpus = '
+                       '"visible" to charge every visible GPU')
+    return spec, gpus
 
 
 def _trial_summary(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> str:

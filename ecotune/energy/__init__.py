@@ -5,6 +5,10 @@ backend (one per backend and configuration, reused across trials):
 
 - ``rapl``: CPU package and DRAM energy counters (Linux powercap): hardware figures.
 - ``nvml``: NVIDIA GPU energy counters, or integrated power samples on older GPUs.
+
+A meter can be asked for the GPUs a piece of work uses (``gpus``: this process's CUDA
+device indices; ``()`` for work on the CPU): GPUs outside them are not read, so work on
+the CPU is not charged an idle GPU's draw. ``None`` reads every visible GPU.
 - ``codecarbon``: CodeCarbon's offline tracker (RAPL/NVML where readable, else its
   CPU-load model: an estimate).
 - ``cputime``: process CPU seconds x an assumed power per core: always an estimate, the
@@ -25,7 +29,7 @@ from ecotune.energy._auto import CombinedMeter
 from ecotune.energy._base import SCOPES, Availability, Measurement, Meter, MeterError, Window
 from ecotune.energy._codecarbon import CodeCarbonMeter, codecarbon_status
 from ecotune.energy._cputime import CpuTimeMeter, cputime_status
-from ecotune.energy._nvml import NvmlMeter, nvml_status
+from ecotune.energy._nvml import NvmlMeter, gpu_entries, nvml_status
 from ecotune.energy._rapl import RAPL_ROOT, RaplMeter, rapl_status
 from ecotune.energy._share import CpuShareClock, CpuTimes, cpu_share
 from ecotune.energy.carbon import carbon_intensity_g_per_kwh, co2_g_for
@@ -87,10 +91,11 @@ def meter_status(name: str) -> Availability:
         return Availability(False, f"{name} probe failed: {err!r}")
 
 
-def make_meter(name: str, country: str = "USA", pue: float = 1.0) -> Meter:
+def make_meter(name: str, country: str = "USA", pue: float = 1.0,
+               gpus: tuple[int, ...] | None = None) -> Meter:
     """A new meter for backend ``name`` (uncached; :func:`get_meter` is the cached one)."""
     if name == "auto":
-        return _auto(country, pue)
+        return _auto(country, pue, gpus)
     if name not in METERS:
         raise MeterError(f"unknown meter {name!r}; expected 'auto' or one of {list(METERS)}")
     status = meter_status(name)
@@ -99,15 +104,19 @@ def make_meter(name: str, country: str = "USA", pue: float = 1.0) -> Meter:
     if name == "rapl":
         return RaplMeter(root=RAPL_ROOT, country=country, pue=pue)
     if name == "nvml":
-        return NvmlMeter(country=country, pue=pue)
+        return NvmlMeter(country=country, pue=pue, cuda_indices=gpus)
     if name == "codecarbon":
-        return CodeCarbonMeter(country=country, pue=pue)
+        entries = gpu_entries(gpus)
+        return CodeCarbonMeter(country=country, pue=pue,
+                               gpu_ids=None if entries is None else tuple(entries))
     return CpuTimeMeter(country=country, pue=pue)
 
 
-def _auto(country: str, pue: float) -> Meter:
-    available = [n for n in METERS if meter_status(n).available]
-    meters = {n: make_meter(n, country, pue) for n in available}
+def _auto(country: str, pue: float, gpus: tuple[int, ...] | None) -> Meter:
+    # No GPU of the work's to read: NVML is not even an alternative (an idle GPU's draw).
+    available = [n for n in METERS if not (n == "nvml" and gpus == ())
+                 and meter_status(n).available]
+    meters = {n: make_meter(n, country, pue, gpus) for n in available}
     chosen: dict[str, Meter] = {}
     if "rapl" in meters:
         chosen.update({device: meters["rapl"] for device in meters["rapl"].devices})
@@ -126,8 +135,15 @@ def _auto(country: str, pue: float) -> Meter:
 
 
 @functools.cache
-def get_meter(name: str = "auto", country: str = "USA", pue: float = 1.0) -> Meter:
-    """The process's meter for backend ``name`` (cached: one per name, country and PUE).
+def get_meter(name: str = "auto", country: str = "USA", pue: float = 1.0,
+              gpus: tuple[int, ...] | None = None) -> Meter:
+    """The process's meter for backend ``name`` (cached: one per name, country, PUE and
+    GPUs).
+
+    ``gpus`` are the CUDA device indices (``cuda:i``) of this process the measured work
+    uses: only those GPUs are read, and ``()`` (work on the CPU) reads none, so no idle
+    GPU is charged. None reads every visible GPU (the whole machine's, where
+    ``CUDA_VISIBLE_DEVICES`` is unset).
 
     Raises:
         MeterError: ``name`` is unknown, or names a backend this machine cannot use.
@@ -138,4 +154,4 @@ def get_meter(name: str = "auto", country: str = "USA", pue: float = 1.0) -> Met
         'cputime'
     """
     co2_g_for(0.0, country, pue)  # an unknown country or a bad PUE fails here, before any work
-    return make_meter(name, country, pue)
+    return make_meter(name, country, pue, None if gpus is None else tuple(gpus))

@@ -26,7 +26,12 @@ __all__ = ["CodeCarbonMeter", "codecarbon_available", "codecarbon_status"]
 # CodeCarbon CPU modes that read a hardware counter rather than model one.
 _MEASURED_CPU_MODES = frozenset({"intel_rapl", "intel_power_gadget", "windows_emi",
                                  "apple_powermetrics"})
-_lock = threading.Lock()
+
+
+@functools.cache
+def _task_lock(*tracker_key: object) -> threading.Lock:
+    """One task at a time on each shared tracker."""
+    return threading.Lock()
 
 
 @functools.cache
@@ -48,8 +53,11 @@ def codecarbon_status() -> Availability:
 
 
 @functools.cache
-def _shared_tracker(country: str, measure_power_secs: float):
-    """The process's tracker for ``country``; created once (the slow hardware probe)."""
+def _shared_tracker(country: str, measure_power_secs: float,
+                    gpu_ids: tuple[str, ...] | None = None):
+    """The process's tracker for ``country`` (and GPUs); created once (the slow hardware
+    probe). ``gpu_ids``: ``CUDA_VISIBLE_DEVICES`` entries to read (None: CodeCarbon's
+    default, the visible GPUs)."""
     # Its INFO/WARNING lines at start-up say nothing a user of ecotune needs.
     logging.getLogger("codecarbon").setLevel(logging.ERROR)
     from codecarbon import OfflineEmissionsTracker
@@ -62,11 +70,15 @@ def _shared_tracker(country: str, measure_power_secs: float):
         # "process": the CPU load of this process, not of the whole machine.
         tracking_mode="process",
         allow_multiple_runs=True,
+        **({"gpu_ids": list(gpu_ids)} if gpu_ids else {}),
     )
 
 
 class CodeCarbonMeter(Meter):
     """Energy from CodeCarbon's offline tracker (``start_task``/``stop_task``).
+
+    ``gpu_ids`` are the ``CUDA_VISIBLE_DEVICES`` entries of the GPUs to read (None: every
+    visible GPU; empty: none, so work on the CPU is not charged an idle GPU's draw).
 
     Example:
         >>> meter = CodeCarbonMeter(country="FRA")
@@ -80,7 +92,7 @@ class CodeCarbonMeter(Meter):
     devices = ("cpu", "gpu", "ram")
 
     def __init__(self, country: str = "USA", measure_power_secs: float = 1.0,
-                 pue: float = 1.0) -> None:
+                 pue: float = 1.0, gpu_ids: tuple[str, ...] | None = None) -> None:
         super().__init__()
         if not codecarbon_available():
             raise MeterError("the codecarbon meter needs the codecarbon package: "
@@ -88,12 +100,16 @@ class CodeCarbonMeter(Meter):
         self.country = country
         self.measure_power_secs = measure_power_secs
         self.pue = pue
+        self.gpu_ids = None if gpu_ids is None else tuple(gpu_ids)
         self._last_lap: Measurement | None = None  # the last real reading
         self._reported: Measurement | None = None  # the last figure lap() returned
         self._last_lap_t_s = 0.0
 
+    def _key(self) -> tuple:
+        return (self.country, self.measure_power_secs, self.gpu_ids or None)
+
     def _tracker(self):
-        return _shared_tracker(self.country, self.measure_power_secs)
+        return _shared_tracker(*self._key())
 
     def start(self) -> None:
         self._last_lap = self._reported = None
@@ -126,11 +142,11 @@ class CodeCarbonMeter(Meter):
         return self._reported
 
     def _start(self) -> None:
-        _lock.acquire()  # one task at a time on the shared tracker
+        _task_lock(*self._key()).acquire()  # one task at a time on the shared tracker
         try:
             self._tracker().start_task()
         except Exception as err:
-            _lock.release()
+            _task_lock(*self._key()).release()
             raise MeterError(f"codecarbon meter: could not start: {err}") from err
 
     def _stop(self) -> Measurement:
@@ -140,7 +156,7 @@ class CodeCarbonMeter(Meter):
         except Exception as err:
             raise MeterError(f"codecarbon meter: could not stop: {err}") from err
         finally:
-            _lock.release()
+            _task_lock(*self._key()).release()
         if data is None:
             raise MeterError("codecarbon meter: the tracker returned no data for the window")
         cpu_j = data.cpu_energy * J_PER_KWH
@@ -148,6 +164,9 @@ class CodeCarbonMeter(Meter):
         gpus = [h for h in tracker._hardware if type(h).__name__ == "GPU"]
         gpu_j = data.gpu_energy * J_PER_KWH if gpus else None
         energy_j = data.energy_consumed * J_PER_KWH
+        if self.gpu_ids == () and gpu_j is not None:
+            # No GPU of this work's: leave out the GPUs' (idle) draw CodeCarbon read.
+            energy_j, gpu_j = energy_j - gpu_j, None
         parts = {"cpu": cpu_j, "gpu": gpu_j, "ram": ram_j}
         return Measurement(
             duration_s=float(data.duration),

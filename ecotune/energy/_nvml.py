@@ -2,12 +2,19 @@
 
 GPUs from Volta on have a total-energy counter (``nvmlDeviceGetTotalEnergyConsumption``,
 millijoules since the driver loaded): a window is the difference of two reads. Older GPUs
-only report instantaneous power (``nvmlDeviceGetPowerUsage``, milliwatts); there a
-background thread samples it every ``sample_interval_s`` and the samples are integrated
-with the trapezoid rule. NVML refreshes both about every 100 ms.
+only report power (``nvmlDeviceGetPowerUsage``, milliwatts); there a background thread
+samples it every ``sample_interval_s`` and the samples are integrated with the trapezoid
+rule. NVML refreshes both about every 100 ms.
 
-Only the GPUs of ``CUDA_VISIBLE_DEVICES`` are read (all GPUs where it is unset). A GPU's
-figure covers everything running on it, not only this process: the scope is "machine".
+Which GPUs: NVML numbers GPUs its own way and ignores ``CUDA_VISIBLE_DEVICES``, so a
+process's CUDA device ``cuda:i`` is found through the i-th entry of that variable (an NVML
+index, a ``GPU-`` UUID or a unique prefix of one, or a MIG instance ``MIG-...``), or NVML
+index i where it is unset. A meter given ``cuda_indices`` reads only those devices (the
+GPU a trial trains on); without them, every visible GPU. A MIG instance has no counter of
+its own: its whole GPU is read, once however many of its instances are visible.
+
+A GPU's figure covers everything running on it, not only this process: the scope is
+"machine".
 """
 
 from __future__ import annotations
@@ -16,8 +23,8 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from ecotune.energy._base import Availability, Measurement, Meter, MeterError
 from ecotune.energy.carbon import co2_g_for
@@ -27,7 +34,12 @@ try:  # optional at import time: the probe says what to install
 except Exception:  # pragma: no cover - depends on the environment
     pynvml = None
 
-__all__ = ["NvmlMeter", "nvml_status", "visible_gpu_ids"]
+__all__ = ["NvmlMeter", "nvml_status", "visible_gpu_ids", "gpu_entries", "find_gpu",
+           "NVML_METHODS"]
+
+#: How a GPU's energy is read: the counter where it has one (``auto``), or always by
+#: integrating polled power (``power``: for comparing the two), or the counter only.
+NVML_METHODS = ("auto", "counter", "power")
 
 
 def visible_gpu_ids(value: str | None = None) -> list[str] | None:
@@ -52,18 +64,93 @@ def visible_gpu_ids(value: str | None = None) -> list[str] | None:
     return ids
 
 
-def _handles() -> list[tuple[str, Any]]:
-    """(label, handle) of each visible GPU. Raises pynvml.NVMLError."""
-    ids = visible_gpu_ids()
-    if ids is None:
-        ids = [str(i) for i in range(pynvml.nvmlDeviceGetCount())]
-    handles = []
-    for gpu_id in ids:
-        if gpu_id.isdigit():
-            handles.append((f"gpu{gpu_id}", pynvml.nvmlDeviceGetHandleByIndex(int(gpu_id))))
-        else:
-            handles.append((gpu_id, pynvml.nvmlDeviceGetHandleByUUID(gpu_id)))
-    return handles
+def gpu_entries(cuda_indices: Sequence[int] | None,
+                visible: Sequence[str] | None | str = "env") -> list[str] | None:
+    """The ``CUDA_VISIBLE_DEVICES`` entries of this process's devices ``cuda:i`` for each
+    i of ``cuda_indices`` (NVML indices where the variable is unset); None: every visible
+    GPU, as :func:`visible_gpu_ids`. ``visible``: the variable's entries (default: read
+    it; None: unset).
+
+    Raises:
+        MeterError: an index past the visible GPUs.
+
+    Example:
+        >>> gpu_entries([1], visible=["3", "GPU-8a1b"]), gpu_entries([], visible=["3"])
+        (['GPU-8a1b'], [])
+        >>> gpu_entries([1], visible=None), gpu_entries(None, visible=None)
+        (['1'], None)
+    """
+    if visible == "env":
+        visible = visible_gpu_ids()
+    if cuda_indices is None:
+        return None if visible is None else list(visible)
+    if visible is None:
+        return [str(i) for i in cuda_indices]
+    for i in cuda_indices:
+        if not 0 <= i < len(visible):
+            raise MeterError(f"cuda:{i} is not among the visible GPUs "
+                             f"(CUDA_VISIBLE_DEVICES={','.join(visible)})")
+    return [visible[i] for i in cuda_indices]
+
+
+class _Gpu(NamedTuple):
+    label: str  # the entry it was found by: "gpu1", "GPU-...", "MIG-..."
+    handle: Any  # the physical GPU's handle (a MIG instance's parent)
+    mig: bool
+
+
+def _uuid(handle: Any) -> str:
+    uuid = pynvml.nvmlDeviceGetUUID(handle)
+    return uuid.decode() if isinstance(uuid, bytes) else uuid
+
+
+def find_gpu(entry: str) -> tuple[Any, bool]:
+    """The NVML handle of the physical GPU a ``CUDA_VISIBLE_DEVICES`` entry names, and
+    whether the entry is a MIG instance of it. NVML must be initialised.
+
+    Raises:
+        pynvml.NVMLError: NVML cannot find it.
+        ValueError: the entry is neither an index nor a UUID.
+    """
+    if entry.isdigit():
+        return pynvml.nvmlDeviceGetHandleByIndex(int(entry)), False
+    if entry.startswith("MIG-GPU-"):  # the CUDA 11.0 form: MIG-GPU-<uuid>/<gi>/<ci>
+        return _by_uuid(entry.removeprefix("MIG-").split("/")[0]), True
+    if entry.startswith("MIG-"):
+        instance = pynvml.nvmlDeviceGetHandleByUUID(entry)
+        return pynvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(instance), True
+    if entry.startswith("GPU-"):
+        return _by_uuid(entry), False
+    raise ValueError(f"GPU {entry!r} is neither an index nor a UUID (GPU-... or MIG-...)")
+
+
+def _by_uuid(uuid: str) -> Any:
+    """A GPU by its full UUID, or by a unique prefix of it (which CUDA accepts too)."""
+    try:
+        return pynvml.nvmlDeviceGetHandleByUUID(uuid)
+    except pynvml.NVMLError:
+        matches = [h for h in map(pynvml.nvmlDeviceGetHandleByIndex,
+                                  range(pynvml.nvmlDeviceGetCount()))
+                   if _uuid(h).startswith(uuid)]
+        if len(matches) != 1:
+            raise
+        return matches[0]
+
+
+def _gpus(cuda_indices: Sequence[int] | None = None) -> list[_Gpu]:
+    """The physical GPUs to read, each once. Raises pynvml.NVMLError, MeterError."""
+    entries = gpu_entries(cuda_indices)
+    if entries is None:
+        entries = [str(i) for i in range(pynvml.nvmlDeviceGetCount())]
+    gpus: dict[str, _Gpu] = {}
+    for entry in entries:
+        try:
+            handle, mig = find_gpu(entry)
+        except ValueError as err:
+            raise MeterError(f"nvml meter: {err}") from None
+        label = f"gpu{entry}" if entry.isdigit() else entry
+        gpus.setdefault(_uuid(handle), _Gpu(label, handle, mig))
+    return list(gpus.values())
 
 
 def _has_energy_counter(handle: Any) -> bool:
@@ -86,58 +173,83 @@ def nvml_status() -> Availability:
         return Availability(False, "nvidia-ml-py is not installed: pip install nvidia-ml-py")
     try:
         pynvml.nvmlInit()
-        handles = _handles()
+        gpus = _gpus()
     except Exception as err:
         return Availability(False, f"NVML not usable (no NVIDIA driver or GPU?): {err}")
-    if not handles:
+    if not gpus:
         return Availability(False, "no GPU visible (CUDA_VISIBLE_DEVICES="
                                    f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r})")
     try:
-        kinds = [f"{label}: {'energy counter' if _has_energy_counter(h) else 'power samples'}"
-                 for label, h in handles]
+        kinds = [f"{g.label}: {'energy counter' if _has_energy_counter(g.handle) else 'power'}"
+                 for g in gpus]
     except Exception as err:
         return Availability(False, f"NVML could not query the GPUs: {err}")
     return Availability(True, ", ".join(kinds))
 
 
 class NvmlMeter(Meter):
-    """GPU energy of the visible GPUs from NVML (hardware figures, whole-GPU scope).
+    """GPU energy from NVML (hardware figures, whole-GPU scope).
 
     Args:
         country: ISO alpha-3 code for the emissions figure.
         pue: power usage effectiveness of the site, >= 1.
-        sample_interval_s: power-sampling period on GPUs without an energy counter; 0
-            samples only at start, lap and stop (tests call :meth:`sample` themselves).
+        sample_interval_s: power-sampling period on GPUs read by power; 0 samples only
+            at start, lap and stop (tests call :meth:`sample` themselves).
         clock: seconds clock for the power samples (tests pass a fake).
+        cuda_indices: read only this process's devices ``cuda:i`` (the GPU a trial trains
+            on); None: every visible GPU.
+        method: ``"auto"`` (the energy counter where a GPU has one, polled power
+            otherwise), ``"counter"`` or ``"power"`` (see :data:`NVML_METHODS`).
 
     Raises:
-        MeterError: NVML or a GPU is not available here, or a GPU reads neither energy
-            nor power.
+        MeterError: NVML or a GPU is not available here, ``cuda_indices`` is empty or
+            names a GPU that is not visible, or a GPU cannot be read as ``method`` asks.
     """
 
     name = "nvml"
     devices = ("gpu",)
 
     def __init__(self, country: str = "USA", pue: float = 1.0, sample_interval_s: float = 0.1,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter,
+                 cuda_indices: Sequence[int] | None = None, method: str = "auto") -> None:
         super().__init__()
+        if method not in NVML_METHODS:
+            raise ValueError(f"unknown nvml method {method!r}; expected one of "
+                             f"{list(NVML_METHODS)}")
         status = nvml_status()
         if not status.available:
             raise MeterError(f"the nvml meter is not available here: {status.reason}")
+        if cuda_indices is not None and not cuda_indices:
+            raise MeterError("the nvml meter measures GPUs, and this work uses none (device "
+                             "cpu): measure with meter 'auto', or every visible GPU with "
+                             "[energy] gpus = \"visible\"")
         self.country = country
         self.pue = pue
         self.sample_interval_s = sample_interval_s
         self.clock = clock
+        self.method = method
+        if method == "power":
+            self.name = "nvml-power"
         try:
-            handles = _handles()
-            self._counter = [(lbl, h) for lbl, h in handles if _has_energy_counter(h)]
-            self._sampled = [(lbl, h) for lbl, h in handles if not _has_energy_counter(h)]
-            for _, handle in self._sampled:
-                pynvml.nvmlDeviceGetPowerUsage(handle)
+            gpus = _gpus(cuda_indices)
+            counted = [method != "power" and _has_energy_counter(g.handle) for g in gpus]
+            if method == "counter" and not all(counted):
+                raise MeterError("nvml meter: GPU(s) without an energy counter (before "
+                                 "Volta): " + ", ".join(g.label for g, c in zip(gpus, counted)
+                                                         if not c))
+            self._counter = [g for g, c in zip(gpus, counted) if c]
+            self._sampled = [g for g, c in zip(gpus, counted) if not c]
+            for gpu in self._sampled:
+                pynvml.nvmlDeviceGetPowerUsage(gpu.handle)
         except pynvml.NVMLError as err:
             raise MeterError(f"nvml meter: a GPU reads neither energy nor power: {err}") \
                 from err
-        self.gpus = tuple(lbl for lbl, _ in handles)
+        self.gpus = tuple(g.label for g in gpus)
+        self._warnings = (f"nvml: gpu_j covers the whole GPU(s) {', '.join(self.gpus)}, "
+                          "including any other process using them",)
+        if any(g.mig for g in gpus):
+            self._warnings += ("nvml: a MIG instance has no energy reading of its own: "
+                               "gpu_j covers its whole GPU, every instance of it",)
         self._lock = threading.Lock()
         self._mj0: list[int] = []
         self._sample_t_s = 0.0
@@ -148,10 +260,10 @@ class NvmlMeter(Meter):
         self._sampler: threading.Thread | None = None
 
     def _power_w(self) -> list[float]:
-        return [pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0 for _, h in self._sampled]
+        return [pynvml.nvmlDeviceGetPowerUsage(g.handle) / 1000.0 for g in self._sampled]
 
     def sample(self) -> None:
-        """Take one power sample of each GPU without an energy counter and integrate it."""
+        """Take one power sample of each GPU read by power and integrate it."""
         if not self._sampled:
             return
         try:
@@ -175,7 +287,8 @@ class NvmlMeter(Meter):
 
     def _start(self) -> None:
         try:
-            self._mj0 = [pynvml.nvmlDeviceGetTotalEnergyConsumption(h) for _, h in self._counter]
+            self._mj0 = [pynvml.nvmlDeviceGetTotalEnergyConsumption(g.handle)
+                         for g in self._counter]
             self._sample_w = self._power_w()
         except pynvml.NVMLError as err:
             raise MeterError(f"nvml meter: could not start: {err}") from err
@@ -191,8 +304,8 @@ class NvmlMeter(Meter):
     def _read(self) -> Measurement:
         self.sample()
         try:
-            counted_j = [(pynvml.nvmlDeviceGetTotalEnergyConsumption(h) - mj0) / 1000.0
-                         for (_, h), mj0 in zip(self._counter, self._mj0)]
+            counted_j = [(pynvml.nvmlDeviceGetTotalEnergyConsumption(g.handle) - mj0) / 1000.0
+                         for g, mj0 in zip(self._counter, self._mj0)]
         except pynvml.NVMLError as err:
             raise MeterError(f"nvml meter: could not read the energy counter: {err}") from err
         with self._lock:
@@ -201,8 +314,7 @@ class NvmlMeter(Meter):
             duration_s=time.perf_counter() - self._t0_s, energy_j=gpu_j, cpu_j=None,
             gpu_j=gpu_j, ram_j=None, co2_g=co2_g_for(gpu_j, self.country, self.pue),
             meter=self.name, is_estimate=False, scope="machine", sources={"gpu": self.name},
-            warnings=(f"nvml: gpu_j covers the whole GPU(s) {', '.join(self.gpus)}, "
-                      "including any other process using them",))
+            warnings=self._warnings)
 
     def _stop(self) -> Measurement:
         if self._sampler is not None:

@@ -66,7 +66,8 @@ def _weight_costs(trace) -> torch.Tensor:
     rows = F.unfold(x_mask, m.kernel_size, m.dilation, m.padding, m.stride).sum(2).mean(0)
     groups, out_channels = m.groups, weight.shape[0]
     per_group = rows.view(groups, -1)  # (groups, in_channels/groups * kh * kw)
-    group_of_output = torch.arange(out_channels) // (out_channels // groups)
+    group_of_output = (torch.arange(out_channels, device=weight.device)
+                       // (out_channels // groups))
     compute = MAC * per_group[group_of_output].view_as(weight)
     p = trace.positions
     tiles = math.ceil(p / ARRAY_ROWS)

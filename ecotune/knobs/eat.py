@@ -28,7 +28,9 @@ def l0hat(x: torch.Tensor, sigma: float = DEFAULT_SIGMA) -> torch.Tensor:
         >>> round(float(l0hat(torch.tensor([0.0, 1.0, -1.0]), sigma=1e-8)), 4)
         2.0
     """
-    squared = x.pow(2)
+    # In float32 whatever autocast chose: a float16 sum over a large activation tensor
+    # overflows to inf (its largest value is 65504), and sigma = 1e-4 is near its floor.
+    squared = x.float().pow(2)
     return (squared / (squared + sigma)).sum()
 
 
@@ -96,7 +98,7 @@ class EATPenalty:
         """``lambda`` x the mean normalised l0hat over the hooked layers since the last
         call (then forgets them: call once per batch)."""
         if not self._terms:
-            return torch.zeros(())
+            return torch.zeros((), device=next(self.model.parameters()).device)
         value = self.lam * torch.stack(self._terms).mean()
         self._terms = []
         return value

@@ -12,6 +12,11 @@ client of this API)::
         m.record_model(model, sample_inputs)   # inference-energy estimates
     return m.accuracy, m.energy_j
 
+On a GPU the window waits for the device's queued work before each reading (start, every
+``report``, stop), as Zeus does, so that a reading never comes before the work it should
+include; it reads only the GPU the work uses (``device``), so work on the CPU is not
+charged an idle GPU's draw (``gpus="visible"`` reads every visible GPU).
+
 The rules a window applies (energy-aware early stopping, the per-trial, study and
 inference energy budgets) travel with the study (:func:`ecotune.create_study`'s
 ``early_stopping`` and ``budgets``; a study file's sections), so every worker applies the
@@ -24,10 +29,11 @@ import contextlib
 import math
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ecotune import names
+from ecotune.devices import cuda_indices, device_info, resolve_device, synchronizer
 from ecotune.energy import Measurement, Meter, get_meter
 from ecotune.epochs import EpochRecord, StopTraining, notify
 from ecotune.search._budgets import TrialEnergyBudget, study_energy_j
@@ -64,8 +70,14 @@ class MeasurementWindow:
     def __init__(self, meter: Meter, trial: optuna.trial.BaseTrial | None = None,
                  epochs: int | None = None, rules: TrialRules | None = None,
                  freeze_at_epoch: int | None = None,
-                 low_precision_at_epoch: int | None = None) -> None:
+                 low_precision_at_epoch: int | None = None,
+                 sync: Callable[[], None] | None = None,
+                 device: Mapping[str, Any] | None = None) -> None:
         self._meter = meter
+        #: Waits for the device's queued work; called before every meter reading.
+        self.sync = sync or (lambda: None)
+        #: The device the work runs on, as recorded in the ``training`` attribute.
+        self.device = dict(device) if device is not None else None
         self._trial = trial
         self.epochs = epochs
         self.rules = rules or TrialRules()
@@ -84,6 +96,7 @@ class MeasurementWindow:
         """Energy measured since the window opened, joules; the window stays open."""
         if self.measurement is not None:
             return self.measurement.energy_j
+        self.sync()
         return self._meter.lap().energy_j
 
     def report(self, epoch: int, accuracy: float, *, train_loss: float | None = None,
@@ -103,6 +116,7 @@ class MeasurementWindow:
                              "epochs must increase")
         if not math.isfinite(accuracy):
             raise ValueError(f"report(): accuracy {accuracy} is not finite")
+        self.sync()  # the epoch's GPU work is part of this reading
         lap = self._meter.lap(exact=epoch == self.epochs)
         record = EpochRecord(epoch, train_loss, float(accuracy),
                              time.perf_counter() - self._t0_s, lap.energy_j,
@@ -208,8 +222,9 @@ class MeasurementWindow:
             trial.set_user_attr(key, value)
         if self.curve or self.summary:
             stop = self.summary.pop("stop_reason", None) or self.stop_reason or "completed"
+            device = {"device": self.device} if self.device is not None else {}
             trial.set_user_attr(names.ATTR_TRAINING, {
-                **self.summary, "epochs_run": len(self.curve), "stop_reason": stop,
+                **device, **self.summary, "epochs_run": len(self.curve), "stop_reason": stop,
                 "learning_curve": [r.as_attr() for r in self.curve]})
         if self._stopper is not None:
             trial.set_user_attr(names.ATTR_EARLY_STOPPING, self._stopper.record())
@@ -228,6 +243,9 @@ def measure(
     freeze_at_epoch: int | None = None,
     low_precision_at_epoch: int | None = None,
     rules: TrialRules | Mapping[str, Any] | None = None,
+    device: str | torch.device = "auto",
+    gpus: str = "used",
+    sync: Callable[[], None] | None = None,
 ) -> Iterator[MeasurementWindow]:
     """Measure the enclosed work and record the figures on ``trial``'s user attributes.
 
@@ -254,6 +272,18 @@ def measure(
             predictions price them in.
         rules: the rules to apply instead of the study's own (``early_stopping``,
             ``budgets``).
+        device: where the work runs: ``"auto"`` (the first visible CUDA GPU if there is
+            one, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device``.
+            Pass ``"cpu"`` for work on the CPU of a machine with a GPU. Recorded with the
+            learning curve (``training`` attribute).
+        gpus: ``"used"``: measure the GPU of ``device`` only (none for the CPU);
+            ``"visible"``: every GPU this process sees, idle ones included.
+        sync: waits for queued work before each reading (default: synchronise
+            ``device``; the CPU needs nothing). Work on another framework's GPU queue can
+            pass its own.
+
+    Raises:
+        ecotune.devices.DeviceError: ``device`` names a GPU this machine lacks.
 
     Example:
         >>> with measure(meter="cputime", epochs=2) as m:
@@ -267,24 +297,44 @@ def measure(
         rules = stored_rules(trial.study)
         _check_budget_left(trial, rules)
         _warn_if_objectives_swapped(trial)
-    meter_obj = meter if isinstance(meter, Meter) else get_meter(meter, country, pue)
+    if gpus not in names.ENERGY_GPUS:
+        raise ValueError(f"gpus={gpus!r}: expected one of {list(names.ENERGY_GPUS)}")
+    torch_device = resolve_device(device)
+    meter_obj = meter if isinstance(meter, Meter) else get_meter(
+        meter, country, pue, cuda_indices(torch_device) if gpus == "used" else None)
     window = MeasurementWindow(meter_obj, trial, epochs,
                                rules if isinstance(rules, TrialRules) or rules is None
                                else TrialRules.model_validate(rules),
-                               freeze_at_epoch, low_precision_at_epoch)
+                               freeze_at_epoch, low_precision_at_epoch,
+                               sync or synchronizer(torch_device), device_info(torch_device))
+    window.sync()  # work queued before the window is not its work
     meter_obj.start()
     window._t0_s = time.perf_counter()
+    synced = False
     try:
         yield window
+        window.sync()  # an error the GPU's queued work raises is the work's error
+        synced = True
     except BaseException as err:
         if trial is not None and not _is_signal(err):
             record_failure(trial, err)
         raise
     finally:
+        if not synced:
+            _sync_quietly(window.sync)
         # Also when the work raised: the energy a failed trial spent is still spent.
         window.measurement = meter_obj.stop()
         if trial is not None:
             window._record(trial)
+
+
+def _sync_quietly(sync: Callable[[], None]) -> None:
+    """Wait for the device before the last reading of work that raised: the device's own
+    error (the same one, again) must not keep the window from closing."""
+    try:
+        sync()
+    except Exception:
+        pass
 
 
 def _is_signal(err: BaseException) -> bool:

@@ -61,7 +61,8 @@ class BuiltinObjective:
         with measure(trial, meter=spec.energy.meter, country=spec.energy.country,
                      pue=spec.energy.pue, epochs=config.epochs,
                      freeze_at_epoch=config.freeze_at_epoch,
-                     low_precision_at_epoch=config.low_precision_at_epoch) as m:
+                     low_precision_at_epoch=config.low_precision_at_epoch,
+                     device=config.device, gpus=spec.energy.gpus) as m:
             result = train(data, config, seed=spec.study.seed or 0, on_epoch=m)
             m.summary.update(_training_summary(result))
             trial.set_user_attr(ATTR_TEST_ACCURACY, result.test_accuracy)
@@ -89,6 +90,7 @@ def _training_summary(result: TrainResult) -> dict[str, Any]:
         "n_params": result.n_params,
         "macs": result.macs,
         "budget_energy_ratio": result.budget_energy_ratio,
+        "low_precision_dtype": result.low_precision_dtype,
         "stop_reason": result.stop_reason,
     }
 

@@ -40,6 +40,7 @@ from typing import Any
 
 import optuna
 
+from ecotune.devices import worker_gpu
 from ecotune.names import ATTR_FAIL_REASON
 from ecotune.search._budgets import StudyEnergyBudget
 from ecotune.search._failures import INTERRUPTED_REASON, fail_dead_trials, record_failure
@@ -264,18 +265,36 @@ def worker_spec_data(spec: StudySpec, index: int) -> dict:
 
 
 @contextlib.contextmanager
-def start_local_workers(spec: StudySpec, target_trials: int,
-                        n_processes: int) -> Iterator[list[multiprocessing.Process]]:
+def _visible_gpus(value: str | None) -> Iterator[None]:
+    """``CUDA_VISIBLE_DEVICES = value`` while a worker is spawned (it inherits this
+    environment, so the variable is set before it imports torch); None: unchanged."""
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
+
+
+@contextlib.contextmanager
+def start_local_workers(spec: StudySpec, target_trials: int, n_processes: int,
+                        gpus: Sequence[str] = ()) -> Iterator[list[multiprocessing.Process]]:
     """Start ``n_processes`` worker processes (indexes 1..n) on this machine; on leaving
     the context wait for them, or interrupt them (SIGINT, then SIGTERM) on an exception.
+    With ``gpus``, worker i sees only GPU ``gpus[i mod len(gpus)]``.
     """
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_worker_process,
                                  args=(worker_spec_data(spec, i), target_trials),
                                  name=f"ecotune-worker-{i}", daemon=False)
                  for i in range(1, n_processes + 1)]
-    for process in processes:
-        process.start()
+    for i, process in enumerate(processes, start=1):
+        with _visible_gpus(worker_gpu(gpus, i) if gpus else None):
+            process.start()
     try:
         yield processes
     except BaseException:

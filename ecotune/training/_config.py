@@ -35,6 +35,11 @@ class TrainConfig:
     budget_warmup_epochs: int = 1
     input_keep_ratio: float | None = None
     threads: int = 1
+    #: "auto" (the first visible CUDA GPU if there is one, else the CPU), "cpu", "cuda",
+    #: "cuda:N": a fixed setting, not a knob (:mod:`ecotune.devices`).
+    device: str = "auto"
+    #: Autocast type once low precision is on: "auto", "float16" or "bfloat16".
+    low_precision_dtype: str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,3 +63,7 @@ class TrainResult:
                                                         compare=False)
     #: Estimated inference energy over the dense model's (Eyeriss model), with a budget.
     budget_energy_ratio: float | None = None
+    #: The device it trained on (``model`` is left there).
+    device: torch.device = dataclasses.field(default=torch.device("cpu"), compare=False)
+    #: The autocast type low precision used ("float16", "bfloat16"), None if never on.
+    low_precision_dtype: str | None = None

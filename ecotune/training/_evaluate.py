@@ -1,4 +1,8 @@
-"""Evaluation of a trained model: accuracy and hidden-activation density."""
+"""Evaluation of a trained model: accuracy and hidden-activation density.
+
+Both run on the model's device (inputs elsewhere are copied there batch by batch) and
+count on it, reading the result back once.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +20,26 @@ __all__ = ["accuracy", "activation_density", "EVAL_BATCH"]
 EVAL_BATCH = 1024
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of ``x`` that ``model`` classifies as ``y`` (eval mode)."""
+    """Fraction of ``x`` that ``model`` classifies as ``y`` (eval mode).
+
+    Example:
+        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+        >>> 0.0 <= accuracy(net, torch.rand(10, 1, 2, 2), torch.zeros(10, dtype=torch.long)) <= 1
+        True
+    """
     model.eval()
-    correct = sum(int((model(x[i:i + EVAL_BATCH]).argmax(1) == y[i:i + EVAL_BATCH]).sum())
-                  for i in range(0, len(y), EVAL_BATCH))
-    return correct / len(y)
+    device = _device_of(model)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    for i in range(0, len(y), EVAL_BATCH):
+        xb, yb = x[i:i + EVAL_BATCH].to(device), y[i:i + EVAL_BATCH].to(device)
+        correct += (model(xb).argmax(1) == yb).sum()
+    return int(correct) / len(y)
 
 
 @torch.no_grad()
@@ -32,17 +49,20 @@ def activation_density(model: nn.Module, x: torch.Tensor) -> float:
     This is what EAT lowers; 1 - density is the activation sparsity.
     """
     model.eval()
-    counts = [0, 0]  # non-zero, total
+    device = _device_of(model)
+    nonzero = torch.zeros((), dtype=torch.int64, device=device)
+    total = [0]
 
     def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        counts[0] += int((output.abs() > NONZERO_THRESHOLD).sum())
-        counts[1] += output.numel()
+        nonlocal nonzero
+        nonzero = nonzero + (output.abs() > NONZERO_THRESHOLD).sum()
+        total[0] += output.numel()
 
     handles = [m.register_forward_hook(hook) for m in hidden_activation_modules(model)]
     try:
         for i in range(0, len(x), EVAL_BATCH):
-            model(x[i:i + EVAL_BATCH])
+            model(x[i:i + EVAL_BATCH].to(device))
     finally:
         for handle in handles:
             handle.remove()
-    return counts[0] / counts[1] if counts[1] else math.nan
+    return int(nonzero) / total[0] if total[0] else math.nan

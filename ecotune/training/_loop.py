@@ -12,6 +12,13 @@ Energy budget (Yang et al. 2019, METHODS.md section 2): with ``energy_budget = f
 weights are projected every ``budget_every_batches`` steps so that the model's estimated
 inference energy stays within f x the dense model's (:mod:`ecotune.knobs.budget`); the
 final model is projected onto f exactly, and its validation accuracy measured after that.
+
+Device (``config.device``, :mod:`ecotune.devices`): the model, the batches and evaluation
+run there. A data set that fits in a quarter of the GPU's free memory is copied there
+once, so batches are gathered on the GPU; a larger one stays in host memory and each
+batch is copied. On a GPU the loss is read back every :data:`LOSS_CHECK_BATCHES` batches
+rather than every batch, so the CPU keeps queueing work while the GPU computes (a read
+waits for the GPU).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import torch
 from torch import nn
 
 from ecotune.data import DataSplits
+from ecotune.devices import resolve_device
 from ecotune.epochs import EpochRecord, EpochWatcher, notify
 from ecotune.knobs import EATPenalty
 from ecotune.knobs.budget import EnergyBudgetProjector, input_mask
@@ -33,12 +41,42 @@ from ecotune.training._evaluate import accuracy, activation_density
 from ecotune.training._patience import PatienceStopping
 from ecotune.training._runtime import RuntimeDecisions
 
-__all__ = ["train", "BUDGET_SAMPLE", "COMPLETED"]
+__all__ = ["train", "fits_on_device", "BUDGET_SAMPLE", "COMPLETED", "LOSS_CHECK_BATCHES",
+           "DEVICE_MEMORY_SHARE"]
 
 #: Inputs on which the energy-budget projection prices the model.
 BUDGET_SAMPLE = 64
 #: Stop reason of a run that trained every planned epoch.
 COMPLETED = "completed"
+#: On a GPU, the loss is checked for NaN/inf every this many batches (and at epoch end).
+LOSS_CHECK_BATCHES = 25
+#: A data set is copied to the GPU once when it takes at most this share of free memory.
+DEVICE_MEMORY_SHARE = 0.25
+
+
+def fits_on_device(n_bytes: int, free_bytes: int, share: float = DEVICE_MEMORY_SHARE) -> bool:
+    """Whether ``n_bytes`` of data may live on a device with ``free_bytes`` free, leaving
+    the rest to the model, its activations and the optimiser.
+
+    Example:
+        >>> fits_on_device(600 * 2**20, 80 * 2**30), fits_on_device(30 * 2**30, 80 * 2**30)
+        (True, False)
+    """
+    return n_bytes <= share * free_bytes
+
+
+def _place(data: DataSplits, device: torch.device) -> tuple[DataSplits, bool]:
+    """``data`` on ``device`` where it fits (see :func:`fits_on_device`), and whether it is
+    there."""
+    if device.type == "cpu":
+        return data, True
+    tensors = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)
+               if isinstance(getattr(data, f.name), torch.Tensor)}
+    n_bytes = sum(t.numel() * t.element_size() for t in tensors.values())
+    free_bytes, _ = torch.cuda.mem_get_info(device)
+    if not fits_on_device(n_bytes, free_bytes):
+        return data, False
+    return dataclasses.replace(data, **{k: t.to(device) for k, t in tensors.items()}), True
 
 
 def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
@@ -82,21 +120,27 @@ def train(
         >>> result.epochs_run, result.stop_reason, 0.0 <= result.test_accuracy <= 1.0
         (2, 'completed', True)
     """
+    device = resolve_device(config.device)
     torch.set_num_threads(config.threads)
     torch.manual_seed(seed)
+    # Built and initialised on the CPU, then moved: the same seed gives the same initial
+    # weights on every device.
     model = build_model(config.model, data.input_shape, data.n_classes, width=config.width)
     macs = count_macs(model, data.input_shape)["total"]
+    model.to(device)
+    data, on_device = _place(data, device)
     data, mask = _masked(data, config.input_keep_ratio)
-    projector = (EnergyBudgetProjector(model, data.x_train[:BUDGET_SAMPLE], config.energy_budget,
-                                       config.budget_every_batches, config.budget_schedule,
-                                       config.budget_warmup_epochs)
+    projector = (EnergyBudgetProjector(model, data.x_train[:BUDGET_SAMPLE].to(device),
+                                       config.energy_budget, config.budget_every_batches,
+                                       config.budget_schedule, config.budget_warmup_epochs)
                  if config.energy_budget is not None else None)
     patience = (PatienceStopping(model, config.early_stopping_patience, config.epochs)
                 if config.early_stopping_patience is not None else None)
     watchers = [w for w in (on_epoch, patience) if w is not None]
-    runtime = RuntimeDecisions(model, config.freeze_at_epoch, config.low_precision_at_epoch)
+    runtime = RuntimeDecisions(model, config.freeze_at_epoch, config.low_precision_at_epoch,
+                               device.type, config.low_precision_dtype)
     optimizer = _optimizer(config, model.parameters())
-    batch_order = torch.Generator().manual_seed(seed)
+    batch_order = torch.Generator().manual_seed(seed)  # on the CPU: one order everywhere
     curve: list[EpochRecord] = []
     stop_reason = None
     t0_s = time.perf_counter()
@@ -104,7 +148,7 @@ def train(
         for epoch in range(1, config.epochs + 1):
             decisions = runtime.start_epoch(epoch)
             train_loss = _train_epoch(model, data, config, epoch, optimizer, eat, runtime,
-                                      projector, batch_order)
+                                      projector, batch_order, device, on_device)
             record = EpochRecord(epoch, train_loss, accuracy(model, data.x_val, data.y_val),
                                  time.perf_counter() - t0_s, decisions=decisions)
             curve.append(record)
@@ -126,38 +170,46 @@ def train(
         stop_reason=stop_reason or COMPLETED,
         curve=tuple(curve),
         model=model,
-        input_mask=mask,
+        input_mask=None if mask is None else mask.cpu(),
         budget_energy_ratio=budget_ratio,
+        device=device,
+        low_precision_dtype=(str(runtime.dtype).removeprefix("torch.") if runtime.low_precision
+                             else None),
     )
 
 
 def _train_epoch(model: nn.Module, data: DataSplits, config: TrainConfig, epoch: int,
                  optimizer: torch.optim.Optimizer, eat: EATPenalty, runtime: RuntimeDecisions,
-                 projector: EnergyBudgetProjector | None,
-                 batch_order: torch.Generator) -> float:
+                 projector: EnergyBudgetProjector | None, batch_order: torch.Generator,
+                 device: torch.device, on_device: bool) -> float:
     """One pass over the training split; the mean training loss."""
     loss_fn = nn.CrossEntropyLoss()
     n_train = len(data.y_train)
     n_batches = math.ceil(n_train / config.batch_size)
-    order = torch.randperm(n_train, generator=batch_order)
-    loss_sum, n_seen = 0.0, 0
+    order = torch.randperm(n_train, generator=batch_order, device="cpu")
+    if on_device:
+        order = order.to(device)
+    check_every = 1 if device.type == "cpu" else LOSS_CHECK_BATCHES
+    # Summed on the device in float64 (what Python's float sum did): no read per batch.
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     for batch, start in enumerate(range(0, n_train, config.batch_size)):
         idx = order[start:start + config.batch_size]
         x, y = data.x_train[idx], data.y_train[idx]
+        if not on_device:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with runtime.autocast():
             loss = loss_fn(model(x), y)
             if eat.active:
                 loss = loss + eat.penalty()
-        loss_value = loss.item()  # one read per batch serves the check and the sum
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(
-                f"training loss became {loss_value} at epoch {epoch} "
-                f"(lr={config.lr}, optimizer={config.optimizer})")
+        loss_sum += loss.detach().double() * len(idx)
+        if (batch + 1) % check_every == 0 or batch + 1 == n_batches:
+            total = float(loss_sum)  # on a GPU: waits for the batches queued so far
+            if not math.isfinite(total):
+                raise FloatingPointError(
+                    f"training loss became {total} at epoch {epoch} "
+                    f"(lr={config.lr}, optimizer={config.optimizer})")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        runtime.backward_step(loss, optimizer)
         if projector is not None:
             projector.after_step(epoch - 1 + (batch + 1) / n_batches)
-        loss_sum += loss_value * len(idx)
-        n_seen += len(idx)
-    return loss_sum / n_seen
+    return float(loss_sum) / n_train

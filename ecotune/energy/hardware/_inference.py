@@ -4,7 +4,8 @@ Both hardware models run once on a sample batch (callers pass validation inputs,
 the test split): the zero-skipping ASIC of EAT (picojoules per inference and the energy
 ratio against dense) and the Eyeriss-style array (relative units, and its ratio against
 the fully dense model), with each layer's share of the ASIC estimate (the per-layer
-profile). Tensors on a GPU are fine: the traces copy what they count to the CPU.
+profile). The model runs where it is (a GPU included): the sample is moved to its device,
+and the counts are read back as plain numbers.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def inference_estimates(model: nn.Module, sample_inputs: torch.Tensor) -> dict[s
         >>> e["sample_size"], [p["type"] for p in e["profile"]], 0 < e["asic_energy_ratio"] <= 1
         (8, ['Linear', 'Linear'], True)
     """
+    parameter = next(model.parameters(), None)
+    if parameter is not None:
+        sample_inputs = sample_inputs.to(parameter.device)
     was_training = model.training
     model.eval()
     try:
