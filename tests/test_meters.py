@@ -319,6 +319,45 @@ def test_nvml_probe_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- which GPUs a trial is charged for --------------------------------------------------
 
+def test_codecarbon_reads_only_the_works_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CodeCarbon is given the GPUs of the work (``gpu_ids``); work on the CPU gets no GPU
+    figure, its (idle) GPU draw left out of energy_j. A fake tracker, exact figures."""
+    from ecotune.energy import _codecarbon
+
+    class GPU:  # CodeCarbon's hardware class is recognised by its name
+        pass
+
+    keys = []
+
+    class Tracker:
+        _hardware = [GPU()]
+
+        def start_task(self) -> None:
+            pass
+
+        def stop_task(self) -> types.SimpleNamespace:  # kWh, as CodeCarbon reports
+            return types.SimpleNamespace(cpu_energy=1e-6, ram_energy=2e-6, gpu_energy=3e-6,
+                                         energy_consumed=6e-6, duration=1.0)
+
+    def tracker(*key):
+        keys.append(key)
+        return Tracker()
+
+    monkeypatch.setattr(_codecarbon, "_shared_tracker", tracker)
+    fake_nvml.install(monkeypatch, None, visible="3,GPU-ab")
+    for gpus, gpu_j, energy_j, ids in [(None, 10.8, 21.6, None), ((1,), 10.8, 21.6, ("GPU-ab",)),
+                                       ((), None, 10.8, None)]:
+        keys.clear()
+        meter = energy.make_meter("codecarbon", gpus=gpus)
+        with meter.window() as w:
+            pass
+        m = w.measurement
+        assert (m.gpu_j, m.energy_j, m.cpu_j) == (
+            None if gpu_j is None else pytest.approx(gpu_j), pytest.approx(energy_j),
+            pytest.approx(3.6))
+        assert keys[0] == ("USA", 1.0, ids) and ("gpu" in m.sources) == (gpu_j is not None)
+
+
 def _study_trial() -> optuna.Trial:
     study = optuna.create_study(directions=["maximize", "minimize"])
     return study.ask()

@@ -106,9 +106,9 @@ def make_meter(name: str, country: str = "USA", pue: float = 1.0,
     if name == "nvml":
         return NvmlMeter(country=country, pue=pue, cuda_indices=gpus)
     if name == "codecarbon":
-        entries = gpu_entries(gpus)
+        # None: CodeCarbon's own default, the GPUs of CUDA_VISIBLE_DEVICES.
         return CodeCarbonMeter(country=country, pue=pue,
-                               gpu_ids=None if entries is None else tuple(entries))
+                               gpu_ids=None if gpus is None else tuple(gpu_entries(gpus)))
     return CpuTimeMeter(country=country, pue=pue)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 
 from ecotune.data import DataSplits, load_data
+from ecotune.energy import Meter
 from ecotune.energy.hardware import INFERENCE_SAMPLE
 from ecotune.names import ATTR_TEST_ACCURACY
 from ecotune.search._early_stopping import EARLY_STOP
@@ -51,14 +52,17 @@ class BuiltinObjective:
     recorded by the measurement window (and by the worker around it).
     """
 
-    def __init__(self, spec: StudySpec) -> None:
+    def __init__(self, spec: StudySpec, meter: Meter | None = None) -> None:
         self.spec = spec
+        #: A meter to measure with instead of ``[energy] meter`` (e.g. one that also
+        #: reads other backends over the same windows, as benchmarks/gpu.py does).
+        self.meter = meter
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         spec = self.spec
         config = train_config(spec, suggest_knobs(trial, spec))
         data = load_data(spec.data.name, **spec.data.loader_options())
-        with measure(trial, meter=spec.energy.meter, country=spec.energy.country,
+        with measure(trial, meter=self.meter or spec.energy.meter, country=spec.energy.country,
                      pue=spec.energy.pue, epochs=config.epochs,
                      freeze_at_epoch=config.freeze_at_epoch,
                      low_precision_at_epoch=config.low_precision_at_epoch,
