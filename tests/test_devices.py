@@ -137,6 +137,14 @@ def test_the_trial_records_its_device_and_low_precision_type(no_cuda: None) -> N
     assert [r["decisions"] for r in training["learning_curve"]] == [[], ["low_precision"]]
 
 
+def test_the_python_api_refuses_a_missing_gpu_before_storing(no_cuda: None,
+                                                             tmp_path: Path) -> None:
+    with pytest.raises(DeviceError, match="device 'cuda:0': "):
+        ecotune.run({"study": {"name": "dev", "n_trials": 1},
+                     "training": {"device": "cuda:0"}})
+    assert list(tmp_path.iterdir()) == []  # no ecotune.db
+
+
 def test_an_explicit_cpu_device_trains_exactly_as_before() -> None:
     """The same seed gives the same weights, batch order and losses on the CPU, whether
     the device is named or chosen."""

@@ -13,7 +13,7 @@ from ecotune.names import STUDY_ATTR_SPEC
 from ecotune.search._budgets import StudyEnergyBudget
 from ecotune.search._study import prepare
 from ecotune.search._workers import count_trials, run_worker
-from ecotune.spec import StudySpec
+from ecotune.spec import StudySpec, load_spec
 
 __all__ = ["run", "optimize", "planned_trials", "DEFAULT_N_TRIALS", "SPEC_ATTR"]
 
@@ -48,6 +48,10 @@ def run(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
     that raises ends as failed, with the reason in its ``fail_reason`` attribute; the
     study goes on.
 
+    Raises:
+        ecotune.devices.DeviceError: ``[training] device`` names a GPU this machine
+            lacks (before anything is stored).
+
     Example:
         >>> study = run({"study": {"name": "doc-run", "storage": "sqlite:///:memory:",
         ...                        "n_trials": 2, "sampler": "random", "seed": 0},
@@ -58,6 +62,9 @@ def run(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
         >>> len(study.trials), study.metric_names
         (2, ['accuracy', 'energy_j'])
     """
+    from ecotune.devices import resolve_device
+
+    resolve_device(load_spec(spec).training.device)  # a missing GPU: before any storage
     spec, study = prepare(spec, **overrides)
     optimize(spec, study, callbacks)
     return study
