@@ -83,9 +83,17 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("study_file", metavar="STUDY.toml")
     compare.add_argument("--samplers", default="grid,random,tpe,gp,skopt",
                          help="comma-separated sampler names (default: grid,random,tpe,gp,skopt)")
-    compare.add_argument("--n-trials", type=int, required=True, help="trials per run")
+    compare.add_argument("--n-trials", type=int,
+                         help="trials per run (required, except with --record; with --replay "
+                              "the default is the number of configurations in the table)")
     compare.add_argument("--repeats", type=int, default=1,
                          help="runs per sampler, seeds study.seed + 0, 1, ... (default: 1)")
+    compare.add_argument("--record", type=Path, metavar="TABLE.csv",
+                         help="train every point of the study's grid once, to its last epoch, "
+                              "into this table (resumes an interrupted recording)")
+    compare.add_argument("--replay", type=Path, metavar="TABLE.csv",
+                         help="run the samplers on this recorded table instead of training "
+                              "(in memory; nothing is stored)")
     compare.add_argument("--storage", help="storage URL, replacing the file's")
     compare.add_argument("--out", type=Path,
                          help="report directory (default: ecotune-report/NAME-compare)")

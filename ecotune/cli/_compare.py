@@ -11,6 +11,18 @@ from ecotune.spec import SpecError, load_spec
 
 
 def _compare(args: argparse.Namespace, console: Console) -> int:
+    if args.record is not None and args.replay is not None:
+        raise BadInput("--record and --replay cannot be used together: record a table first")
+    if args.record is not None:
+        from ecotune.cli._tabular import _record
+
+        return _record(args, console)
+    if args.replay is not None:
+        from ecotune.cli._tabular import _replay
+
+        return _replay(args, console)
+    if args.n_trials is None:
+        raise BadInput("--n-trials is required (except with --record or --replay)")
     from ecotune.search.compare import comparison_runs
 
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
