@@ -241,8 +241,13 @@ class EarlyStoppingSection(_Strict):
     """Energy-aware early stopping across trials (METHODS.md section 5)."""
 
     enabled: bool = False
-    # Epochs a trial always runs before it may be stopped.
+    # "predict": stop a trial whose predicted final point the front dominates;
+    # "successive_halving": ASHA-like rungs at min_epochs x reduction_factor^k epochs.
+    method: Literal["predict", "successive_halving"] = "predict"
+    # Epochs a trial always runs before it may be stopped (successive halving: first rung).
     min_epochs: int = Field(default=2, ge=1)
+    # Successive halving: the top 1/reduction_factor at a rung continue.
+    reduction_factor: int = Field(default=3, ge=2)
     # A front point must beat the predicted final point by this much in accuracy (absolute)
     # and by this fraction in energy.
     margin: Float = Field(default=0.01, ge=0, lt=1)

@@ -195,11 +195,7 @@ def record_table(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
               f"{machine_description()}"] if resumed and todo else [])
     started = time.perf_counter()
     for point in todo:
-        recorded: list[optuna.trial.FrozenTrial] = []
-        run(_point_spec(spec, point), callbacks=[lambda s, t: recorded.append(t)])
-        if not recorded:  # pragma: no cover - ecotune.run always runs the one trial
-            continue
-        trial = recorded[-1]
+        trial = run(_point_spec(spec, point)).trials[-1]
         meter = trial.user_attrs.get("energy_meter") or "unknown"
         estimate = trial.user_attrs.get("energy_is_estimate")
         header["meter"] = f"{meter} ({'estimate' if estimate else 'measured'})"

@@ -37,14 +37,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FORMAT_LINE", "EPOCH_COLUMNS", "TRIAL_COLUMNS", "ConfigRecord", "RecordedTable",
-           "TableError", "cell", "config_key", "read_table", "write_rows", "header_text"]
+__all__ = ["FORMAT_LINE", "OBJECTIVE_COLUMNS", "EPOCH_COLUMNS", "TRIAL_COLUMNS", "ConfigRecord",
+           "RecordedTable", "TableError", "cell", "config_key", "read_table", "write_rows",
+           "header_text", "rewrite_without"]
 
 FORMAT_LINE = "# ecotune recorded table: format 1"
 EPOCH_COLUMNS = ("epoch", "val_accuracy", "energy_j", "elapsed_s")
 TRIAL_COLUMNS = ("state", "accuracy", "final_energy_j", "duration_s", "co2_g", "test_accuracy",
                  "inference_energy_pj", "epochs_run", "meter", "energy_is_estimate",
                  "trial_wall_s")
+
+#: The objectives a table answers, and the column holding each trial's value.
+OBJECTIVE_COLUMNS = {"accuracy": "accuracy", "energy_j": "final_energy_j",
+                     "duration_s": "duration_s", "inference_energy": "inference_energy_pj"}
 
 
 class TableError(ValueError):
