@@ -44,6 +44,10 @@ class Method:
     sampler: str
     options: Mapping[str, Any] = field(default_factory=dict)
     stopping: str = "none"
+    n_trials: int | None = None  # trials per run; None: replay's n_trials
+    #: Settings replacing the spec's ``[early_stopping]`` ones (``min_epochs``, ``margin``,
+    #: ``reduction_factor``, ``on_stop``).
+    early_stopping: Mapping[str, Any] = field(default_factory=dict)
 
 
 def methods_for(spec: StudySpec, samplers: Sequence[str]) -> list[Method]:
@@ -251,6 +255,14 @@ def check_fits(table: RecordedTable, spec: StudySpec) -> None:
                              "from (its '# spec:' header line)")
 
 
+def _with_stopping(spec: StudySpec, method: Method) -> StudySpec:
+    if not method.early_stopping:
+        return spec
+    raw = spec.model_dump()
+    raw["early_stopping"].update(method.early_stopping)
+    return load_spec(raw)
+
+
 def replay(table: RecordedTable, spec: StudySpec | Mapping[str, Any] | str,
            methods: Sequence[Method], repeats: int = 1, n_trials: int | None = None,
            on_run: Any = None) -> dict[str, list[ReplayRun]]:
@@ -280,10 +292,14 @@ def replay(table: RecordedTable, spec: StudySpec | Mapping[str, Any] | str,
         raise ValueError(f"n_trials must be >= 1 (got {n_trials})")
     if not table.configs:
         raise TableError("the table holds no recorded configuration")
+    labels = [m.label for m in methods]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"a method label is used twice: {labels}")
     check_fits(table, spec)
     reference, reference_hv, maximize = table_reference(table, spec.study.objectives)
     seed0 = spec.study.seed or 0
-    objectives = {m.stopping: TableObjective(table, spec, m.stopping) for m in methods}
+    objectives = {m.label: TableObjective(table, _with_stopping(spec, m), m.stopping)
+                  for m in methods}
     grid = spec.grid() if any(m.sampler == "grid" for m in methods) else None
     runs: dict[str, list[ReplayRun]] = {}
     for method in methods:
@@ -295,7 +311,8 @@ def replay(table: RecordedTable, spec: StudySpec | Mapping[str, Any] | str,
                                      seed=seed0 + r,
                                      grid=grid if method.sampler == "grid" else None,
                                      sampler_options=dict(method.options))
-                study.optimize(objectives[method.stopping], n_trials=n_trials,
+                study.optimize(objectives[method.label],
+                               n_trials=method.n_trials or n_trials,
                                catch=(RuntimeError,))
             energy, ratio, states, values = _history(study, reference, reference_hv,
                                                      maximize)
