@@ -17,6 +17,20 @@ def _in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def has_energy_counters() -> bool:
+    """Whether this machine has RAPL or NVML counters (tests assert behaviour on both)."""
+    from ecotune.energy import meter_status
+
+    return meter_status("rapl").available or meter_status("nvml").available
+
+
+def auto_meter_name() -> str:
+    """The backend ``meter = "auto"`` picks on this machine (codecarbon without counters)."""
+    from ecotune.energy import get_meter
+
+    return get_meter("auto").name
+
+
 def tiny_spec(name: str = "tiny", **study: object) -> dict:
     """A digits study that trains in well under a second per trial."""
     return {

@@ -26,6 +26,9 @@ name = "mlp"
 [training]
 epochs = 2
 
+[energy]
+meter = "codecarbon"  # always an estimate (RAM is modelled), on any machine
+
 [search_space]
 lr = { type = "float", low = 1e-3, high = 3e-2, log = true }
 width = { type = "categorical", choices = [0.25, 0.5] }

@@ -15,7 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from ecotune.search.compare import comparison_runs
+from ecotune.search._compare import comparison_runs
 from ecotune.spec import SpecError
 from tests.conftest import run_cli, tiny_study_toml
 

@@ -23,7 +23,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
         return _replay(args, console)
     if args.n_trials is None:
         raise BadInput("--n-trials is required (except with --record or --replay)")
-    from ecotune.search.compare import comparison_runs
+    from ecotune.search._compare import comparison_runs
 
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
     try:
@@ -41,7 +41,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     from ecotune.report.compare import TARGET_FRACTION, compare_studies
     from ecotune.report.export import write_figure
     from ecotune.report.plots import hypervolume_figure
-    from ecotune.search.compare import run_comparison
+    from ecotune.search._compare import run_comparison
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = spec.study.storage

@@ -55,8 +55,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
     from ecotune.report import safe_name, write_report
     from ecotune.search import StudyMismatchError, planned_trials, prepare
-    from ecotune.search.runner import optimize
-    from ecotune.search.workers import count_trials, start_local_workers
+    from ecotune.search._runner import optimize
+    from ecotune.search._workers import count_trials, start_local_workers
 
     # Failed trials are listed at the end with their reason; Optuna's own warning for each
     # (with a traceback) would bury the table, and Ctrl-C's one-line message.

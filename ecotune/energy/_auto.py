@@ -74,7 +74,7 @@ class CombinedMeter(Meter):
                 errors.append(str(err))
         return self._combine(readings, errors)
 
-    def lap(self) -> Measurement:
+    def lap(self, exact: bool = False) -> Measurement:
         """Every backend's cumulative lap, combined; the window stays open."""
         if not self._open:
             raise MeterError(f"{self.name} meter: lap() called with no open window")
@@ -82,7 +82,7 @@ class CombinedMeter(Meter):
         errors: list[str] = []
         for meter in self.meters:
             try:
-                readings[meter.name] = meter.lap()
+                readings[meter.name] = meter.lap(exact)
             except MeterError as err:
                 errors.append(str(err))
         return self._combine(readings, errors)

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from ecotune.epochs import EpochRecord, StopTraining
+
 __all__ = ["SH_ATTR", "SH_STOP", "SuccessiveHalving", "continues", "crowding_distance",
            "nondominated_ranks", "rung_epochs"]
 
@@ -137,23 +139,35 @@ def continues(points: Sequence[Sequence[float]], current: int, reduction_factor:
 
 class SuccessiveHalving:
     """Per-epoch watcher of one trial: at each rung below the planned last epoch, stores the
-    trial's rung point and stops training (raising ``stop``) unless :func:`continues`.
+    trial's rung point and stops training (raising ``StopTraining``) unless
+    :func:`continues`.
 
     Args:
         trial: the running Optuna trial (its study holds the other trials' rung points).
         planned_epochs: the trial's last epoch; no decision is taken there.
         min_epochs: the first rung.
         reduction_factor: rungs multiply by it; the top ``1 / reduction_factor`` continue.
-        stop: called with the reason to stop training (raises, e.g. ``StopTraining``).
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study(directions=["maximize", "minimize"])
+        >>> for accuracy in (0.9, 0.5):  # the second is behind the first at rung 1
+        ...     trial = study.ask()
+        ...     watch = SuccessiveHalving(trial, planned_epochs=4, min_epochs=1,
+        ...                               reduction_factor=2)
+        ...     try:
+        ...         watch(EpochRecord(1, None, accuracy, 1.0, energy_j=2.0))
+        ...     except StopTraining as stop:
+        ...         print(trial.number, stop.reason, watch.stopped_at_epoch)
+        1 successive_halving 1
     """
 
     def __init__(self, trial: Any, planned_epochs: int, min_epochs: int,
-                 reduction_factor: int, stop: Any) -> None:
+                 reduction_factor: int) -> None:
         self.trial = trial
         self.planned_epochs = planned_epochs
         self.rungs = set(rung_epochs(min_epochs, reduction_factor, planned_epochs))
         self.reduction_factor = reduction_factor
-        self.stop = stop
         self.points: dict[str, list[float]] = {}
         self.stopped_at_epoch: int | None = None
 
@@ -163,16 +177,16 @@ class SuccessiveHalving:
                 for t in self.trial.study.get_trials(deepcopy=False)
                 if t.number != self.trial.number and key in t.user_attrs.get(SH_ATTR, {})]
 
-    def __call__(self, epoch: int, val_accuracy: float, energy_j: float | None) -> None:
-        if epoch not in self.rungs or energy_j is None:
+    def __call__(self, record: EpochRecord) -> None:
+        if record.epoch not in self.rungs or record.energy_j is None:
             return
-        self.points[str(epoch)] = [float(val_accuracy), float(energy_j)]
+        key = str(record.epoch)
+        self.points[key] = [float(record.val_accuracy), float(record.energy_j)]
         # Stored before deciding: a trial reaching this rung later compares with it.
         self.trial.set_user_attr(SH_ATTR, dict(self.points))
-        if epoch >= self.planned_epochs:
+        if record.epoch >= self.planned_epochs:
             return
-        others = self._others(epoch)
-        if not continues([*others, self.points[str(epoch)]], len(others),
-                         self.reduction_factor):
-            self.stopped_at_epoch = epoch
-            self.stop(SH_STOP)
+        others = self._others(record.epoch)
+        if not continues([*others, self.points[key]], len(others), self.reduction_factor):
+            self.stopped_at_epoch = record.epoch
+            raise StopTraining(SH_STOP)

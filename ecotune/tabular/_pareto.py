@@ -38,7 +38,7 @@ def table_reference(table: RecordedTable, objectives: Sequence[str],
         ...         for lr, acc, e in [(0.1, 0.5, 1.0), (0.2, 0.9, 4.0)]]
         >>> write_rows(path, ["lr"], rows)
         >>> table_reference(read_table(path), ["accuracy", "energy_j"])
-        ([0.0, 4.0], 1.7, [True, False])
+        ([0.0, 4.0], 1.5, [True, False])
     """
     maximize = [OBJECTIVES[name].direction == "maximize" for name in objectives]
     points = np.array([[float(r.finals[OBJECTIVE_COLUMNS[name]]) for name in objectives]

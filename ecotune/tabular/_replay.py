@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from ecotune.epochs import EpochRecord, StopTraining
 from ecotune.spec import CategoricalParam, FloatParam, IntParam, StudySpec, load_spec
 from ecotune.tabular._pareto import hypervolume_2d, table_reference
 from ecotune.tabular._table import OBJECTIVE_COLUMNS, ConfigRecord, RecordedTable, TableError, cell
@@ -167,35 +168,29 @@ class TableObjective:
         return knobs
 
     def _stop_epoch(self, trial: optuna.Trial, record: ConfigRecord) -> int | None:
-        """The epoch after which the replayed stopping rule ends training (None: never)."""
-        from ecotune.training import EpochRecord, StopTraining
-
+        """The epoch after which the replayed stopping rule ends training (None: never):
+        the same watcher the live trainer's measurement window runs, fed the recorded
+        curve."""
         settings = self.spec.early_stopping
         planned = int(record.finals.get("epochs_run") or len(record.epochs))
-
-        def stop(reason: str) -> None:
-            raise StopTraining(reason)
-
         if self.stopping == "predict":
-            from ecotune.search.early_stopping import EnergyAwareStopper
+            from ecotune.search._early_stopping import EnergyAwareStopper
 
             training = self.spec._with_knobs({})[1]
-            stopper = EnergyAwareStopper(trial.study, planned, settings.margin,
-                                         settings.min_epochs, training.freeze_at_epoch,
-                                         training.low_precision_at_epoch)
-            watch = lambda e, acc, j, s: stopper(EpochRecord(e, 0.0, acc, s, j))  # noqa: E731
+            watch = EnergyAwareStopper(trial.study, planned, settings.margin,
+                                       settings.min_epochs, training.freeze_at_epoch,
+                                       training.low_precision_at_epoch)
         else:
             from ecotune.search._successive_halving import SuccessiveHalving
 
-            halving = SuccessiveHalving(trial, planned, settings.min_epochs,
-                                        settings.reduction_factor, stop)
-            watch = lambda e, acc, j, s: halving(e, acc, j)  # noqa: E731
-        for e, acc, j, s in zip(record.epochs, record.val_accuracy, record.energy_j,
-                                record.elapsed_s):
+            watch = SuccessiveHalving(trial, planned, settings.min_epochs,
+                                      settings.reduction_factor)
+        for e, acc, j, s in zip(record.epochs.tolist(), record.val_accuracy.tolist(),
+                                record.energy_j.tolist(), record.elapsed_s.tolist()):
             try:
-                watch(int(e), float(acc), float(j), float(s))
+                watch(EpochRecord(e, None, acc, s, j))
             except StopTraining:
-                return int(e) if int(e) < planned else None
+                return e if e < planned else None
         return None
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:

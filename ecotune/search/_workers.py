@@ -3,7 +3,8 @@ count and an energy budget that hold across all of them.
 
 The calling sequence of one worker (:func:`run_worker`):
 
-1. fail stale trials (relational storage: trials whose worker stopped sending heartbeats);
+1. fail dead trials (relational storage: trials whose worker stopped sending heartbeats,
+   or died before its first one; :mod:`ecotune.search._failures`);
 2. take the study's *claim lock* (:func:`claim_lock`: a PostgreSQL advisory lock, a lock
    file beside a SQLite database or journal file, or a thread lock in memory);
 3. under the lock, stop if the study's energy budget is spent or the study already holds
@@ -33,22 +34,20 @@ import multiprocessing
 import os
 import signal
 import threading
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 
-from ecotune.search.budgets import StudyEnergyBudget
-from ecotune.search.objective import FAIL_REASON_ATTR, BuiltinObjective
+from ecotune.names import ATTR_FAIL_REASON
+from ecotune.search._budgets import StudyEnergyBudget
+from ecotune.search._failures import INTERRUPTED_REASON, fail_dead_trials, record_failure
 from ecotune.search.storage import journal_path
 from ecotune.spec import StudySpec
 
 __all__ = ["run_worker", "claim_lock", "count_trials", "start_local_workers",
            "INTERRUPTED_REASON"]
-
-INTERRUPTED_REASON = "interrupted (SIGINT/SIGTERM): the trial was stopped"
 
 Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
@@ -145,26 +144,19 @@ class _Trial:
         self.release()
         try:
             values = tuple(self.objective(trial))
-        except KeyboardInterrupt:
-            trial.set_user_attr(FAIL_REASON_ATTR, INTERRUPTED_REASON)
-            raise  # Optuna fails the trial, then raises it again
-        except MemoryError as err:
-            # Drop what the failed trial held before the next one starts.
-            gc.collect()
-            if FAIL_REASON_ATTR not in trial.user_attrs:
-                trial.set_user_attr(FAIL_REASON_ATTR, f"MemoryError: {err}")
-            raise
-        except Exception as err:
-            if _is_out_of_memory(err):
+        except (KeyboardInterrupt, MemoryError, Exception) as err:
+            if isinstance(err, optuna.TrialPruned):
+                raise
+            if isinstance(err, MemoryError) or _is_out_of_memory(err):
+                # Drop what the failed trial held before the next one starts.
                 gc.collect()
                 _empty_cuda_cache()
-            if FAIL_REASON_ATTR not in trial.user_attrs:
-                trial.set_user_attr(FAIL_REASON_ATTR, f"{type(err).__name__}: {err}")
-            raise
+            record_failure(trial, err)
+            raise  # Optuna fails the trial (and raises KeyboardInterrupt again)
         bad = [v for v in values if not math.isfinite(v)]
         if bad:
             reason = f"objective value {bad[0]} is not finite"
-            trial.set_user_attr(FAIL_REASON_ATTR, reason)
+            trial.set_user_attr(ATTR_FAIL_REASON, reason)
             raise ValueError(reason)
         return values
 
@@ -203,7 +195,7 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
         KeyboardInterrupt: on Ctrl-C, after the running trial was failed.
 
     Example:
-        >>> from ecotune.search.study import create_study
+        >>> from ecotune.search import create_study
         >>> from ecotune.spec import load_spec
         >>> spec = load_spec({"study": {"name": "w", "storage": "sqlite:///:memory:"}})
         >>> study = create_study("w", storage=None, sampler="random", seed=0)
@@ -214,11 +206,12 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
     """
     budget = (StudyEnergyBudget(spec.budgets.study_energy_j)
               if spec.budgets.study_energy_j is not None else None)
-    objective = objective or BuiltinObjective(spec)
+    if objective is None:
+        from ecotune.search._objective import BuiltinObjective  # torch: only when training
+
+        objective = BuiltinObjective(spec)
     lock = claim_lock(spec.study.storage, spec.study.name)
-    with warnings.catch_warnings():  # "experimental" since Optuna 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # a killed run's trial ends failed at once
+    fail_dead_trials(study)  # a killed run's trial ends failed at once, with a reason
     while True:
         held = True
         lock.acquire()
@@ -249,7 +242,7 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
 
 def _worker_process(spec_data: dict, target_trials: int) -> None:
     """Entry point of a spawned worker: open the study, run trials, exit."""
-    from ecotune.search.runner import prepare
+    from ecotune.search._study import prepare
 
     # A terminal's Ctrl-C reaches every process of the group; SIGTERM from the parent too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
