@@ -152,7 +152,7 @@ def _rows(trial: optuna.trial.FrozenTrial, point: Mapping[str, Any]) -> list[dic
 def record_table(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
                  path: str | os.PathLike, command: str = "",
                  on_trial: Callable[[optuna.trial.FrozenTrial, int, int], None] | None = None,
-                 ) -> RecordSession:
+                 reverse: bool = False) -> RecordSession:
     """Run every configuration of ``spec``'s grid that the table at ``path`` lacks, and
     append each to it as soon as it finishes.
 
@@ -161,6 +161,9 @@ def record_table(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
         path: the table; created with its header lines on the first recorded trial.
         command: the command line, for the ``command`` header line.
         on_trial: called after each recorded trial with ``(trial, done, planned)``.
+        reverse: take the grid from its end. A second recorder started with
+            ``reverse=True`` on the same table shares the work: before each configuration
+            each recorder reads the table again and skips what the other has recorded.
 
     Raises:
         TableError: the spec has no grid, or the table was recorded from another spec
@@ -194,7 +197,9 @@ def record_table(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
     notes = ([f"resumed: {_now()}, {len(done)} of {len(configs)} recorded; machine "
               f"{machine_description()}"] if resumed and todo else [])
     started = time.perf_counter()
-    for point in todo:
+    for point in (reversed(todo) if reverse else todo):
+        if path.exists() and config_key(point, names) in read_table(path).configs:
+            continue  # another recorder on the same table did it meanwhile
         trial = run(_point_spec(spec, point)).trials[-1]
         meter = trial.user_attrs.get("energy_meter") or "unknown"
         estimate = trial.user_attrs.get("energy_is_estimate")
