@@ -74,6 +74,10 @@ class CombinedMeter(Meter):
                 errors.append(str(err))
         return self._combine(readings, errors)
 
+    def warm_up(self) -> None:
+        for meter in self.meters:
+            meter.warm_up()
+
     def lap(self, exact: bool = False) -> Measurement:
         """Every backend's cumulative lap, combined; the window stays open."""
         if not self._open:

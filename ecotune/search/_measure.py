@@ -319,24 +319,31 @@ _warned_studies: set[tuple[int, str]] = set()
 
 
 def _warn_if_objectives_swapped(trial: optuna.trial.BaseTrial) -> None:
-    """Warn once per study when the latest finished trial returned an ``energy_j`` value
-    other than the energy its window recorded (objectives returned in the wrong order)."""
+    """Warn once per study when the trial before this one returned an ``energy_j`` value
+    other than the energy its window recorded (objectives returned in the wrong order).
+    One storage read per trial, whatever the study's size."""
     study = trial.study
     metric_names = study.metric_names or []
     key = (id(study._storage), study.study_name)
-    if "energy_j" not in metric_names or key in _warned_studies:
+    number = getattr(trial, "number", 0)
+    if "energy_j" not in metric_names or key in _warned_studies or number == 0:
         return
     import optuna
 
-    index = metric_names.index("energy_j")
-    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    last = max(finished, key=lambda t: t.number, default=None)
-    if last is None or "energy_j" not in last.user_attrs or last.values is None:
+    storage = study._storage
+    try:
+        previous = storage.get_trial(
+            storage.get_trial_id_from_study_id_trial_number(study._study_id, number - 1))
+    except KeyError:
         return
-    returned, recorded = last.values[index], last.user_attrs["energy_j"]
+    if previous.state != optuna.trial.TrialState.COMPLETE or previous.values is None \
+            or "energy_j" not in previous.user_attrs:
+        return
+    returned = previous.values[metric_names.index("energy_j")]
+    recorded = previous.user_attrs["energy_j"]
     if not math.isclose(returned, recorded, rel_tol=1e-6, abs_tol=1e-9):
         _warned_studies.add(key)
         warnings.warn(
-            f"trial {last.number} returned energy_j = {returned:g} but its measurement "
+            f"trial {previous.number} returned energy_j = {returned:g} but its measurement "
             f"window recorded {recorded:g} J: return the objectives in the study's order "
             f"{metric_names} (e.g. `return accuracy, m.energy_j`)", UserWarning, stacklevel=4)

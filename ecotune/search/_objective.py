@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 
 from ecotune.data import DataSplits, load_data
+from ecotune.energy import get_meter
 from ecotune.energy.hardware import INFERENCE_SAMPLE
 from ecotune.names import ATTR_TEST_ACCURACY
 from ecotune.search._early_stopping import EARLY_STOP
@@ -54,6 +55,13 @@ class BuiltinObjective:
 
     def __init__(self, spec: StudySpec) -> None:
         self.spec = spec
+
+    def warm_up(self) -> None:
+        """Pay the process's one-off costs before the first trial rather than inside it:
+        loading the data set (and its libraries) and the meter's hardware probe."""
+        spec = self.spec
+        load_data(spec.data.name, **spec.data.loader_options())
+        get_meter(spec.energy.meter, spec.energy.country, spec.energy.pue).warm_up()
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         spec = self.spec

@@ -210,6 +210,7 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
         from ecotune.search._objective import BuiltinObjective  # torch: only when training
 
         objective = BuiltinObjective(spec)
+        objective.warm_up()
     lock = claim_lock(spec.study.storage, spec.study.name)
     fail_dead_trials(study)  # a killed run's trial ends failed at once, with a reason
     while True:
