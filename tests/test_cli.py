@@ -87,7 +87,7 @@ def test_run_overrides_storage_and_name(tmp_path: Path, study_file: Path) -> Non
          "study.sampler.name: Input should be"),
         (lambda s: s.replace("n_trials = 3", 'n_trials = "3"'), [],
          "study.n_trials: Input should be a valid integer"),
-        (lambda s: s + "\n[energy]\ncountry = \"XYZ\"\n", [], "energy.country"),
+        (lambda s: s.replace("[energy]", "[energy]\ncountry = \"XYZ\""), [], "energy.country"),
         (lambda s: s.replace("[model]", "[modle]"), [], "modle: unknown key"),
         (lambda s: s.replace("low = 1e-3", "low = 0.0"), [], "search_space.lr: low must be > 0"),
         (lambda s: "[study\n", [], "not valid TOML"),

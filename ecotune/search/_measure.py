@@ -189,7 +189,8 @@ class MeasurementWindow:
             if budget_j is not None:
                 self._budget = TrialEnergyBudget(budget_j, self.epochs)
                 self._watchers.append(self._budget)
-            if self.rules.early_stopping.enabled and self._trial is not None:
+            if self.rules.early_stopping.enabled \
+                    and getattr(self._trial, "study", None) is not None:
                 if self.epochs is None:
                     raise ValueError("this study stops trials early: pass the planned "
                                      "epochs, measure(trial, epochs=N)")
@@ -263,8 +264,9 @@ def measure(
         >>> m.meter, m.is_estimate, m.energy_j >= 0, m.accuracy, len(m.curve)
         ('cputime', True, True, 0.7, 2)
     """
-    if rules is None and trial is not None:
-        rules = stored_rules(trial.study)
+    study = getattr(trial, "study", None)  # a FixedTrial has none: no rules to apply
+    if rules is None and study is not None:
+        rules = stored_rules(study)
         _check_budget_left(trial, rules)
         _warn_if_objectives_swapped(trial)
     meter_obj = meter if isinstance(meter, Meter) else get_meter(meter, country, pue)
