@@ -34,7 +34,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         summaries = optuna.get_all_study_summaries(storage_obj)
     except Exception as err:
         raise _storage_failed(storage, err) from None
-    if STORAGE_ENV in os.environ:  # then say whether it was used
+    if os.environ.get(STORAGE_ENV):  # then say whether it was used
         console.print(f"storage: {describe_storage(storage, source)}", highlight=False)
     names = [s.study_name for s in summaries]
     name = args.study_name
