@@ -76,6 +76,8 @@ def test_password_is_in_no_output_attribute_or_report_file(
         assert "(from ECOTUNE_STORAGE)" in run.stdout
     report = run_cli("report", *storage_args, "--out", "report", "--no-png", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
+    if not storage_args:
+        assert "(from ECOTUNE_STORAGE)" in report.stdout
     for text in (run.stdout, run.stderr, report.stdout, report.stderr):
         assert SECRET not in text
     stored = _stored_text(postgres_url)  # trust authentication: no password needed to look
@@ -209,6 +211,7 @@ def _command_line(pid: int) -> str:
         return ""
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
 def test_worker_command_lines_hold_no_password(postgres_url: str, tmp_path: Path) -> None:
     (tmp_path / "cred.toml").write_text(STUDY)
@@ -281,6 +284,7 @@ def test_the_password_server_refuses_without_it_or_with_a_wrong_one(
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_pgpassword_and_pgpass_supply_the_password(password_url: str,
                                                    no_password_source: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
