@@ -93,8 +93,9 @@ def test_run_overrides_storage_and_name(tmp_path: Path, study_file: Path) -> Non
         (lambda s: "[study\n", [], "not valid TOML"),
         (lambda s: s, ["--sampler", "anneal"], "study.sampler.name"),
         (lambda s: s, ["--n-trials", "0"], "--n-trials must be > 0"),
-        (lambda s: s, ["--storage", "ecotune.db"], "study.storage: expected a database URL"),
-        (lambda s: s, ["--storage", "sqlite:///no/such/dir/x.db"], "storage"),
+        (lambda s: s, ["--storage", "ecotune.db"], "write 'sqlite:///ecotune.db'"),
+        (lambda s: s, ["--storage", "sqlite:///no/such/dir/x.db"],
+         "no such directory 'no/such/dir'"),
     ],
 )
 def test_bad_input_exits_2_and_creates_nothing(tmp_path: Path, study_file: Path, edit, args,
