@@ -33,7 +33,7 @@ from ecotune.epochs import EpochRecord, StopTraining, notify
 from ecotune.search._budgets import TrialEnergyBudget, study_energy_j
 from ecotune.search._failures import record_failure
 from ecotune.search._rules import stored_rules
-from ecotune.spec import TrialRules
+from ecotune.spec import TrialRules, load_rules
 
 if TYPE_CHECKING:
     import optuna
@@ -264,16 +264,17 @@ def measure(
         >>> m.meter, m.is_estimate, m.energy_j >= 0, m.accuracy, len(m.curve)
         ('cputime', True, True, 0.7, 2)
     """
-    study = getattr(trial, "study", None)  # a FixedTrial has none: no rules to apply
-    if rules is None and study is not None:
-        rules = stored_rules(study)
+    study = getattr(trial, "study", None)  # a FixedTrial has none: no stored rules
+    if rules is not None:
+        rules = load_rules(rules)
+    else:
+        rules = stored_rules(study) if study is not None else TrialRules()
+    if study is not None:
         _check_budget_left(trial, rules)
         _warn_if_objectives_swapped(trial)
     meter_obj = meter if isinstance(meter, Meter) else get_meter(meter, country, pue)
-    window = MeasurementWindow(meter_obj, trial, epochs,
-                               rules if isinstance(rules, TrialRules) or rules is None
-                               else TrialRules.model_validate(rules),
-                               freeze_at_epoch, low_precision_at_epoch)
+    window = MeasurementWindow(meter_obj, trial, epochs, rules, freeze_at_epoch,
+                               low_precision_at_epoch)
     meter_obj.start()
     window._t0_s = time.perf_counter()
     try:
