@@ -130,11 +130,11 @@ class StudySection(_Strict):
     @field_validator("storage")
     @classmethod
     def _storage_url(cls, value: str) -> str:
-        scheme = value.split("://", 1)[0] if "://" in value else ""
-        if not scheme:
-            raise ValueError(
-                f"expected a database URL such as {DEFAULT_STORAGE!r} (got {value!r})"
-            )
+        from ecotune.search.storage_url import scheme_problem  # one wording, password hidden
+
+        problem = scheme_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 

@@ -54,6 +54,11 @@ class CombinedMeter(Meter):
         self.pue = pue
 
     def _start(self) -> None:
+        # Load the carbon table now, not between two backends' stops, where its one-off
+        # cost would fall inside some windows and not others.
+        for meter in self.meters:
+            co2_g_for(0.0, getattr(meter, "country", self.country),
+                      getattr(meter, "pue", self.pue))
         started: list[Meter] = []
         try:
             for meter in self.meters:

@@ -33,7 +33,7 @@ from ecotune.epochs import EpochRecord, StopTraining, notify
 from ecotune.search._budgets import TrialEnergyBudget, study_energy_j
 from ecotune.search._failures import record_failure
 from ecotune.search._rules import stored_rules
-from ecotune.spec import TrialRules
+from ecotune.spec import TrialRules, load_rules
 
 if TYPE_CHECKING:
     import optuna
@@ -189,7 +189,8 @@ class MeasurementWindow:
             if budget_j is not None:
                 self._budget = TrialEnergyBudget(budget_j, self.epochs)
                 self._watchers.append(self._budget)
-            if self.rules.early_stopping.enabled and self._trial is not None:
+            if self.rules.early_stopping.enabled \
+                    and getattr(self._trial, "study", None) is not None:
                 if self.epochs is None:
                     raise ValueError("this study stops trials early: pass the planned "
                                      "epochs, measure(trial, epochs=N)")
@@ -269,15 +270,17 @@ def measure(
         >>> m.meter, m.is_estimate, m.energy_j >= 0, m.accuracy, len(m.curve)
         ('cputime', True, True, 0.7, 2)
     """
-    if rules is None and trial is not None:
-        rules = stored_rules(trial.study)
+    study = getattr(trial, "study", None)  # a FixedTrial has none: no stored rules
+    if rules is not None:
+        rules = load_rules(rules)
+    else:
+        rules = stored_rules(study) if study is not None else TrialRules()
+    if study is not None:
         _check_budget_left(trial, rules)
         _warn_if_objectives_swapped(trial)
     meter_obj = meter if isinstance(meter, Meter) else get_meter(meter, country, pue)
-    window = MeasurementWindow(meter_obj, trial, epochs,
-                               rules if isinstance(rules, TrialRules) or rules is None
-                               else TrialRules.model_validate(rules),
-                               freeze_at_epoch, low_precision_at_epoch)
+    window = MeasurementWindow(meter_obj, trial, epochs, rules, freeze_at_epoch,
+                               low_precision_at_epoch)
     meter_obj.start()
     window._t0_s = time.perf_counter()
     try:
