@@ -14,6 +14,12 @@ each Bayesian sampler's energy to 95 % compares with grid search's.
 
     .venv/bin/python benchmarks/search_efficiency.py --quick        # digits, ~1-2 min
     .venv/bin/python benchmarks/search_efficiency.py --n-trials 40 --repeats 3
+
+With ``--replay`` it trains nothing: it replays a recorded table (default the
+Fashion-MNIST one) under 30 seeds per method, with 95 % confidence intervals, and says
+which of the issue's targets hold (benchmarks/_replay_targets.py):
+
+    .venv/bin/python benchmarks/search_efficiency.py --replay --processes 2
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from ecotune.report.compare import compare_studies
 from ecotune.search._compare import comparison_runs, run_comparison
 
 SAMPLERS = ("grid", "random", "tpe", "gp", "skopt")
+TABLES = Path(__file__).resolve().parent / "tables"
+STUDIES = Path(__file__).resolve().parent.parent / "studies"
 
 
 def spec(storage: str, epochs_high: int, meter: str, early_stopping: bool = False) -> dict:
@@ -63,7 +71,22 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="largest epochs value searched")
     parser.add_argument("--samplers", default=",".join(SAMPLERS))
     parser.add_argument("--meter", default="auto", help="auto, codecarbon or cputime")
+    parser.add_argument("--replay", nargs="?", const=str(TABLES / "fashion_mnist_cnn.csv"),
+                        metavar="TABLE", help="replay a recorded table instead of training")
+    parser.add_argument("--study", default=str(STUDIES / "fashion_mnist_cnn.toml"),
+                        help="the table's study file (with --replay)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="replay runs in this many processes (with --replay)")
+    parser.add_argument("--methods", help="with --replay: only these labels, e.g. grid,tpe+sh")
     args = parser.parse_args()
+    if args.replay:
+        from _replay_targets import main as replay_main
+
+        replay_main(Path(args.replay), Path(args.study),
+                    30 if args.repeats == 1 else args.repeats,
+                    None if args.n_trials == 30 else args.n_trials, args.processes,
+                    args.methods.split(",") if args.methods else None)
+        return
     n_trials, epochs, repeats = args.n_trials, args.epochs, args.repeats
     if args.quick:
         n_trials, epochs, repeats = 16, 6, 1

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 __all__ = [
     "SAMPLERS", "DATASETS", "MODELS", "METERS", "METER_BACKENDS", "OPTIMIZERS",
-    "BUDGET_SCHEDULES", "EARLY_STOPPING_ACTIONS", "DEVICE_PATTERN", "LOW_PRECISION_DTYPES",
-    "ENERGY_GPUS",
+    "BUDGET_SCHEDULES", "EARLY_STOPPING_ACTIONS", "EARLY_STOPPING_METHODS", "DEVICE_PATTERN",
+    "LOW_PRECISION_DTYPES", "ENERGY_GPUS",
     "ATTR_FAIL_REASON", "ATTR_TRAINING", "ATTR_INFERENCE", "ATTR_EARLY_STOPPING",
     "ATTR_TEST_ACCURACY", "ATTR_STOP", "STUDY_ATTR_SPEC", "STUDY_ATTR_OBJECTIVES",
     "STUDY_ATTR_RULES", "CONSTRAINT_TRIAL_ENERGY", "CONSTRAINT_INFERENCE_ENERGY",
@@ -32,6 +32,8 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 BUDGET_SCHEDULES = ("none", "linear", "exponential")
 #: What energy-aware early stopping does with a stopped trial.
 EARLY_STOPPING_ACTIONS = ("prune", "complete")
+#: How trials are stopped early: a predicted dominated end, or successive halving's rungs.
+EARLY_STOPPING_METHODS = ("predict", "successive_halving")
 #: Where the built-in trainer trains (``[training] device``, ``ecotune run --device``).
 DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
 #: Autocast type once low precision is on: ``auto`` is bfloat16 on the CPU, float16 on a GPU.

@@ -33,6 +33,7 @@ from ecotune.names import (
     DATASETS,
     DEVICE_PATTERN,
     EARLY_STOPPING_ACTIONS,
+    EARLY_STOPPING_METHODS,
     ENERGY_GPUS,
     LOW_PRECISION_DTYPES,
     METERS,
@@ -132,11 +133,11 @@ class StudySection(_Strict):
     @field_validator("storage")
     @classmethod
     def _storage_url(cls, value: str) -> str:
-        scheme = value.split("://", 1)[0] if "://" in value else ""
-        if not scheme:
-            raise ValueError(
-                f"expected a database URL such as {DEFAULT_STORAGE!r} (got {value!r})"
-            )
+        from ecotune.search.storage_url import scheme_problem  # one wording, password hidden
+
+        problem = scheme_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 
@@ -259,8 +260,13 @@ class EarlyStoppingSection(_Strict):
     """Energy-aware early stopping across trials (METHODS.md section 5)."""
 
     enabled: bool = False
-    # Epochs a trial always runs before it may be stopped.
+    # "predict": stop a trial whose predicted final point the front dominates;
+    # "successive_halving": ASHA-like rungs at min_epochs x reduction_factor^k epochs.
+    method: Literal[EARLY_STOPPING_METHODS] = "predict"
+    # Epochs a trial always runs before it may be stopped (successive halving: first rung).
     min_epochs: int = Field(default=2, ge=1)
+    # Successive halving: the top 1/reduction_factor at a rung continue.
+    reduction_factor: int = Field(default=3, ge=2)
     # A front point must beat the predicted final point by this much in accuracy (absolute)
     # and by this fraction in energy.
     margin: Float = Field(default=0.01, ge=0, lt=1)

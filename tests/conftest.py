@@ -86,6 +86,29 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
                            capture_output=True, text=True, timeout=300, env=env)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str) -> object:
+    """GET a JSON API as a browser would (optuna-dashboard needs ``Accept-Encoding``)."""
+    import gzip
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read()
+        if response.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+    return json.loads(body)
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """A PostgreSQL server of its own on 127.0.0.1 for the session (see tests/pg.py).

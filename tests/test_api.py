@@ -92,3 +92,66 @@ def test_every_pair_of_orders_gives_the_same_names() -> None:
         importlib.import_module(b)
         assert callable(ecotune.measure) and callable(ecotune.run)
         assert callable(ecotune.create_study)
+
+
+def _module_imports(root=None) -> dict[str, set[str]]:
+    """Each ecotune module's imports of other ecotune modules, at module level and inside
+    functions alike (``if TYPE_CHECKING:`` blocks excepted: they never run)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(root or Path(ecotune.__file__).parent)
+
+    class Imports(ast.NodeVisitor):
+        def __init__(self, name: str, is_package: bool) -> None:
+            self.name, self.is_package, self.found = name, is_package, set()
+
+        def visit_If(self, node: ast.If) -> None:
+            if "TYPE_CHECKING" not in ast.unparse(node.test):
+                self.generic_visit(node)
+
+        def visit_Import(self, node: ast.Import) -> None:
+            self.found |= {a.name for a in node.names}
+
+        def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+            base = node.module or ""
+            if node.level:
+                pkg = self.name.split(".") if self.is_package else self.name.split(".")[:-1]
+                base = ".".join(pkg[:len(pkg) - node.level + 1] + ([base] if base else []))
+            self.found |= {base} | {f"{base}.{a.name}" for a in node.names}
+
+    graph: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        visitor = Imports(name, path.name == "__init__.py")
+        visitor.visit(ast.parse(path.read_text()))
+        graph[name] = {t for t in visitor.found if t.startswith("ecotune")} - {name}
+    return {n: {t for t in ts if t in graph} for n, ts in graph.items()}
+
+
+def test_imports_form_a_tree_without_circles() -> None:
+    graph = _module_imports()
+    # A package importing its own submodules (re-exports) is how packages work; a circle
+    # is a module reaching itself through modules other than its own parents.
+    for start in graph:
+        stack, seen = [(start, (start,))], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start and not all(start.startswith(p + ".") for p in path[1:]):
+                    raise AssertionError(" -> ".join((*path, nxt)))
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, (*path, nxt)))
+
+
+def test_the_search_layer_does_not_import_the_report_layer() -> None:
+    graph = _module_imports()
+    offenders = {(n, t) for n, ts in graph.items() if n.startswith("ecotune.search")
+                 for t in ts if t.startswith("ecotune.report")}
+    lower = {(n, t) for n, ts in graph.items()
+             if n.split(".")[1:2] and n.split(".")[1] in ("energy", "knobs", "data", "models",
+                                                            "training", "epochs", "names")
+             for t in ts if t.startswith(("ecotune.search", "ecotune.report"))}
+    assert not offenders and not lower, offenders | lower

@@ -211,7 +211,7 @@ def test_ctrl_c_fails_the_running_trial_and_exits_130(tmp_path: Path) -> None:
     process, db = _start_slow_run(tmp_path, {**os.environ, "COLUMNS": "200"})
     _wait_for_running_after_complete(db, process)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=300)  # a state (the exit), not a delay
     assert process.returncode == 130, stderr
     assert len(stderr.strip().splitlines()) == 1 and "interrupted" in stderr
     states = _states(db)

@@ -54,6 +54,11 @@ class CombinedMeter(Meter):
         self.pue = pue
 
     def _start(self) -> None:
+        # Load the carbon table now, not between two backends' stops, where its one-off
+        # cost would fall inside some windows and not others.
+        for meter in self.meters:
+            co2_g_for(0.0, getattr(meter, "country", self.country),
+                      getattr(meter, "pue", self.pue))
         started: list[Meter] = []
         try:
             for meter in self.meters:
@@ -73,6 +78,10 @@ class CombinedMeter(Meter):
             except MeterError as err:
                 errors.append(str(err))
         return self._combine(readings, errors)
+
+    def warm_up(self) -> None:
+        for meter in self.meters:
+            meter.warm_up()
 
     def lap(self, exact: bool = False) -> Measurement:
         """Every backend's cumulative lap, combined; the window stays open."""

@@ -168,6 +168,11 @@ class Meter(abc.ABC):
         last = self._stop()
         return last if self._done is None else self._done + last
 
+    def warm_up(self) -> None:
+        """Pay this backend's one-off costs now (a hardware probe, say) rather than in the
+        first window. Optional; the default does nothing."""
+        return None
+
     def lap(self, exact: bool = False) -> Measurement:
         """What the open window has measured so far; the window stays open.
 

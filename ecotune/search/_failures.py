@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import optuna
 
 from ecotune.names import ATTR_FAIL_REASON
+from ecotune.search.storage_url import scrub
 
 __all__ = ["record_failure", "fail_dead_trials", "DEAD_WORKER_REASON", "INTERRUPTED_REASON"]
 
@@ -39,9 +40,11 @@ WHERE t.study_id = :study_id AND t.state = 'RUNNING'
 """
 
 
-def record_failure(trial: optuna.trial.BaseTrial, err: BaseException) -> None:
+def record_failure(trial: optuna.trial.BaseTrial, err: BaseException,
+                   storage_url: str = "") -> None:
     """Say on ``trial`` why it failed (``fail_reason``), once: the innermost place that
-    saw the error wins (a measurement window inside a worker, say).
+    saw the error wins (a measurement window inside a worker, say). The password of
+    ``storage_url``, or of any URL the error quotes, is hidden.
 
     Example:
         >>> import optuna
@@ -54,7 +57,7 @@ def record_failure(trial: optuna.trial.BaseTrial, err: BaseException) -> None:
     if ATTR_FAIL_REASON in trial.user_attrs:
         return
     reason = (INTERRUPTED_REASON if isinstance(err, KeyboardInterrupt)
-              else f"{type(err).__name__}: {err}")
+              else scrub(f"{type(err).__name__}: {err}", storage_url))
     trial.set_user_attr(ATTR_FAIL_REASON, reason)
 
 

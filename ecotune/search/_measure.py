@@ -39,7 +39,7 @@ from ecotune.epochs import EpochRecord, StopTraining, notify
 from ecotune.search._budgets import TrialEnergyBudget, study_energy_j
 from ecotune.search._failures import record_failure
 from ecotune.search._rules import stored_rules
-from ecotune.spec import TrialRules
+from ecotune.spec import TrialRules, load_rules
 
 if TYPE_CHECKING:
     import optuna
@@ -203,13 +203,20 @@ class MeasurementWindow:
             if budget_j is not None:
                 self._budget = TrialEnergyBudget(budget_j, self.epochs)
                 self._watchers.append(self._budget)
-            if self.rules.early_stopping.enabled and self._trial is not None:
+            if self.rules.early_stopping.enabled \
+                    and getattr(self._trial, "study", None) is not None:
                 if self.epochs is None:
                     raise ValueError("this study stops trials early: pass the planned "
                                      "epochs, measure(trial, epochs=N)")
+                es = self.rules.early_stopping
+                if es.method == "successive_halving":
+                    from ecotune.search._successive_halving import SuccessiveHalving
+
+                    self._watchers.append(SuccessiveHalving(
+                        self._trial, self.epochs, es.min_epochs, es.reduction_factor))
+                    return self._watchers
                 from ecotune.search._early_stopping import EnergyAwareStopper
 
-                es = self.rules.early_stopping
                 self._stopper = EnergyAwareStopper(self._trial.study, self.epochs, es.margin,
                                                    es.min_epochs, *self._plan)
                 self._watchers.append(self._stopper)
@@ -293,8 +300,12 @@ def measure(
         >>> m.meter, m.is_estimate, m.energy_j >= 0, m.accuracy, len(m.curve)
         ('cputime', True, True, 0.7, 2)
     """
-    if rules is None and trial is not None:
-        rules = stored_rules(trial.study)
+    study = getattr(trial, "study", None)  # a FixedTrial has none: no stored rules
+    if rules is not None:
+        rules = load_rules(rules)
+    else:
+        rules = stored_rules(study) if study is not None else TrialRules()
+    if study is not None:
         _check_budget_left(trial, rules)
         _warn_if_objectives_swapped(trial)
     if gpus not in names.ENERGY_GPUS:
@@ -302,11 +313,9 @@ def measure(
     torch_device = resolve_device(device)
     meter_obj = meter if isinstance(meter, Meter) else get_meter(
         meter, country, pue, cuda_indices(torch_device) if gpus == "used" else None)
-    window = MeasurementWindow(meter_obj, trial, epochs,
-                               rules if isinstance(rules, TrialRules) or rules is None
-                               else TrialRules.model_validate(rules),
-                               freeze_at_epoch, low_precision_at_epoch,
-                               sync or synchronizer(torch_device), device_info(torch_device))
+    window = MeasurementWindow(meter_obj, trial, epochs, rules, freeze_at_epoch,
+                               low_precision_at_epoch, sync or synchronizer(torch_device),
+                               device_info(torch_device))
     window.sync()  # work queued before the window is not its work
     meter_obj.start()
     window._t0_s = time.perf_counter()
@@ -363,24 +372,31 @@ _warned_studies: set[tuple[int, str]] = set()
 
 
 def _warn_if_objectives_swapped(trial: optuna.trial.BaseTrial) -> None:
-    """Warn once per study when the latest finished trial returned an ``energy_j`` value
-    other than the energy its window recorded (objectives returned in the wrong order)."""
+    """Warn once per study when the trial before this one returned an ``energy_j`` value
+    other than the energy its window recorded (objectives returned in the wrong order).
+    One storage read per trial, whatever the study's size."""
     study = trial.study
     metric_names = study.metric_names or []
     key = (id(study._storage), study.study_name)
-    if "energy_j" not in metric_names or key in _warned_studies:
+    number = getattr(trial, "number", 0)
+    if "energy_j" not in metric_names or key in _warned_studies or number == 0:
         return
     import optuna
 
-    index = metric_names.index("energy_j")
-    finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    last = max(finished, key=lambda t: t.number, default=None)
-    if last is None or "energy_j" not in last.user_attrs or last.values is None:
+    storage = study._storage
+    try:
+        previous = storage.get_trial(
+            storage.get_trial_id_from_study_id_trial_number(study._study_id, number - 1))
+    except KeyError:
         return
-    returned, recorded = last.values[index], last.user_attrs["energy_j"]
+    if previous.state != optuna.trial.TrialState.COMPLETE or previous.values is None \
+            or "energy_j" not in previous.user_attrs:
+        return
+    returned = previous.values[metric_names.index("energy_j")]
+    recorded = previous.user_attrs["energy_j"]
     if not math.isclose(returned, recorded, rel_tol=1e-6, abs_tol=1e-9):
         _warned_studies.add(key)
         warnings.warn(
-            f"trial {last.number} returned energy_j = {returned:g} but its measurement "
+            f"trial {previous.number} returned energy_j = {returned:g} but its measurement "
             f"window recorded {recorded:g} J: return the objectives in the study's order "
             f"{metric_names} (e.g. `return accuracy, m.energy_j`)", UserWarning, stacklevel=4)

@@ -12,11 +12,13 @@ from typing import Any
 import optuna
 
 from ecotune.data import DataSplits, load_data
-from ecotune.energy import Meter
+from ecotune.devices import cuda_indices, resolve_device
+from ecotune.energy import Meter, get_meter
 from ecotune.energy.hardware import INFERENCE_SAMPLE
 from ecotune.names import ATTR_TEST_ACCURACY
 from ecotune.search._early_stopping import EARLY_STOP
 from ecotune.search._measure import measure
+from ecotune.search._successive_halving import SH_STOP
 from ecotune.spec import CategoricalParam, FloatParam, IntParam, StudySpec
 from ecotune.training import TrainConfig, TrainResult, train
 
@@ -58,6 +60,19 @@ class BuiltinObjective:
         #: reads other backends over the same windows, as benchmarks/gpu.py does).
         self.meter = meter
 
+    def warm_up(self) -> None:
+        """Pay the process's one-off costs before the first trial rather than inside it:
+        loading the data set (and its libraries) and the meter's hardware probe."""
+        spec = self.spec
+        load_data(spec.data.name, **spec.data.loader_options())
+        if self.meter is not None:
+            self.meter.warm_up()
+            return
+        # The meter the trials will use: the one for the GPUs of the trainer's device.
+        device = resolve_device(spec.training.device)
+        gpus = cuda_indices(device) if spec.energy.gpus == "used" else None
+        get_meter(spec.energy.meter, spec.energy.country, spec.energy.pue, gpus).warm_up()
+
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         spec = self.spec
         config = train_config(spec, suggest_knobs(trial, spec))
@@ -72,9 +87,11 @@ class BuiltinObjective:
             trial.set_user_attr(ATTR_TEST_ACCURACY, result.test_accuracy)
         # Outside the window: estimating inference energy is not training energy.
         m.record_model(result.model, _inference_sample(result, data))
-        if m.stop_reason == EARLY_STOP and spec.early_stopping.on_stop == "prune":
+        if m.stop_reason in (EARLY_STOP, SH_STOP) and spec.early_stopping.on_stop == "prune":
             raise optuna.TrialPruned(
-                f"predicted final point dominated by the front at epoch {len(m.curve)}")
+                f"predicted final point dominated by the front at epoch {len(m.curve)}"
+                if m.stop_reason == EARLY_STOP else
+                f"successive halving: not in the top at the rung of epoch {len(m.curve)}")
         values = {
             "accuracy": result.val_accuracy,
             "energy_j": m.energy_j,

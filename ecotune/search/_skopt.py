@@ -109,6 +109,10 @@ class SkoptSampler(optuna.samplers.BaseSampler):
         acq_func: scikit-optimize's acquisition function (``"EI"``, ``"PI"``, ``"LCB"``,
             ``"gp_hedge"``).
         n_candidates: points the acquisition function is evaluated on per proposal.
+        cost_objective: an objective to treat as each trial's cost (e.g. ``"energy_j"``):
+            proposals then maximise expected improvement per predicted cost
+            (:mod:`ecotune.search._cost_model`). None: plain EI.
+        cost_exponent: the cost's weight, ``EI / cost ** cost_exponent``.
 
     Constraints (``trial.set_constraint``) are not modelled: infeasible trials count as
     ordinary observations.
@@ -122,8 +126,11 @@ class SkoptSampler(optuna.samplers.BaseSampler):
     """
 
     def __init__(self, seed: int | None = None, n_startup_trials: int = 10,
-                 acq_func: str = "EI", n_candidates: int = 2000) -> None:
+                 acq_func: str = "EI", n_candidates: int = 2000,
+                 cost_objective: str | None = None, cost_exponent: float = 1.0) -> None:
         self.seed = seed
+        self.cost_objective = cost_objective
+        self.cost_exponent = cost_exponent
         self.n_startup_trials = n_startup_trials
         self.acq_func = acq_func
         self.n_candidates = n_candidates
@@ -164,7 +171,18 @@ class SkoptSampler(optuna.samplers.BaseSampler):
                               random_state=state)
         xs = [[d.to_skopt(t.params[name]) for d, name in zip(dims, names)] for t in trials]
         optimizer.tell(xs, values.tolist())
-        proposal = optimizer.ask()
+        if self.cost_objective is not None:
+            from ecotune.search._cost_model import cost_aware_proposal
+
+            names = study.metric_names or []
+            if self.cost_objective not in names:
+                raise ValueError(f"cost_objective {self.cost_objective!r} is not an objective "
+                                 f"of the study (got {names})")
+            costs = [t.values[names.index(self.cost_objective)] for t in trials]
+            proposal = cost_aware_proposal(optimizer, xs, costs, self.n_candidates,
+                                           self.cost_exponent, self._rng)
+        else:
+            proposal = optimizer.ask()
         return {name: d.to_optuna(v) for name, d, v in zip(names, dims, proposal)}
 
     def _objective(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> np.ndarray:

@@ -14,6 +14,7 @@ from ecotune.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from ecotune.search._rules import store_rules
 from ecotune.search._samplers import make_sampler
 from ecotune.search.storage import open_storage
+from ecotune.search.storage_url import redact_url
 from ecotune.spec import DEFAULT_STORAGE, StudySpec, load_rules, load_spec
 
 __all__ = ["create_study", "prepare", "StudyMismatchError", "DEFAULT_STORAGE"]
@@ -141,7 +142,10 @@ def prepare(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
         grid=spec.grid() if spec.study.sampler.name == "grid" else None,
         sampler_options=spec.study.sampler.options,
     )
-    study.set_user_attr(STUDY_ATTR_SPEC, spec.model_dump(mode="json"))
+    stored = spec.model_dump(mode="json")
+    # Anyone who can read the study reads its attributes: keep the password out of them.
+    stored["study"]["storage"] = redact_url(spec.study.storage)
+    study.set_user_attr(STUDY_ATTR_SPEC, stored)
     store_rules(study, spec.rules())
     return spec, study
 

@@ -45,6 +45,7 @@ from ecotune.names import ATTR_FAIL_REASON
 from ecotune.search._budgets import StudyEnergyBudget
 from ecotune.search._failures import INTERRUPTED_REASON, fail_dead_trials, record_failure
 from ecotune.search.storage import journal_path
+from ecotune.search.storage_url import scrub
 from ecotune.spec import StudySpec
 
 __all__ = ["run_worker", "claim_lock", "count_trials", "start_local_workers",
@@ -137,9 +138,10 @@ class _Trial:
     records why a trial failed, fails non-finite values."""
 
     def __init__(self, objective: Callable[[optuna.Trial], Sequence[float]],
-                 release: Callable[[], None]) -> None:
+                 release: Callable[[], None], storage_url: str = "") -> None:
         self.objective = objective
         self.release = release
+        self.storage_url = storage_url  # its password never goes into a fail reason
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         self.release()
@@ -152,7 +154,7 @@ class _Trial:
                 # Drop what the failed trial held before the next one starts.
                 gc.collect()
                 _empty_cuda_cache()
-            record_failure(trial, err)
+            record_failure(trial, err, self.storage_url)
             raise  # Optuna fails the trial (and raises KeyboardInterrupt again)
         bad = [v for v in values if not math.isfinite(v)]
         if bad:
@@ -211,6 +213,7 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
         from ecotune.search._objective import BuiltinObjective  # torch: only when training
 
         objective = BuiltinObjective(spec)
+        objective.warm_up()
     lock = claim_lock(spec.study.storage, spec.study.name)
     fail_dead_trials(study)  # a killed run's trial ends failed at once, with a reason
     while True:
@@ -228,8 +231,8 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
                 break
             if count_trials(study) >= target_trials:
                 break
-            study.optimize(_Trial(objective, release), n_trials=1, catch=(Exception,),
-                           callbacks=list(callbacks))
+            study.optimize(_Trial(objective, release, spec.study.storage), n_trials=1,
+                           catch=(Exception,), callbacks=list(callbacks))
         finally:
             release()
         if study._stop_flag:  # a callback called study.stop()
@@ -248,11 +251,19 @@ def _worker_process(spec_data: dict, target_trials: int) -> None:
     # A terminal's Ctrl-C reaches every process of the group; SIGTERM from the parent too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    spec, study = prepare(spec_data)
     try:
+        spec, study = prepare(spec_data)
         run_worker(spec, study, target_trials)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except Exception as err:  # one line, password hidden, instead of a traceback
+        import sys
+
+        first = (str(err).strip().splitlines() or [""])[0]
+        print(f"ecotune worker {multiprocessing.current_process().name}: "
+              f"{scrub(f'{type(err).__name__}: {first}', spec_data['study']['storage'])}",
+              file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def worker_spec_data(spec: StudySpec, index: int) -> dict:
@@ -285,6 +296,9 @@ def start_local_workers(spec: StudySpec, target_trials: int, n_processes: int,
                         gpus: Sequence[str] = ()) -> Iterator[list[multiprocessing.Process]]:
     """Start ``n_processes`` worker processes (indexes 1..n) on this machine; on leaving
     the context wait for them, or interrupt them (SIGINT, then SIGTERM) on an exception.
+
+    The spec, storage URL and its password included, reaches each worker through the pipe
+    of the ``spawn`` start method, never on its command line: ``ps`` shows none of it.
     With ``gpus``, worker i sees only GPU ``gpus[i mod len(gpus)]``.
     """
     context = multiprocessing.get_context("spawn")

@@ -14,7 +14,7 @@ from torch import nn
 from ecotune.energy.hardware import NONZERO_THRESHOLD
 from ecotune.knobs import hidden_activation_modules
 
-__all__ = ["accuracy", "activation_density", "EVAL_BATCH"]
+__all__ = ["accuracy", "accuracy_and_density", "activation_density", "EVAL_BATCH"]
 
 #: Inputs per forward pass when evaluating.
 EVAL_BATCH = 1024
@@ -43,10 +43,13 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def activation_density(model: nn.Module, x: torch.Tensor) -> float:
-    """Fraction of hidden activations that are non-zero on ``x`` (eval mode).
+def accuracy_and_density(model: nn.Module, x: torch.Tensor,
+                         y: torch.Tensor) -> tuple[float, float]:
+    """Accuracy on ``(x, y)`` and the fraction of hidden activations that are non-zero,
+    from one pass (eval mode): the trial's last work inside its measurement window, so
+    kept to one pass.
 
-    This is what EAT lowers; 1 - density is the activation sparsity.
+    The density is what EAT lowers; 1 - density is the activation sparsity.
     """
     model.eval()
     device = _device_of(model)
@@ -59,10 +62,17 @@ def activation_density(model: nn.Module, x: torch.Tensor) -> float:
         total[0] += output.numel()
 
     handles = [m.register_forward_hook(hook) for m in hidden_activation_modules(model)]
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     try:
         for i in range(0, len(x), EVAL_BATCH):
-            model(x[i:i + EVAL_BATCH].to(device))
+            xb, yb = x[i:i + EVAL_BATCH].to(device), y[i:i + EVAL_BATCH].to(device)
+            correct += (model(xb).argmax(1) == yb).sum()
     finally:
         for handle in handles:
             handle.remove()
-    return int(nonzero) / total[0] if total[0] else math.nan
+    return int(correct) / len(y), int(nonzero) / total[0] if total[0] else math.nan
+
+
+def activation_density(model: nn.Module, x: torch.Tensor) -> float:
+    """Fraction of hidden activations that are non-zero on ``x`` (eval mode)."""
+    return accuracy_and_density(model, x, torch.zeros(len(x), dtype=torch.long))[1]

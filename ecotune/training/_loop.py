@@ -37,7 +37,7 @@ from ecotune.knobs import EATPenalty
 from ecotune.knobs.budget import EnergyBudgetProjector, input_mask
 from ecotune.models import build_model, count_macs, count_parameters
 from ecotune.training._config import TrainConfig, TrainResult
-from ecotune.training._evaluate import accuracy, activation_density
+from ecotune.training._evaluate import accuracy, accuracy_and_density
 from ecotune.training._patience import PatienceStopping
 from ecotune.training._runtime import RuntimeDecisions
 
@@ -160,10 +160,11 @@ def train(
     if projector is not None:
         budget_ratio = projector.finish() / projector.dense_energy_
         final_val = accuracy(model, data.x_val, data.y_val)  # of the projected model
+    test_accuracy, density = accuracy_and_density(model, data.x_test, data.y_test)
     return TrainResult(
         val_accuracy=final_val,
-        test_accuracy=accuracy(model, data.x_test, data.y_test),
-        activation_density=activation_density(model, data.x_test),
+        test_accuracy=test_accuracy,
+        activation_density=density,
         n_params=count_parameters(model),
         macs=macs,
         epochs_run=len(curve),

@@ -1,0 +1,192 @@
+"""Successive halving for multi-objective studies, asynchronous like ASHA.
+
+Rungs sit at ``min_epochs x reduction_factor^k`` epochs. When a trial reaches a rung it
+records its point there, (validation accuracy, cumulative training energy so far), and is
+compared with every trial of the study that reached the same rung before it, stopped ones
+included. It continues only if it is among the top ``1 / reduction_factor`` of them by
+non-dominated sorting (NSGA-II's order: the non-dominated rank, then the crowding distance
+within a rank). As in ASHA there is no waiting for a rung to fill, so any number of
+workers can share a study. As in Optuna's ``SuccessiveHalvingPruner``, while fewer than
+``reduction_factor`` trials have reached a rung the top one still continues, and a tie
+favours the trial being decided.
+
+The rule is :func:`continues`, a pure function of the rung's points;
+:class:`SuccessiveHalving` applies it after each epoch of one trial, storing the trial's
+rung points as the ``successive_halving`` user attribute, where the other trials (in other
+processes too) read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ecotune.epochs import EpochRecord, StopTraining
+
+__all__ = ["SH_ATTR", "SH_STOP", "SuccessiveHalving", "continues", "crowding_distance",
+           "nondominated_ranks", "rung_epochs"]
+
+#: Trial user attribute holding the trial's point at each rung it reached.
+SH_ATTR = "successive_halving"
+#: The stop reason of a trial that successive halving stopped.
+SH_STOP = "successive_halving"
+
+
+def rung_epochs(min_epochs: int, reduction_factor: int, max_epochs: int) -> list[int]:
+    """The rungs up to ``max_epochs``: ``min_epochs * reduction_factor ** k``.
+
+    Example:
+        >>> rung_epochs(1, 3, 12), rung_epochs(2, 2, 12), rung_epochs(5, 3, 4)
+        ([1, 3, 9], [2, 4, 8], [])
+    """
+    if min_epochs < 1 or reduction_factor < 2:
+        raise ValueError(f"need min_epochs >= 1 and reduction_factor >= 2 (got {min_epochs}, "
+                         f"{reduction_factor})")
+    rungs, epoch = [], min_epochs
+    while epoch <= max_epochs:
+        rungs.append(epoch)
+        epoch *= reduction_factor
+    return rungs
+
+
+def _dominates(a: np.ndarray, b: np.ndarray) -> bool:
+    # (accuracy, energy): higher accuracy and lower energy are better.
+    return bool(a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1]))
+
+
+def nondominated_ranks(points: np.ndarray) -> np.ndarray:
+    """Rank of each (accuracy, energy) point: 0 on the non-dominated front, 1 on the front
+    of the rest, and so on.
+
+    Example:
+        >>> nondominated_ranks(np.array([[0.9, 5.0], [0.8, 2.0], [0.7, 6.0], [0.6, 7.0]]))
+        array([0, 0, 1, 2])
+    """
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    ranks = np.full(len(points), -1)
+    rank, left = 0, set(range(len(points)))
+    while left:
+        front = {i for i in left if not any(_dominates(points[j], points[i]) for j in left)}
+        for i in front:
+            ranks[i] = rank
+        left -= front
+        rank += 1
+    return ranks
+
+
+def crowding_distance(points: np.ndarray) -> np.ndarray:
+    """NSGA-II's crowding distance of each point within its set (one front): the two ends
+    of each objective get infinity, the others the normalised gap between their
+    neighbours, summed over the objectives.
+
+    Example:
+        >>> crowding_distance(np.array([[0.9, 8.0], [0.7, 4.0], [0.5, 2.0], [0.1, 0.0]]))
+        array([ inf, 1.25, 1.25,  inf])
+    """
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    n = len(points)
+    distance = np.zeros(n)
+    if n <= 2:
+        return np.full(n, np.inf)
+    for column in range(points.shape[1]):
+        order = np.argsort(points[:, column], kind="stable")
+        values = points[order, column]
+        span = values[-1] - values[0]
+        distance[order[0]] = distance[order[-1]] = np.inf
+        if span > 0:
+            gaps = (values[2:] - values[:-2]) / span
+            distance[order[1:-1]] += gaps
+    return distance
+
+
+def continues(points: Sequence[Sequence[float]], current: int, reduction_factor: int) -> bool:
+    """Whether trial ``current`` continues past a rung.
+
+    Args:
+        points: (accuracy, energy so far) at the rung of every trial that reached it,
+            the trial being decided included (row ``current``).
+        current: the row of the trial being decided.
+        reduction_factor: the trial continues if it is among the top
+            ``max(1, len(points) // reduction_factor)``.
+
+    The order is the non-dominated rank, then the crowding distance within that rank
+    (larger first). A trial continues when fewer than that many trials are strictly ahead
+    of it, so ties favour it.
+
+    Example:
+        >>> rung = [[0.8, 1.0], [0.9, 2.0], [0.7, 2.0], [0.6, 3.0], [0.5, 4.0], [0.4, 5.0]]
+        >>> [continues(rung, i, 3) for i in range(6)]  # the top two (of rank 0) continue
+        [True, True, False, False, False, False]
+        >>> continues([[0.6, 2.0]], 0, 3)  # alone at its rung
+        True
+    """
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    if not 0 <= current < len(pts):
+        raise ValueError(f"current must index one of the {len(pts)} points (got {current})")
+    keep = max(1, len(pts) // reduction_factor)
+    ranks = nondominated_ranks(pts)
+    crowding = np.zeros(len(pts))
+    for rank in set(ranks.tolist()):
+        members = np.flatnonzero(ranks == rank)
+        crowding[members] = crowding_distance(pts[members])
+    mine = (ranks[current], -crowding[current])
+    ahead = sum(1 for i in range(len(pts))
+                if i != current and (ranks[i], -crowding[i]) < mine)
+    return ahead < keep
+
+
+class SuccessiveHalving:
+    """Per-epoch watcher of one trial: at each rung below the planned last epoch, stores the
+    trial's rung point and stops training (raising ``StopTraining``) unless
+    :func:`continues`.
+
+    Args:
+        trial: the running Optuna trial (its study holds the other trials' rung points).
+        planned_epochs: the trial's last epoch; no decision is taken there.
+        min_epochs: the first rung.
+        reduction_factor: rungs multiply by it; the top ``1 / reduction_factor`` continue.
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study(directions=["maximize", "minimize"])
+        >>> for accuracy in (0.9, 0.5):  # the second is behind the first at rung 1
+        ...     trial = study.ask()
+        ...     watch = SuccessiveHalving(trial, planned_epochs=4, min_epochs=1,
+        ...                               reduction_factor=2)
+        ...     try:
+        ...         watch(EpochRecord(1, None, accuracy, 1.0, energy_j=2.0))
+        ...     except StopTraining as stop:
+        ...         print(trial.number, stop.reason, watch.stopped_at_epoch)
+        1 successive_halving 1
+    """
+
+    def __init__(self, trial: Any, planned_epochs: int, min_epochs: int,
+                 reduction_factor: int) -> None:
+        self.trial = trial
+        self.planned_epochs = planned_epochs
+        self.rungs = set(rung_epochs(min_epochs, reduction_factor, planned_epochs))
+        self.reduction_factor = reduction_factor
+        self.points: dict[str, list[float]] = {}
+        self.stopped_at_epoch: int | None = None
+
+    def _others(self, epoch: int) -> list[list[float]]:
+        key = str(epoch)
+        return [t.user_attrs[SH_ATTR][key]
+                for t in self.trial.study.get_trials(deepcopy=False)
+                if t.number != self.trial.number and key in t.user_attrs.get(SH_ATTR, {})]
+
+    def __call__(self, record: EpochRecord) -> None:
+        if record.epoch not in self.rungs or record.energy_j is None:
+            return
+        key = str(record.epoch)
+        self.points[key] = [float(record.val_accuracy), float(record.energy_j)]
+        # Stored before deciding: a trial reaching this rung later compares with it.
+        self.trial.set_user_attr(SH_ATTR, dict(self.points))
+        if record.epoch >= self.planned_epochs:
+            return
+        others = self._others(record.epoch)
+        if not continues([*others, self.points[key]], len(others), self.reduction_factor):
+            self.stopped_at_epoch = record.epoch
+            raise StopTraining(SH_STOP)

@@ -1,0 +1,48 @@
+"""Recorded (tabular) benchmarks: record a study's grid once, replay searches on it.
+
+``record_table`` runs every configuration of a study's grid with the built-in trainer and
+writes one row per trial and epoch; ``replay`` runs real Optuna studies, with real
+samplers, whose objective looks each trial up in the table instead of training, so that
+samplers, early stopping and successive halving can be compared over many seeds for the
+price of one recording.
+"""
+
+from __future__ import annotations
+
+from ecotune.tabular._figure import replay_figure
+from ecotune.tabular._record import RecordSession, grid_configs, machine_description, record_table
+from ecotune.tabular._replay import Method, ReplayRun, TableObjective, methods_for, replay
+from ecotune.tabular._summary import (
+    LEVELS,
+    MeanCI,
+    energy_to,
+    mean_ci,
+    mean_curves,
+    ratio_at,
+    summarize,
+)
+from ecotune.tabular._table import ConfigRecord, RecordedTable, TableError, read_table
+
+__all__ = [
+    "LEVELS",
+    "MeanCI",
+    "Method",
+    "ReplayRun",
+    "TableObjective",
+    "energy_to",
+    "mean_ci",
+    "mean_curves",
+    "methods_for",
+    "ratio_at",
+    "replay",
+    "replay_figure",
+    "summarize",
+    "ConfigRecord",
+    "RecordSession",
+    "RecordedTable",
+    "TableError",
+    "grid_configs",
+    "machine_description",
+    "read_table",
+    "record_table",
+]

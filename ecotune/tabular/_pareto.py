@@ -1,0 +1,49 @@
+"""Every hypervolume and reference-point call of the replay, in one place.
+
+They use ``ecotune.report.hypervolume`` today; when the pure ``ecotune.pareto`` package
+(with an incremental two-objective front) lands, only this module changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ecotune.objectives import OBJECTIVES
+from ecotune.report.hypervolume import hypervolume, reference_point
+from ecotune.tabular._table import OBJECTIVE_COLUMNS, RecordedTable
+
+__all__ = ["hypervolume_2d", "table_reference"]
+
+
+def hypervolume_2d(points: Sequence[Sequence[float]], reference: Sequence[float],
+                   maximize: Sequence[bool]) -> float:
+    """Exact hypervolume of ``points`` against ``reference`` (any number of objectives)."""
+    return hypervolume(points, reference, maximize)
+
+
+def table_reference(table: RecordedTable, objectives: Sequence[str],
+                    ) -> tuple[list[float], float, list[bool]]:
+    """The reference of a replay: the reference point and hypervolume of the front of every
+    complete recorded configuration (the best front any search of the table can find), and
+    per objective whether it is maximised.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from ecotune.tabular._table import read_table, write_rows
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+        >>> rows = [{"lr": lr, "epoch": 1, "state": "COMPLETE", "accuracy": acc,
+        ...          "final_energy_j": e, "epochs_run": 1}
+        ...         for lr, acc, e in [(0.1, 0.5, 1.0), (0.2, 0.9, 4.0)]]
+        >>> write_rows(path, ["lr"], rows)
+        >>> table_reference(read_table(path), ["accuracy", "energy_j"])
+        ([0.0, 4.0], 1.5, [True, False])
+    """
+    maximize = [OBJECTIVES[name].direction == "maximize" for name in objectives]
+    points = np.array([[float(r.finals[OBJECTIVE_COLUMNS[name]]) for name in objectives]
+                       for r in table.configs.values() if not r.failed], dtype=float)
+    if len(points) == 0:
+        raise ValueError("the table holds no complete configuration")
+    reference = reference_point(points, list(objectives), maximize)
+    return reference, hypervolume(points, reference, maximize), maximize

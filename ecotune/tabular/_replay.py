@@ -1,0 +1,336 @@
+"""Replay searches on a recorded table: real Optuna studies, real samplers, no training.
+
+Each run is an in-memory study made by ``ecotune.create_study`` with the named sampler
+and seed. Its objective samples the study file's search space exactly as the built-in
+trainer's does, then looks the trial up in the table: a sampled value that is not in the
+table's grid is read as the nearest grid value (in log space for ``log = true`` knobs),
+the way a tabular benchmark answers a continuous sampler. The objective then walks the
+recorded learning curve epoch by epoch, so that energy-aware early stopping (the same
+``EnergyAwareStopper`` the trainer uses) and successive halving stop a trial exactly where
+they would have stopped it live; a stopped trial costs the energy of its epochs so far
+plus the recorded energy spent after training (test evaluation).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+
+from ecotune.epochs import EpochRecord, StopTraining
+from ecotune.spec import CategoricalParam, FloatParam, IntParam, StudySpec, load_spec
+from ecotune.tabular._pareto import hypervolume_2d, table_reference
+from ecotune.tabular._table import OBJECTIVE_COLUMNS, ConfigRecord, RecordedTable, TableError, cell
+
+__all__ = ["Method", "ReplayRun", "TableObjective", "check_fits", "replay", "methods_for"]
+
+REPLAY_STOPPED = "replay_stopped_at_epoch"
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way of searching: a sampler (with options) and an early-stopping setting.
+
+    ``stopping`` is ``"none"``, ``"predict"`` or ``"successive_halving"``; the other
+    settings come from the spec's ``[early_stopping]`` section.
+    """
+
+    label: str
+    sampler: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    stopping: str = "none"
+    n_trials: int | None = None  # trials per run; None: replay's n_trials
+    #: Settings replacing the spec's ``[early_stopping]`` ones (``min_epochs``, ``margin``,
+    #: ``reduction_factor``, ``on_stop``).
+    early_stopping: Mapping[str, Any] = field(default_factory=dict)
+
+
+def methods_for(spec: StudySpec, samplers: Sequence[str]) -> list[Method]:
+    """A method per sampler name, stopping as the spec's ``[early_stopping]`` says.
+
+    Example:
+        >>> spec = load_spec({"study": {"name": "m"}, "early_stopping": {
+        ...     "enabled": True, "method": "successive_halving"}})
+        >>> [(m.label, m.stopping) for m in methods_for(spec, ["tpe", "grid"])]
+        [('tpe+sh', 'successive_halving'), ('grid+sh', 'successive_halving')]
+    """
+    stopping = spec.early_stopping.method if spec.early_stopping.enabled else "none"
+    suffix = {"none": "", "predict": "+es", "successive_halving": "+sh"}[stopping]
+    return [Method(f"{s}{suffix}", s, {}, stopping) for s in samplers]
+
+
+@dataclass
+class ReplayRun:
+    """One replayed study: per finished trial (by number), its search energy and the
+    hypervolume ratio (to the table's front) of the complete trials so far."""
+
+    label: str
+    seed: int
+    energy_j: np.ndarray  # search energy of each trial
+    hypervolume_ratio: np.ndarray  # after each trial
+    states: list[str]
+    wall_s: float
+    values: list[tuple[float, ...] | None] = field(default_factory=list)
+
+    @property
+    def cumulative_energy_j(self) -> np.ndarray:
+        return np.cumsum(self.energy_j)
+
+
+class _Snap:
+    """Maps a sampled knob value onto the table's grid for that knob."""
+
+    def __init__(self, name: str, param: Any, cells: Sequence[str]) -> None:
+        self.name = name
+        self.by_cell = {c: c for c in cells}
+        self.numeric = not isinstance(param, CategoricalParam)
+        if self.numeric:
+            values = np.array([float(c) for c in cells])
+            self.cells = [cells[i] for i in np.argsort(values)]
+            values = np.sort(values)
+            self.log = bool(param.log) and bool((values > 0).all())
+            self.positions = np.log(values) if self.log else values
+
+    def __call__(self, value: Any) -> str:
+        text = cell(value)
+        if text in self.by_cell or not self.numeric:
+            if text not in self.by_cell:
+                raise TableError(f"knob {self.name}: value {value!r} is not in the table")
+            return text
+        x = math.log(value) if self.log else float(value)
+        return self.cells[int(np.argmin(np.abs(self.positions - x)))]
+
+
+class TableObjective:
+    """The replay objective: suggest the knobs, look the configuration up, walk its curve.
+
+    Args:
+        table: the recorded table.
+        spec: the study (search space, objectives, ``[early_stopping]`` settings).
+        stopping: ``"none"``, ``"predict"`` or ``"successive_halving"``.
+    """
+
+    def __init__(self, table: RecordedTable, spec: StudySpec, stopping: str = "none") -> None:
+        self.table, self.spec, self.stopping = table, spec, stopping
+        if stopping not in ("none", "predict", "successive_halving"):
+            raise ValueError(f"unknown stopping {stopping!r}; expected none, predict or "
+                             "successive_halving")
+        unknown = [o for o in spec.study.objectives if o not in OBJECTIVE_COLUMNS]
+        if unknown:
+            raise TableError(f"objective {unknown[0]!r} cannot be replayed; a table answers "
+                             f"{list(OBJECTIVE_COLUMNS)}")
+        if stopping != "none" and "inference_energy" in spec.study.objectives:
+            raise TableError("a table holds the inference energy of fully trained models "
+                             "only: replay early stopping without that objective")
+        if stopping != "none" and not {"accuracy", "energy_j"} <= set(spec.study.objectives):
+            raise TableError("early stopping needs the objectives accuracy and energy_j")
+        if list(spec.search_space) != table.knobs:
+            raise TableError(f"the table was recorded over the knobs {table.knobs}, the study "
+                             f"searches {list(spec.search_space)}")
+        cells: dict[str, list[str]] = {k: [] for k in table.knobs}
+        for key in table.configs:
+            for k, c in zip(table.knobs, key):
+                if c not in cells[k]:
+                    cells[k].append(c)
+        self.snaps = [_Snap(k, spec.search_space[k], cells[k]) for k in table.knobs]
+
+    def lookup(self, knobs: Mapping[str, Any]) -> ConfigRecord:
+        """The table's record for ``knobs`` (each value snapped to the nearest grid value).
+
+        Raises:
+            TableError: the table lacks that configuration.
+        """
+        key = tuple(snap(knobs[snap.name]) for snap in self.snaps)
+        try:
+            return self.table.configs[key]
+        except KeyError:
+            raise TableError(f"configuration {dict(zip(self.table.knobs, key))} is not in "
+                             "the table") from None
+
+    def _suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        # The same calls as the built-in trainer's objective, so samplers see the same space.
+        knobs: dict[str, Any] = {}
+        for name, param in self.spec.search_space.items():
+            if isinstance(param, CategoricalParam):
+                knobs[name] = trial.suggest_categorical(name, list(param.choices))
+            elif isinstance(param, IntParam):
+                knobs[name] = trial.suggest_int(name, param.low, param.high, step=param.step,
+                                                log=param.log)
+            elif isinstance(param, FloatParam):
+                knobs[name] = trial.suggest_float(name, param.low, param.high,
+                                                  step=param.step, log=param.log)
+        return knobs
+
+    def _stop_epoch(self, trial: optuna.Trial, record: ConfigRecord) -> int | None:
+        """The epoch after which the replayed stopping rule ends training (None: never):
+        the same watcher the live trainer's measurement window runs, fed the recorded
+        curve."""
+        settings = self.spec.early_stopping
+        planned = int(record.finals.get("epochs_run") or len(record.epochs))
+        if self.stopping == "predict":
+            from ecotune.search._early_stopping import EnergyAwareStopper
+
+            training = self.spec._with_knobs({})[1]
+            watch = EnergyAwareStopper(trial.study, planned, settings.margin,
+                                       settings.min_epochs, training.freeze_at_epoch,
+                                       training.low_precision_at_epoch)
+        else:
+            from ecotune.search._successive_halving import SuccessiveHalving
+
+            watch = SuccessiveHalving(trial, planned, settings.min_epochs,
+                                      settings.reduction_factor)
+        for e, acc, j, s in zip(record.epochs.tolist(), record.val_accuracy.tolist(),
+                                record.energy_j.tolist(), record.elapsed_s.tolist()):
+            try:
+                watch(EpochRecord(e, None, acc, s, j))
+            except StopTraining:
+                return e if e < planned else None
+        return None
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        record = self.lookup(self._suggest(trial))
+        if record.failed:
+            trial.set_user_attr("energy_j", record.final_energy_j)
+            raise RuntimeError("the recorded trial failed")
+        stopped = None if self.stopping == "none" else self._stop_epoch(trial, record)
+        finals = record.finals
+        values = {name: float(finals[column]) for name, column in OBJECTIVE_COLUMNS.items()
+                  if column in finals and finals[column] is not None}
+        values["accuracy"] = float(finals["accuracy"])
+        values["energy_j"] = record.final_energy_j
+        if stopped is not None:
+            i = stopped - 1
+            values["accuracy"] = float(record.val_accuracy[i])
+            values["energy_j"] = float(record.energy_j[i]) + record.tail_energy_j
+            if "duration_s" in values:
+                values["duration_s"] -= float(record.elapsed_s[-1] - record.elapsed_s[i])
+        trial.set_user_attr("energy_j", values["energy_j"])
+        if stopped is not None:
+            trial.set_user_attr(REPLAY_STOPPED, stopped)
+            if self.spec.early_stopping.on_stop == "prune":
+                raise optuna.TrialPruned(f"stopped after epoch {stopped}")
+        return tuple(values[name] for name in self.spec.study.objectives)
+
+
+def _history(study: optuna.Study, reference: Sequence[float], reference_hv: float,
+             maximize: Sequence[bool]) -> tuple[np.ndarray, np.ndarray, list[str], list]:
+    energies, ratios, states, values = [], [], [], []
+    points: list[Sequence[float]] = []
+    volume = 0.0
+    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        energies.append(float(t.user_attrs.get("energy_j") or 0.0))
+        states.append(t.state.name)
+        values.append(tuple(t.values) if t.values is not None else None)
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            points.append(t.values)
+            volume = hypervolume_2d(points, reference, maximize)
+        ratios.append(volume / reference_hv if reference_hv > 0 else math.nan)
+    return np.array(energies), np.array(ratios), states, values
+
+
+def check_fits(table: RecordedTable, spec: StudySpec) -> None:
+    """Refuse a table recorded from another data set, model, training or search space.
+
+    Raises:
+        TableError: naming the first section that differs.
+    """
+    from ecotune.tabular._record import table_spec
+
+    mine, theirs = table_spec(spec), table.spec
+    for section in ("search_space", "data", "model", "training"):
+        if json.loads(json.dumps(mine[section])) != theirs.get(section):
+            raise TableError(f"the table was recorded with another {section} section than the "
+                             "study file's: replay it with the study file it was recorded "
+                             "from (its '# spec:' header line)")
+
+
+def _with_stopping(spec: StudySpec, method: Method) -> StudySpec:
+    if not method.early_stopping:
+        return spec
+    raw = spec.model_dump()
+    raw["early_stopping"].update(method.early_stopping)
+    return load_spec(raw)
+
+
+def replay(table: RecordedTable, spec: StudySpec | Mapping[str, Any] | str,
+           methods: Sequence[Method], repeats: int = 1, n_trials: int | None = None,
+           on_run: Any = None) -> dict[str, list[ReplayRun]]:
+    """Replay each method ``repeats`` times (seeds ``study.seed + 0, 1, ...``).
+
+    Args:
+        table: the recorded table (its front is the reference).
+        spec: the study; its search space must be the table's knobs.
+        methods: what to replay.
+        repeats: runs per method, each with its own seed.
+        n_trials: trials per run (default: the number of configurations in the table).
+        on_run: called with each finished :class:`ReplayRun`.
+
+    Returns:
+        The runs, by method label.
+
+    Raises:
+        TableError: the table does not fit the spec; ValueError: bad counts or samplers.
+    """
+    from ecotune.search import create_study
+
+    spec = load_spec(spec)
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1 (got {repeats})")
+    n_trials = n_trials if n_trials is not None else len(table.configs)
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1 (got {n_trials})")
+    if not table.configs:
+        raise TableError("the table holds no recorded configuration")
+    labels = [m.label for m in methods]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"a method label is used twice: {labels}")
+    check_fits(table, spec)
+    reference, reference_hv, maximize = table_reference(table, spec.study.objectives)
+    seed0 = spec.study.seed or 0
+    objectives = {m.label: TableObjective(table, _with_stopping(spec, m), m.stopping)
+                  for m in methods}
+    grid = spec.grid() if any(m.sampler == "grid" for m in methods) else None
+    runs: dict[str, list[ReplayRun]] = {}
+    for method in methods:
+        for r in range(repeats):
+            started = time.perf_counter()
+            with _quiet():
+                study = create_study(f"{spec.study.name}-{method.label}-r{r}", storage=None,
+                                     sampler=method.sampler, objectives=spec.study.objectives,
+                                     seed=seed0 + r,
+                                     grid=grid if method.sampler == "grid" else None,
+                                     sampler_options=dict(method.options))
+                study.optimize(objectives[method.label],
+                               n_trials=method.n_trials or n_trials,
+                               catch=(RuntimeError,))
+            energy, ratio, states, values = _history(study, reference, reference_hv,
+                                                     maximize)
+            run = ReplayRun(method.label, seed0 + r, energy, ratio, states,
+                            time.perf_counter() - started, values)
+            runs.setdefault(method.label, []).append(run)
+            if on_run is not None:
+                on_run(run)
+    return runs
+
+
+class _quiet:
+    """Optuna's per-trial log lines and the GP sampler's fallback warning, silenced."""
+
+    def __enter__(self) -> None:
+        import warnings
+
+        self._level = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.simplefilter("ignore")
+
+    def __exit__(self, *exc: object) -> None:
+        self._warnings.__exit__(*exc)
+        optuna.logging.set_verbosity(self._level)

@@ -1,0 +1,102 @@
+"""Successive halving: the rung rule as a pure function, and the live trainer stopping
+exactly the trials the rule says, from the rung points it stored."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+from ecotune.search import prepare, run
+from ecotune.search._successive_halving import (
+    SH_ATTR,
+    continues,
+    crowding_distance,
+    nondominated_ranks,
+    rung_epochs,
+)
+
+
+def test_rungs_multiply_by_the_reduction_factor():
+    assert rung_epochs(3, 2, 12) == [3, 6, 12]
+    assert rung_epochs(1, 3, 27) == [1, 3, 9, 27]
+    with pytest.raises(ValueError, match="reduction_factor >= 2"):
+        rung_epochs(1, 1, 10)
+
+
+def test_ranks_peel_fronts_off_in_turn():
+    points = np.array([[0.9, 3.0], [0.8, 1.0], [0.7, 2.0], [0.6, 4.0], [0.9, 3.0]])
+    # (0.9, 3) twice: equal points do not dominate each other.
+    assert nondominated_ranks(points).tolist() == [0, 0, 1, 2, 0]
+
+
+def test_crowding_gives_the_ends_infinity_and_the_middle_its_gap():
+    d = crowding_distance(np.array([[0.2, 1.0], [0.5, 2.0], [0.9, 5.0]]))
+    assert np.isinf(d[0]) and np.isinf(d[2])
+    assert d[1] == pytest.approx((0.9 - 0.2) / 0.7 + (5.0 - 1.0) / 4.0)
+
+
+@pytest.mark.parametrize("points, current, factor, expected", [
+    ([[0.5, 1.0]], 0, 3, True),                          # alone: the top one continues
+    ([[0.5, 1.0], [0.4, 2.0]], 1, 3, False),             # dominated, top 1 of 2
+    ([[0.5, 1.0], [0.6, 2.0]], 1, 3, True),              # both on the front: a tie
+    ([[0.5, 1.0], [0.6, 2.0], [0.7, 3.0], [0.8, 4.0]], 1, 2, False),  # 2 ends ahead
+    ([[0.5, 1.0], [0.6, 2.0], [0.7, 3.0], [0.8, 4.0]], 3, 2, True),   # an end
+    ([[0.5, 1.0], [0.4, 2.0], [0.3, 3.0], [0.2, 4.0]], 1, 2, True),   # rank 1, top 2
+    ([[0.5, 1.0], [0.4, 2.0], [0.3, 3.0], [0.2, 4.0]], 2, 2, False),  # rank 2
+])
+def test_continues_keeps_the_top_share_by_rank_then_crowding(points, current, factor,
+                                                             expected):
+    assert continues(points, current, factor) is expected
+
+
+def _spec(storage: str) -> dict:
+    return {
+        "study": {"name": "sh", "storage": storage, "n_trials": 5, "sampler": "random",
+                  "seed": 0},
+        "data": {"name": "digits"},
+        "model": {"name": "mlp"},
+        "training": {"epochs": 4, "batch_size": 128},
+        "energy": {"meter": "cputime"},
+        "early_stopping": {"enabled": True, "method": "successive_halving",
+                           "min_epochs": 1, "reduction_factor": 2},
+        "search_space": {
+            "lr": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True},
+            "width": {"type": "categorical", "choices": [0.25, 0.5, 1.0]},
+        },
+    }
+
+
+def test_the_live_trainer_stops_exactly_the_trials_the_rule_says(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'sh.db'}"
+    spec, study = prepare(_spec(storage))
+    # A good cheap trial first, then one certain to be behind it at the first rung
+    # (a tiny learning rate on a wider, dearer network), then five random ones.
+    study.enqueue_trial({"lr": 3e-2, "width": 0.25})
+    study.enqueue_trial({"lr": 1e-4, "width": 1.0})
+    study = run(spec)
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert len(trials) == 7
+    stopped = 0
+    for trial in trials:
+        rungs = trial.user_attrs[SH_ATTR]
+        expected_stop = None
+        for epoch in (1, 2):  # rungs 1, 2, 4; no decision at the last epoch (4)
+            if str(epoch) not in rungs:
+                break
+            earlier = [t.user_attrs[SH_ATTR][str(epoch)] for t in trials
+                       if t.number < trial.number and str(epoch) in t.user_attrs[SH_ATTR]]
+            if not continues([*earlier, rungs[str(epoch)]], len(earlier), 2):
+                expected_stop = epoch
+                break
+        curve = trial.user_attrs["training"]["learning_curve"]
+        if expected_stop is None:
+            assert trial.state == optuna.trial.TrialState.COMPLETE, trial.number
+            assert len(curve) == 4 and sorted(rungs, key=int) == ["1", "2", "4"]
+        else:
+            stopped += 1
+            assert trial.state == optuna.trial.TrialState.PRUNED, trial.number
+            assert len(curve) == expected_stop
+            assert trial.user_attrs["training"]["stop_reason"] == "successive_halving"
+    assert trials[1].state == optuna.trial.TrialState.PRUNED  # the hopeless one
+    assert 1 <= stopped < len(trials)

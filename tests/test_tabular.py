@@ -1,0 +1,313 @@
+"""Recorded tables: recording (resumable, exact), replay (same values as the recorded
+study, real samplers, seeds), summaries with confidence intervals, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from ecotune.spec import load_spec
+from ecotune.tabular import (
+    Method,
+    TableError,
+    mean_ci,
+    read_table,
+    record_table,
+    replay,
+    summarize,
+)
+from ecotune.tabular._record import table_spec
+from ecotune.tabular._replay import TableObjective
+from ecotune.tabular._table import config_key, write_rows
+from tests.conftest import run_cli
+
+REPO = Path(__file__).resolve().parent.parent
+DIGITS_TABLE = REPO / "benchmarks" / "tables" / "digits_cnn.csv"
+DIGITS_STUDY = REPO / "benchmarks" / "tables" / "digits_cnn.toml"
+
+
+def tiny_grid_spec(lr_grid=(1e-3, 3e-2)) -> dict:
+    """A digits mlp over 2 x 2 x 2 = 8 configurations, in well under a second each."""
+    return {
+        "study": {"name": "tab", "seed": 0},
+        "data": {"name": "digits"},
+        "model": {"name": "mlp"},
+        "training": {"batch_size": 128},
+        "energy": {"meter": "cputime"},
+        "search_space": {
+            "lr": {"type": "float", "low": 1e-3, "high": 3e-2, "log": True,
+                   "grid": list(lr_grid)},
+            "width": {"type": "categorical", "choices": [0.25, 0.5]},
+            "epochs": {"type": "int", "low": 1, "high": 2},
+        },
+    }
+
+
+class _Interrupt:
+    """on_trial hook that interrupts the recording after ``n`` trials (as Ctrl-C would)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.seen = n, 0
+
+    def __call__(self, trial, done, planned) -> None:
+        self.seen += 1
+        if self.seen >= self.n:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """The tiny grid recorded in two sessions (interrupted after 3 trials, then resumed)."""
+    path = tmp_path_factory.mktemp("table") / "tiny.csv"
+    with pytest.raises(KeyboardInterrupt):
+        record_table(tiny_grid_spec(), path, command="first", on_trial=_Interrupt(3))
+    first_text = path.read_text()
+    session = record_table(tiny_grid_spec(), path, command="second")
+    return path, first_text, session
+
+
+def test_an_interrupted_recording_resumes_where_it_stopped(recorded):
+    path, first_text, session = recorded
+    assert session.planned == 8 and session.already == 3 and len(session.trials) == 5
+    text = path.read_text()
+    assert text.startswith(first_text)  # the first session's rows are kept as written
+    table = read_table(path)
+    assert len(table.configs) == 8 and not table.incomplete
+    assert table.header["command"] == "first"
+    assert any(note.startswith("resumed:") for note in table.notes)
+    assert table.header["meter"] == "cputime (estimate)"
+    # Running once more records nothing and leaves the table as it is.
+    again = record_table(tiny_grid_spec(), path)
+    assert (again.already, len(again.trials)) == (8, 0)
+    assert path.read_text() == text
+
+
+def test_the_table_holds_the_recorded_trials_exactly(recorded):
+    path, _, session = recorded
+    table = read_table(path)
+    for trial in session.trials:
+        record = table.configs[config_key(trial.params, table.knobs)]
+        curve = trial.user_attrs["training"]["learning_curve"]
+        assert record.state == "COMPLETE"
+        assert record.epochs.tolist() == [e["epoch"] for e in curve]
+        assert record.val_accuracy.tolist() == [e["val_accuracy"] for e in curve]
+        assert record.energy_j.tolist() == [e["energy_j"] for e in curve]
+        assert record.elapsed_s.tolist() == [e["elapsed_s"] for e in curve]
+        assert record.finals["accuracy"] == trial.values[0]
+        assert record.final_energy_j == trial.values[1]
+        assert record.finals["test_accuracy"] == trial.user_attrs["test_accuracy"]
+        assert record.finals["inference_energy_pj"] == trial.user_attrs["inference"]["asic_pj"]
+        assert record.finals["epochs_run"] == len(curve) == trial.params["epochs"]
+
+
+def test_a_torn_or_partial_trial_is_recorded_again(recorded, tmp_path):
+    path, first_text, _ = recorded
+    table = read_table(path)
+    n_knobs = len(table.knobs)
+    lines = first_text.splitlines(keepends=True)
+    header = [line for line in lines if line.startswith("#")]
+    columns, rows = lines[len(header)], lines[len(header) + 1:]
+
+    def key(line: str) -> str:
+        return ",".join(line.split(",")[:n_knobs])
+
+    first = [line for line in rows if key(line) == key(rows[0])]
+    two_epoch = next(line for line in rows if key(line) != key(rows[0]))
+    assert len([line for line in rows if key(line) == key(two_epoch)]) == 2
+    # The first trial whole; of a two-epoch trial only its first row; then a torn line.
+    target = tmp_path / "broken.csv"
+    target.write_text("".join(header) + columns + "".join(first) + two_epoch
+                      + two_epoch[:len(two_epoch) // 2])
+    partial = read_table(target)
+    assert len(partial.configs) == 1 and len(partial.incomplete) == 1
+    with pytest.raises(KeyboardInterrupt):  # records the next missing configuration only
+        record_table(tiny_grid_spec(), target, on_trial=_Interrupt(1))
+    resumed = read_table(target)
+    assert len(resumed.configs) == 2 and not resumed.incomplete
+    text = target.read_text()
+    assert text.endswith("\n")
+    # The grid's next configuration is that two-epoch one: its two rows, recorded anew.
+    again = [line for line in text.splitlines() if line and not line.startswith("#")
+             and key(line) == key(two_epoch)]
+    assert len(again) == 2 and [line.split(",")[n_knobs] for line in again] == ["1", "2"]
+
+
+def test_a_table_from_another_spec_is_refused_and_left_untouched(recorded, tmp_path):
+    path, _, _ = recorded
+    before = path.read_bytes()
+    with pytest.raises(TableError, match="another study spec"):
+        record_table(tiny_grid_spec(lr_grid=(1e-3, 1e-2)), path)
+    assert path.read_bytes() == before
+
+
+def test_a_float_knob_without_a_grid_cannot_be_recorded(tmp_path):
+    spec = tiny_grid_spec()
+    del spec["search_space"]["lr"]["grid"]
+    with pytest.raises(TableError, match="search_space.lr: a recorded table needs a grid"):
+        record_table(spec, tmp_path / "t.csv")
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_replay_gives_the_recorded_study_its_own_values(recorded):
+    path, _, session = recorded
+    table = read_table(path)
+    by_config = {config_key(t.params, table.knobs): tuple(t.values) for t in session.trials}
+    for key, record in table.configs.items():  # the first session's trials, from the table
+        by_config.setdefault(key, (record.finals["accuracy"], record.final_energy_j))
+    runs = replay(table, tiny_grid_spec(), [Method("grid", "grid"), Method("tpe", "tpe")],
+                  repeats=2)
+    for group in runs.values():
+        for run in group:
+            assert len(run.values) == 8
+    grid_values = sorted(v for run in runs["grid"] for v in run.values)
+    assert grid_values == sorted(list(by_config.values()) * 2)  # every config, exactly once
+    recorded_values = set(by_config.values())
+    assert all(v in recorded_values for run in runs["tpe"] for v in run.values)
+
+
+def test_repeats_use_different_seeds_and_the_interval_comes_from_them():
+    table = read_table(DIGITS_TABLE)
+    runs = replay(table, DIGITS_STUDY, [Method("random", "random")], repeats=4, n_trials=6)
+    group = runs["random"]
+    assert [r.seed for r in group] == [0, 1, 2, 3]
+    assert len({tuple(r.values) for r in group}) > 1  # different seeds, different searches
+    finals = [r.hypervolume_ratio[-1] for r in group]
+    row = summarize(runs, budget_j=table.total_energy_j()).iloc[0]
+    expected = mean_ci(finals)
+    assert row["final_ratio"] == pytest.approx(expected.mean)
+    assert row["final_ratio_ci"] == pytest.approx(expected.half_width)
+    # The t interval by hand: t(0.975, 3) = 3.182446...
+    assert expected.half_width == pytest.approx(
+        3.182446305284263 * np.std(finals, ddof=1) / 2.0)
+
+
+def test_the_hypervolume_ratio_of_a_full_grid_is_one_and_grows_monotonically():
+    table = read_table(DIGITS_TABLE)
+    run = replay(table, DIGITS_STUDY, [Method("grid", "grid")], repeats=1)["grid"][0]
+    assert len(run.states) == len(table.configs)
+    assert run.hypervolume_ratio[-1] == pytest.approx(1.0)
+    assert (np.diff(run.hypervolume_ratio) >= -1e-12).all()
+    assert run.energy_j.sum() == pytest.approx(table.total_energy_j())
+
+
+def test_mean_ci_with_one_value_has_no_interval():
+    m = mean_ci([0.5, math.nan])
+    assert (m.mean, m.n) == (0.5, 1) and math.isnan(m.half_width)
+
+
+def _table_with(tmp_path: Path, curves: dict[int, tuple[list[float], list[float]]],
+                tail_j: float = 0.5) -> Path:
+    rows = []
+    for x, (accuracy, energy) in curves.items():
+        for e, (acc, joules) in enumerate(zip(accuracy, energy), start=1):
+            rows.append({"batch_size": x, "epoch": e, "val_accuracy": acc, "energy_j": joules,
+                         "elapsed_s": float(e), "state": "COMPLETE",
+                         "accuracy": accuracy[-1], "final_energy_j": energy[-1] + tail_j,
+                         "duration_s": float(len(energy)), "epochs_run": len(energy)})
+    path = tmp_path / "hand.csv"
+    spec = table_spec(load_spec(_hand_spec(len(curves))))
+    write_rows(path, ["batch_size"], rows, header={"spec": json.dumps(spec)})
+    return path
+
+
+def _hand_spec(n: int, **early_stopping) -> dict:
+    return {"study": {"name": "hand", "seed": 0},
+            "early_stopping": {"enabled": True, "method": "successive_halving",
+                               "min_epochs": 1, "reduction_factor": 2, **early_stopping},
+            "search_space": {"batch_size": {"type": "int", "low": 1, "high": n}}}
+
+
+#: Hand-built curves (accuracy, cumulative energy per epoch) of six trials, four epochs
+#: each, arriving in this order. Rungs (min_epochs 1, reduction factor 2): epochs 1, 2, 4.
+HAND = {
+    1: ([0.50, 0.60, 0.70, 0.80], [1.0, 2.0, 3.0, 4.0]),   # A: first at every rung
+    2: ([0.40, 0.50, 0.60, 0.70], [2.0, 4.0, 6.0, 8.0]),   # B: dominated by A at rung 1
+    3: ([0.60, 0.65, 0.90, 0.95], [1.5, 3.0, 4.5, 6.0]),   # C: on the front, ends of it
+    4: ([0.30, 0.35, 0.40, 0.45], [0.5, 1.0, 1.5, 2.0]),   # D: cheapest, an end
+    5: ([0.55, 0.55, 0.60, 0.60], [1.2, 2.4, 3.6, 4.8]),   # E: front, but most crowded
+    6: ([0.70, 0.50, 0.60, 0.70], [0.4, 2.5, 3.0, 3.5]),   # F: dominated by A at rung 2
+}
+
+
+def test_successive_halving_stops_exactly_the_trials_its_rule_says(tmp_path):
+    # Worked by hand from the rule (non-dominated rank, then crowding distance; the top
+    # max(1, n // 2) continue; ties favour the trial decided):
+    # rung 1: B (rank 1 behind A) stops; E (rank 0, but D, C infinite and A 1.53 > 0.83
+    # ahead: 3 >= 5 // 2) stops; F dominates every point and continues.
+    # rung 2: F (0.5, 2.5) is dominated by A (0.6, 2.0): rank 1 behind A, C, D: stops.
+    expected_stop = {1: None, 2: 1, 3: None, 4: None, 5: 1, 6: 2}
+    table = read_table(_table_with(tmp_path, HAND))
+    objective = TableObjective(table, load_spec(_hand_spec(len(HAND))), "successive_halving")
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_metric_names(["accuracy", "energy_j"])
+    for x in HAND:
+        study.enqueue_trial({"batch_size": x})
+    study.optimize(objective, n_trials=len(HAND))
+    for trial in study.trials:
+        x = trial.params["batch_size"]
+        stop = expected_stop[x]
+        assert trial.user_attrs.get("replay_stopped_at_epoch") == stop, x
+        accuracy, energy = HAND[x]
+        if stop is None:
+            assert trial.state == optuna.trial.TrialState.COMPLETE
+            assert trial.values == [accuracy[-1], energy[-1] + 0.5]
+        else:
+            assert trial.state == optuna.trial.TrialState.PRUNED
+            # A stopped trial costs its epochs so far plus the recorded tail.
+            assert trial.user_attrs["energy_j"] == energy[stop - 1] + 0.5
+        rungs = trial.user_attrs["successive_halving"]
+        assert sorted(rungs, key=int) == [r for r in ("1", "2", "4")
+                                          if stop is None or int(r) <= stop]
+
+
+def test_stopped_trials_end_complete_when_on_stop_says_so(tmp_path):
+    table = read_table(_table_with(tmp_path, HAND))
+    objective = TableObjective(table, load_spec(_hand_spec(6, on_stop="complete")),
+                               "successive_halving")
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for x in HAND:
+        study.enqueue_trial({"batch_size": x})
+    study.optimize(objective, n_trials=len(HAND))
+    b = next(t for t in study.trials if t.params["batch_size"] == 2)
+    assert b.state == optuna.trial.TrialState.COMPLETE and b.values == [0.40, 2.5]
+
+
+def test_cli_replays_the_digits_table_and_writes_the_comparison(tmp_path):
+    result = run_cli("compare", str(DIGITS_STUDY), "--replay", str(DIGITS_TABLE),
+                     "--samplers", "random,tpe", "--repeats", "3", "--out", str(tmp_path),
+                     "--no-png")
+    assert result.returncode == 0, result.stderr
+    assert "J to 95 %" in result.stdout
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "compare.csv")
+    assert table["method"].tolist() == ["random", "tpe"] and (table["runs"] == 3).all()
+    curves = pd.read_csv(tmp_path / "compare-curves.csv")
+    assert (curves["low"] <= curves["mean"] + 1e-12).all()
+    assert (tmp_path / "compare.html").stat().st_size > 100_000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--record", "t.csv", "--replay", "t.csv"], "cannot be used together"),
+    (["--replay", "missing.csv"], "cannot read the table"),
+    (["--replay", str(DIGITS_TABLE), "--samplers", "tpe,nope"], "unknown sampler 'nope'"),
+    ([], "--n-trials is required"),
+])
+def test_cli_bad_tabular_input_exits_2(tmp_path, args, message):
+    result = run_cli("compare", str(DIGITS_STUDY), *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_cli_refuses_to_replay_a_table_with_another_study(tmp_path):
+    study = tmp_path / "other.toml"
+    study.write_text(DIGITS_STUDY.read_text().replace("batch_size = 64", "batch_size = 32"))
+    result = run_cli("compare", str(study), "--replay", str(DIGITS_TABLE), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "recorded with another training section" in result.stderr
