@@ -75,4 +75,5 @@ def accuracy_and_density(model: nn.Module, x: torch.Tensor,
 
 def activation_density(model: nn.Module, x: torch.Tensor) -> float:
     """Fraction of hidden activations that are non-zero on ``x`` (eval mode)."""
-    return accuracy_and_density(model, x, torch.zeros(len(x), dtype=torch.long))[1]
+    return accuracy_and_density(model, x, torch.zeros(len(x), dtype=torch.long,
+                                                      device=x.device))[1]
