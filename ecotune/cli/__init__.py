@@ -22,7 +22,7 @@ from ecotune.cli._dashboard import _dashboard
 from ecotune.cli._meters import _meters
 from ecotune.cli._report import _report
 from ecotune.cli._run import _run
-from ecotune.spec import DEFAULT_STORAGE
+from ecotune.spec import DEFAULT_STORAGE, SAMPLERS
 
 # One module per command. torch, optuna, plotly and pandas are imported inside the
 # commands that need them, so that `--help` and a bad study file answer at once rather
@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run (or add trials to) the study a file describes")
     run.add_argument("study_file", metavar="STUDY.toml")
     run.add_argument("--n-trials", type=int, help="trials to add in this run")
-    run.add_argument("--sampler", help="sampler name, replacing the file's")
+    run.add_argument("--sampler", metavar="NAME",
+                     help=f"sampler, replacing the file's: one of {', '.join(SAMPLERS)}")
     run.add_argument("--storage", help="storage URL, replacing the file's")
     run.add_argument("--study-name", help="study name, replacing the file's")
     run.add_argument("--out", type=Path,
@@ -82,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
         "compare", help="run one search space under several samplers and compare them")
     compare.add_argument("study_file", metavar="STUDY.toml")
     compare.add_argument("--samplers", default="grid,random,tpe,gp,skopt",
-                         help="comma-separated sampler names (default: grid,random,tpe,gp,skopt)")
+                         help=f"comma-separated sampler names, some of {', '.join(SAMPLERS)} "
+                              "(default: grid,random,tpe,gp,skopt)")
     compare.add_argument("--n-trials", type=int, required=True, help="trials per run")
     compare.add_argument("--repeats", type=int, default=1,
                          help="runs per sampler, seeds study.seed + 0, 1, ... (default: 1)")
