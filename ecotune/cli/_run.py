@@ -85,16 +85,21 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                       "one machine for a few workers; use PostgreSQL for more "
                       "(docs/scaling.md)", highlight=False)
     try:
+        # Into a file or pipe (`> log`), a line per trial replaces the bar, uncut.
+        bar = console.is_terminal
         with Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
-                      console=console) as progress:
+                      console=console, disable=not bar) as progress:
             task = progress.add_task("trials", total=n_trials, last="")
 
             def advance(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
                 # Other workers' trials count too: read the number finished from storage.
                 done = len(study.get_trials(deepcopy=False, states=finished)) - finished_before
-                progress.update(task, completed=done,
-                                last=_trial_summary(trial, spec.study.objectives))
+                summary = _trial_summary(trial, spec.study.objectives)
+                progress.update(task, completed=done, last=summary[:80])
+                if not bar:
+                    console.print(f"{done}/{n_trials} {summary}", highlight=False,
+                                  soft_wrap=True)
 
             finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
                         optuna.trial.TrialState.PRUNED)
@@ -155,7 +160,7 @@ def _print_interrupted(study: optuna.Study, storage: str, args: argparse.Namespa
 def _trial_summary(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> str:
     if trial.state.name != "COMPLETE":
         reason = trial.user_attrs.get("fail_reason", "")  # pruned trials have none
-        return f"trial {trial.number} {trial.state.name.lower()} {reason}"[:80]
+        return f"trial {trial.number} {trial.state.name.lower()} {reason}"
     values = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, trial.values))
     return f"trial {trial.number}: {values}"
 
