@@ -18,7 +18,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-__all__ = ["png_export_available", "write_pngs", "png_size"]
+__all__ = ["png_export_available", "start_pngs", "write_pngs", "png_size"]
 
 _BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
 
@@ -64,19 +64,26 @@ async def _export(specs: list[dict]) -> None:
         await session.write_fig_from_object(specs, cancel_on_error=True)
 
 
-def write_pngs(figures: Mapping[Path, go.Figure]) -> None:
-    """Write each figure as a PNG at its path (:func:`png_size`), in one browser session.
+def start_pngs(figures: Mapping[Path, go.Figure]) -> concurrent.futures.Future:
+    """Start writing each figure as a PNG at its path (:func:`png_size`), in one browser
+    session, in a thread of its own; ``.result()`` waits for it and raises its error.
 
-    Runs in a thread of its own, so it works where an event loop is already running
-    (a notebook).
+    The thread lets the browser start while the caller writes its other files, and works
+    where an event loop is already running (a notebook). The paths' folders must exist.
     """
-    if not figures:
-        return
     specs = []
     for path, figure in figures.items():
         width, height = png_size(figure)
         specs.append({"fig": figure.to_dict(), "path": Path(path),
                       "opts": {"format": "png", "width": width, "height": height,
                                "scale": 1}})
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, _export(specs)).result()
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(asyncio.run, _export(specs)) if specs else pool.submit(lambda: None)
+    pool.shutdown(wait=False)
+    return future
+
+
+def write_pngs(figures: Mapping[Path, go.Figure]) -> None:
+    """Write each figure as a PNG at its path, in one browser session (see
+    :func:`start_pngs`)."""
+    start_pngs(figures).result()

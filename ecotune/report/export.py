@@ -23,7 +23,7 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
-from ecotune.report._png import png_export_available, write_pngs
+from ecotune.report._png import png_export_available, start_pngs, write_pngs
 from ecotune.report.checks import (
     check_reportable,
     energy_objective,
@@ -47,7 +47,7 @@ from ecotune.report.profile import layer_profile, layer_type_profile
 from ecotune.report.trials import learning_curves, parameter_effects
 
 __all__ = ["write_report", "png_export_available", "safe_name", "report_figures",
-           "save_to_dashboard", "write_figure", "energy_history", "DASHBOARD_PREFIX"]
+           "save_to_dashboard", "write_figure", "DASHBOARD_PREFIX"]
 
 #: optuna-dashboard graph-object ids of ecotune's plots start with this.
 DASHBOARD_PREFIX = "ecotune-"
@@ -65,23 +65,22 @@ def _json_safe(value):
     return value
 
 
-def energy_history(study: optuna.Study, energy_name: str | None = None) -> pd.DataFrame:
-    """:func:`~ecotune.report.hypervolume.hypervolume_history`, with the energy taken from
-    the study's energy objective where the trials recorded no ``energy_j`` (a plain Optuna
-    study whose energy objective has another name)."""
+def _energy_history(study: optuna.Study, energy_name: str | None) -> tuple[pd.DataFrame, str]:
+    """:func:`~ecotune.report.hypervolume.hypervolume_history` and the unit of its energy.
+
+    Where no trial recorded ``energy_j`` (a plain Optuna study whose energy objective has
+    another name), the energy objective's values stand in, in that objective's unit.
+    """
     history = hypervolume_history(study)
-    if energy_name is None:
-        try:
-            energy_name = energy_objective(study)
-        except ValueError:
-            return history
-    if energy_name != "energy_j" and len(history) and history["energy_j"].isna().all():
-        index = objective_names(study).index(energy_name)
-        energies = {t.number: t.values[index] for t in study.get_trials(
-            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
-        history["energy_j"] = history["trial"].map(energies).astype(float)
-        history["cumulative_energy_j"] = history["energy_j"].fillna(0.0).cumsum()
-    return history
+    if energy_name in (None, "energy_j") or not len(history) or \
+            history["energy_j"].notna().any():
+        return history, "J"
+    index = objective_names(study).index(energy_name)
+    energies = {t.number: t.values[index] for t in study.get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+    history["energy_j"] = history["trial"].map(energies).astype(float)
+    history["cumulative_energy_j"] = history["energy_j"].fillna(0.0).cumsum()
+    return history, _UNITS.get(energy_name, energy_name)
 
 
 def _volume_unit(names: list[str]) -> str:
@@ -102,14 +101,11 @@ def report_figures(study: optuna.Study, color_by: str | None = None) -> dict[str
         energy_name: str | None = energy_objective(study)
     except ValueError:
         energy_name = None
-    history = energy_history(study, energy_name)
+    history, unit = _energy_history(study, energy_name)
     if len(history):
-        front_frame = pareto_front(study)
-        unit = "J" if energy_name in (None, "energy_j") or history["energy_j"].isna().all() \
-            else _UNITS.get(energy_name, energy_name)
         figures["hypervolume"] = hypervolume_figure(
             {name: history}, f"{name}: hypervolume against search energy",
-            energy_note=energy_label(front_frame), volume_unit=_volume_unit(names),
+            energy_note=energy_label(pareto_front(study)), volume_unit=_volume_unit(names),
             energy_unit=unit)
     curves = learning_curves(study)
     if len(curves):
@@ -178,6 +174,11 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
     not_drawn = plots_not_drawn(figures)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with_png = png if png is not None else png_export_available()
+    pngs = {out / f"{name}.png": figure for name, figure in figures.items()} if with_png \
+        else {}
+    # All PNGs in one browser session, which starts while the other files are written.
+    drawing = start_pngs(pngs)
     front = pareto_front(study)
     names = objective_names(study)
     paths = {"csv": out / "front.csv", "json": out / "front.json"}
@@ -197,22 +198,18 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
         "profile_csv": ("energy_profile.csv", layer_profile(study)),
         "profile_types_csv": ("energy_profile_by_type.csv", layer_type_profile(study)),
         "predictions_csv": ("early_stopping_predictions.csv", prediction_errors(study)),
-        "hypervolume_csv": ("hypervolume.csv", energy_history(study, energy_name)),
+        "hypervolume_csv": ("hypervolume.csv", _energy_history(study, energy_name)[0]),
     }
     for kind, (file_name, table) in tables.items():
         if len(table):
             paths[kind] = out / file_name
             table.to_csv(paths[kind], index=False)
     paths["plotlyjs"] = write_plotlyjs(out)
-    with_png = png if png is not None else png_export_available()
-    pngs = {}
     for name, figure in figures.items():
         paths.update({f"{name}_{kind}": path for kind, path in write_figure(
             figure, out, name, png=False, plotlyjs=PLOTLYJS_FILE).items()})
         if with_png:
             paths[f"{name}_png"] = out / f"{name}.png"
-            pngs[paths[f"{name}_png"]] = figure
-    write_pngs(pngs)  # one browser session for all of them
     if "pareto" in figures:
         paths["html"] = paths["pareto_html"]
         if "pareto_png" in paths:
@@ -227,4 +224,5 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
                                           not_drawn, files), encoding="utf-8")
     if dashboard and figures:
         save_to_dashboard(study, figures)
+    drawing.result()
     return paths

@@ -19,7 +19,7 @@ __all__ = ["PLOTLYJS_FILE", "report_page", "write_plotlyjs"]
 #: plotly.js, written once into each report folder.
 PLOTLYJS_FILE = "plotly.min.js"
 
-_TITLES = {"pareto": "Pareto front", "hypervolume": "Hypervolume against search energy",
+_TITLES = {"front": "The front's trials", "pareto": "Pareto front", "hypervolume": "Hypervolume against search energy",
            "learning_curves": "Learning curves", "parameters": "Objectives against parameters"}
 
 _STYLE = """
@@ -88,7 +88,7 @@ def report_page(study_name: str, figures: Mapping[str, go.Figure], front: pd.Dat
         True
     """
     title = html.escape(f"{study_name}: ecotune report")
-    sections = [f'<h2 id="front">Pareto front ({len(front)} trial(s))</h2>',
+    sections = [f'<h2 id="front">The front\'s trials ({len(front)})</h2>',
                 _front_table(front, objectives)]
     for name, figure in figures.items():
         div = figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{name}",
