@@ -79,11 +79,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                   f"({spec.study.sampler.name} sampler, objectives "
                   f"{', '.join(spec.study.objectives)}"
                   f"{f', {args.workers} workers' if args.workers > 1 else ''})",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     if args.workers > 1 and spec.study.storage.startswith("sqlite"):
         console.print(f"[yellow]note:[/] {args.workers} workers share one SQLite file: fine on "
                       "one machine for a few workers; use PostgreSQL for more "
-                      "(docs/scaling.md)", highlight=False)
+                      "(docs/scaling.md)", highlight=False, soft_wrap=True)
     try:
         # Into a file or pipe (`> log`), a line per trial replaces the bar, uncut.
         bar = console.is_terminal
@@ -113,7 +113,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if budget is not None and budget.reached:
         console.print(f"[yellow]study energy budget reached:[/] {budget.spent_j(study):.4g} J "
                       f"spent of {budget.budget_j:.4g} J; no new trial started "
-                      f"({len(study.trials) - before} of {n_trials} added)", highlight=False)
+                      f"({len(study.trials) - before} of {n_trials} added)", highlight=False,
+                      soft_wrap=True)
     _print_failures(study, before, console)
     if args.no_report:
         if _has_complete(study):
@@ -170,4 +171,4 @@ def _print_failures(study: optuna.Study, first: int, console: Console) -> None:
         if trial.state.name == "FAIL":
             console.print(f"[yellow]trial {trial.number} failed:[/] "
                           f"{trial.user_attrs.get('fail_reason', 'unknown reason')}",
-                          highlight=False)
+                          highlight=False, soft_wrap=True)

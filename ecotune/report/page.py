@@ -19,7 +19,8 @@ __all__ = ["PLOTLYJS_FILE", "report_page", "write_plotlyjs"]
 #: plotly.js, written once into each report folder.
 PLOTLYJS_FILE = "plotly.min.js"
 
-_TITLES = {"front": "The front's trials", "pareto": "Pareto front", "hypervolume": "Hypervolume against search energy",
+_TITLES = {"front": "The front's trials", "pareto": "Pareto front",
+           "hypervolume": "Hypervolume against search energy",
            "learning_curves": "Learning curves", "parameters": "Objectives against parameters"}
 
 _STYLE = """
