@@ -3,15 +3,15 @@
 Runs the quickstart study (studies/quickstart.toml, 16 trials, about a minute) into a
 temporary SQLite file unless ``--storage`` names one that holds it, then in one process:
 
-1. ``write_report`` without PNGs and with PNGs (median of ``--rounds``), and the size of
-   the report folder;
-2. the PNG of each of the report's four figures, three ways:
-   - ecotune's: one Chromium session for all of a report's figures, no page reload
-     between them (``ecotune.report._png``);
-   - kaleido's sync server (one browser per process, page reloaded after each figure);
+1. ``write_report`` without PNGs and with PNGs (median of ``--rounds``; each report starts
+   and stops its browser, as a new process does), the size of the report folder, and the
+   whole ``ecotune report`` command with and without PNGs;
+2. the PNG of each of the report's four figures, two ways:
+   - ecotune's: one Chromium per process (kaleido's sync server), a report's figures
+     sent to it in one batch (``ecotune.report._png``);
    - one browser per figure (``fig.write_image`` with no server running).
-   For each: the first figure (browser start included) and the mean of the rest, and the
-   ratio of the rest against ecotune's way.
+   For each, medians over the rounds (the ways alternate): the first figure (browser
+   start included), each of the rest, and the rest against ecotune's way as a ratio.
 
 Targets (issue 12): folder under 6 MB; at most 0.3 s per PNG after the first.
 
@@ -21,8 +21,9 @@ Targets (issue 12): folder under 6 MB; at most 0.3 s per PNG after the first.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -31,43 +32,31 @@ from pathlib import Path
 import optuna
 
 from ecotune.report import report_figures, write_report
-from ecotune.report._png import _kaleido_class, png_export_available, png_size
+from ecotune.report._png import png_export_available, png_size, write_pngs
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "studies" / "quickstart.toml"
 
 
-def _specs(figures: dict, out: Path) -> list[dict]:
-    specs = []
-    for name, figure in figures.items():
-        width, height = png_size(figure)
-        specs.append({"fig": figure.to_dict(), "path": out / f"{name}.png",
-                      "opts": {"format": "png", "width": width, "height": height,
-                               "scale": 1}})
-    return specs
-
-
-async def _one_session(specs: list[dict]) -> list[float]:
-    """Seconds per figure in one ecotune session; the first includes the browser start."""
-    times, start = [], time.perf_counter()
-    async with _kaleido_class()(n=1) as session:
-        for spec in specs:
-            await session.write_fig_from_object([spec], cancel_on_error=True)
-            times.append(time.perf_counter() - start)
-            start = time.perf_counter()
-    return times
-
-
-def _sync_server(specs: list[dict]) -> list[float]:
+def _stop_browser() -> None:
+    # So that the next report pays the browser's start, as a new `ecotune report` does.
     import kaleido
 
-    times, start = [], time.perf_counter()
-    kaleido.start_sync_server(n=1, silence_warnings=True)
-    for spec in specs:
-        kaleido.write_fig_from_object_sync([spec])
-        times.append(time.perf_counter() - start)
-        start = time.perf_counter()
     kaleido.stop_sync_server(silence_warnings=True)
-    return times
+
+
+def _one_browser(figures: dict, out: Path) -> list[float]:
+    """Seconds per figure as ``write_report`` draws them: the browser started, the first
+    figure, then the rest in one batch (their mean)."""
+    paths = {out / f"{name}.png": figure for name, figure in figures.items()}
+    first_path, *rest = paths
+    start = time.perf_counter()
+    write_pngs({first_path: paths[first_path]})
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    write_pngs({path: paths[path] for path in rest})
+    each = (time.perf_counter() - start) / len(rest)
+    _stop_browser()
+    return [first] + [each] * len(rest)
 
 
 def _browser_per_figure(figures: dict, out: Path) -> list[float]:
@@ -116,28 +105,43 @@ def main() -> None:
         if not png_export_available():
             print("no Chromium for kaleido: PNG timings skipped")
             return
-        with_png = _median_s(lambda: write_report(study, work / "png", png=True,
-                                                  dashboard=False), args.rounds)
+        def report_with_png() -> None:
+            write_report(study, work / "png", png=True, dashboard=False)
+            _stop_browser()
+
+        with_png = _median_s(report_with_png, args.rounds)
         size_mb = sum(p.stat().st_size for p in (work / "png").iterdir()) / 1e6
         print(f"report with PNGs:    {with_png:.2f} s (median of {args.rounds}); "
               f"folder {size_mb:.2f} MB; PNGs add {with_png - without:.2f} s")
 
+        # What a user waits for: the whole command, imports and browser shutdown included.
+        command = [sys.executable, "-m", "ecotune", "report", "--storage", storage,
+                   "--study-name", "quickstart", "--out", str(work / "cli")]
+        cli = {label: _median_s(lambda extra=extra: subprocess.run(
+                   command + extra, check=True, capture_output=True), args.rounds)
+               for label, extra in (("--no-png", ["--no-png"]), ("with PNGs", []))}
+        print(f"`ecotune report` command: {cli['--no-png']:.2f} s with --no-png, "
+              f"{cli['with PNGs']:.2f} s with PNGs (median of {args.rounds})")
+
         figures = report_figures(study)
         (work / "figs").mkdir()
-        ways = {
-            "one session (ecotune)": asyncio.run(_one_session(_specs(figures, work / "figs"))),
-            "sync server, reload": _sync_server(_specs(figures, work / "figs")),
-            "browser per figure": _browser_per_figure(figures, work / "figs"),
-        }
-        base = statistics.mean(ways["one session (ecotune)"][1:])
-        print(f"\nPNG of each of the {len(figures)} figures ({', '.join(figures)}), seconds:")
+        ways: dict[str, list[list[float]]] = {"one browser (ecotune)": [],
+                                              "browser per figure": []}
+        for _ in range(args.rounds):  # the ways alternate, so that each sees the same load
+            ways["one browser (ecotune)"].append(_one_browser(figures, work / "figs"))
+            ways["browser per figure"].append(_browser_per_figure(figures, work / "figs"))
+        rest_s = {way: statistics.median(t for run in runs for t in run[1:])
+                  for way, runs in ways.items()}
+        base = rest_s["one browser (ecotune)"]
+        print(f"\nPNG of each of the {len(figures)} figures ({', '.join(figures)}), seconds, "
+              f"medians over {args.rounds} round(s):")
         print(f"{'way':<24}{'first':>8}{'rest, each':>12}{'rest vs ecotune':>17}"
-              f"{'all':>8}")
-        for way, times in ways.items():
-            rest = statistics.mean(times[1:])
-            print(f"{way:<24}{times[0]:>8.2f}{rest:>12.3f}{rest / base:>16.2f}x"
-                  f"{sum(times):>8.2f}")
-
+              f"{'all 4':>8}")
+        for way, runs in ways.items():
+            first = statistics.median(run[0] for run in runs)
+            total = statistics.median(sum(run) for run in runs)
+            print(f"{way:<24}{first:>8.2f}{rest_s[way]:>12.3f}{rest_s[way] / base:>16.2f}x"
+                  f"{total:>8.2f}")
 
 if __name__ == "__main__":
     main()

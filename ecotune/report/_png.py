@@ -1,24 +1,23 @@
 """PNG export of a report's figures through one Chromium session (kaleido).
 
-Launching Chromium costs about 1.7 s, and kaleido reloads its page (plotly.js, 4.8 MB)
-after every figure by default: together about 0.3-0.6 s per figure on a 2-core machine.
-A report's figures are exported here in one batch, in one browser, without the reload
-between them; Plotly's ``toImage`` draws each figure in a fresh element that it removes
-again, so one figure cannot leak into the next. ``benchmarks/report.py`` measures it.
+Launching Chromium and loading plotly.js into it costs 1.7 s on an idle 2-core machine
+(3-4 s under load), far more than drawing a figure. So the browser is started once per
+process (kaleido's sync server, :func:`start_browser`), early enough to start while the
+report's other files are written, and a report's figures go to it in one batch.
+``benchmarks/report.py`` measures it against one browser per figure.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import functools
 import shutil
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import plotly.graph_objects as go
 
-__all__ = ["png_export_available", "start_pngs", "write_pngs", "png_size"]
+__all__ = ["png_export_available", "start_browser", "write_pngs", "png_size"]
 
 _BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
 
@@ -43,47 +42,36 @@ def png_size(figure: go.Figure) -> tuple[int, int]:
     return int(width), int(height)
 
 
-@functools.cache
-def _kaleido_class() -> type:
+def start_browser() -> None:
+    """Start the process's one browser for PNG export, in the background (it returns at
+    once; the first export waits for the browser to be ready). Does nothing when it runs
+    already."""
     import kaleido
 
-    base = kaleido.Kaleido
-    if not hasattr(base, "_return_kaleido_tab") or not hasattr(base, "tabs_ready"):
-        return base  # another kaleido version: keep its reload between figures
-
-    class _OneSessionKaleido(base):
-        async def _return_kaleido_tab(self, tab) -> None:  # noqa: ANN001
-            # Skip kaleido's page reload after each figure (see the module docstring).
-            await self.tabs_ready.put(tab)
-
-    return _OneSessionKaleido
+    kaleido.start_sync_server(silence_warnings=True)
 
 
-async def _export(specs: list[dict]) -> None:
-    async with _kaleido_class()(n=1) as session:
-        await session.write_fig_from_object(specs, cancel_on_error=True)
-
-
-def start_pngs(figures: Mapping[Path, go.Figure]) -> concurrent.futures.Future:
-    """Start writing each figure as a PNG at its path (:func:`png_size`), in one browser
-    session, in a thread of its own; ``.result()`` waits for it and raises its error.
-
-    The thread lets the browser start while the caller writes its other files, and works
-    where an event loop is already running (a notebook). The paths' folders must exist.
-    """
+def png_specs(figures: Mapping[Path, go.Figure]) -> list[dict]:
+    """kaleido's description of each PNG to write: figure, path and size."""
     specs = []
     for path, figure in figures.items():
         width, height = png_size(figure)
         specs.append({"fig": figure.to_dict(), "path": Path(path),
                       "opts": {"format": "png", "width": width, "height": height,
                                "scale": 1}})
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(asyncio.run, _export(specs)) if specs else pool.submit(lambda: None)
-    pool.shutdown(wait=False)
-    return future
+    return specs
 
 
 def write_pngs(figures: Mapping[Path, go.Figure]) -> None:
-    """Write each figure as a PNG at its path, in one browser session (see
-    :func:`start_pngs`)."""
-    start_pngs(figures).result()
+    """Write each figure as a PNG at its path (:func:`png_size`), all in one batch to the
+    process's one browser. Works where an event loop is already running (a notebook):
+    the browser's loop runs in a thread of its own."""
+    if not figures:
+        return
+    import kaleido
+
+    start_browser()
+    with warnings.catch_warnings():
+        # The sync server ignores per-call browser options; nothing to warn about.
+        warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+        kaleido.write_fig_from_object_sync(png_specs(figures), cancel_on_error=True)

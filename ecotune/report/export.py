@@ -23,7 +23,7 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
-from ecotune.report._png import png_export_available, start_pngs, write_pngs
+from ecotune.report._png import png_export_available, start_browser, write_pngs
 from ecotune.report.checks import (
     check_reportable,
     energy_objective,
@@ -175,10 +175,8 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with_png = png if png is not None else png_export_available()
-    pngs = {out / f"{name}.png": figure for name, figure in figures.items()} if with_png \
-        else {}
-    # All PNGs in one browser session, which starts while the other files are written.
-    drawing = start_pngs(pngs)
+    if with_png:
+        start_browser()  # in the background, while the other files are written
     front = pareto_front(study)
     names = objective_names(study)
     paths = {"csv": out / "front.csv", "json": out / "front.json"}
@@ -222,7 +220,8 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
     files = sorted({p.name for k, p in paths.items() if k != "index"})
     paths["index"].write_text(report_page(study.study_name, figures, front, names, summary,
                                           not_drawn, files), encoding="utf-8")
+    if with_png:  # all of them in one batch, to the one browser
+        write_pngs({paths[f"{name}_png"]: figure for name, figure in figures.items()})
     if dashboard and figures:
         save_to_dashboard(study, figures)
-    drawing.result()
     return paths
