@@ -128,8 +128,8 @@ def test_run_help_lists_the_sampler_names() -> None:
 
 
 def test_the_stored_spec_holds_only_the_fields_of_its_data_set() -> None:
+    from ecotune.names import STUDY_ATTR_SPEC as SPEC_ATTR
     from ecotune.search import prepare
-    from ecotune.search.runner import SPEC_ATTR
 
     _, study = prepare(tiny_spec("digits-spec", storage="sqlite:///s.db"))
     data = study.user_attrs[SPEC_ATTR]["data"]

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from rich.console import Console
 
 from ecotune.cli._common import (
     REPORT_ROOT,
     BadInput,
-    _check_storage_exists,
-    _one_line,
+    _choose_storage,
     _print_front,
     _print_not_drawn,
     _print_paths,
+    _storage_failed,
 )
 
 
@@ -23,24 +24,28 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     from ecotune.report import NothingToReport, safe_name, write_report
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = args.storage
-    _check_storage_exists(storage)
-    from ecotune.search.storage import open_storage
+    storage, source = _choose_storage(args.storage, must_exist=True)
+    from ecotune.search.storage import RedactedStorage, open_storage
+    from ecotune.search.storage_url import STORAGE_ENV, describe_storage, redact_url
 
+    shown = redact_url(storage)
     try:
-        storage_obj = open_storage(storage)
+        # Read through the redacting view: an older study may hold a password in its spec.
+        storage_obj = RedactedStorage(open_storage(storage))
         summaries = optuna.get_all_study_summaries(storage_obj)
     except Exception as err:
-        raise BadInput(f"storage {storage}: {_one_line(err)}") from None
+        raise _storage_failed(storage, err) from None
+    if os.environ.get(STORAGE_ENV):  # then say whether it was used
+        console.print(f"storage: {describe_storage(storage, source)}", highlight=False)
     names = [s.study_name for s in summaries]
     name = args.study_name
     if name is None:
         if len(names) != 1:
-            raise BadInput(f"storage {storage} holds {len(names)} studies {names}: "
+            raise BadInput(f"storage {shown} holds {len(names)} studies {names}: "
                            "choose one with --study-name")
         name = names[0]
     elif name not in names:
-        raise BadInput(f"no study {name!r} in {storage}; it holds {names}")
+        raise BadInput(f"no study {name!r} in {shown}; it holds {names}")
     study = optuna.load_study(study_name=name, storage=storage_obj)
     out = args.out or REPORT_ROOT / safe_name(name)
     try:

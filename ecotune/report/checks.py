@@ -12,6 +12,8 @@ from collections.abc import Collection
 
 import optuna
 
+from ecotune.names import ATTR_FAIL_REASON
+
 __all__ = ["ReportError", "NothingToReport", "objective_names", "energy_objective",
            "is_energy_name", "check_reportable", "plots_not_drawn", "NOT_DRAWN"]
 
@@ -101,7 +103,7 @@ def _feasible(trial: optuna.trial.FrozenTrial) -> bool:
 
 def _fail_reason(trial: optuna.trial.FrozenTrial) -> str | None:
     # ecotune stores it as a user attribute; Optuna < 3 stored it as a system attribute.
-    return trial.user_attrs.get("fail_reason") or trial.system_attrs.get("fail_reason")
+    return trial.user_attrs.get(ATTR_FAIL_REASON) or trial.system_attrs.get("fail_reason")
 
 
 def check_reportable(study: optuna.Study, color_by: str | None = None) -> str:

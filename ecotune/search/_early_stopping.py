@@ -30,13 +30,14 @@ from typing import NamedTuple
 import numpy as np
 import optuna
 
-from ecotune.training import EpochRecord, StopTraining
+from ecotune.epochs import EpochRecord, StopTraining
+from ecotune.names import ATTR_EARLY_STOPPING
 
 __all__ = ["Prediction", "predict_final", "EnergyAwareStopper", "EARLY_STOP",
            "FREEZE_ENERGY_MULTIPLIER", "LOW_PRECISION_ENERGY_MULTIPLIER", "STOPPER_ATTR"]
 
 EARLY_STOP = "energy_aware_stop"
-STOPPER_ATTR = "early_stopping"
+STOPPER_ATTR = ATTR_EARLY_STOPPING
 FREEZE_ENERGY_MULTIPLIER = 0.77
 LOW_PRECISION_ENERGY_MULTIPLIER = 0.93
 
