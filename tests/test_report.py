@@ -182,7 +182,7 @@ def test_write_report_writes_every_plot_and_saves_them_for_the_dashboard(tmp_pat
     paths = write_report(study, tmp_path / "r", png=False)
     assert {p.name for p in set(paths.values())} == {
         "front.csv", "front.json", "hypervolume.csv", "pareto.html", "hypervolume.html",
-        "learning_curves.html"}
+        "learning_curves.html", "index.html", "plotly.min.js"}
     assert pd.read_csv(paths["hypervolume_csv"])["hypervolume"].tolist() == [0.0]
     saved = get_plotly_graph_objects(storage.get_study_system_attrs(study._study_id))
     assert set(saved) == {"ecotune-pareto", "ecotune-hypervolume", "ecotune-learning-curves"}

@@ -12,6 +12,7 @@ from ecotune.cli._common import (
     BadInput,
     _choose_storage,
     _print_front,
+    _print_not_drawn,
     _print_paths,
     _storage_failed,
 )
@@ -20,7 +21,7 @@ from ecotune.cli._common import (
 def _report(args: argparse.Namespace, console: Console) -> int:
     import optuna
 
-    from ecotune.report import safe_name, write_report
+    from ecotune.report import NothingToReport, safe_name, write_report
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage, source = _choose_storage(args.storage, must_exist=True)
@@ -50,8 +51,13 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     try:
         paths = write_report(study, out, png=False if args.no_png else None,
                              color_by=args.color_by)
+    except NothingToReport as err:  # a study with nothing to show: an error, not bad input
+        Console(stderr=True).print(f"[bold red]ecotune: error:[/] {err}", highlight=False,
+                                   soft_wrap=True)
+        return 1
     except ValueError as err:
         raise BadInput(str(err)) from None
     _print_front(study, console)
+    _print_not_drawn(paths, console)
     _print_paths(paths, console)
     return 0

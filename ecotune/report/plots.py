@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
+import numpy as np
 import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
+from ecotune.report.checks import is_energy_name, objective_names
 from ecotune.report.front import trials_frame
 from ecotune.report.trials import ParameterEffects
 
-__all__ = ["ParetoPlotData", "pareto_plot_data", "pareto_figure", "energy_label",
-           "hypervolume_figure", "learning_curves_figure", "parameter_effects_figure"]
+__all__ = ["ParetoPlotData", "pareto_plot_data", "pareto_figure", "energy_label", "axis_type",
+           "LOG_SPAN", "hypervolume_figure", "learning_curves_figure",
+           "parameter_effects_figure"]
 
-_UNITS = {"energy_j": "J", "duration_s": "s", "co2_g": "g CO2-eq", "accuracy": "0-1"}
+_UNITS = {"energy_j": "J", "duration_s": "s", "co2_g": "g CO2-eq", "accuracy": "0-1",
+          "inference_energy": "pJ"}
+#: An energy axis is drawn on a log scale when its values span more than this factor.
+LOG_SPAN = 30.0
+# Colours of the front's trials in the learning curves (Plotly's default sequence).
+_FRONT_COLORS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3",
+                 "#ff6692", "#b6e880", "#ff97ff", "#fecb52")
 
 
 class ParetoPlotData(NamedTuple):
@@ -27,6 +36,7 @@ class ParetoPlotData(NamedTuple):
     x_label: str
     y_label: str
     title: str
+    objectives: tuple[str, ...] = ()  # every objective, in the study's order (for hover)
 
 
 def energy_label(frame: pd.DataFrame) -> str:
@@ -41,16 +51,35 @@ def energy_label(frame: pd.DataFrame) -> str:
 def _axis_label(name: str, frame: pd.DataFrame) -> str:
     unit = _UNITS.get(name)
     label = f"{name} ({unit})" if unit else name
-    if name in ("energy_j", "co2_g"):
+    if name == "inference_energy":
+        label += " [estimate, ASIC model]"
+    elif name == "co2_g" or is_energy_name(name):
         label += f" [{energy_label(frame)}]"
     return label
+
+
+def axis_type(values: Sequence[float] | pd.Series, name: str | None = None) -> str:
+    """``"log"`` for an energy axis whose positive values span more than :data:`LOG_SPAN`
+    (so that cheap trials are not squashed against zero), else ``"linear"``.
+
+    ``name``: the axis's objective; only energy objectives switch (``None``: energy).
+
+    Example:
+        >>> axis_type([1.0, 50.0]), axis_type([1.0, 20.0]), axis_type([1.0, 50.0], "accuracy")
+        ('log', 'linear', 'linear')
+    """
+    if name is not None and not is_energy_name(name):
+        return "linear"
+    array = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(float)
+    array = array[np.isfinite(array) & (array > 0)]
+    return "log" if len(array) and array.max() / array.min() > LOG_SPAN else "linear"
 
 
 def pareto_plot_data(study: optuna.Study, x: str | None = None,
                      y: str | None = None) -> ParetoPlotData:
     """Choose the axes (default: accuracy up, the first other objective across) and
     gather the trials."""
-    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    names = objective_names(study)
     if len(names) < 2:
         raise ValueError("a Pareto plot needs a study with at least two objectives")
     if y is None:
@@ -62,25 +91,33 @@ def pareto_plot_data(study: optuna.Study, x: str | None = None,
             raise ValueError(f"{axis!r} is not an objective of this study; expected {names}")
     frame = trials_frame(study)
     return ParetoPlotData(frame, x, y, _axis_label(x, frame), _axis_label(y, frame),
-                          f"{study.study_name}: Pareto front of {y} against {x}")
+                          f"{study.study_name}: Pareto front of {y} against {x}", tuple(names))
 
 
-def _hover(frame: pd.DataFrame) -> list[str]:
+def _value(value: object, unit: str | None = None) -> str:
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{text} {unit}" if unit and unit != "0-1" else text
+
+
+def _hover(frame: pd.DataFrame, objectives: Sequence[str] = ()) -> list[str]:
+    """Per point: the trial, its objective values with units, then its parameters."""
+    objectives = [c for c in objectives if c in frame]
     columns = [c for c in frame.columns if c.startswith("params_")]
     extra = [c for c in ("test_accuracy", "energy_meter") if c in frame]
     lines = []
     for _, row in frame.iterrows():
-        parts = [f"trial {row['trial']}"]
-        parts += [f"{c.removeprefix('params_')} = {row[c]:.4g}" if isinstance(row[c], float)
-                  else f"{c.removeprefix('params_')} = {row[c]}" for c in columns]
-        parts += [f"{c} = {row[c]:.4g}" if isinstance(row[c], float) else f"{c} = {row[c]}"
-                  for c in extra]
+        parts = [f"<b>trial {row['trial']}</b>"]
+        parts += [f"<b>{c} = {_value(row[c], _UNITS.get(c))}</b>" for c in objectives]
+        parts += [f"{c.removeprefix('params_')} = {_value(row[c])}" for c in columns]
+        parts += [f"{c} = {_value(row[c])}" for c in extra]
         lines.append("<br>".join(parts))
     return lines
 
 
 def pareto_figure(data: ParetoPlotData, color_by: str | None = None) -> go.Figure:
-    """Scatter of every trial, the front highlighted and joined; hover shows parameters.
+    """Scatter of every trial, the front highlighted and joined; hover shows the trial's
+    objective values (with units), then its parameters. An energy axis whose values span
+    more than :data:`LOG_SPAN` is drawn on a log scale.
 
     ``color_by`` names a parameter (e.g. ``"width"``) to colour the points by.
     """
@@ -101,18 +138,22 @@ def pareto_figure(data: ParetoPlotData, color_by: str | None = None) -> go.Figur
             marker.update(color="#9aa0a6" if name == "dominated" else "#1a7f37")
         fig.add_trace(go.Scatter(
             x=part[data.x], y=part[data.y], mode="markers", name=name, marker=marker,
-            text=_hover(part), hovertemplate="%{text}<extra></extra>"))
+            text=_hover(part, data.objectives or (data.y, data.x)),
+            hovertemplate="%{text}<extra></extra>"))
     if len(front) > 1:
         fig.add_trace(go.Scatter(x=front[data.x], y=front[data.y], mode="lines",
                                  line={"color": "#1a7f37", "shape": "hv", "dash": "dot"},
                                  showlegend=False, hoverinfo="skip"))
     fig.update_layout(title=data.title, xaxis_title=data.x_label, yaxis_title=data.y_label,
                       template="plotly_white", legend={"orientation": "h", "y": -0.2})
+    for axis, name in ((fig.layout.xaxis, data.x), (fig.layout.yaxis, data.y)):
+        axis.type = axis_type(frame[name] if len(frame) else [], name)
     return fig
 
 
 def hypervolume_figure(histories: Mapping[str, pd.DataFrame], title: str,
-                       target: float | None = None) -> go.Figure:
+                       target: float | None = None, energy_note: str | None = None,
+                       volume_unit: str | None = None, energy_unit: str = "J") -> go.Figure:
     """Hypervolume against cumulative search energy, one line per run.
 
     Args:
@@ -120,6 +161,14 @@ def hypervolume_figure(histories: Mapping[str, pd.DataFrame], title: str,
             :func:`~ecotune.report.hypervolume.hypervolume_history`.
         target: a hypervolume drawn as a dashed horizontal line (e.g. 95 % of the
             reference hypervolume in a comparison).
+        energy_note: how the energy was obtained (e.g. ``"estimate, codecarbon"``), shown
+            on the energy axis.
+        volume_unit: the hypervolume's unit, the product of the objectives' units (e.g.
+            ``"0-1 x J"``).
+        energy_unit: the unit of the energies in ``histories``.
+
+    The energy axis is logarithmic where the cumulative energies span more than
+    :data:`LOG_SPAN`.
     """
     fig = go.Figure()
     for label, history in histories.items():
@@ -128,34 +177,51 @@ def hypervolume_figure(histories: Mapping[str, pd.DataFrame], title: str,
             mode="lines+markers", line={"shape": "hv"}, marker={"size": 5},
             text=[f"trial {n} ({s.lower()})" for n, s in zip(history["trial"],
                                                               history["state"])],
-            hovertemplate="%{text}<br>energy spent %{x:.4g} J<br>hypervolume %{y:.4g}"
-                          "<extra>%{fullData.name}</extra>"))
+            hovertemplate=f"%{{text}}<br>energy spent %{{x:.4g}} {energy_unit}<br>"
+                          "hypervolume %{y:.4g}<extra>%{fullData.name}</extra>"))
     if target is not None:
         fig.add_hline(y=target, line={"dash": "dash", "color": "#d1242f"},
                       annotation_text="95 % of the reference hypervolume")
-    fig.update_layout(title=title, xaxis_title="search energy spent, cumulative (J)",
-                      yaxis_title="hypervolume of the front", template="plotly_white")
+    x_title = f"search energy spent, cumulative ({energy_unit})"
+    if energy_note:
+        x_title += f" [{energy_note}]"
+    y_title = "hypervolume of the front" + (f" ({volume_unit})" if volume_unit else "")
+    energies = [e for h in histories.values() for e in h["cumulative_energy_j"]]
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title,
+                      template="plotly_white", xaxis_type=axis_type(energies))
     return fig
 
 
-def learning_curves_figure(curves: pd.DataFrame, title: str) -> go.Figure:
-    """Validation accuracy per epoch, one line per trial; early-stopped trials dashed and
-    ended with a cross."""
+def learning_curves_figure(curves: pd.DataFrame, title: str,
+                           front_trials: Collection[int] = ()) -> go.Figure:
+    """Validation accuracy per epoch, one line per trial. The Pareto front's trials
+    (``front_trials``) each get a colour and a legend entry of their own; the others are
+    grey, early-stopped ones dashed, red and ended with a cross.
+    """
     fig = go.Figure()
     shown = set()
+    front = sorted(set(front_trials))
     for trial, curve in curves.groupby("trial", sort=True):
         early = bool(curve["early_stopped"].iloc[0])
-        group = "early-stopped" if early else "ran all epochs"
+        on_front = trial in front
+        if on_front:
+            group = f"trial {trial} (Pareto front)"
+            color = _FRONT_COLORS[front.index(trial) % len(_FRONT_COLORS)]
+        else:
+            group = "other trials, early-stopped" if early else "other trials"
+            color = "#d1242f" if early else "#9aa0a6"
         energy = [f"{e:.4g} J" if pd.notna(e) else "n/a" for e in curve["energy_j"]]
         fig.add_trace(go.Scatter(
             x=curve["epoch"], y=curve["val_accuracy"], mode="lines+markers",
             name=group, legendgroup=group, showlegend=group not in shown,
-            line={"dash": "dash" if early else "solid",
-                  "color": "#d1242f" if early else "#0969da", "width": 1.5},
+            legendrank=1 if on_front else 1000,
+            line={"dash": "dash" if early else "solid", "color": color,
+                  "width": 2.5 if on_front else 1.2},
             marker={"size": [4] * (len(curve) - 1) + [10 if early else 4],
                     "symbol": ["circle"] * (len(curve) - 1) + ["x" if early else "circle"]},
-            opacity=0.8,
-            text=[f"trial {trial}, {curve['stop_reason'].iloc[0] or curve['state'].iloc[0]}"
+            opacity=1.0 if on_front else 0.6,
+            text=[f"trial {trial}{' (Pareto front)' if on_front else ''}, "
+                  f"{curve['stop_reason'].iloc[0] or curve['state'].iloc[0]}"
                   f"<br>energy so far {e}" for e in energy],
             hovertemplate="%{text}<br>epoch %{x}: accuracy %{y:.4f}<extra></extra>"))
         shown.add(group)
@@ -188,6 +254,11 @@ def parameter_effects_figure(effects: ParameterEffects, title: str) -> go.Figure
                              type="log" if param in effects.log_params else None)
             if c == 1:
                 fig.update_yaxes(title_text=_axis_label(objective, frame), row=r, col=1)
-    fig.update_layout(title=title, template="plotly_white", height=300 * rows + 100,
-                      width=max(900, 280 * cols))
+        # Every column of a row shares its y axis, so all take the same scale.
+        fig.update_yaxes(type=axis_type(frame[objective] if len(frame) else [], objective),
+                         row=r)
+    # No fixed pixel size: the figure fills its container (optuna-dashboard's card, the
+    # report page). `meta` keeps the grid's shape for a PNG's or a page's size.
+    fig.update_layout(title=title, template="plotly_white", autosize=True,
+                      meta={"grid": [rows, cols]})
     return fig
