@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from rich.console import Console
 
@@ -41,12 +42,29 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     elif name not in names:
         raise BadInput(f"no study {name!r} in {storage}; it holds {names}")
     study = optuna.load_study(study_name=name, storage=storage_obj)
+    reference = _reference(args.reference, study)
     out = args.out or REPORT_ROOT / safe_name(name)
     try:
         paths = write_report(study, out, png=False if args.no_png else None,
-                             color_by=args.color_by)
+                             color_by=args.color_by, reference=reference)
     except ValueError as err:
         raise BadInput(str(err)) from None
     _print_front(study, console)
     _print_paths(paths, console)
     return 0
+
+
+def _reference(text: str | None, study) -> list[float] | None:
+    """``--reference 0,12.5``: one finite number per objective of ``study``."""
+    if text is None:
+        return None
+    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise BadInput(f"--reference {text!r}: expected numbers separated by commas, one per "
+                       f"objective ({', '.join(names)})") from None
+    if len(values) != len(names) or not all(math.isfinite(v) for v in values):
+        raise BadInput(f"--reference {text!r}: expected {len(names)} finite numbers, one per "
+                       f"objective ({', '.join(names)})")
+    return values

@@ -15,9 +15,11 @@ import json
 import math
 import shutil
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import plotly.graph_objects as go
 
 from ecotune.report.front import pareto_front
@@ -73,15 +75,26 @@ def _json_safe(value):
     return value
 
 
-def report_figures(study: optuna.Study, color_by: str | None = None) -> dict[str, go.Figure]:
+def report_figures(study: optuna.Study, color_by: str | None = None,
+                   history: pd.DataFrame | None = None,
+                   reference: Sequence[float] | None = None) -> dict[str, go.Figure]:
     """ecotune's plots of ``study`` by name; a plot with nothing to show is left out
     (a single-objective study has no Pareto plot, a study without learning curves no
-    learning-curve plot)."""
+    learning-curve plot).
+
+    Args:
+        history: the study's :func:`~ecotune.report.hypervolume.hypervolume_history`,
+            when the caller has it already (:func:`write_report` computes it once for
+            the figure and the CSV); default: computed here against ``reference``.
+        reference: the hypervolume reference point (default: ecotune's, see
+            :func:`~ecotune.report.hypervolume.reference_point`).
+    """
     name = study.study_name
     figures: dict[str, go.Figure] = {}
     if len(study.directions) >= 2:
         figures["pareto"] = pareto_figure(pareto_plot_data(study), color_by=color_by)
-    history = hypervolume_history(study)
+    if history is None:
+        history = hypervolume_history(study, reference)
     if len(history):
         figures["hypervolume"] = hypervolume_figure(
             {name: history}, f"{name}: hypervolume against search energy")
@@ -124,7 +137,8 @@ def save_to_dashboard(study: optuna.Study, figures: dict[str, go.Figure]) -> lis
 
 
 def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = None,
-                 color_by: str | None = None, dashboard: bool = True) -> dict[str, Path]:
+                 color_by: str | None = None, dashboard: bool = True,
+                 reference: Sequence[float] | None = None) -> dict[str, Path]:
     """Write the report of ``study`` into ``out_dir`` (created if needed).
 
     Args:
@@ -132,6 +146,8 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
         color_by: a parameter to colour the Pareto plot by.
         dashboard: also save the plots into the study for optuna-dashboard (the one
             thing here that writes to storage).
+        reference: the hypervolume reference point, one value per objective (default:
+            ecotune's, see :func:`~ecotune.report.hypervolume.reference_point`).
 
     Returns:
         The written files by kind: ``csv``, ``json``, ``hypervolume_csv``,
@@ -139,6 +155,9 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
         where the trials stored them), and per plot
         ``<plot>_html`` and maybe ``<plot>_png``; ``html`` and ``png`` name the Pareto plot.
     """
+    # Computed once, before anything is written (a bad reference fails here), and shared
+    # by hypervolume.csv and the hypervolume figure.
+    history = hypervolume_history(study, reference)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     front = pareto_front(study)
@@ -158,13 +177,13 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
         "profile_csv": ("energy_profile.csv", layer_profile(study)),
         "profile_types_csv": ("energy_profile_by_type.csv", layer_type_profile(study)),
         "predictions_csv": ("early_stopping_predictions.csv", prediction_errors(study)),
-        "hypervolume_csv": ("hypervolume.csv", hypervolume_history(study)),
+        "hypervolume_csv": ("hypervolume.csv", history),
     }
     for kind, (file_name, table) in tables.items():
         if len(table):
             paths[kind] = out / file_name
             table.to_csv(paths[kind], index=False)
-    figures = report_figures(study, color_by=color_by)
+    figures = report_figures(study, color_by=color_by, history=history)
     with_png = png if png is not None else png_export_available()
     for name, figure in figures.items():
         for kind, path in write_figure(figure, out, name, with_png).items():

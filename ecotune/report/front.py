@@ -5,11 +5,10 @@ Reads only an ``optuna.Study``, so it works on any multi-objective Optuna study.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import optuna
 import pandas as pd
+
+from ecotune.pareto import is_feasible, non_dominated
 
 __all__ = ["non_dominated", "pareto_front", "trials_frame", "ENERGY_ATTRS"]
 
@@ -22,39 +21,13 @@ TRAINING_KEYS = ("n_params", "macs", "activation_density", "epochs_run", "stop_r
 INFERENCE_KEYS = ("asic_pj", "asic_energy_ratio", "eyeriss_rel", "eyeriss_energy_ratio")
 
 
-def non_dominated(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
-    """Boolean mask of the rows of ``values`` (n points x m objectives) that no other row
-    dominates. A row dominates another when it is at least as good in every objective
-    and better in one. Duplicated points are all kept.
-
-    Example:
-        >>> non_dominated(np.array([[0.9, 10.], [0.8, 5.], [0.7, 6.]]), [True, False])
-        array([ True,  True, False])
-    """
-    values = np.asarray(values, dtype=float)
-    if values.ndim != 2 or values.shape[1] != len(maximize):
-        raise ValueError(f"values must be (n, {len(maximize)}); got shape {values.shape}")
-    # Turn every objective into one to minimise.
-    costs = np.where(np.asarray(maximize), -values, values)
-    # Pairwise, vectorised: O(n^2 m) memory is fine for the trial counts of a study.
-    no_worse = (costs[:, None, :] <= costs[None, :, :]).all(axis=2)
-    better = (costs[:, None, :] < costs[None, :, :]).any(axis=2)
-    dominates = no_worse & better  # [i, j]: i dominates j
-    return ~dominates.any(axis=0)
-
-
-def _feasible(trial: optuna.trial.FrozenTrial) -> bool:
-    # Optuna's rule: feasible when every constraint value is zero or less.
-    return all(c <= 0 for c in trial.constraints.values())
-
-
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per complete, feasible trial: objectives, ``params_*`` and energy
     attributes, plus ``on_front`` marking the non-dominated ones."""
     names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
     trials = [t for t in study.get_trials(deepcopy=False,
                                           states=(optuna.trial.TrialState.COMPLETE,))
-              if _feasible(t)]
+              if is_feasible(t)]
     rows = []
     for t in trials:
         row: dict = {"trial": t.number}

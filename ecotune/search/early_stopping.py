@@ -24,12 +24,16 @@ ran to the end (:func:`ecotune.report.prediction_errors`).
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 import optuna
 
+from ecotune.pareto import ParetoFront, is_feasible
+from ecotune.search._trial_cursor import TrialCursor
 from ecotune.training import EpochRecord, StopTraining
 
 __all__ = ["Prediction", "predict_final", "EnergyAwareStopper", "EARLY_STOP",
@@ -116,14 +120,19 @@ class EnergyAwareStopper:
         self._curve: list[EpochRecord] = []
 
     def front(self) -> np.ndarray:
-        """(accuracy, energy_j) of the study's complete, feasible, non-dominated trials."""
-        from ecotune.report.front import non_dominated
+        """(accuracy, energy_j) of the study's complete, feasible, non-dominated trials
+        (one row per distinct point, by accuracy).
 
-        points = np.array([[t.values[self._acc], t.values[self._energy]]
-                           for t in self.study.get_trials(
-                               deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                           if all(c <= 0 for c in t.constraints.values())]).reshape(-1, 2)
-        return points[non_dominated(points, [True, False])] if len(points) else points
+        The front is kept per study object and process, and each call adds only the
+        trials that finished since the last (:class:`_StudyFront`): the check after an
+        epoch costs the same at 10,000 stored trials as at 100.
+        """
+        key = (self._acc, self._energy)
+        with _FRONTS_LOCK:
+            fronts = _FRONTS.setdefault(self.study, {})
+            if key not in fronts:
+                fronts[key] = _StudyFront(self.study, *key)
+            return fronts[key].update()
 
     def __call__(self, record: EpochRecord) -> None:
         if record.energy_j is None or record.epoch >= self.planned_epochs:
@@ -146,3 +155,26 @@ class EnergyAwareStopper:
         return {"predictions": [p._asdict() for p in self.predictions],
                 "stopped_at_epoch": self.stopped_at_epoch,
                 "planned_epochs": self.planned_epochs, "margin": self.margin}
+
+
+class _StudyFront:
+    """The (accuracy, energy) front of one study's complete, feasible trials, brought up
+    to date from the trials that finished since the last update."""
+
+    def __init__(self, study: optuna.Study, accuracy_index: int, energy_index: int) -> None:
+        self._cursor = TrialCursor(study)
+        self._front = ParetoFront([True, False])
+        self._columns = [accuracy_index, energy_index]
+
+    def update(self) -> np.ndarray:
+        for t in self._cursor.poll():
+            if t.state == optuna.trial.TrialState.COMPLETE and is_feasible(t):
+                self._front.add([t.values[i] for i in self._columns])
+        return self._front.points
+
+
+#: Fronts by study object, then by (accuracy, energy) objective index; workers in threads
+#: may share a study object, hence the lock.
+_FRONTS: weakref.WeakKeyDictionary[optuna.Study, dict[tuple[int, int], _StudyFront]] = (
+    weakref.WeakKeyDictionary())
+_FRONTS_LOCK = threading.Lock()
