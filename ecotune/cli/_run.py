@@ -55,6 +55,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
     from ecotune.report import safe_name, write_report
     from ecotune.search import StudyMismatchError, planned_trials, prepare
+    from ecotune.search._trial_cursor import TrialCursor
     from ecotune.search.runner import optimize
     from ecotune.search.workers import count_trials, start_local_workers
 
@@ -88,15 +89,18 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                   console=console) as progress:
         task = progress.add_task("trials", total=n_trials, last="")
 
+        # Other workers' trials count too: a cursor reads the trials finished since the
+        # last trial from storage (not the whole study each time).
+        finished = TrialCursor(study)
+        finished.poll()  # those finished before this run
+        done = 0
+
         def advance(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            # Other workers' trials count too: read the number finished from storage.
-            done = len(study.get_trials(deepcopy=False, states=finished)) - finished_before
+            nonlocal done
+            done += len(finished.poll())
             progress.update(task, completed=done,
                             last=_trial_summary(trial, spec.study.objectives))
 
-        finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
-                     optuna.trial.TrialState.PRUNED)
-        finished_before = len(study.get_trials(deepcopy=False, states=finished))
         with start_local_workers(spec, target, args.workers - 1):
             budget = optimize(spec, study, callbacks=[advance], target_trials=target)
     if budget is not None and budget.reached:

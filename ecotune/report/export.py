@@ -22,7 +22,7 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
-from ecotune.report.front import pareto_front
+from ecotune.report.front import pareto_front, sharing_trials_frames
 from ecotune.report.hypervolume import hypervolume_history
 from ecotune.report.plots import (
     energy_label,
@@ -136,6 +136,7 @@ def save_to_dashboard(study: optuna.Study, figures: dict[str, go.Figure]) -> lis
             for name, figure in figures.items()]
 
 
+@sharing_trials_frames  # one trials_frame for the front, the plots and the profiles
 def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = None,
                  color_by: str | None = None, dashboard: bool = True,
                  reference: Sequence[float] | None = None) -> dict[str, Path]:

@@ -5,12 +5,21 @@ Reads only an ``optuna.Study``, so it works on any multi-objective Optuna study.
 
 from __future__ import annotations
 
+import contextvars
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
 import optuna
 import pandas as pd
 
 from ecotune.pareto import is_feasible, non_dominated
 
-__all__ = ["non_dominated", "pareto_front", "trials_frame", "ENERGY_ATTRS"]
+__all__ = ["non_dominated", "pareto_front", "trials_frame", "sharing_trials_frames",
+           "ENERGY_ATTRS"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Trial user attributes shown beside the objectives (those a trial has).
 ENERGY_ATTRS = ("energy_j", "cpu_energy_j", "gpu_energy_j", "ram_energy_j", "duration_s",
@@ -21,9 +30,39 @@ TRAINING_KEYS = ("n_params", "macs", "activation_density", "epochs_run", "stop_r
 INFERENCE_KEYS = ("asic_pj", "asic_energy_ratio", "eyeriss_rel", "eyeriss_energy_ratio")
 
 
+#: Within :func:`sharing_trials_frames`: each study's frame, by ``id(study)``.
+_SHARED: contextvars.ContextVar[dict[int, tuple[optuna.Study, pd.DataFrame]] | None] = (
+    contextvars.ContextVar("ecotune_trials_frames", default=None))
+
+
+def sharing_trials_frames(function: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a function that reads unchanging studies (a report) so that
+    :func:`trials_frame` builds each study's frame once during the call: the front, the
+    Pareto plot, the parameter plots and the energy profiles all start from it."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = _SHARED.set({})
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _SHARED.reset(token)
+
+    return wrapper
+
+
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per complete, feasible trial: objectives, ``params_*`` and energy
     attributes, plus ``on_front`` marking the non-dominated ones."""
+    shared = _SHARED.get()
+    if shared is None:
+        return _trials_frame(study)
+    if id(study) not in shared:  # the study is kept with its frame: its id stays its own
+        shared[id(study)] = (study, _trials_frame(study))
+    return shared[id(study)][1].copy()  # each caller its own: they cannot clash
+
+
+def _trials_frame(study: optuna.Study) -> pd.DataFrame:
     names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
     trials = [t for t in study.get_trials(deepcopy=False,
                                           states=(optuna.trial.TrialState.COMPLETE,))

@@ -23,7 +23,7 @@ _UNITS = {"energy_j": "J", "duration_s": "s", "co2_g": "g CO2-eq", "accuracy": "
 # steps, so that pages and the figures saved for optuna-dashboard stay small. The front
 # is always drawn in full.
 MAX_DOMINATED_POINTS = 2000
-MAX_CURVES = 200
+MAX_CURVES = 100
 MAX_HISTORY_POINTS = 2000
 
 
