@@ -76,8 +76,10 @@ def growth(sizes: list[int], seconds: list[float]) -> float:
 # ----------------------------------------------------------------------------- reports
 
 
-def _report(url: str, name: str, out: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of ``ecotune report --no-png`` in a fresh process."""
+def _report(url: str, name: str, out: Path) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system: less inflated than wall time on a
+    machine others share) and peak RSS (MB) of ``ecotune report --no-png`` in a fresh
+    process."""
     start = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "ecotune", "report", "--storage", url, "--study-name", name,
@@ -87,7 +89,7 @@ def _report(url: str, name: str, out: Path) -> tuple[float, float]:
     wall_s = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"ecotune report failed: {process.stderr.read().decode()[-2000:]}")
-    return wall_s, usage.ru_maxrss / 1024  # ru_maxrss: KB on Linux
+    return wall_s, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # RSS: KB
 
 
 def _dashboard_sizes_kb(study: optuna.Study) -> dict[str, float]:
@@ -142,13 +144,13 @@ def _history_ratio(study: optuna.Study) -> tuple[float, float]:
 
 def reports(work: Path, sizes: list[int], scratch_up_to: int) -> float:
     print("\n1. ecotune report --no-png, two objectives, SQLite (fresh process each)")
-    print(f"{'trials':>7} {'time (s)':>9} {'peak RSS (MB)':>14} "
+    print(f"{'trials':>7} {'wall (s)':>9} {'CPU (s)':>8} {'peak RSS (MB)':>14} "
           f"{'dashboard figures (KB)':>40}   history: incremental / from scratch")
     times = []
     for n in sizes:
         url = f"sqlite:///{work}/report-{n}.db"
         study = build_study(url, f"report-{n}", n)
-        wall_s, rss_mb = _report(url, f"report-{n}", work / f"report-{n}")
+        wall_s, cpu_s, rss_mb = _report(url, f"report-{n}", work / f"report-{n}")
         times.append(wall_s)
         figures = _dashboard_sizes_kb(optuna.load_study(study_name=f"report-{n}",
                                                         storage=url))
@@ -160,7 +162,8 @@ def reports(work: Path, sizes: list[int], scratch_up_to: int) -> float:
                      f"{scratch_s / incremental_s:.0f}x faster")
         else:
             ratio = "(from scratch skipped: too slow)"
-        print(f"{n:>7,} {wall_s:>9.2f} {rss_mb:>14.0f} {shown:>40}   {ratio}", flush=True)
+        print(f"{n:>7,} {wall_s:>9.2f} {cpu_s:>8.2f} {rss_mb:>14.0f} {shown:>40}   {ratio}",
+              flush=True)
     k = growth(sizes, times)
     print(f"growth: report time ~ n^{k:.2f}; at {sizes[-1]:,} trials {times[-1]:.1f} s "
           f"(target <= 15 s)")
@@ -232,7 +235,7 @@ def _objective(trial: optuna.Trial) -> tuple[float, float]:
 
 
 def _bookkeeping(url: str, n_stored: int, n_trials: int) -> tuple[float, float, float]:
-    """(first trial s, per-trial s without the sampler, sampler s per trial)."""
+    """(first trial s, median per-trial s without the sampler, median sampler s)."""
     name = f"book-{n_stored}"
     build_study(url, name, n_stored)
     spec, study = prepare({"study": {"name": name, "storage": url, "sampler": "tpe",
@@ -243,17 +246,22 @@ def _bookkeeping(url: str, n_stored: int, n_trials: int) -> tuple[float, float, 
     start = time.perf_counter()
     run_worker(spec, study, n_stored + 1, objective=_objective)
     first_s = time.perf_counter() - start
-    sampler.seconds = 0.0
-    start = time.perf_counter()
-    run_worker(spec, study, n_stored + 1 + n_trials, objective=_objective)
-    total_s = (time.perf_counter() - start) / n_trials
-    sampler_s = sampler.seconds / n_trials
+    marks = [(time.perf_counter(), sampler.seconds)]
+
+    def mark(_study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        marks.append((time.perf_counter(), sampler.seconds))
+
+    run_worker(spec, study, n_stored + 1 + n_trials, callbacks=[mark], objective=_objective)
     assert len(study.trials) == n_stored + 1 + n_trials
-    return first_s, total_s - sampler_s, sampler_s
+    # Per trial, from one trial's end to the next one's (claim lock, count and budget
+    # included); medians, since other work on a shared machine adds outliers.
+    total = np.diff([t for t, _ in marks])
+    in_sampler = np.diff([s for _, s in marks])
+    return first_s, float(np.median(total - in_sampler)), float(np.median(in_sampler))
 
 
 def bookkeeping(work: Path, sizes: list[int], n_trials: int) -> dict[str, float]:
-    print(f"\n2. per-trial bookkeeping (run_worker, no training; mean of {n_trials} trials "
+    print(f"\n2. per-trial bookkeeping (run_worker, no training; median of {n_trials} trials "
           "after the first)")
     print(f"{'storage':>10} {'stored':>7} {'ecotune + Optuna (ms)':>22} "
           f"{'TPE sampler (ms)':>17} {'first trial (s)':>16}")
@@ -309,7 +317,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ecotune-scale-") as tmp:
         work = Path(tmp)
         reports(work, report_sizes, scratch_up_to=5000)
-        bookkeeping(work, book_sizes, n_trials=5 if args.quick else 10)
+        bookkeeping(work, book_sizes, n_trials=5 if args.quick else 30)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 

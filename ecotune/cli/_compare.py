@@ -34,7 +34,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = spec.study.storage
     try:
-        existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+        existing = set(optuna.get_all_study_names(storage))  # summaries read every trial
     except Exception as err:
         raise BadInput(f"storage {storage}: {_one_line(err)}") from None
     taken = [s.study.name for _, _, s in runs if s.study.name in existing]

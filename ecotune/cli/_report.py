@@ -29,10 +29,11 @@ def _report(args: argparse.Namespace, console: Console) -> int:
 
     try:
         storage_obj = open_storage(storage)
-        summaries = optuna.get_all_study_summaries(storage_obj)
+        # Names only: study summaries would read every trial of every study, and a
+        # 10,000-trial study would then be read twice (load_study reads it again).
+        names = optuna.get_all_study_names(storage_obj)
     except Exception as err:
         raise BadInput(f"storage {storage}: {_one_line(err)}") from None
-    names = [s.study_name for s in summaries]
     name = args.study_name
     if name is None:
         if len(names) != 1:
