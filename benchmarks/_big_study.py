@@ -23,12 +23,33 @@ from sqlalchemy import insert
 from ecotune.search.storage import open_storage
 from ecotune.search.study import create_study
 
-__all__ = ["build_study", "EPOCHS"]
+__all__ = ["build_study", "trial_user_attrs", "EPOCHS"]
 
 #: Epochs in each stored learning curve (the user attribute is as big as a real one).
 EPOCHS = 8
 _DISTRIBUTIONS = {"lr": FloatDistribution(1e-4, 1e-1, log=True),
                   "width": FloatDistribution(0.25, 2.0)}
+
+
+def trial_user_attrs(accuracy: float, energy_j: float, curve: list[dict]) -> dict:
+    """The user attributes a built-in-trainer trial records (meter window, training
+    summary with its learning curve, inference estimates with a per-layer profile)."""
+    return {
+        "energy_j": energy_j, "cpu_energy_j": energy_j * 0.3, "ram_energy_j": energy_j * 0.7,
+        "duration_s": energy_j / 14, "co2_g": energy_j * 1e-4, "energy_meter": "codecarbon",
+        "energy_is_estimate": True, "energy_scope": "process",
+        "energy_details": {"sources": {"cpu": "codecarbon", "ram": "codecarbon"},
+                           "alternatives_j": {"cputime": energy_j * 0.3}, "cpu_share": 1.0,
+                           "warnings": []},
+        "test_accuracy": accuracy,
+        "training": {"val_accuracy": accuracy, "activation_density": 0.5, "n_params": 12345,
+                     "macs": 67890, "budget_energy_ratio": None, "epochs_run": len(curve),
+                     "stop_reason": "completed", "learning_curve": curve},
+        "inference": {"asic_pj": 1.2e6, "asic_energy_ratio": 0.8, "eyeriss_rel": 0.9,
+                      "eyeriss_energy_ratio": 0.85,
+                      "profile": [{"layer": f"layer{i}", "type": "Conv2d" if i < 2 else
+                                   "Linear", "share": 0.25} for i in range(4)]},
+    }
 
 
 def _trial_rows(n_trials: int, first_number: int, seed: int) -> list[dict]:
@@ -52,13 +73,7 @@ def _trial_rows(n_trials: int, first_number: int, seed: int) -> list[dict]:
             "number": first_number + i, "state": state,
             "values": [accuracy, energy_j] if state == "COMPLETE" else None,
             "params": {"lr": lr, "width": width},
-            "user_attrs": {
-                "energy_j": energy_j, "duration_s": energy_j / 14, "co2_g": energy_j * 1e-4,
-                "energy_meter": "codecarbon", "energy_is_estimate": True,
-                "test_accuracy": accuracy,
-                "training": {"val_accuracy": accuracy, "n_params": 12345, "macs": 67890,
-                             "epochs_run": EPOCHS, "stop_reason": "completed",
-                             "learning_curve": curve}},
+            "user_attrs": trial_user_attrs(accuracy, energy_j, curve),
             "constraints": ({"trial_energy_j": energy_j - 25.0} if fate > 0.9 else {}),
         })
     return trials

@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _big_study import EPOCHS, build_study  # noqa: E402
+from _big_study import EPOCHS, build_study, trial_user_attrs  # noqa: E402
 
 from ecotune.pareto import hypervolume  # noqa: E402
 from ecotune.report.hypervolume import (  # noqa: E402
@@ -62,9 +62,6 @@ from ecotune.search.workers import run_worker  # noqa: E402
 from ecotune.training import EpochRecord  # noqa: E402
 from tests.pg import create_database, postgres_bin, temporary_postgres  # noqa: E402
 
-#: The energy attributes one ecotune trial records (its meter window), typical values.
-TRIAL_ATTRS = {"energy_j": 1.5, "cpu_energy_j": 0.5, "ram_energy_j": 1.0, "duration_s": 0.1,
-               "co2_g": 0.0002, "energy_meter": "codecarbon", "energy_is_estimate": True}
 DASHBOARD_KEY = "dashboard:plot_data:"  # optuna-dashboard's study system attributes
 
 
@@ -225,10 +222,9 @@ def _objective(trial: optuna.Trial) -> tuple[float, float]:
         budget(record)
         stopper(record)
         curve.append(dataclasses.asdict(record))
-    for key, value in TRIAL_ATTRS.items():
+    # One transaction per attribute, as an ecotune trial writes them.
+    for key, value in trial_user_attrs(0.5 * width, 0.8, curve).items():
         trial.set_user_attr(key, value)
-    trial.set_user_attr("test_accuracy", 0.5)
-    trial.set_user_attr("training", {"learning_curve": curve, "stop_reason": "completed"})
     trial.set_user_attr("early_stopping", stopper.record())
     trial.set_constraint("trial_energy_j", budget.constraint_j(0.8, EPOCHS))
     return 0.5 * width + lr, 0.8

@@ -11,6 +11,7 @@ import optuna
 import pytest
 
 from ecotune.pareto import non_dominated
+from ecotune.search import early_stopping
 from ecotune.search.budgets import StudyEnergyBudget, study_energy_j
 from ecotune.search.early_stopping import EnergyAwareStopper
 from ecotune.search.storage import open_storage
@@ -54,7 +55,8 @@ def _brute_force_front(study: optuna.Study) -> set[tuple[float, float]]:
 
 
 @pytest.mark.parametrize("storage", ["sqlite:///b.db", "journal:///b.log", None])
-def test_incremental_bookkeeping_equals_reading_everything(storage, tmp_path: Path) -> None:
+def test_incremental_bookkeeping_equals_reading_everything(storage, tmp_path: Path,
+                                                           monkeypatch) -> None:
     if storage is None:
         storage = optuna.storages.InMemoryStorage()
     study, other = _studies(storage)
@@ -68,11 +70,24 @@ def test_incremental_bookkeeping_equals_reading_everything(storage, tmp_path: Pa
             continue  # checks come now and then, several trials apart
         assert count_trials(study) == len(other.get_trials())
         assert budget.spent_j(study) == pytest.approx(study_energy_j(other))
-        assert {tuple(p) for p in stopper.front().tolist()} == _brute_force_front(other)
-    # A new stopper (the next trial's) shares the front kept for this study object.
-    assert {tuple(p) for p in EnergyAwareStopper(study, 5).front().tolist()} == (
-        _brute_force_front(other))
+        # Each trial's stopper: they share the front kept for this study object.
+        front = EnergyAwareStopper(study, planned_epochs=5).front()
+        assert {tuple(p) for p in front.tolist()} == _brute_force_front(other)
+        # One stopper checks again after FRONT_REFRESH_S (here 0 s): it sees new trials.
+        with monkeypatch.context() as patch:
+            patch.setattr(early_stopping, "FRONT_REFRESH_S", 0.0)
+            assert {tuple(p) for p in stopper.front().tolist()} == _brute_force_front(other)
     assert sum(t.state == State.COMPLETE for t in other.trials) > 10
+
+
+def test_a_stopper_reads_the_front_at_most_every_refresh_period() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_metric_names(["accuracy", "energy_j"])
+    stopper = EnergyAwareStopper(study, planned_epochs=5)
+    assert len(stopper.front()) == 0
+    study.add_trial(optuna.trial.create_trial(values=[0.9, 1.0]))
+    assert len(stopper.front()) == 0  # within FRONT_REFRESH_S of its first read
+    assert EnergyAwareStopper(study, planned_epochs=5).front().tolist() == [[0.9, 1.0]]
 
 
 def test_bookkeeping_on_postgresql_with_two_study_objects(postgres_url: str) -> None:

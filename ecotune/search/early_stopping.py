@@ -25,6 +25,7 @@ ran to the end (:func:`ecotune.report.prediction_errors`).
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -43,6 +44,8 @@ EARLY_STOP = "energy_aware_stop"
 STOPPER_ATTR = "early_stopping"
 FREEZE_ENERGY_MULTIPLIER = 0.77
 LOW_PRECISION_ENERGY_MULTIPLIER = 0.93
+#: A stopper reads the study's front again at most this often (seconds).
+FRONT_REFRESH_S = 1.0
 
 
 class Prediction(NamedTuple):
@@ -118,21 +121,30 @@ class EnergyAwareStopper:
         self.predictions: list[Prediction] = []
         self.stopped_at_epoch: int | None = None
         self._curve: list[EpochRecord] = []
+        self._front: np.ndarray | None = None
+        self._front_at = 0.0
 
     def front(self) -> np.ndarray:
         """(accuracy, energy_j) of the study's complete, feasible, non-dominated trials
         (one row per distinct point, by accuracy).
 
-        The front is kept per study object and process, and each call adds only the
+        The front is kept per study object and process, and each refresh adds only the
         trials that finished since the last (:class:`_StudyFront`): the check after an
-        epoch costs the same at 10,000 stored trials as at 100.
+        epoch costs the same at 10,000 stored trials as at 100. A stopper refreshes it
+        at its first check and then at most every ``FRONT_REFRESH_S`` seconds: only
+        other workers' trials can finish while this one trains, and short epochs (a few
+        ms) should not each pay for storage reads.
         """
+        now = time.monotonic()
+        if self._front is not None and now - self._front_at < FRONT_REFRESH_S:
+            return self._front
         key = (self._acc, self._energy)
         with _FRONTS_LOCK:
             fronts = _FRONTS.setdefault(self.study, {})
             if key not in fronts:
                 fronts[key] = _StudyFront(self.study, *key)
-            return fronts[key].update()
+            self._front, self._front_at = fronts[key].update(), now
+        return self._front
 
     def __call__(self, record: EpochRecord) -> None:
         if record.energy_j is None or record.epoch >= self.planned_epochs:
