@@ -142,7 +142,7 @@ def _history_ratio(study: optuna.Study) -> tuple[float, float]:
 def reports(work: Path, sizes: list[int], scratch_up_to: int) -> float:
     print("\n1. ecotune report --no-png, two objectives, SQLite (fresh process each)")
     print(f"{'trials':>7} {'wall (s)':>9} {'CPU (s)':>8} {'peak RSS (MB)':>14} "
-          f"{'dashboard figures (KB)':>40}   history: incremental / from scratch")
+          f"{'dashboard (KB)':>15}   history: incremental / from scratch")
     times = []
     for n in sizes:
         url = f"sqlite:///{work}/report-{n}.db"
@@ -151,7 +151,7 @@ def reports(work: Path, sizes: list[int], scratch_up_to: int) -> float:
         times.append(wall_s)
         figures = _dashboard_sizes_kb(optuna.load_study(study_name=f"report-{n}",
                                                         storage=url))
-        shown = ", ".join(f"{k.removeprefix('ecotune-')} {v:.0f}" for k, v in
+        shown = ", ".join(f"{k.removeprefix('ecotune-')} {v:.0f} KB" for k, v in
                           sorted(figures.items()))
         if n <= scratch_up_to:
             incremental_s, scratch_s = _history_ratio(study)
@@ -159,11 +159,12 @@ def reports(work: Path, sizes: list[int], scratch_up_to: int) -> float:
                      f"{scratch_s / incremental_s:.0f}x faster")
         else:
             ratio = "(from scratch skipped: too slow)"
-        print(f"{n:>7,} {wall_s:>9.2f} {cpu_s:>8.2f} {rss_mb:>14.0f} {shown:>40}   {ratio}",
-              flush=True)
+        print(f"{n:>7,} {wall_s:>9.2f} {cpu_s:>8.2f} {rss_mb:>14.0f} "
+              f"{sum(figures.values()):>15.0f}   {ratio}", flush=True)
     k = growth(sizes, times)
     print(f"growth: report time ~ n^{k:.2f}; at {sizes[-1]:,} trials {times[-1]:.1f} s "
           f"(target <= 15 s)")
+    print(f"figures saved for optuna-dashboard at {sizes[-1]:,} trials: {shown}")
     seconds, mb = _dashboard_study_page(f"sqlite:///{work}/report-{sizes[-1]}.db",
                                         f"report-{sizes[-1]}")
     print(f"optuna-dashboard study API at {sizes[-1]:,} trials (its study page's data, "
