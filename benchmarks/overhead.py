@@ -4,10 +4,14 @@ The same digits training (the built-in cnn, Adam, batch 64, validation accuracy 
 epoch) runs as a bare loop and as an ecotune trial (sampler, SQLite storage, CodeCarbon
 measurement window, attributes), alternated in one process so that both see the same
 machine state. Prints median wall times, their ratio, and ecotune's fixed overhead per
-trial (ecotune minus bare) for a ~2 s trial and for a 1-epoch trial.
+trial (ecotune minus bare) for a ~2 s trial and for a 1-epoch trial, and the first trial's
+extra cost (the first ecotune trial minus the median one), after the process's one-off
+warm-up (data set and its libraries, CodeCarbon's hardware probe), which `ecotune run`
+pays once before its first trial and which is printed on its own.
 
 Targets (foundation issue): ratio <= 1.05 for a ~2 s trial; fixed overhead <= 50 ms per
-trial after the first.
+trial after the first; numbers-you-can-trust issue: the ratio no worse, and the first
+trial's extra cost under 0.5 s.
 
     .venv/bin/python benchmarks/overhead.py [--rounds 11] [--epochs 20]
 """
@@ -64,7 +68,7 @@ def timed(fn, *args) -> float:
     return time.perf_counter() - t0
 
 
-def compare(epochs: int, rounds: int, workdir: Path) -> tuple[float, float]:
+def compare(epochs: int, rounds: int, workdir: Path) -> tuple[float, float, float]:
     spec = {
         "study": {"name": f"overhead-{epochs}", "storage": f"sqlite:///{workdir}/bench.db",
                   "sampler": "random", "seed": 0, "n_trials": 1},
@@ -75,7 +79,8 @@ def compare(epochs: int, rounds: int, workdir: Path) -> tuple[float, float]:
     }
     spec, study = prepare(spec)
     objective = BuiltinObjective(spec)
-    # Warm-up: the first trial pays one-off costs (CodeCarbon's hardware probe, imports).
+    # As run_worker does before its first trial: one-off costs of the process.
+    warm_up_s = timed(objective.warm_up)
     first_s = timed(ecotune_trial, study, objective)
     timed(bare_loop, epochs)
     bare, eco = [], []
@@ -91,10 +96,12 @@ def compare(epochs: int, rounds: int, workdir: Path) -> tuple[float, float]:
     # Paired per round: robust to the noise of a shared 2-core machine.
     ratio = statistics.median(e / b for e, b in zip(eco, bare))
     overhead_s = statistics.median(e - b for e, b in zip(eco, bare))
+    first_extra_s = first_s - eco_s
     print(f"{epochs:>3} epochs: bare {bare_s * 1e3:8.1f} ms   ecotune {eco_s * 1e3:8.1f} ms   "
           f"ratio {ratio:.3f}   overhead {overhead_s * 1e3:+7.1f} ms/trial   "
-          f"(medians of {rounds} paired rounds; first ecotune trial {first_s * 1e3:.0f} ms)")
-    return ratio, overhead_s
+          f"(medians of {rounds} paired rounds; warm-up {warm_up_s * 1e3:.0f} ms, first "
+          f"ecotune trial {first_s * 1e3:.0f} ms: {first_extra_s * 1e3:+.0f} ms)")
+    return ratio, overhead_s, first_extra_s
 
 
 def main() -> None:
@@ -104,10 +111,12 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
-        ratio, _ = compare(args.epochs, args.rounds, Path(tmp))
-        _, fixed_s = compare(1, args.rounds, Path(tmp))
+        ratio, _, first_extra_s = compare(args.epochs, args.rounds, Path(tmp))
+        _, fixed_s, _ = compare(1, args.rounds, Path(tmp))
     print(f"ratio for a ~2 s trial: {ratio:.3f} (target <= 1.05)")
     print(f"fixed overhead per trial (1-epoch trial): {fixed_s * 1e3:.1f} ms (target <= 50 ms)")
+    print(f"first trial's extra cost after warm-up: {first_extra_s * 1e3:.0f} ms "
+          "(target < 500 ms)")
 
 
 if __name__ == "__main__":

@@ -48,18 +48,18 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _big_study import EPOCHS, build_study, trial_user_attrs  # noqa: E402
 
+from ecotune.epochs import EpochRecord  # noqa: E402
 from ecotune.pareto import hypervolume  # noqa: E402
 from ecotune.report.hypervolume import (  # noqa: E402
     hypervolume_history,
     reference_point,
     study_points,
 )
-from ecotune.search.budgets import TrialEnergyBudget  # noqa: E402
-from ecotune.search.early_stopping import EnergyAwareStopper  # noqa: E402
-from ecotune.search.runner import prepare  # noqa: E402
+from ecotune.search._budgets import TrialEnergyBudget  # noqa: E402
+from ecotune.search._early_stopping import EnergyAwareStopper  # noqa: E402
+from ecotune.search._study import prepare  # noqa: E402
+from ecotune.search._workers import run_worker  # noqa: E402
 from ecotune.search.storage import open_storage  # noqa: E402
-from ecotune.search.workers import run_worker  # noqa: E402
-from ecotune.training import EpochRecord  # noqa: E402
 from tests.pg import create_database, postgres_bin, temporary_postgres  # noqa: E402
 
 DASHBOARD_KEY = "dashboard:plot_data:"  # optuna-dashboard's study system attributes

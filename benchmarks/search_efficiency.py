@@ -27,7 +27,7 @@ from pathlib import Path
 import optuna
 
 from ecotune.report.compare import compare_studies
-from ecotune.search.compare import comparison_runs, run_comparison
+from ecotune.search._compare import comparison_runs, run_comparison
 
 SAMPLERS = ("grid", "random", "tpe", "gp", "skopt")
 

@@ -23,20 +23,24 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# Public names and the module that defines each. They are imported on first use, so that
-# `import ecotune` (and `ecotune --help`) does not pay for torch, plotly and pandas.
+# Public names and the private module that defines each (Optuna's convention: no module
+# is named like a function it defines, so importing a module can never replace a public
+# name). They are imported on first use, so that `import ecotune` (and `ecotune --help`)
+# does not pay for torch, Optuna, plotly and pandas.
 _EXPORTS = {
     "SpecError": "ecotune.spec",
     "StudySpec": "ecotune.spec",
     "load_spec": "ecotune.spec",
-    "create_study": "ecotune.search",
-    "measure": "ecotune.search",
-    "run": "ecotune.search",
+    "MeasurementWindow": "ecotune.search._measure",
+    "create_study": "ecotune.search._study",
+    "measure": "ecotune.search._measure",
+    "run": "ecotune.search._runner",
     "pareto_front": "ecotune.report",
     "write_report": "ecotune.report",
 }
 
 __all__ = [
+    "MeasurementWindow",
     "SpecError",
     "StudySpec",
     "__version__",
@@ -50,7 +54,9 @@ __all__ = [
 
 if TYPE_CHECKING:
     from ecotune.report import pareto_front, write_report
-    from ecotune.search import create_study, measure, run
+    from ecotune.search._measure import MeasurementWindow, measure
+    from ecotune.search._runner import run
+    from ecotune.search._study import create_study
     from ecotune.spec import SpecError, StudySpec, load_spec
 
 

@@ -28,6 +28,15 @@ from pydantic import (
 )
 
 from ecotune.energy.carbon import carbon_intensity_g_per_kwh
+from ecotune.names import (
+    BUDGET_SCHEDULES,
+    DATASETS,
+    EARLY_STOPPING_ACTIONS,
+    METERS,
+    MODELS,
+    OPTIMIZERS,
+    SAMPLERS,
+)
 from ecotune.objectives import OBJECTIVES
 
 __all__ = [
@@ -35,16 +44,10 @@ __all__ = [
     "StudySpec",
     "load_spec",
     "KNOBS",
-    "SAMPLERS",
-    "DATASETS",
-    "MODELS",
+    "TrialRules",
+    "load_rules",
 ]
 
-#: Names of the samplers a study file may ask for.
-SAMPLERS = ("grid", "random", "tpe", "gp", "nsga2", "qmc", "skopt")
-#: Data sets and models of the built-in trainer.
-DATASETS = ("digits", "fake", "fashion_mnist", "mnist", "cifar10", "gtsrb")
-MODELS = ("mlp", "cnn", "resnet18", "mobilenet_v2")
 #: Knobs the built-in trainer applies; the search space may sample any of them.
 KNOBS = (
     "width",
@@ -61,8 +64,6 @@ KNOBS = (
     "energy_budget",
     "input_keep_ratio",
 )
-OPTIMIZERS = ("sgd", "adam", "adamw")
-
 DEFAULT_STORAGE = "sqlite:///ecotune.db"
 
 
@@ -88,8 +89,7 @@ class _Strict(BaseModel):
 class SamplerSpec(_Strict):
     """A sampler by name, with options passed to it (e.g. ``n_startup_trials`` for tpe)."""
 
-    # Kept equal to SAMPLERS (and ecotune.search.SAMPLER_NAMES); a test checks it.
-    name: Literal["grid", "random", "tpe", "gp", "nsga2", "qmc", "skopt"] = "tpe"
+    name: Literal[SAMPLERS] = "tpe"
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -129,16 +129,16 @@ class StudySection(_Strict):
     @field_validator("storage")
     @classmethod
     def _storage_url(cls, value: str) -> str:
-        scheme = value.split("://", 1)[0] if "://" in value else ""
-        if not scheme:
-            raise ValueError(
-                f"expected a database URL such as {DEFAULT_STORAGE!r} (got {value!r})"
-            )
+        from ecotune.search.storage_url import scheme_problem  # one wording, password hidden
+
+        problem = scheme_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 
 class DataSection(_Strict):
-    name: Literal["digits", "fake", "fashion_mnist", "mnist", "cifar10", "gtsrb"] = "digits"
+    name: Literal[DATASETS] = "digits"
     # `fake` only: torchvision FakeData's size, image shape (C, H, W) and classes.
     n_samples: int = Field(default=1000, gt=0)
     image_shape: tuple[int, int, int] = (1, 28, 28)
@@ -194,7 +194,7 @@ class DataSection(_Strict):
 
 
 class ModelSection(_Strict):
-    name: Literal["mlp", "cnn", "resnet18", "mobilenet_v2"] = "cnn"
+    name: Literal[MODELS] = "cnn"
     width: Float = Field(default=1.0, gt=0, le=16)
 
 
@@ -202,7 +202,7 @@ class TrainingSection(_Strict):
     epochs: int = Field(default=10, gt=0, le=10_000)
     batch_size: int = Field(default=64, gt=0)
     lr: Float = Field(default=0.01, gt=0)
-    optimizer: Literal["sgd", "adam", "adamw"] = "adam"
+    optimizer: Literal[OPTIMIZERS] = "adam"
     weight_decay: Float = Field(default=0.0, ge=0)
     eat_lambda: Float = Field(default=0.0, ge=0)
     eat_sigma: Float = Field(default=1e-4, gt=0)
@@ -214,7 +214,7 @@ class TrainingSection(_Strict):
     # inference energy; the weights are projected onto it every budget_every_batches steps.
     energy_budget: Float | None = Field(default=None, gt=0, le=1)
     budget_every_batches: int = Field(default=10, ge=1)
-    budget_schedule: Literal["none", "linear", "exponential"] = "none"
+    budget_schedule: Literal[BUDGET_SCHEDULES] = "none"
     budget_warmup_epochs: int = Field(default=1, ge=1)
     # Keep only this share of input positions (those of largest mean magnitude).
     input_keep_ratio: Float | None = Field(default=None, gt=0, le=1)
@@ -247,14 +247,14 @@ class EarlyStoppingSection(_Strict):
     # and by this fraction in energy.
     margin: Float = Field(default=0.01, ge=0, lt=1)
     # A stopped trial ends "pruned", or "complete" with its values at the stopping epoch.
-    on_stop: Literal["prune", "complete"] = "prune"
+    on_stop: Literal[EARLY_STOPPING_ACTIONS] = "prune"
 
 
 
 class EnergySection(_Strict):
     # ISO 3166-1 alpha-3 code of the grid whose carbon intensity converts energy to CO2.
     country: str = Field(default="USA", pattern=r"^[A-Z]{3}$")
-    meter: Literal["auto", "rapl", "nvml", "codecarbon", "cputime"] = "auto"
+    meter: Literal[METERS] = "auto"
     # Power usage effectiveness of the site: facility energy / IT energy, >= 1.
     pue: Float = Field(default=1.0, ge=1.0)
 
@@ -355,6 +355,35 @@ def _check_range(low: Number, high: Number, log: bool, step: Number | None,
             raise ValueError(f"grid value {outside[0]} is outside [{low}, {high}]")
 
 
+class TrialRules(_Strict):
+    """The rules every measured trial of a study obeys, whoever trains it: the study
+    file's ``[early_stopping]`` and ``[budgets]`` sections. Stored in the study, so every
+    worker and every ``ecotune.measure()`` on it applies them (:func:`load_rules`)."""
+
+    early_stopping: EarlyStoppingSection = EarlyStoppingSection()
+    budgets: BudgetsSection = BudgetsSection()
+
+
+def load_rules(source: Mapping[str, Any] | TrialRules) -> TrialRules:
+    """Validate ``{"early_stopping": {...}, "budgets": {...}}`` with the study file's own
+    models and error messages.
+
+    Example:
+        >>> load_rules({"budgets": {"trial_energy_j": 50.0}}).budgets.trial_energy_j
+        50.0
+        >>> load_rules({"budgets": {"trial_energy_j": -1.0}})
+        Traceback (most recent call last):
+        ...
+        ecotune.spec.SpecError: budgets.trial_energy_j: Input should be greater than 0 (got -1.0)
+    """
+    if isinstance(source, TrialRules):
+        return source
+    try:
+        return TrialRules.model_validate(source)
+    except ValidationError as err:
+        raise SpecError(_format_errors(err)) from None
+
+
 class StudySpec(_Strict):
     """A whole study: what to search, how, and where to store it.
 
@@ -369,6 +398,10 @@ class StudySpec(_Strict):
     budgets: BudgetsSection = BudgetsSection()
     early_stopping: EarlyStoppingSection = EarlyStoppingSection()
     search_space: dict[str, Param] = Field(default_factory=dict)
+
+    def rules(self) -> TrialRules:
+        """The early-stopping and budget rules of this study."""
+        return TrialRules(early_stopping=self.early_stopping, budgets=self.budgets)
 
     @field_validator("search_space")
     @classmethod

@@ -17,6 +17,20 @@ def _in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def has_energy_counters() -> bool:
+    """Whether this machine has RAPL or NVML counters (tests assert behaviour on both)."""
+    from ecotune.energy import meter_status
+
+    return meter_status("rapl").available or meter_status("nvml").available
+
+
+def auto_meter_name() -> str:
+    """The backend ``meter = "auto"`` picks on this machine (codecarbon without counters)."""
+    from ecotune.energy import get_meter
+
+    return get_meter("auto").name
+
+
 def tiny_spec(name: str = "tiny", **study: object) -> dict:
     """A digits study that trains in well under a second per trial."""
     return {
@@ -55,6 +69,29 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "ecotune", *args], cwd=cwd,
                            capture_output=True, text=True, timeout=300, env=env)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str) -> object:
+    """GET a JSON API as a browser would (optuna-dashboard needs ``Accept-Encoding``)."""
+    import gzip
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = response.read()
+        if response.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+    return json.loads(body)
 
 
 @pytest.fixture(scope="session")

@@ -30,10 +30,14 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def temporary_postgres(bin_dir: Path) -> Iterator[tuple[str, str]]:
-    """Start a throw-away server (initdb in a temporary directory, trust authentication,
-    loopback only); yield ``(storage URL without a database, psycopg connection string of
-    the postgres database)``; stop it and delete its files at the end."""
+def temporary_postgres(bin_dir: Path, password: str | None = None) -> Iterator[tuple[str, str]]:
+    """Start a throw-away server (initdb in a temporary directory, loopback only); yield
+    ``(storage URL without a database, psycopg connection string of the postgres
+    database)``; stop it and delete its files at the end.
+
+    Without ``password`` the server trusts every connection (any password is accepted);
+    with one, user ``postgres`` must give it (scram-sha-256). The storage URL never holds
+    it; the admin connection string does."""
     import psycopg
 
     root = Path(tempfile.mkdtemp(prefix="ecotune-pg-"))
@@ -45,13 +49,22 @@ def temporary_postgres(bin_dir: Path) -> Iterator[tuple[str, str]]:
         prefix = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
     pg_ctl = [*prefix, str(bin_dir / "pg_ctl"), "-D", str(data)]
+    auth = ["-A", "trust"]
+    if password is not None:
+        pwfile = root / "pwfile"
+        pwfile.write_text(password + "\n")
+        if prefix:
+            shutil.chown(pwfile, "postgres")
+        auth = ["-A", "scram-sha-256", f"--pwfile={pwfile}"]
     try:
-        subprocess.run([*prefix, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust",
+        subprocess.run([*prefix, str(bin_dir / "initdb"), "-D", str(data), *auth,
                         "-U", "postgres", "--no-sync"], check=True, capture_output=True)
         options = f"-p {port} -c listen_addresses=127.0.0.1 -k {root}"
         subprocess.run([*pg_ctl, "-o", options, "-l", str(root / "log"), "-w", "start"],
                        check=True, capture_output=True)
         admin = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+        if password is not None:
+            admin += f" password={password}"
         for _ in range(50):
             try:
                 psycopg.connect(admin).close()

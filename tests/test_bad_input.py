@@ -72,14 +72,16 @@ CASES: list[tuple[str, Edit, list[str], str]] = [
      "not both"),
     ("cli-total-negative", lambda s: s, ["--total-trials", "-1"], "--total-trials"),
     ("cli-bad-sampler", lambda s: s, ["--sampler", "anneal"], "study.sampler.name"),
-    ("cli-storage-not-url", lambda s: s, ["--storage", "ecotune.db"],
-     "study.storage: expected a database URL"),
+    ("cli-storage-not-url", lambda s: s, ["--storage", "m.db"],
+     "--storage 'm.db' is not a storage URL: for a SQLite file write 'sqlite:///m.db'"),
+    ("file-storage-not-url", _add("study", 'storage = "m.db"'), [],
+     "study.storage: 'm.db' is not a storage URL: for a SQLite file write 'sqlite:///m.db'"),
     ("cli-storage-unknown-dialect", lambda s: s, ["--storage", "nosuchdb://x"],
      "storage nosuchdb://x"),
     ("cli-storage-refused", lambda s: s,
      ["--storage", "postgresql+psycopg://u@127.0.0.1:1/db"], "storage postgresql"),
     ("cli-storage-no-dir", lambda s: s, ["--storage", "sqlite:///no/such/dir/x.db"],
-     "storage"),
+     "--storage sqlite:///no/such/dir/x.db: no such directory 'no/such/dir'"),
     ("cli-journal-no-dir", lambda s: s, ["--storage", "journal:///no/such/dir/x.log"],
      "no such directory"),
     ("cli-workers-in-memory", lambda s: s,
@@ -151,6 +153,27 @@ def test_bad_heartbeat_setting(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("ECOTUNE_HEARTBEAT_S", "soon")
     _check_one_line_exit_2(["run", "s.toml"], "ECOTUNE_HEARTBEAT_S", capsys)
     assert not (tmp_path / "ecotune.db").exists()
+
+
+@pytest.mark.parametrize("command", [["run", "s.toml"], ["report"], ["dashboard"],
+                                     ["compare", "s.toml", "--n-trials", "1"]])
+@pytest.mark.parametrize("via", ["--storage", "ECOTUNE_STORAGE"])
+@pytest.mark.parametrize(("url", "message"), [
+    ("m.db", "'m.db' is not a storage URL: for a SQLite file write 'sqlite:///m.db'"),
+    ("sqlite:///no/dir/m.db", "sqlite:///no/dir/m.db: no such directory 'no/dir'"),
+    ("journal:///no/dir/m.log", "journal:///no/dir/m.log: no such directory 'no/dir'"),
+])
+def test_storage_url_mistakes_name_the_fix(command: list[str], via: str, url: str,
+                                           message: str, tmp_path: Path, monkeypatch,
+                                           capsys) -> None:
+    (tmp_path / "s.toml").write_text(STUDY)
+    monkeypatch.delenv("ECOTUNE_STORAGE", raising=False)
+    args = ["--storage", url]
+    if via == "ECOTUNE_STORAGE":
+        monkeypatch.setenv("ECOTUNE_STORAGE", url)
+        args = []
+    _check_one_line_exit_2([*command, *args], f"{via} {message}", capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
 
 
 def test_unknown_command_line_option_exits_2(capsys) -> None:

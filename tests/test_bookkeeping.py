@@ -11,11 +11,11 @@ import optuna
 import pytest
 
 from ecotune.pareto import non_dominated
-from ecotune.search import early_stopping
-from ecotune.search.budgets import StudyEnergyBudget, study_energy_j
-from ecotune.search.early_stopping import EnergyAwareStopper
+from ecotune.search import _early_stopping as early_stopping
+from ecotune.search._budgets import StudyEnergyBudget, study_energy_j
+from ecotune.search._early_stopping import EnergyAwareStopper
+from ecotune.search._workers import count_trials
 from ecotune.search.storage import open_storage
-from ecotune.search.workers import count_trials
 
 State = optuna.trial.TrialState
 

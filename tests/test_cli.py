@@ -26,6 +26,9 @@ name = "mlp"
 [training]
 epochs = 2
 
+[energy]
+meter = "codecarbon"  # always an estimate (RAM is modelled), on any machine
+
 [search_space]
 lr = { type = "float", low = 1e-3, high = 3e-2, log = true }
 width = { type = "categorical", choices = [0.25, 0.5] }
@@ -84,14 +87,15 @@ def test_run_overrides_storage_and_name(tmp_path: Path, study_file: Path) -> Non
          "study.sampler.name: Input should be"),
         (lambda s: s.replace("n_trials = 3", 'n_trials = "3"'), [],
          "study.n_trials: Input should be a valid integer"),
-        (lambda s: s + "\n[energy]\ncountry = \"XYZ\"\n", [], "energy.country"),
+        (lambda s: s.replace("[energy]", "[energy]\ncountry = \"XYZ\""), [], "energy.country"),
         (lambda s: s.replace("[model]", "[modle]"), [], "modle: unknown key"),
         (lambda s: s.replace("low = 1e-3", "low = 0.0"), [], "search_space.lr: low must be > 0"),
         (lambda s: "[study\n", [], "not valid TOML"),
         (lambda s: s, ["--sampler", "anneal"], "study.sampler.name"),
         (lambda s: s, ["--n-trials", "0"], "--n-trials must be > 0"),
-        (lambda s: s, ["--storage", "ecotune.db"], "study.storage: expected a database URL"),
-        (lambda s: s, ["--storage", "sqlite:///no/such/dir/x.db"], "storage"),
+        (lambda s: s, ["--storage", "ecotune.db"], "write 'sqlite:///ecotune.db'"),
+        (lambda s: s, ["--storage", "sqlite:///no/such/dir/x.db"],
+         "no such directory 'no/such/dir'"),
     ],
 )
 def test_bad_input_exits_2_and_creates_nothing(tmp_path: Path, study_file: Path, edit, args,

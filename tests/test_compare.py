@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import gzip
-import json
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
 
-from ecotune.search.compare import comparison_runs
+from ecotune.search._compare import comparison_runs
 from ecotune.spec import SpecError
+from tests.conftest import free_port as _free_port
+from tests.conftest import get_json as _get_json
 from tests.conftest import run_cli, tiny_study_toml
 
 STUDY = tiny_study_toml("cmp", study=("seed = 0",), training=("epochs = 1", "batch_size = 128"))
@@ -71,21 +69,6 @@ def test_compare_bad_input_exits_2(tmp_path: Path, args: list[str], message: str
     result = run_cli("compare", "cmp.toml", "--n-trials", "2", *args, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not (tmp_path / "ecotune.db").exists()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get_json(url: str) -> object:
-    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        body = response.read()
-        if response.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-    return json.loads(body)
 
 
 def test_dashboard_serves_the_study_with_ecotunes_plots(tmp_path: Path) -> None:

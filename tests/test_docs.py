@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,3 +25,21 @@ def test_study_file_examples_in_the_docs_are_valid(page: str, index: int, block:
     raw = tomllib.loads(block)
     raw["study"].setdefault("name", "docs-example")
     load_spec(raw)
+
+
+# Pages whose ```python blocks are whole programs (the others show fragments).
+RUNNABLE_PAGES = ("api.md",)
+PYTHON_BLOCKS = [(path.name, i, block)
+                 for path in (DOCS / page for page in RUNNABLE_PAGES)
+                 for i, block in enumerate(re.findall(r"```python\n(.*?)```", path.read_text(),
+                                                      re.S))]
+
+
+@pytest.mark.parametrize(("page", "index", "block"), PYTHON_BLOCKS,
+                         ids=[f"{page}#{i}" for page, i, _ in PYTHON_BLOCKS])
+def test_python_examples_in_the_docs_run(page: str, index: int, block: str,
+                                         tmp_path: Path) -> None:
+    """Every ```python block of those pages is a complete program that runs as written."""
+    out = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]

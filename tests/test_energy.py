@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import optuna
 import pytest
@@ -15,8 +16,10 @@ from ecotune.energy import (
     carbon_intensity_g_per_kwh,
     co2_g_for,
     get_meter,
+    meter_status,
 )
 from ecotune.energy.carbon import J_PER_KWH
+from tests.conftest import auto_meter_name, has_energy_counters
 
 ENERGY_KEYS = {"energy_j", "cpu_energy_j", "ram_energy_j", "duration_s",
                "co2_g", "energy_meter", "energy_is_estimate"}
@@ -32,11 +35,12 @@ def test_codecarbon_window_is_labelled_and_consistent() -> None:
         _busy()
     m = w.measurement
     assert m.meter == "codecarbon"
-    # No RAPL or NVML here: CodeCarbon models the CPU and RAM, so it is an estimate.
+    # CodeCarbon always models RAM power, so its figure is (at least partly) an estimate.
     assert m.is_estimate is True
     assert m.energy_j > 0 and m.cpu_j > 0 and m.ram_j > 0
-    assert m.gpu_j is None  # no GPU: not measured, not 0
-    assert math.isclose(m.energy_j, m.cpu_j + m.ram_j, rel_tol=1e-6)
+    if not meter_status("nvml").available:
+        assert m.gpu_j is None  # no GPU: not measured, not 0
+    assert math.isclose(m.energy_j, m.cpu_j + m.ram_j + (m.gpu_j or 0.0), rel_tol=1e-6)
     assert math.isclose(m.co2_g, co2_g_for(m.energy_j, "DEU"), rel_tol=1e-3)
 
 
@@ -53,12 +57,14 @@ def test_codecarbon_windows_share_one_tracker() -> None:
 
 def test_cputime_meter_counts_cpu_seconds() -> None:
     meter = CpuTimeMeter(watts_per_core=10.0, country="FRA")
+    cpu0_s = time.process_time()
     with meter.window() as w:
         _busy()
+    cpu_s = time.process_time() - cpu0_s
     m = w.measurement
     assert (m.meter, m.is_estimate, m.ram_j, m.gpu_j) == ("cputime", True, None, None)
-    # CPU-bound work on one thread: CPU seconds close to wall seconds.
-    assert 0.5 * m.duration_s * 10 < m.energy_j <= 1.1 * m.duration_s * 10 + 0.05
+    # The process's CPU seconds (not wall time: a busy machine gives it less) x 10 W.
+    assert m.energy_j == pytest.approx(cpu_s * 10, rel=0.2, abs=0.02)
     assert m.co2_g == pytest.approx(m.energy_j / J_PER_KWH * carbon_intensity_g_per_kwh("FRA"))
 
 
@@ -82,7 +88,8 @@ def test_window_closes_when_the_work_fails() -> None:
 
 
 def test_get_meter_choices_and_errors() -> None:
-    assert get_meter("auto").name == "codecarbon"
+    # Without counters auto is CodeCarbon; with RAPL or NVML it combines them.
+    assert (get_meter("auto").name == "codecarbon") is not has_energy_counters()
     assert get_meter("auto") is get_meter("auto")  # one per process
     with pytest.raises(MeterError, match="unknown meter 'rapl2'"):
         get_meter("rapl2")
@@ -111,8 +118,9 @@ def test_measure_records_positive_labelled_attributes_on_the_trial() -> None:
         attrs = trial.user_attrs
         assert ENERGY_KEYS <= set(attrs)
         assert attrs["energy_j"] > 0 and attrs["duration_s"] > 0 and attrs["co2_g"] > 0
-        assert attrs["energy_meter"] == "codecarbon" and attrs["energy_is_estimate"] is True
-        assert "gpu_energy_j" not in attrs  # no GPU here: not measured, so not stored
+        assert attrs["energy_meter"] == auto_meter_name()
+        if not has_energy_counters():  # a software model: an estimate, and no GPU figure
+            assert attrs["energy_is_estimate"] is True and "gpu_energy_j" not in attrs
         assert trial.values[1] == attrs["energy_j"]
 
 

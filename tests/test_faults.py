@@ -8,12 +8,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import optuna
 import pytest
 
-import ecotune.search.objective as objective_module
+import ecotune.search._objective as objective_module
 from ecotune.search import run
 from tests.conftest import tiny_spec
 
@@ -115,12 +116,36 @@ def _wait_for_running_after_complete(db: Path, process: subprocess.Popen) -> dic
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes(tmp_path: Path, capsys) -> None:
+def _wait_until_silent_for(db: Path, trial_number: int, grace_s: float) -> None:
+    """Wait until the trial's newest sign of life (heartbeat, else its start) is older
+    than ``grace_s`` by the clocks that stamped it."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with sqlite3.connect(db) as conn:
+            started, beat, now = conn.execute(
+                "select t.datetime_start, h.heartbeat, current_timestamp from trials t "
+                "left join trial_heartbeats h on h.trial_id = t.trial_id "
+                "where t.number = ?", (trial_number,)).fetchone()
+        # Heartbeats use the database's clock (UTC), starts the worker's local clock.
+        silent_s = ((datetime.fromisoformat(now) - datetime.fromisoformat(beat))
+                    .total_seconds() if beat is not None
+                    else (datetime.now() - datetime.fromisoformat(started)).total_seconds())
+        if silent_s > grace_s + 0.1:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the killed trial never went silent")
+
+
+@pytest.mark.parametrize("kill_at", ["created", "running"])
+def test_a_killed_run_resumes(tmp_path: Path, kill_at: str) -> None:
+    """A worker killed right after its trial was created (before any heartbeat: what a busy
+    machine makes likely) or well into the trial: the next run fails that trial."""
     env = {**os.environ, "ECOTUNE_HEARTBEAT_S": "1", "ECOTUNE_GRACE_S": "2"}
     process, db = _start_slow_run(tmp_path, env)
     try:
-        _wait_for_running_after_complete(db, process)
-        time.sleep(0.3)  # well inside the running trial
+        states = _wait_for_running_after_complete(db, process)
+        if kill_at == "running":
+            _wait_for_heartbeat(db, process)
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.communicate()
@@ -128,7 +153,7 @@ def test_a_killed_run_resumes(tmp_path: Path, capsys) -> None:
     running = [n for n, s in states.items() if s == "RUNNING"]
     complete = {n for n, s in states.items() if s == "COMPLETE"}
     assert len(running) == 1 and complete
-    time.sleep(2.5)  # past the grace period: the killed trial's heartbeat is stale
+    _wait_until_silent_for(db, running[0], grace_s=2)
 
     from ecotune.cli import main
 
@@ -144,6 +169,41 @@ def test_a_killed_run_resumes(tmp_path: Path, capsys) -> None:
     assert len(after) == len(states) + 1 and "RUNNING" not in after.values()
     study = optuna.load_study(study_name="slow", storage="sqlite:///slow.db")
     assert study.trials[-1].state.name == "COMPLETE"
+    assert "no heartbeat" in study.trials[running[0]].user_attrs["fail_reason"]
+
+
+def _wait_for_heartbeat(db: Path, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        with sqlite3.connect(db) as conn:
+            if conn.execute("select count(*) from trials t join trial_heartbeats h "
+                            "on h.trial_id = t.trial_id where t.state = 'RUNNING'"
+                            ).fetchone()[0]:
+                return
+        time.sleep(0.05)
+    raise AssertionError("the running trial never sent a heartbeat")
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # study.ask() on purpose
+def test_a_trial_without_any_heartbeat_is_failed_on_restart(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    """Deterministic form of the race: a trial that exists but never beat (its worker
+    died between creating it and its first heartbeat)."""
+    from ecotune.search._failures import fail_dead_trials
+    from ecotune.search.storage import open_storage
+
+    monkeypatch.setenv("ECOTUNE_HEARTBEAT_S", "1")
+    monkeypatch.setenv("ECOTUNE_GRACE_S", "2")
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    study = optuna.create_study(storage=open_storage(url), directions=["maximize"])
+    orphan = study.ask()  # created, RUNNING, no heartbeat row
+    assert fail_dead_trials(study) == []  # inside the grace period: maybe alive
+    _wait_until_silent_for(tmp_path / "h.db", orphan.number, grace_s=2)
+    assert fail_dead_trials(study) == [orphan.number]
+    frozen = study.trials[orphan.number]
+    assert frozen.state.name == "FAIL" and "no heartbeat" in frozen.user_attrs["fail_reason"]
+    assert fail_dead_trials(study) == []  # nothing left to fail
 
 
 @pytest.mark.slow
@@ -151,7 +211,7 @@ def test_ctrl_c_fails_the_running_trial_and_exits_130(tmp_path: Path) -> None:
     process, db = _start_slow_run(tmp_path, {**os.environ, "COLUMNS": "200"})
     _wait_for_running_after_complete(db, process)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=300)  # a state (the exit), not a delay
     assert process.returncode == 130, stderr
     assert len(stderr.strip().splitlines()) == 1 and "interrupted" in stderr
     states = _states(db)

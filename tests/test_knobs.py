@@ -64,7 +64,7 @@ def test_eat_trains_torchvision_models(small_images, model: str) -> None:
 
 
 def test_freezing_stops_updates_to_all_but_the_last_layer(small_images, monkeypatch) -> None:
-    import ecotune.training as training
+    import ecotune.training._loop as training
 
     built: list[nn.Module] = []
     real_build = training.build_model
@@ -90,7 +90,7 @@ def test_freezing_stops_updates_to_all_but_the_last_layer(small_images, monkeypa
 
 def test_low_precision_really_computes_in_bfloat16(small_images, monkeypatch) -> None:
     dtypes: list[torch.dtype] = []
-    import ecotune.training as training
+    import ecotune.training._loop as training
 
     real_build = training.build_model
 
@@ -117,22 +117,33 @@ def test_early_stopping_with_patience_restores_the_best_epoch() -> None:
                                      early_stopping_patience=2))
     assert result.stop_reason == "early_stopping"
     assert result.epochs_run == 3
-    assert result.curve[-1].decisions == ("early_stop",)
     assert result.val_accuracy == result.curve[0].val_accuracy
 
 
-def test_learning_curve_records_cumulative_energy_and_stop_training() -> None:
+def test_an_epoch_watcher_sees_every_epoch_and_can_stop_training() -> None:
     data = load_data("digits")
-    readings = iter([1.5, 3.0, 4.5, 6.0])
+    seen = []
 
     def stop_at_two(record) -> None:
+        seen.append(record.epoch)
         if record.epoch == 2:
             raise StopTraining("energy_budget")
 
-    result = train(data, TrainConfig(model="mlp", epochs=4), on_epoch=stop_at_two,
-                   energy_so_far_j=lambda: next(readings))
-    assert [r.energy_j for r in result.curve] == [1.5, 3.0]
+    result = train(data, TrainConfig(model="mlp", epochs=4), on_epoch=stop_at_two)
+    assert seen == [1, 2] and [r.epoch for r in result.curve] == [1, 2]
     assert result.stop_reason == "energy_budget" and result.epochs_run == 2
+
+
+def test_patience_watches_after_the_callers_watcher_so_the_stopping_epoch_is_reported(
+        ) -> None:
+    """Patience stops at epoch 3 (lr = 0: no improvement after epoch 1); the caller's
+    watcher (a measurement window in a study) still saw epoch 3."""
+    seen = []
+    result = train(load_data("digits"),
+                   TrainConfig(model="mlp", epochs=10, lr=0.0, optimizer="sgd",
+                               early_stopping_patience=2),
+                   on_epoch=lambda record: seen.append(record.epoch))
+    assert seen == [1, 2, 3] and result.stop_reason == "early_stopping"
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,9 @@ read, so every figure is exact.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -169,8 +172,9 @@ def test_rapl_permission_denied_is_unavailable_with_a_hint(
     status = rapl_status(str(rapl.root))
     assert not status.available
     assert "permission denied" in status.reason and "chmod a+r" in status.reason
+    meter = RaplMeter(root=rapl.root)  # settings only: nothing read yet
     with pytest.raises(MeterError, match="not available here: .*udev rule"):
-        RaplMeter(root=rapl.root)
+        meter.start()  # the first read says why
 
 
 def test_rapl_probe_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -434,3 +438,38 @@ def test_meters_command_lists_backends_and_sample_readings(
     assert "estimate, scope process" in out  # cputime's sample reading
     assert "auto: everything from cputime" in out
     assert main(["meters", "--seconds", "0"]) == 2
+
+
+CURVE_CHECK = """
+import json, sys
+import ecotune
+study = ecotune.run({
+    "study": {"name": "curve", "storage": "sqlite:///:memory:", "n_trials": 2,
+              "sampler": "random", "seed": 0},
+    "data": {"name": "digits"}, "model": {"name": "cnn"},
+    "training": {"epochs": 6, "batch_size": 64},
+    "energy": {"meter": sys.argv[1]},
+    "search_space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}})
+print(json.dumps([{"energy_j": t.user_attrs["energy_j"],
+                   "duration_s": t.user_attrs["duration_s"],
+                   "curve": t.user_attrs["training"]["learning_curve"]}
+                  for t in study.trials]))
+"""
+
+
+@pytest.mark.parametrize("meter", ["codecarbon", "cputime"])
+def test_learning_curve_energy_is_consistent_from_the_first_trial_of_a_process(
+        meter: str) -> None:
+    """Trial 0 of a fresh process (where CodeCarbon's one-off hardware probe happens):
+    cumulative epoch energy never decreases, never grows faster than twice the trial's
+    mean power, and its last point is the trial's energy within 5 %."""
+
+    out = subprocess.run([sys.executable, "-c", CURVE_CHECK, meter], capture_output=True,
+                         text=True, timeout=300, check=True).stdout
+    for trial in json.loads(out.strip().splitlines()[-1]):
+        mean_power_w = trial["energy_j"] / trial["duration_s"]
+        points = [(0.0, 0.0)] + [(r["elapsed_s"], r["energy_j"]) for r in trial["curve"]]
+        for (t0, e0), (t1, e1) in zip(points, points[1:]):
+            assert e1 >= e0
+            assert e1 - e0 <= 2 * mean_power_w * (t1 - t0) + 1e-9, (trial, t1)
+        assert points[-1][1] == pytest.approx(trial["energy_j"], rel=0.05)

@@ -76,7 +76,9 @@ def _with(path: str, value: object) -> dict:
         ("study.sampler", "cmaes", "study.sampler.name: Input should be 'grid', 'random'"),
         ("study.objectives", ["accuracy", "joules"], "unknown objective 'joules'"),
         ("study.objectives", [], "needs at least one objective"),
-        ("study.storage", "ecotune.db", "study.storage: expected a database URL"),
+        ("study.storage", "ecotune.db",
+         "study.storage: 'ecotune.db' is not a storage URL: for a SQLite file write "
+         "'sqlite:///ecotune.db'"),
         ("data.name", "imagenet", "data.name: Input should be 'digits', 'fake', 'fashion_mnist'"),
         ("model.name", "vgg", "model.name: Input should be 'mlp', 'cnn', 'resnet18' or"),
         ("model.width", -1.0, "model.width: Input should be greater than 0"),

@@ -11,8 +11,8 @@ import pytest
 
 from ecotune.report import pareto_front
 from ecotune.search import prepare
+from ecotune.search._workers import count_trials, run_worker
 from ecotune.search.storage import journal_path, open_storage
-from ecotune.search.workers import count_trials, run_worker
 from ecotune.spec import load_spec
 from tests.conftest import run_cli, tiny_study_toml
 

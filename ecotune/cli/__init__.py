@@ -22,6 +22,7 @@ from ecotune.cli._dashboard import _dashboard
 from ecotune.cli._meters import _meters
 from ecotune.cli._report import _report
 from ecotune.cli._run import _run
+from ecotune.search.storage_url import STORAGE_ENV
 from ecotune.spec import DEFAULT_STORAGE
 
 # One module per command. torch, optuna, plotly and pandas are imported inside the
@@ -29,6 +30,9 @@ from ecotune.spec import DEFAULT_STORAGE
 # than after ~3 s of imports.
 
 __all__ = ["main"]
+
+# A password in a URL given here shows in `ps` and shell history: docs/scaling.md.
+STORAGE_HELP = f"storage URL (default: ${STORAGE_ENV}, else {DEFAULT_STORAGE})"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("study_file", metavar="STUDY.toml")
     run.add_argument("--n-trials", type=int, help="trials to add in this run")
     run.add_argument("--sampler", help="sampler name, replacing the file's")
-    run.add_argument("--storage", help="storage URL, replacing the file's")
+    run.add_argument("--storage", help=f"storage URL, replacing the file's (else "
+                                       f"${STORAGE_ENV}, else {DEFAULT_STORAGE})")
     run.add_argument("--study-name", help="study name, replacing the file's")
     run.add_argument("--out", type=Path,
                      help="report directory (default: ecotune-report/STUDY_NAME)")
@@ -54,8 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="sampler seed, replacing the file's")
 
     report = commands.add_parser("report", help="write a study's Pareto plot and front")
-    report.add_argument("--storage", default=DEFAULT_STORAGE,
-                        help=f"storage URL (default: {DEFAULT_STORAGE})")
+    report.add_argument("--storage", help=STORAGE_HELP)
     report.add_argument("--study-name", help="the study (default: the only one in storage)")
     report.add_argument("--out", type=Path,
                         help="report directory (default: ecotune-report/STUDY_NAME)")
@@ -73,8 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     meters.add_argument("--country", default="USA",
                         help="ISO 3166-1 alpha-3 country code for the emissions figure")
     dashboard = commands.add_parser("dashboard", help="open optuna-dashboard on a storage")
-    dashboard.add_argument("--storage", default=DEFAULT_STORAGE,
-                           help=f"storage URL (default: {DEFAULT_STORAGE})")
+    dashboard.add_argument("--storage", help=STORAGE_HELP)
     dashboard.add_argument("--host", default="127.0.0.1",
                            help="address to listen on (default: 127.0.0.1, this machine only)")
     dashboard.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
@@ -90,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--n-trials", type=int, required=True, help="trials per run")
     compare.add_argument("--repeats", type=int, default=1,
                          help="runs per sampler, seeds study.seed + 0, 1, ... (default: 1)")
-    compare.add_argument("--storage", help="storage URL, replacing the file's")
+    compare.add_argument("--storage", help=f"storage URL, replacing the file's (else "
+                                           f"${STORAGE_ENV}, else {DEFAULT_STORAGE})")
     compare.add_argument("--out", type=Path,
                          help="report directory (default: ecotune-report/NAME-compare)")
     compare.add_argument("--no-png", action="store_true", help="skip the PNG export")

@@ -10,6 +10,8 @@ from rich.console import Console
 if TYPE_CHECKING:
     import optuna
 
+    from ecotune.spec import StudySpec
+
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 REPORT_ROOT = Path("ecotune-report")
@@ -25,22 +27,43 @@ def _one_line(err: Exception) -> str:
     return f"{type(err).__name__}: {first}"
 
 
-def _check_storage_exists(storage: str) -> None:
-    """Refuse a missing SQLite or journal file: opening one would create it."""
-    from ecotune.search.storage import journal_path
+def _choose_storage(flag: str | None, from_file: str | None = None,
+                    must_exist: bool = False) -> tuple[str, str]:
+    """The storage URL a command uses (``--storage``, the study file's, ``ECOTUNE_STORAGE``,
+    the default) and where it came from, refused at once if it cannot work.
 
-    log = journal_path(storage)
-    if log is not None and not log.is_file():
-        raise BadInput(f"storage {storage}: no such journal file {log}")
-    _check_sqlite_file(storage)
+    Args:
+        must_exist: the command only reads: a missing SQLite or journal file is an error,
+            since opening it would create it.
+    """
+    from ecotune.search.storage_url import (
+        STORAGE_ENV,
+        StorageURLError,
+        check_storage_url,
+        choose_storage,
+    )
+    from ecotune.spec import DEFAULT_STORAGE
+
+    url, source = choose_storage(flag, from_file, DEFAULT_STORAGE)
+    try:
+        check_storage_url(url, must_exist,
+                          label=source if source in ("--storage", STORAGE_ENV) else "storage")
+    except StorageURLError as err:
+        raise BadInput(str(err)) from None
+    return url, source
 
 
-def _check_sqlite_file(storage: str) -> None:
-    if storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
-        # Opening a missing SQLite file would create it: refuse instead.
-        path = Path(storage.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise BadInput(f"storage {storage}: no such database file {path}")
+def _file_storage(spec: StudySpec) -> str | None:
+    """The storage the study file names, or None when it leaves it to the default."""
+    return spec.study.storage if "storage" in spec.study.model_fields_set else None
+
+
+def _storage_failed(storage: str, err: Exception) -> BadInput:
+    """The one-line error for a storage that could not be opened, its password hidden
+    (ecotune's own message quotes the URL; a driver's might quote the password)."""
+    from ecotune.search.storage_url import redact_url, scrub
+
+    return BadInput(f"storage {redact_url(storage)}: {scrub(_one_line(err), storage)}")
 
 
 def _print_paths(paths: dict[str, Path], console: Console) -> None:

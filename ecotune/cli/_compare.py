@@ -6,16 +6,25 @@ import argparse
 
 from rich.console import Console
 
-from ecotune.cli._common import REPORT_ROOT, BadInput, _one_line, _print_paths
+from ecotune.cli._common import (
+    REPORT_ROOT,
+    BadInput,
+    _choose_storage,
+    _file_storage,
+    _print_paths,
+    _storage_failed,
+)
 from ecotune.spec import SpecError, load_spec
 
 
 def _compare(args: argparse.Namespace, console: Console) -> int:
-    from ecotune.search.compare import comparison_runs
+    from ecotune.search._compare import comparison_runs
 
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
     try:
-        spec = load_spec(args.study_file).with_overrides(storage=args.storage)
+        spec = load_spec(args.study_file)
+        storage, source = _choose_storage(args.storage, _file_storage(spec))
+        spec = spec.with_overrides(storage=storage)
         runs = comparison_runs(spec, samplers, args.n_trials, args.repeats)
     except SpecError as err:
         raise BadInput(f"{err} (leave it out of --samplers, or give the float "
@@ -29,20 +38,22 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     from ecotune.report.compare import TARGET_FRACTION, compare_studies
     from ecotune.report.export import write_figure
     from ecotune.report.plots import hypervolume_figure
-    from ecotune.search.compare import run_comparison
+    from ecotune.search._compare import run_comparison
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = spec.study.storage
+    from ecotune.search.storage_url import describe_storage, redact_url
+
     try:
         existing = set(optuna.get_all_study_names(storage))  # summaries read every trial
     except Exception as err:
-        raise BadInput(f"storage {storage}: {_one_line(err)}") from None
+        raise _storage_failed(storage, err) from None
     taken = [s.study.name for _, _, s in runs if s.study.name in existing]
     if taken:
-        raise BadInput(f"study {taken[0]!r} already exists in {storage}: compare runs fresh "
-                       "studies; use another --storage or study name")
+        raise BadInput(f"study {taken[0]!r} already exists in {redact_url(storage)}: compare "
+                       "runs fresh studies; use another --storage or study name")
     console.print(f"comparing {', '.join(samplers)}: {args.repeats} run(s) of "
-                  f"{args.n_trials} trial(s) each, in {storage}", highlight=False)
+                  f"{args.n_trials} trial(s) each, in {describe_storage(storage, source)}",
+                  highlight=False)
 
     def done(sampler: str, repeat: int, study: optuna.Study) -> None:
         states = [t.state.name for t in study.trials]

@@ -6,27 +6,30 @@ import argparse
 
 from rich.console import Console
 
-from ecotune.cli._common import BadInput, _check_storage_exists, _one_line
+from ecotune.cli._common import BadInput, _choose_storage, _storage_failed
 
 
 def _dashboard(args: argparse.Namespace, console: Console) -> int:
     if not 0 < args.port < 65536:
         raise BadInput(f"--port must be between 1 and 65535 (got {args.port})")
-    _check_storage_exists(args.storage)
+    url, source = _choose_storage(args.storage, must_exist=True)
     import optuna
     from optuna.artifacts import FileSystemArtifactStore
     from optuna_dashboard import run_server
 
-    from ecotune.search.storage import open_storage
+    from ecotune.search.storage import RedactedStorage, open_storage
+    from ecotune.search.storage_url import describe_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        storage = open_storage(args.storage)
+        # The dashboard shows every attribute: an older study may hold a password in its spec.
+        storage = RedactedStorage(open_storage(url))
     except Exception as err:
-        raise BadInput(f"storage {args.storage}: {_one_line(err)}") from None
+        raise _storage_failed(url, err) from None
     args.artifact_dir.mkdir(parents=True, exist_ok=True)
-    console.print(f"optuna-dashboard on {args.storage}: http://{args.host}:{args.port}/dashboard "
-                  f"(artifacts in {args.artifact_dir}; Ctrl-C stops it)", highlight=False)
+    console.print(f"optuna-dashboard on {describe_storage(url, source)}: "
+                  f"http://{args.host}:{args.port}/dashboard (artifacts in {args.artifact_dir}; "
+                  "Ctrl-C stops it)", highlight=False)
     try:
         run_server(storage, host=args.host, port=args.port,
                    artifact_store=FileSystemArtifactStore(str(args.artifact_dir)))

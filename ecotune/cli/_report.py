@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import gc
 import math
+import os
 from collections.abc import Iterator
 
 from rich.console import Console
@@ -13,10 +14,10 @@ from rich.console import Console
 from ecotune.cli._common import (
     REPORT_ROOT,
     BadInput,
-    _check_storage_exists,
-    _one_line,
+    _choose_storage,
     _print_front,
     _print_paths,
+    _storage_failed,
 )
 
 
@@ -26,25 +27,30 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     from ecotune.report import safe_name, write_report
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = args.storage
-    _check_storage_exists(storage)
-    from ecotune.search.storage import open_storage
+    storage, source = _choose_storage(args.storage, must_exist=True)
+    from ecotune.search.storage import RedactedStorage, open_storage
+    from ecotune.search.storage_url import STORAGE_ENV, describe_storage, redact_url
 
+    shown = redact_url(storage)
     try:
-        storage_obj = open_storage(storage)
-        # Names only: study summaries would read every trial of every study, and a
-        # 10,000-trial study would then be read twice (load_study reads it again).
+        # Read through the redacting view: an older study may hold a password in its spec.
+        # Optuna's trial cache goes inside it (load_study adds it only to a bare
+        # RDBStorage): a report reads the trials several times.
+        storage_obj = RedactedStorage(optuna.storages.get_storage(open_storage(storage)))
+        # Names only: study summaries would read every trial of every study.
         names = optuna.get_all_study_names(storage_obj)
     except Exception as err:
-        raise BadInput(f"storage {storage}: {_one_line(err)}") from None
+        raise _storage_failed(storage, err) from None
+    if os.environ.get(STORAGE_ENV):  # then say whether it was used
+        console.print(f"storage: {describe_storage(storage, source)}", highlight=False)
     name = args.study_name
     if name is None:
         if len(names) != 1:
-            raise BadInput(f"storage {storage} holds {len(names)} studies {names}: "
+            raise BadInput(f"storage {shown} holds {len(names)} studies {names}: "
                            "choose one with --study-name")
         name = names[0]
     elif name not in names:
-        raise BadInput(f"no study {name!r} in {storage}; it holds {names}")
+        raise BadInput(f"no study {name!r} in {shown}; it holds {names}")
     study = optuna.load_study(study_name=name, storage=storage_obj)
     reference = _reference(args.reference, study)
     out = args.out or REPORT_ROOT / safe_name(name)

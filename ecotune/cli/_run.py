@@ -11,9 +11,11 @@ from rich.console import Console
 from ecotune.cli._common import (
     REPORT_ROOT,
     BadInput,
-    _one_line,
+    _choose_storage,
+    _file_storage,
     _print_front,
     _print_paths,
+    _storage_failed,
 )
 from ecotune.spec import SpecError, load_spec
 
@@ -30,10 +32,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if args.total_trials is not None and args.n_trials is not None:
         raise BadInput("give --n-trials (trials to add) or --total-trials (trials the study "
                        "should hold), not both")
-    overrides = {"n_trials": args.n_trials, "sampler": args.sampler, "storage": args.storage,
+    overrides = {"n_trials": args.n_trials, "sampler": args.sampler,
                  "study_name": args.study_name, "seed": args.seed}
     try:
-        spec = load_spec(args.study_file).with_overrides(**overrides)
+        spec = load_spec(args.study_file)
+        storage, source = _choose_storage(args.storage, _file_storage(spec))
+        spec = spec.with_overrides(storage=storage, **overrides)
     except SpecError as err:
         raise BadInput(str(err)) from None
     if args.workers > 1 and ":memory:" in spec.study.storage:
@@ -55,9 +59,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
     from ecotune.report import safe_name, write_report
     from ecotune.search import StudyMismatchError, planned_trials, prepare
+    from ecotune.search._runner import optimize
     from ecotune.search._trial_cursor import TrialCursor
-    from ecotune.search.runner import optimize
-    from ecotune.search.workers import count_trials, start_local_workers
+    from ecotune.search._workers import count_trials, start_local_workers
+    from ecotune.search.storage_url import describe_storage
 
     # Failed trials are listed at the end with their reason; Optuna's own warning for each
     # (with a traceback) would bury the table, and Ctrl-C's one-line message.
@@ -67,14 +72,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     except StudyMismatchError as err:
         raise BadInput(str(err)) from None
     except Exception as err:  # the storage could not be opened
-        raise BadInput(f"storage {overrides['storage'] or 'from the study file'}: "
-                       f"{_one_line(err)}") from None
+        raise _storage_failed(storage, err) from None
 
     before = count_trials(study)
     # Every worker counts toward one target: the run adds n_trials in total, not per worker.
     target = args.total_trials or before + planned_trials(spec)
     n_trials = max(0, target - before)
-    console.print(f"study [bold]{spec.study.name}[/] in {spec.study.storage}: "
+    console.print(f"study [bold]{spec.study.name}[/] in {describe_storage(storage, source)}: "
                   f"{before} trial(s) stored, adding {n_trials} "
                   f"({spec.study.sampler.name} sampler, objectives "
                   f"{', '.join(spec.study.objectives)}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from ecotune import names
 from ecotune.data._digits import load_digits_splits
 from ecotune.data._fake import load_fake_splits
 from ecotune.data._splits import DataSplits, carve_validation, stratified_split
@@ -20,6 +21,7 @@ from ecotune.data._vision import (
     load_gtsrb_splits,
     load_mnist_splits,
 )
+from ecotune.names import check_implements
 
 __all__ = ["DataNotFoundError", "DataSplits", "DATASETS", "carve_validation", "default_root",
            "load_data", "stratified_split"]
@@ -32,6 +34,7 @@ DATASETS = {
     "cifar10": load_cifar10_splits,
     "gtsrb": load_gtsrb_splits,
 }
+check_implements("data set", names.DATASETS, DATASETS)
 
 
 def load_data(name: str, train_samples: int | None = None, **options: Any) -> DataSplits:

@@ -29,6 +29,7 @@ from ecotune.energy._nvml import NvmlMeter, nvml_status
 from ecotune.energy._rapl import RAPL_ROOT, RaplMeter, rapl_status
 from ecotune.energy._share import CpuShareClock, CpuTimes, cpu_share
 from ecotune.energy.carbon import carbon_intensity_g_per_kwh, co2_g_for
+from ecotune.names import METER_BACKENDS
 
 __all__ = [
     "Availability",
@@ -54,8 +55,8 @@ __all__ = [
     "co2_g_for",
 ]
 
-#: Backends by name, in order of preference for ``auto``.
-METERS = ("rapl", "nvml", "codecarbon", "cputime")
+#: Backends by name, in order of preference for ``auto`` (ecotune's vocabulary).
+METERS = METER_BACKENDS
 
 #: What each backend measures, in a few words (for listings such as ``ecotune meters``).
 MEASURES = {

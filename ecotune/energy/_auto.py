@@ -54,6 +54,11 @@ class CombinedMeter(Meter):
         self.pue = pue
 
     def _start(self) -> None:
+        # Load the carbon table now, not between two backends' stops, where its one-off
+        # cost would fall inside some windows and not others.
+        for meter in self.meters:
+            co2_g_for(0.0, getattr(meter, "country", self.country),
+                      getattr(meter, "pue", self.pue))
         started: list[Meter] = []
         try:
             for meter in self.meters:
@@ -74,7 +79,11 @@ class CombinedMeter(Meter):
                 errors.append(str(err))
         return self._combine(readings, errors)
 
-    def lap(self) -> Measurement:
+    def warm_up(self) -> None:
+        for meter in self.meters:
+            meter.warm_up()
+
+    def lap(self, exact: bool = False) -> Measurement:
         """Every backend's cumulative lap, combined; the window stays open."""
         if not self._open:
             raise MeterError(f"{self.name} meter: lap() called with no open window")
@@ -82,7 +91,7 @@ class CombinedMeter(Meter):
         errors: list[str] = []
         for meter in self.meters:
             try:
-                readings[meter.name] = meter.lap()
+                readings[meter.name] = meter.lap(exact)
             except MeterError as err:
                 errors.append(str(err))
         return self._combine(readings, errors)

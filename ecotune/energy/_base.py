@@ -168,8 +168,16 @@ class Meter(abc.ABC):
         last = self._stop()
         return last if self._done is None else self._done + last
 
-    def lap(self) -> Measurement:
+    def warm_up(self) -> None:
+        """Pay this backend's one-off costs now (a hardware probe, say) rather than in the
+        first window. Optional; the default does nothing."""
+        return None
+
+    def lap(self, exact: bool = False) -> Measurement:
         """What the open window has measured so far; the window stays open.
+
+        ``exact`` asks for a real reading where a backend would otherwise extrapolate
+        between readings (CodeCarbon); the others always read.
 
         The default closes the backend's window and opens a new one, adding the parts up;
         backends with free-running counters may override it with a plain read.

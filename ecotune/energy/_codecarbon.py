@@ -88,31 +88,46 @@ class CodeCarbonMeter(Meter):
         self.country = country
         self.measure_power_secs = measure_power_secs
         self.pue = pue
-        self._window_t0_s = 0.0
-        self._last_lap: Measurement | None = None
+        self._last_lap: Measurement | None = None  # the last real reading
+        self._reported: Measurement | None = None  # the last figure lap() returned
         self._last_lap_t_s = 0.0
 
     def _tracker(self):
         return _shared_tracker(self.country, self.measure_power_secs)
 
+    def warm_up(self) -> None:
+        """Create the process's tracker now: its hardware probe takes about 1.3 s."""
+        self._tracker()
+
     def start(self) -> None:
-        self._window_t0_s = time.perf_counter()
-        self._last_lap = None
+        self._last_lap = self._reported = None
         super().start()
 
-    def lap(self) -> Measurement:
+    def lap(self, exact: bool = False) -> Measurement:
         """The window so far. A real reading (stop and restart the task, about 8 ms) at
-        most once per ``measure_power_secs``; in between, the last reading scaled by the
-        elapsed time, i.e. at its mean power: CodeCarbon samples no more finely anyway, and
-        per-epoch readings of short epochs would otherwise cost 5-10 % of the work."""
+        most once per ``measure_power_secs``; in between, the last reading extended by the
+        time since it was taken, at that reading's mean power: CodeCarbon samples no more
+        finely anyway, and per-epoch readings of short epochs would otherwise cost 5-10 %
+        of the work.
+
+        Both parts of an extrapolation use one clock each: the reading's own duration,
+        and ``perf_counter`` since the reading. (Extrapolating from the window's start
+        instead counted the first window's 1.3 s hardware probe, which CodeCarbon's task
+        duration leaves out, as energy at full power: trial 0's curve jumped 15-fold.)
+        A reading lower than the extrapolation before it is reported at the earlier
+        value, so the cumulative curve never decreases. ``exact`` always reads.
+        """
         now_s = time.perf_counter()
         last = self._last_lap
-        if (self._open and last is not None and last.duration_s > 0
+        if (not exact and self._open and last is not None and last.duration_s > 0
                 and now_s - self._last_lap_t_s < self.measure_power_secs):
-            return _scaled(last, (now_s - self._window_t0_s) / last.duration_s)
-        self._last_lap = super().lap()
-        self._last_lap_t_s = time.perf_counter()
-        return self._last_lap
+            since_s = now_s - self._last_lap_t_s
+            self._reported = _scaled(last, (last.duration_s + since_s) / last.duration_s)
+        else:
+            self._last_lap = super().lap()
+            self._last_lap_t_s = time.perf_counter()
+            self._reported = _at_least(self._last_lap, self._reported)
+        return self._reported
 
     def _start(self) -> None:
         _lock.acquire()  # one task at a time on the shared tracker
@@ -162,6 +177,13 @@ def _scaled(m: Measurement, factor: float) -> Measurement:
     return dataclasses.replace(m, duration_s=m.duration_s * factor, energy_j=m.energy_j * factor,
                                cpu_j=scale(m.cpu_j), gpu_j=scale(m.gpu_j),
                                ram_j=scale(m.ram_j), co2_g=scale(m.co2_g))
+
+
+def _at_least(m: Measurement, floor: Measurement | None) -> Measurement:
+    """``m``, or ``floor``'s figures at ``m``'s duration where ``floor`` reported more."""
+    if floor is None or m.energy_j >= floor.energy_j:
+        return m
+    return dataclasses.replace(floor, duration_s=m.duration_s)
 
 
 def _is_estimate(tracker) -> bool:

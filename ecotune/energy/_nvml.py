@@ -211,7 +211,7 @@ class NvmlMeter(Meter):
             self._sampler = None
         return self._read()
 
-    def lap(self) -> Measurement:
+    def lap(self, exact: bool = False) -> Measurement:
         """The open window so far (a plain read); the window stays open."""
         if not self._open:
             raise MeterError(f"{self.name} meter: lap() called with no open window")

@@ -152,20 +152,14 @@ class RaplMeter(Meter):
                  attribute: bool = True, poll_interval_s: float = 60.0,
                  share_clock: CpuShareClock | None = None) -> None:
         super().__init__()
-        status = rapl_status(str(root))
-        if not status.available:
-            raise MeterError(f"the rapl meter is not available here: {status.reason}")
+        # Settings only: the counters are first read when a window opens (or `domains`
+        # is asked for), so that making a meter costs nothing and never touches sysfs.
         self.root = str(root)
         self.country = country
         self.pue = pue
         self.attribute = attribute
         self.poll_interval_s = poll_interval_s
         self.share_clock = share_clock or CpuShareClock()
-        try:
-            self.domains = find_domains(root)
-        except (OSError, ValueError) as err:
-            raise MeterError(f"rapl meter: could not read the counters: {err}") from err
-        self.devices = tuple(sorted({d.device for d in self.domains}))
         self._lock = threading.Lock()
         self._last_uj: list[int] = []
         self._total_uj: list[int] = []
@@ -173,6 +167,26 @@ class RaplMeter(Meter):
         self._times0 = CpuTimes(0.0, None)
         self._stop_event = threading.Event()
         self._poller: threading.Thread | None = None
+
+    @functools.cached_property
+    def domains(self) -> list[RaplDomain]:
+        """The RAPL domains under ``root``, found at first use.
+
+        Raises:
+            MeterError: RAPL is not readable here (with the reason and a hint).
+        """
+        status = rapl_status(self.root)
+        if not status.available:
+            raise MeterError(f"the rapl meter is not available here: {status.reason}")
+        try:
+            return find_domains(self.root)
+        except (OSError, ValueError) as err:
+            raise MeterError(f"rapl meter: could not read the counters: {err}") from err
+
+    @property
+    def devices(self) -> tuple[str, ...]:  # type: ignore[override]
+        """Devices this machine's RAPL domains cover (``cpu``, ``ram``)."""
+        return tuple(sorted({d.device for d in self.domains}))
 
     def _read_uj(self, domain: RaplDomain) -> int:
         try:
@@ -240,7 +254,7 @@ class RaplMeter(Meter):
             self._poller = None
         return self._read()
 
-    def lap(self) -> Measurement:
+    def lap(self, exact: bool = False) -> Measurement:
         """The open window so far: a plain read of the counters; the window stays open."""
         if not self._open:
             raise MeterError(f"{self.name} meter: lap() called with no open window")

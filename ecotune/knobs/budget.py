@@ -26,13 +26,19 @@ layer's input energy.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ecotune.energy.hardware import dense_energy, eyeriss_layer_costs, trace_layers
+from ecotune.energy.hardware import (
+    NONZERO_THRESHOLD,
+    dense_energy,
+    eyeriss_layer_costs,
+    trace_layers,
+)
 from ecotune.energy.hardware.eyeriss import (
     ARRAY_ROWS,
     CACHE,
@@ -54,7 +60,7 @@ def _weight_costs(trace) -> torch.Tensor:
     if trace.kind == "linear":
         return torch.full_like(weight, MAC + DRAM + CACHE + RF)
     m = trace.module
-    x_mask = (trace.inputs.abs() > 2.0**-126).to(torch.float32)
+    x_mask = (trace.inputs.abs() > NONZERO_THRESHOLD).to(torch.float32)
     # Non-zero inputs each weight multiplies, per sample: sum over output positions of the
     # unfolded input row (input channel, kernel offset) it reads.
     rows = F.unfold(x_mask, m.kernel_size, m.dilation, m.padding, m.stride).sum(2).mean(0)
@@ -131,10 +137,16 @@ class EnergyBudgetProjector:
         self.every_batches = every_batches
         self.schedule = schedule
         self.warmup_epochs = warmup_epochs
-        self.dense_energy_ = dense_energy(model, sample)
         self.masks_: dict[nn.Module, torch.Tensor] = {}
-        self.energy_ = self.dense_energy_
+        self.energy_: float | None = None  # estimated energy after the last projection
         self._steps = 0
+
+    @functools.cached_property
+    def dense_energy_(self) -> float:
+        """The model's energy with every value non-zero (relative units), the budget's
+        reference. It depends on the layers' shapes only, not on weight values, so it is
+        computed at first use rather than in the constructor."""
+        return dense_energy(self.model, self.sample)
 
     def fraction_at(self, epoch_progress: float) -> float:
         """The budget fraction in force ``epoch_progress`` epochs into training."""

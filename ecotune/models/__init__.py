@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from torch import nn
 
+from ecotune import names
 from ecotune.models._cnn import CNN
 from ecotune.models._mlp import MLP
 from ecotune.models._torchvision import ResNet18, mobilenet_v2_scaled
 from ecotune.models._width import scaled
 from ecotune.models.complexity import count_macs, count_parameters
+from ecotune.names import check_implements
 
 __all__ = ["CNN", "MLP", "MODELS", "ResNet18", "build_model", "count_macs", "count_parameters",
            "mobilenet_v2_scaled", "scaled"]
 
 MODELS = {"mlp": MLP, "cnn": CNN, "resnet18": ResNet18, "mobilenet_v2": mobilenet_v2_scaled}
+check_implements("model", names.MODELS, MODELS)
 
 
 def build_model(name: str, input_shape: tuple[int, int, int], n_classes: int,

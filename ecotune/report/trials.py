@@ -13,13 +13,14 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from ecotune.names import ATTR_TRAINING
 from ecotune.report.front import trials_frame
 
 __all__ = ["learning_curves", "ParameterEffects", "parameter_effects", "TRAINING_ATTR",
            "COMPLETED"]
 
 #: Trial user attribute holding the training summary and learning curve.
-TRAINING_ATTR = "training"
+TRAINING_ATTR = ATTR_TRAINING
 #: ``stop_reason`` of a trial that trained for all its epochs.
 COMPLETED = "completed"
 

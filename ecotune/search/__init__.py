@@ -1,10 +1,13 @@
 """The search layer: joins data, models, knobs and meters to Optuna.
 
-``create_study`` makes a study over named objectives, ``measure`` records a measurement
-window on a trial, ``run`` runs a whole study from a spec with the built-in trainer.
+``create_study`` makes a study over named objectives (with the rules its trials obey),
+``measure`` opens a measurement window on a trial with a per-epoch API, ``run`` runs a
+whole study from a spec with the built-in trainer.
 
-Names are imported on first use: the CLI's storage helpers (``ecotune.search.storage``)
-must not pull in torch just because they live in this package.
+The modules are private (``_measure.py`` defines ``measure``), as in Optuna: importing a
+module can then never replace a public name of this package. Names are imported on first
+use, so that the CLI's storage helpers (:mod:`ecotune.search.storage`) do not pull in
+torch; each always resolves to the object its module defines.
 """
 
 from __future__ import annotations
@@ -13,17 +16,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "MeasurementWindow": "ecotune.search.measure",
-    "measure": "ecotune.search.measure",
-    "BuiltinObjective": "ecotune.search.objective",
-    "planned_trials": "ecotune.search.runner",
-    "prepare": "ecotune.search.runner",
-    "run": "ecotune.search.runner",
-    "SAMPLER_NAMES": "ecotune.search.samplers",
-    "make_sampler": "ecotune.search.samplers",
-    "SkoptSampler": "ecotune.search.skopt_sampler",
-    "StudyMismatchError": "ecotune.search.study",
-    "create_study": "ecotune.search.study",
+    "MeasurementWindow": "ecotune.search._measure",
+    "measure": "ecotune.search._measure",
+    "BuiltinObjective": "ecotune.search._objective",
+    "planned_trials": "ecotune.search._runner",
+    "run": "ecotune.search._runner",
+    "prepare": "ecotune.search._study",
+    "SAMPLER_NAMES": "ecotune.search._samplers",
+    "make_sampler": "ecotune.search._samplers",
+    "SkoptSampler": "ecotune.search._skopt",
+    "StudyMismatchError": "ecotune.search._study",
+    "create_study": "ecotune.search._study",
 }
 
 __all__ = [
@@ -41,12 +44,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from ecotune.search.measure import MeasurementWindow, measure
-    from ecotune.search.objective import BuiltinObjective
-    from ecotune.search.runner import planned_trials, prepare, run
-    from ecotune.search.samplers import SAMPLER_NAMES, make_sampler
-    from ecotune.search.skopt_sampler import SkoptSampler
-    from ecotune.search.study import StudyMismatchError, create_study
+    from ecotune.search._measure import MeasurementWindow, measure
+    from ecotune.search._objective import BuiltinObjective
+    from ecotune.search._runner import planned_trials, run
+    from ecotune.search._samplers import SAMPLER_NAMES, make_sampler
+    from ecotune.search._skopt import SkoptSampler
+    from ecotune.search._study import StudyMismatchError, create_study, prepare
 
 
 def __getattr__(name: str) -> Any:

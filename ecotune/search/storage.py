@@ -12,18 +12,27 @@ lost) is failed once its heartbeat is older than ``ECOTUNE_GRACE_S`` (default 60
 next worker that starts a trial. ``journal:///PATH`` opens Optuna's journal storage on a
 file (for clusters that share only a file system); it has no heartbeat. See
 docs/scaling.md.
+
+A URL's password is shown nowhere (:mod:`ecotune.search.storage_url`); studies stored by
+older versions may still hold one in an attribute, so the commands that show a study
+(report, dashboard) read it through :class:`RedactedStorage`.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 from sqlalchemy import event
 
-__all__ = ["open_storage", "journal_path", "heartbeat_settings_s", "JOURNAL_SCHEME"]
+from ecotune.search.storage_url import check_storage_url, scrub
+
+__all__ = ["open_storage", "journal_path", "heartbeat_settings_s", "JOURNAL_SCHEME",
+           "RedactedStorage"]
 
 #: Storage URL scheme of Optuna's journal storage on a file: ``journal:///relative.log`` or
 #: ``journal:////absolute/path.log`` (slashes as in SQLite URLs).
@@ -83,16 +92,16 @@ def open_storage(
     Optuna wraps an ``RDBStorage`` in its trial cache itself when a study uses it.
 
     Raises:
-        ValueError: a journal file's directory does not exist (nothing is created then).
+        StorageURLError: (a ValueError) ``storage`` is not a URL, or the directory of its
+            SQLite or journal file does not exist (nothing is created then).
     """
     if storage is None:
         return optuna.storages.InMemoryStorage()
     if not isinstance(storage, str):
         return storage
+    check_storage_url(storage)
     log = journal_path(storage)
     if log is not None:
-        if not log.parent.is_dir():
-            raise ValueError(f"no such directory {str(log.parent)!r} for the journal file")
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
         # The open(2)-based lock works on NFS too, where symlink locks may not.
@@ -112,3 +121,116 @@ def open_storage(
         event.listen(rdb.engine, "connect", _sqlite_pragmas)
         rdb.engine.dispose()  # connections opened before the listener get the pragmas too
     return rdb
+
+
+def _redacted(value: Any) -> Any:
+    """``value`` (attribute data: JSON-like) with passwords in URLs hidden; the same object
+    when there is none, so that reading a clean study copies nothing."""
+    if isinstance(value, str):
+        return scrub(value) if "@" in value or "passw" in value.lower() else value
+    if isinstance(value, dict):
+        items = {k: _redacted(v) for k, v in value.items()}
+        return items if any(items[k] is not value[k] for k in value) else value
+    if isinstance(value, list | tuple):
+        items = [_redacted(v) for v in value]
+        if any(new is not old for new, old in zip(items, value)):
+            return type(value)(items)
+    return value
+
+
+class RedactedStorage(optuna.storages.BaseStorage):
+    """A storage as the commands that show a study read it: every study and trial attribute
+    comes back with passwords in URLs hidden (``ecotune.spec`` of a study stored before
+    ecotune hid them, a failure reason that quoted a URL). Writes go through unchanged.
+
+    Example:
+        >>> inner = optuna.storages.InMemoryStorage()
+        >>> study = optuna.create_study(storage=inner, study_name="old")
+        >>> study.set_user_attr("ecotune.spec", {"storage": "postgresql://ann:pw@db/x"})
+        >>> view = optuna.load_study(study_name="old", storage=RedactedStorage(inner))
+        >>> view.user_attrs
+        {'ecotune.spec': {'storage': 'postgresql://ann:***@db/x'}}
+    """
+
+    def __init__(self, storage: optuna.storages.BaseStorage) -> None:
+        self._storage = storage
+
+    # Readers of attributes: redacted.
+    def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
+        return _redacted(self._storage.get_study_user_attrs(study_id))
+
+    def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
+        return _redacted(self._storage.get_study_system_attrs(study_id))
+
+    def get_all_studies(self) -> list[optuna.study.FrozenStudy]:
+        studies = []
+        for study in self._storage.get_all_studies():
+            user, system = _redacted(study.user_attrs), _redacted(study.system_attrs)
+            if user is not study.user_attrs or system is not study.system_attrs:
+                study = copy.copy(study)  # the wrapped storage's own object stays as it is
+                study.user_attrs, study.system_attrs = user, system
+            studies.append(study)
+        return studies
+
+    def get_trial(self, trial_id: int) -> optuna.trial.FrozenTrial:
+        return _redacted_trial(self._storage.get_trial(trial_id))
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True,
+                       states: Any = None) -> list[optuna.trial.FrozenTrial]:
+        return [_redacted_trial(t) for t in
+                self._storage.get_all_trials(study_id, deepcopy=deepcopy, states=states)]
+
+    # Everything else: as the wrapped storage does it.
+    def create_new_study(self, *args: Any, **kwargs: Any) -> int:
+        return self._storage.create_new_study(*args, **kwargs)
+
+    def delete_study(self, study_id: int) -> None:
+        self._storage.delete_study(study_id)
+
+    def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
+        self._storage.set_study_user_attr(study_id, key, value)
+
+    def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
+        self._storage.set_study_system_attr(study_id, key, value)
+
+    def get_study_id_from_name(self, study_name: str) -> int:
+        return self._storage.get_study_id_from_name(study_name)
+
+    def get_study_name_from_id(self, study_id: int) -> str:
+        return self._storage.get_study_name_from_id(study_id)
+
+    def get_study_directions(self, study_id: int) -> list[optuna.study.StudyDirection]:
+        return self._storage.get_study_directions(study_id)
+
+    def create_new_trial(self, *args: Any, **kwargs: Any) -> int:
+        return self._storage.create_new_trial(*args, **kwargs)
+
+    def set_trial_param(self, *args: Any, **kwargs: Any) -> None:
+        self._storage.set_trial_param(*args, **kwargs)
+
+    def set_trial_state_values(self, *args: Any, **kwargs: Any) -> bool:
+        return self._storage.set_trial_state_values(*args, **kwargs)
+
+    def set_trial_intermediate_value(self, *args: Any, **kwargs: Any) -> None:
+        self._storage.set_trial_intermediate_value(*args, **kwargs)
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._storage.set_trial_user_attr(trial_id, key, value)
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._storage.set_trial_system_attr(trial_id, key, value)
+
+    def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
+        return self._storage.get_trial_id_from_study_id_trial_number(study_id, trial_number)
+
+    def remove_session(self) -> None:
+        self._storage.remove_session()
+
+
+def _redacted_trial(trial: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
+    user, system = _redacted(trial.user_attrs), _redacted(trial.system_attrs)
+    if user is trial.user_attrs and system is trial.system_attrs:
+        return trial
+    trial = copy.copy(trial)
+    trial.user_attrs, trial.system_attrs = user, system
+    return trial

@@ -13,6 +13,7 @@ import it.
 
 from __future__ import annotations
 
+from ecotune.energy.hardware._inference import INFERENCE_SAMPLE, inference_estimates
 from ecotune.energy.hardware._trace import NONZERO_THRESHOLD, LayerTrace, nnz, trace_layers
 from ecotune.energy.hardware.asic import (
     AsicLayerCost,
@@ -36,6 +37,8 @@ from ecotune.energy.hardware.eyeriss import (
 from ecotune.energy.hardware.profile import HARDWARE_MODELS, energy_profile
 
 __all__ = [
+    "INFERENCE_SAMPLE",
+    "inference_estimates",
     "NONZERO_THRESHOLD",
     "LayerTrace",
     "nnz",

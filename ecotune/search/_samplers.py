@@ -7,10 +7,12 @@ from typing import Any
 
 import optuna
 
+from ecotune.names import SAMPLERS
+
 __all__ = ["SAMPLER_NAMES", "make_sampler"]
 
-#: Every sampler a study file or ``create_study`` may name.
-SAMPLER_NAMES = ("grid", "random", "tpe", "gp", "nsga2", "qmc", "skopt")
+#: Every sampler a study file or ``create_study`` may name (ecotune's vocabulary).
+SAMPLER_NAMES = SAMPLERS
 
 
 def make_sampler(
@@ -25,7 +27,7 @@ def make_sampler(
         sampler: one of :data:`SAMPLER_NAMES` or a sampler object. ``grid``, ``random``,
             ``tpe`` (multivariate), ``gp`` (``GPSampler``), ``nsga2`` (``NSGAIISampler``)
             and ``qmc`` (``QMCSampler``) are Optuna's; ``skopt`` is ecotune's
-            :class:`~ecotune.search.skopt_sampler.SkoptSampler` on scikit-optimize's GP.
+            :class:`~ecotune.search._skopt.SkoptSampler` on scikit-optimize's GP.
         seed: makes the sampler's choices repeatable.
         grid: the grid sampler's values per parameter (required for ``"grid"``).
         options: extra keyword arguments for the sampler's constructor.
@@ -58,7 +60,7 @@ def make_sampler(
         if sampler == "qmc":
             return optuna.samplers.QMCSampler(seed=seed, **options)
         if sampler == "skopt":
-            from ecotune.search.skopt_sampler import SkoptSampler
+            from ecotune.search._skopt import SkoptSampler
 
             return SkoptSampler(seed=seed, **options)
     except TypeError as err:

@@ -16,13 +16,14 @@ import math
 
 import optuna
 
+from ecotune.epochs import EpochRecord, StopTraining
+from ecotune.names import CONSTRAINT_TRIAL_ENERGY
 from ecotune.search._trial_cursor import TrialCursor
-from ecotune.training import EpochRecord, StopTraining
 
 __all__ = ["TrialEnergyBudget", "StudyEnergyBudget", "study_energy_j", "TRIAL_BUDGET_KEY",
            "TRIAL_BUDGET_STOP"]
 
-TRIAL_BUDGET_KEY = "trial_energy_j"
+TRIAL_BUDGET_KEY = CONSTRAINT_TRIAL_ENERGY
 TRIAL_BUDGET_STOP = "trial_energy_budget"
 
 
@@ -36,12 +37,12 @@ class TrialEnergyBudget:
         >>> budget(EpochRecord(2, 0.4, 0.9, 2.0, energy_j=8.0))
         Traceback (most recent call last):
         ...
-        ecotune.training.StopTraining: trial_energy_budget
+        ecotune.epochs.StopTraining: trial_energy_budget
         >>> budget.constraint_j(8.0, epochs_run=2)  # 5 epochs x 4 J - 10 J
         10.0
     """
 
-    def __init__(self, budget_j: float, planned_epochs: int) -> None:
+    def __init__(self, budget_j: float, planned_epochs: int | None) -> None:
         if not budget_j > 0:
             raise ValueError(f"a trial energy budget must be > 0 joules (got {budget_j})")
         self.budget_j = budget_j
@@ -52,14 +53,19 @@ class TrialEnergyBudget:
         if record.energy_j is None:
             raise ValueError("a trial energy budget needs the energy of every epoch")
         per_epoch_j = record.energy_j / record.epoch
-        if record.epoch < self.planned_epochs and record.energy_j + per_epoch_j > self.budget_j:
+        more_planned = self.planned_epochs is None or record.epoch < self.planned_epochs
+        if more_planned and record.energy_j + per_epoch_j > self.budget_j:
             self.stopped = True
             raise StopTraining(TRIAL_BUDGET_STOP)
 
     def constraint_j(self, energy_j: float, epochs_run: int) -> float:
-        """Projected energy of the planned training minus the budget (<= 0: feasible)."""
+        """Projected energy of the planned training minus the budget (<= 0: feasible).
+
+        Without planned epochs (an own loop that did not say), a stopped trial is priced
+        one epoch past where it stopped: over the budget, so infeasible."""
         if self.stopped:
-            energy_j = energy_j / epochs_run * self.planned_epochs
+            planned = self.planned_epochs or epochs_run + 1
+            energy_j = energy_j / epochs_run * planned
         return energy_j - self.budget_j
 
 

@@ -9,17 +9,18 @@ from typing import Any
 
 import optuna
 
-from ecotune.search.budgets import StudyEnergyBudget
-from ecotune.search.study import create_study
-from ecotune.search.workers import count_trials, run_worker
-from ecotune.spec import StudySpec, load_spec
+from ecotune.names import STUDY_ATTR_SPEC
+from ecotune.search._budgets import StudyEnergyBudget
+from ecotune.search._study import prepare
+from ecotune.search._workers import count_trials, run_worker
+from ecotune.spec import StudySpec
 
-__all__ = ["run", "prepare", "optimize", "planned_trials", "DEFAULT_N_TRIALS", "SPEC_ATTR"]
+__all__ = ["run", "optimize", "planned_trials", "DEFAULT_N_TRIALS", "SPEC_ATTR"]
 
 #: Trials per run when the spec gives no n_trials (the grid sampler: the whole grid).
 DEFAULT_N_TRIALS = 20
 #: Study user attribute holding the spec of the latest run, as JSON-able data.
-SPEC_ATTR = "ecotune.spec"
+SPEC_ATTR = STUDY_ATTR_SPEC
 
 Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
@@ -31,26 +32,6 @@ def planned_trials(spec: StudySpec) -> int:
     if spec.study.sampler.name == "grid":
         return math.prod(len(values) for values in spec.grid().values())
     return DEFAULT_N_TRIALS
-
-
-def prepare(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
-            **overrides: Any) -> tuple[StudySpec, optuna.Study]:
-    """Validate ``spec`` with ``overrides``, then create or load its study.
-
-    Everything that can be wrong with the spec is reported before storage is touched.
-    """
-    spec = load_spec(spec).with_overrides(**overrides)
-    study = create_study(
-        study_name=spec.study.name,
-        storage=spec.study.storage,
-        sampler=spec.study.sampler.name,
-        objectives=spec.study.objectives,
-        seed=spec.study.seed,
-        grid=spec.grid() if spec.study.sampler.name == "grid" else None,
-        sampler_options=spec.study.sampler.options,
-    )
-    study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
-    return spec, study
 
 
 def run(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
@@ -89,7 +70,7 @@ def optimize(spec: StudySpec, study: optuna.Study, callbacks: Sequence[Callback]
     Args:
         target_trials: stop once the study holds this many trials over all workers
             (default: the trials stored now + ``planned_trials(spec)``); see
-            :mod:`ecotune.search.workers`.
+            :mod:`ecotune.search._workers`.
 
     Returns the budget (its ``reached`` says whether it ended the run), or None.
     """

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
 
+from ecotune.names import STUDY_ATTR_OBJECTIVES, STUDY_ATTR_SPEC
 from ecotune.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
-from ecotune.search.samplers import make_sampler
+from ecotune.search._rules import store_rules
+from ecotune.search._samplers import make_sampler
 from ecotune.search.storage import open_storage
+from ecotune.search.storage_url import redact_url
+from ecotune.spec import DEFAULT_STORAGE, StudySpec, load_rules, load_spec
 
-__all__ = ["create_study", "StudyMismatchError", "DEFAULT_STORAGE"]
+__all__ = ["create_study", "prepare", "StudyMismatchError", "DEFAULT_STORAGE"]
 
-DEFAULT_STORAGE = "sqlite:///ecotune.db"
 #: Study user attribute naming the objectives, so reports can read them back.
-OBJECTIVES_ATTR = "ecotune.objectives"
+OBJECTIVES_ATTR = STUDY_ATTR_OBJECTIVES
 
 
 class StudyMismatchError(ValueError):
@@ -44,7 +48,7 @@ def _directions(objectives: Sequence[str] | Mapping[str, str]) -> dict[str, str]
 
 
 def create_study(
-    study_name: str,
+    study_name: str | None = None,
     storage: str | optuna.storages.BaseStorage | None = DEFAULT_STORAGE,
     sampler: str | optuna.samplers.BaseSampler = "tpe",
     objectives: Sequence[str] | Mapping[str, str] = DEFAULT_OBJECTIVES,
@@ -52,15 +56,19 @@ def create_study(
     grid: Mapping[str, Sequence[Any]] | None = None,
     sampler_options: Mapping[str, Any] | None = None,
     load_if_exists: bool = True,
+    early_stopping: Mapping[str, Any] | None = None,
+    budgets: Mapping[str, Any] | None = None,
 ) -> optuna.Study:
     """Create an Optuna study over named objectives, or load it if it exists.
 
     The result is a plain ``optuna.Study`` in plain Optuna storage: directions and metric
     names are set, so every Optuna tool and optuna-dashboard work on it unchanged.
     Loading an existing study with other objectives is an error, never a silent change.
+    ``study_name``, ``storage`` and ``load_if_exists`` mean what they mean in
+    ``optuna.create_study``.
 
     Args:
-        study_name: the study's name in storage.
+        study_name: the study's name in storage (None: Optuna makes a unique one).
         storage: a database URL (default ``sqlite:///ecotune.db``), a storage object, or
             None for in-memory.
         sampler: ``"grid"``, ``"random"``, ``"tpe"``, or any Optuna sampler object.
@@ -70,6 +78,17 @@ def create_study(
         grid: values per parameter, for the grid sampler.
         sampler_options: extra keyword arguments for the sampler.
         load_if_exists: add to an existing study of that name (default) rather than fail.
+        early_stopping: energy-aware early stopping for every measured trial: the study
+            file's ``[early_stopping]`` keys (``enabled``, ``min_epochs``, ``margin``,
+            ``on_stop``), validated the same way.
+        budgets: the study file's ``[budgets]`` keys (``trial_energy_j``,
+            ``study_energy_j``, ``inference_energy_pj``).
+
+    Both are stored in the study, so every worker and every ``ecotune.measure()`` on it
+    applies them.
+
+    Raises:
+        ecotune.SpecError: ``early_stopping`` or ``budgets`` is invalid (nothing stored).
 
     Example:
         >>> study = create_study("doc", storage=None, sampler="random", seed=0)
@@ -77,10 +96,16 @@ def create_study(
         (['accuracy', 'energy_j'], ['MAXIMIZE', 'MINIMIZE'])
     """
     directions = _directions(objectives)
+    rules = (load_rules({"early_stopping": early_stopping or {}, "budgets": budgets or {}})
+             if early_stopping is not None or budgets is not None else None)
+    if rules is not None and rules.early_stopping.enabled \
+            and not {"accuracy", "energy_j"} <= set(directions):
+        raise ValueError("early_stopping needs the objectives accuracy and energy_j "
+                         f"(got {list(directions)})")
     sampler_obj = make_sampler(sampler, seed=seed, grid=grid, options=sampler_options)
     # One storage object for the check and the study: one database connection pool.
     storage_obj = open_storage(storage)
-    if load_if_exists:
+    if load_if_exists and study_name is not None:
         _check_existing(study_name, storage_obj, directions)
     study = optuna.create_study(
         study_name=study_name,
@@ -95,7 +120,34 @@ def create_study(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(directions))
         study.set_user_attr(OBJECTIVES_ATTR, directions)
+    if rules is not None:
+        store_rules(study, rules)
     return study
+
+
+def prepare(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
+            **overrides: Any) -> tuple[StudySpec, optuna.Study]:
+    """Validate ``spec`` with ``overrides``, then create or load its study, storing the
+    spec and its rules in it.
+
+    Everything that can be wrong with the spec is reported before storage is touched.
+    """
+    spec = load_spec(spec).with_overrides(**overrides)
+    study = create_study(
+        study_name=spec.study.name,
+        storage=spec.study.storage,
+        sampler=spec.study.sampler.name,
+        objectives=spec.study.objectives,
+        seed=spec.study.seed,
+        grid=spec.grid() if spec.study.sampler.name == "grid" else None,
+        sampler_options=spec.study.sampler.options,
+    )
+    stored = spec.model_dump(mode="json")
+    # Anyone who can read the study reads its attributes: keep the password out of them.
+    stored["study"]["storage"] = redact_url(spec.study.storage)
+    study.set_user_attr(STUDY_ATTR_SPEC, stored)
+    store_rules(study, spec.rules())
+    return spec, study
 
 
 def _check_existing(study_name: str, storage: Any, directions: dict[str, str]) -> None:

@@ -33,15 +33,16 @@ from typing import NamedTuple
 import numpy as np
 import optuna
 
+from ecotune.epochs import EpochRecord, StopTraining
+from ecotune.names import ATTR_EARLY_STOPPING
 from ecotune.pareto import ParetoFront, is_feasible
 from ecotune.search._trial_cursor import TrialCursor
-from ecotune.training import EpochRecord, StopTraining
 
 __all__ = ["Prediction", "predict_final", "EnergyAwareStopper", "EARLY_STOP",
            "FREEZE_ENERGY_MULTIPLIER", "LOW_PRECISION_ENERGY_MULTIPLIER", "STOPPER_ATTR"]
 
 EARLY_STOP = "energy_aware_stop"
-STOPPER_ATTR = "early_stopping"
+STOPPER_ATTR = ATTR_EARLY_STOPPING
 FREEZE_ENERGY_MULTIPLIER = 0.77
 LOW_PRECISION_ENERGY_MULTIPLIER = 0.93
 #: A stopper reads the study's front again at most this often (seconds).

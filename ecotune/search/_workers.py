@@ -3,7 +3,8 @@ count and an energy budget that hold across all of them.
 
 The calling sequence of one worker (:func:`run_worker`):
 
-1. fail stale trials (relational storage: trials whose worker stopped sending heartbeats);
+1. fail dead trials (relational storage: trials whose worker stopped sending heartbeats,
+   or died before its first one; :mod:`ecotune.search._failures`);
 2. take the study's *claim lock* (:func:`claim_lock`: a PostgreSQL advisory lock, a lock
    file beside a SQLite database or journal file, or a thread lock in memory);
 3. under the lock, stop if the study's energy budget is spent or the study already holds
@@ -33,7 +34,6 @@ import multiprocessing
 import os
 import signal
 import threading
-import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -41,16 +41,16 @@ from typing import Any
 
 import optuna
 
+from ecotune.names import ATTR_FAIL_REASON
+from ecotune.search._budgets import StudyEnergyBudget
+from ecotune.search._failures import INTERRUPTED_REASON, fail_dead_trials, record_failure
 from ecotune.search._trial_cursor import count_from
-from ecotune.search.budgets import StudyEnergyBudget
-from ecotune.search.objective import FAIL_REASON_ATTR, BuiltinObjective
 from ecotune.search.storage import journal_path
+from ecotune.search.storage_url import scrub
 from ecotune.spec import StudySpec
 
 __all__ = ["run_worker", "claim_lock", "count_trials", "start_local_workers",
            "INTERRUPTED_REASON"]
-
-INTERRUPTED_REASON = "interrupted (SIGINT/SIGTERM): the trial was stopped"
 
 Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
@@ -153,34 +153,28 @@ class _Trial:
     records why a trial failed, fails non-finite values."""
 
     def __init__(self, objective: Callable[[optuna.Trial], Sequence[float]],
-                 release: Callable[[], None]) -> None:
+                 release: Callable[[], None], storage_url: str = "") -> None:
         self.objective = objective
         self.release = release
+        self.storage_url = storage_url  # its password never goes into a fail reason
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         self.release()
         try:
             values = tuple(self.objective(trial))
-        except KeyboardInterrupt:
-            trial.set_user_attr(FAIL_REASON_ATTR, INTERRUPTED_REASON)
-            raise  # Optuna fails the trial, then raises it again
-        except MemoryError as err:
-            # Drop what the failed trial held before the next one starts.
-            gc.collect()
-            if FAIL_REASON_ATTR not in trial.user_attrs:
-                trial.set_user_attr(FAIL_REASON_ATTR, f"MemoryError: {err}")
-            raise
-        except Exception as err:
-            if _is_out_of_memory(err):
+        except (KeyboardInterrupt, MemoryError, Exception) as err:
+            if isinstance(err, optuna.TrialPruned):
+                raise
+            if isinstance(err, MemoryError) or _is_out_of_memory(err):
+                # Drop what the failed trial held before the next one starts.
                 gc.collect()
                 _empty_cuda_cache()
-            if FAIL_REASON_ATTR not in trial.user_attrs:
-                trial.set_user_attr(FAIL_REASON_ATTR, f"{type(err).__name__}: {err}")
-            raise
+            record_failure(trial, err, self.storage_url)
+            raise  # Optuna fails the trial (and raises KeyboardInterrupt again)
         bad = [v for v in values if not math.isfinite(v)]
         if bad:
             reason = f"objective value {bad[0]} is not finite"
-            trial.set_user_attr(FAIL_REASON_ATTR, reason)
+            trial.set_user_attr(ATTR_FAIL_REASON, reason)
             raise ValueError(reason)
         return values
 
@@ -219,7 +213,7 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
         KeyboardInterrupt: on Ctrl-C, after the running trial was failed.
 
     Example:
-        >>> from ecotune.search.study import create_study
+        >>> from ecotune.search import create_study
         >>> from ecotune.spec import load_spec
         >>> spec = load_spec({"study": {"name": "w", "storage": "sqlite:///:memory:"}})
         >>> study = create_study("w", storage=None, sampler="random", seed=0)
@@ -230,11 +224,13 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
     """
     budget = (StudyEnergyBudget(spec.budgets.study_energy_j)
               if spec.budgets.study_energy_j is not None else None)
-    objective = objective or BuiltinObjective(spec)
+    if objective is None:
+        from ecotune.search._objective import BuiltinObjective  # torch: only when training
+
+        objective = BuiltinObjective(spec)
+        objective.warm_up()
     lock = claim_lock(spec.study.storage, spec.study.name)
-    with warnings.catch_warnings():  # "experimental" since Optuna 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # a killed run's trial ends failed at once
+    fail_dead_trials(study)  # a killed run's trial ends failed at once, with a reason
     while True:
         held = True
         lock.acquire()
@@ -250,8 +246,8 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
                 break
             if count_trials(study) >= target_trials:
                 break
-            study.optimize(_Trial(objective, release), n_trials=1, catch=(Exception,),
-                           callbacks=list(callbacks))
+            study.optimize(_Trial(objective, release, spec.study.storage), n_trials=1,
+                           catch=(Exception,), callbacks=list(callbacks))
         finally:
             release()
         if study._stop_flag:  # a callback called study.stop()
@@ -265,16 +261,24 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
 
 def _worker_process(spec_data: dict, target_trials: int) -> None:
     """Entry point of a spawned worker: open the study, run trials, exit."""
-    from ecotune.search.runner import prepare
+    from ecotune.search._study import prepare
 
     # A terminal's Ctrl-C reaches every process of the group; SIGTERM from the parent too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    spec, study = prepare(spec_data)
     try:
+        spec, study = prepare(spec_data)
         run_worker(spec, study, target_trials)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except Exception as err:  # one line, password hidden, instead of a traceback
+        import sys
+
+        first = (str(err).strip().splitlines() or [""])[0]
+        print(f"ecotune worker {multiprocessing.current_process().name}: "
+              f"{scrub(f'{type(err).__name__}: {first}', spec_data['study']['storage'])}",
+              file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def worker_spec_data(spec: StudySpec, index: int) -> dict:
@@ -291,6 +295,9 @@ def start_local_workers(spec: StudySpec, target_trials: int,
                         n_processes: int) -> Iterator[list[multiprocessing.Process]]:
     """Start ``n_processes`` worker processes (indexes 1..n) on this machine; on leaving
     the context wait for them, or interrupt them (SIGINT, then SIGTERM) on an exception.
+
+    The spec, storage URL and its password included, reaches each worker through the pipe
+    of the ``spawn`` start method, never on its command line: ``ps`` shows none of it.
     """
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_worker_process,

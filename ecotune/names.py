@@ -1,0 +1,75 @@
+"""ecotune's vocabulary, defined once: the names a study file, the storage and the code share.
+
+Everything else derives from these tuples and constants: the study file's pydantic
+``Literal`` types (:mod:`ecotune.spec`), the sampler, data-set, model and meter factories
+(which check at import that they implement exactly these names), and every reader and
+writer of trial and study attributes. Importing this module costs nothing (no third-party
+imports), so any layer may use it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SAMPLERS", "DATASETS", "MODELS", "METERS", "METER_BACKENDS", "OPTIMIZERS",
+    "BUDGET_SCHEDULES", "EARLY_STOPPING_ACTIONS",
+    "ATTR_FAIL_REASON", "ATTR_TRAINING", "ATTR_INFERENCE", "ATTR_EARLY_STOPPING",
+    "ATTR_TEST_ACCURACY", "ATTR_STOP", "STUDY_ATTR_SPEC", "STUDY_ATTR_OBJECTIVES",
+    "STUDY_ATTR_RULES", "CONSTRAINT_TRIAL_ENERGY", "CONSTRAINT_INFERENCE_ENERGY",
+    "check_implements",
+]
+
+#: Samplers by name (``[study] sampler``, ``--sampler``, ``ecotune.create_study``).
+SAMPLERS = ("grid", "random", "tpe", "gp", "nsga2", "qmc", "skopt")
+#: Data sets of the built-in trainer.
+DATASETS = ("digits", "fake", "fashion_mnist", "mnist", "cifar10", "gtsrb")
+#: Models of the built-in trainer.
+MODELS = ("mlp", "cnn", "resnet18", "mobilenet_v2")
+#: Energy backends, in ``auto``'s order of preference, and what a user may ask for.
+METER_BACKENDS = ("rapl", "nvml", "codecarbon", "cputime")
+METERS = ("auto", *METER_BACKENDS)
+OPTIMIZERS = ("sgd", "adam", "adamw")
+BUDGET_SCHEDULES = ("none", "linear", "exponential")
+#: What energy-aware early stopping does with a stopped trial.
+EARLY_STOPPING_ACTIONS = ("prune", "complete")
+
+# Trial user attributes (besides the measurement's own, named in
+# ecotune.energy.Measurement.as_attrs).
+#: Why a trial failed, in one line; written wherever a trial fails.
+ATTR_FAIL_REASON = "fail_reason"
+#: Training summary and per-epoch learning curve (built-in trainer and own loops alike).
+ATTR_TRAINING = "training"
+#: Inference-energy estimates of the trained model (ASIC, Eyeriss, per-layer profile).
+ATTR_INFERENCE = "inference"
+#: Energy-aware early stopping's predictions and where it stopped the trial.
+ATTR_EARLY_STOPPING = "early_stopping"
+#: Test-split accuracy of the trained model (never used by the search).
+ATTR_TEST_ACCURACY = "test_accuracy"
+#: Why a trial that ran its window ended before its planned epochs (own loops included).
+ATTR_STOP = "stop_reason"
+
+# Study user attributes.
+#: The spec of the latest ``ecotune run`` of the study, as JSON data.
+STUDY_ATTR_SPEC = "ecotune.spec"
+#: The study's objectives and directions.
+STUDY_ATTR_OBJECTIVES = "ecotune.objectives"
+#: Early-stopping and budget settings every ``measure()`` on the study applies.
+STUDY_ATTR_RULES = "ecotune.rules"
+
+# Constraint names (Optuna's ``trial.set_constraint``: feasible when <= 0).
+CONSTRAINT_TRIAL_ENERGY = "trial_energy_j"
+CONSTRAINT_INFERENCE_ENERGY = "inference_energy_pj"
+
+
+def check_implements(what: str, names: tuple[str, ...], implemented: object) -> None:
+    """Raise at import time when a factory does not implement exactly ``names``.
+
+    Example:
+        >>> check_implements("model", ("a", "b"), {"a": 1})
+        Traceback (most recent call last):
+        ...
+        RuntimeError: model names and implementations differ: missing ['b'], extra []
+    """
+    have = set(implemented)  # type: ignore[call-overload]
+    if have != set(names):
+        raise RuntimeError(f"{what} names and implementations differ: missing "
+                           f"{sorted(set(names) - have)}, extra {sorted(have - set(names))}")

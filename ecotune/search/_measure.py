@@ -1,0 +1,346 @@
+"""``measure(trial)``: a measurement window on an Optuna trial, with a per-epoch API.
+
+Any training loop gets what the built-in trainer has (the built-in trainer is itself a
+client of this API)::
+
+    with ecotune.measure(trial, epochs=10) as m:
+        for epoch in range(1, 11):
+            train_one_epoch(model)
+            m.report(epoch, evaluate(model))   # a learning-curve point, with energy
+            if m.should_stop():                # energy-aware early stopping, budgets
+                break
+        m.record_model(model, sample_inputs)   # inference-energy estimates
+    return m.accuracy, m.energy_j
+
+The rules a window applies (energy-aware early stopping, the per-trial, study and
+inference energy budgets) travel with the study (:func:`ecotune.create_study`'s
+``early_stopping`` and ``budgets``; a study file's sections), so every worker applies the
+same ones.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ecotune import names
+from ecotune.energy import Measurement, Meter, get_meter
+from ecotune.epochs import EpochRecord, StopTraining, notify
+from ecotune.search._budgets import TrialEnergyBudget, study_energy_j
+from ecotune.search._failures import record_failure
+from ecotune.search._rules import stored_rules
+from ecotune.spec import TrialRules, load_rules
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+    from torch import nn
+
+    from ecotune.search._early_stopping import EnergyAwareStopper
+
+__all__ = ["measure", "MeasurementWindow", "StudyBudgetSpent"]
+
+
+class StudyBudgetSpent(Exception):  # noqa: N818 (raised as optuna.TrialPruned)
+    """Marker: the study's energy budget was spent before this trial started."""
+
+
+class MeasurementWindow:
+    """What ``with measure(trial) as m`` gives.
+
+    Inside the block: :meth:`report` after each epoch, :meth:`should_stop`,
+    :meth:`energy_so_far_j`, :meth:`record_model`. After it: the figures
+    (``energy_j``, ``duration_s``, ``co2_g``, ``meter``, ``is_estimate``), the
+    ``accuracy`` last reported, ``curve`` and ``stop_reason``. Reading a figure inside the
+    block is an error.
+    """
+
+    measurement: Measurement | None = None
+
+    def __init__(self, meter: Meter, trial: optuna.trial.BaseTrial | None = None,
+                 epochs: int | None = None, rules: TrialRules | None = None,
+                 freeze_at_epoch: int | None = None,
+                 low_precision_at_epoch: int | None = None) -> None:
+        self._meter = meter
+        self._trial = trial
+        self.epochs = epochs
+        self.rules = rules or TrialRules()
+        self._plan = (freeze_at_epoch, low_precision_at_epoch)
+        self.curve: list[EpochRecord] = []
+        self.stop_reason: str | None = None
+        self.summary: dict[str, Any] = {}  # extra training facts for the `training` attribute
+        self._watchers: list | None = None
+        self._budget: TrialEnergyBudget | None = None
+        self._stopper: EnergyAwareStopper | None = None
+        self._t0_s = time.perf_counter()
+
+    # -- inside the block -------------------------------------------------------------
+
+    def energy_so_far_j(self) -> float:
+        """Energy measured since the window opened, joules; the window stays open."""
+        if self.measurement is not None:
+            return self.measurement.energy_j
+        return self._meter.lap().energy_j
+
+    def report(self, epoch: int, accuracy: float, *, train_loss: float | None = None,
+               decisions: tuple[str, ...] = (), **extra: Any) -> None:
+        """Record epoch ``epoch``'s validation ``accuracy`` on the learning curve, with the
+        cumulative energy and time so far and any ``extra`` values (e.g. ``loss=0.3``),
+        then apply the study's rules; :meth:`should_stop` says what they decided.
+
+        Raises:
+            ValueError: epochs out of order, a non-finite accuracy, or rules that need
+                the planned epochs (``measure(trial, epochs=N)``) when none were given.
+        """
+        if self.measurement is not None:
+            raise RuntimeError("report() after the `with measure(...)` block has ended")
+        if self.curve and epoch <= self.curve[-1].epoch:
+            raise ValueError(f"report(epoch={epoch}) after epoch {self.curve[-1].epoch}: "
+                             "epochs must increase")
+        if not math.isfinite(accuracy):
+            raise ValueError(f"report(): accuracy {accuracy} is not finite")
+        lap = self._meter.lap(exact=epoch == self.epochs)
+        record = EpochRecord(epoch, train_loss, float(accuracy),
+                             time.perf_counter() - self._t0_s, lap.energy_j,
+                             tuple(decisions), dict(extra))
+        self.curve.append(record)
+        if self.stop_reason is None:
+            self.stop_reason = notify(self._epoch_watchers(), record)
+
+    def should_stop(self) -> bool:
+        """True once a rule of the study says training should end: energy-aware early
+        stopping predicts the trial ends dominated, or the next epoch would take it past
+        its energy budget. ``stop_reason`` says which."""
+        return self.stop_reason is not None
+
+    def __call__(self, record: EpochRecord) -> None:
+        """The window as the built-in trainer's epoch watcher: report, then stop."""
+        self.report(record.epoch, record.val_accuracy, train_loss=record.train_loss,
+                    decisions=record.decisions, **record.extra)
+        if self.should_stop():
+            raise StopTraining(self.stop_reason)
+
+    def record_model(self, model: nn.Module, sample_inputs: torch.Tensor) -> dict[str, Any]:
+        """Estimate ``model``'s inference energy on ``sample_inputs`` (validation data,
+        one batch) with both hardware models; store it on the trial at once (attribute
+        ``inference``) and check the study's inference-energy budget (a constraint).
+        Inside or after the block alike; after it, the estimate's own work is not
+        counted as training energy. Returns the estimates (``asic_pj`` is the
+        ``inference_energy`` objective, picojoules per inference)."""
+        from ecotune.energy.hardware import inference_estimates
+
+        self.inference = inference_estimates(model, sample_inputs)
+        if self._trial is not None:
+            self._trial.set_user_attr(names.ATTR_INFERENCE, self.inference)
+            limit_pj = self.rules.budgets.inference_energy_pj
+            if limit_pj is not None:
+                self._trial.set_constraint(names.CONSTRAINT_INFERENCE_ENERGY,
+                                           self.inference["asic_pj"] - limit_pj)
+        return self.inference
+
+    inference: dict[str, Any] | None = None
+
+    # -- after the block ---------------------------------------------------------------
+
+    def _get(self) -> Measurement:
+        if self.measurement is None:
+            raise RuntimeError("the measurement window is still open: read its figures "
+                               "after the `with measure(...)` block")
+        return self.measurement
+
+    @property
+    def energy_j(self) -> float:
+        """Energy of every device measured, joules."""
+        return self._get().energy_j
+
+    @property
+    def duration_s(self) -> float:
+        return self._get().duration_s
+
+    @property
+    def co2_g(self) -> float | None:
+        return self._get().co2_g
+
+    @property
+    def meter(self) -> str:
+        """Backend that produced the figures."""
+        return self._get().meter
+
+    @property
+    def is_estimate(self) -> bool:
+        """True where the figure is modelled rather than read from a hardware counter."""
+        return self._get().is_estimate
+
+    @property
+    def accuracy(self) -> float | None:
+        """The validation accuracy last reported (None: nothing reported)."""
+        return self.curve[-1].val_accuracy if self.curve else None
+
+    # -- rules -------------------------------------------------------------------------
+
+    def _epoch_watchers(self) -> list:
+        if self._watchers is None:
+            self._watchers = []
+            budget_j = self.rules.budgets.trial_energy_j
+            if budget_j is not None:
+                self._budget = TrialEnergyBudget(budget_j, self.epochs)
+                self._watchers.append(self._budget)
+            if self.rules.early_stopping.enabled \
+                    and getattr(self._trial, "study", None) is not None:
+                if self.epochs is None:
+                    raise ValueError("this study stops trials early: pass the planned "
+                                     "epochs, measure(trial, epochs=N)")
+                from ecotune.search._early_stopping import EnergyAwareStopper
+
+                es = self.rules.early_stopping
+                self._stopper = EnergyAwareStopper(self._trial.study, self.epochs, es.margin,
+                                                   es.min_epochs, *self._plan)
+                self._watchers.append(self._stopper)
+        return self._watchers
+
+    def _record(self, trial: optuna.trial.BaseTrial) -> None:
+        """Store everything the window learned on ``trial`` (one write per attribute)."""
+        assert self.measurement is not None
+        for key, value in self.measurement.as_attrs().items():
+            trial.set_user_attr(key, value)
+        if self.curve or self.summary:
+            stop = self.summary.pop("stop_reason", None) or self.stop_reason or "completed"
+            trial.set_user_attr(names.ATTR_TRAINING, {
+                **self.summary, "epochs_run": len(self.curve), "stop_reason": stop,
+                "learning_curve": [r.as_attr() for r in self.curve]})
+        if self._stopper is not None:
+            trial.set_user_attr(names.ATTR_EARLY_STOPPING, self._stopper.record())
+        if self._budget is not None and self.curve:
+            trial.set_constraint(names.CONSTRAINT_TRIAL_ENERGY,
+                                 self._budget.constraint_j(self.energy_j, len(self.curve)))
+
+
+@contextlib.contextmanager
+def measure(
+    trial: optuna.trial.BaseTrial | None = None,
+    meter: str | Meter = "auto",
+    country: str = "USA",
+    pue: float = 1.0,
+    epochs: int | None = None,
+    freeze_at_epoch: int | None = None,
+    low_precision_at_epoch: int | None = None,
+    rules: TrialRules | Mapping[str, Any] | None = None,
+) -> Iterator[MeasurementWindow]:
+    """Measure the enclosed work and record the figures on ``trial``'s user attributes.
+
+    The attributes are ``energy_j``, ``cpu_energy_j``, ``gpu_energy_j``, ``ram_energy_j``
+    (each device only where it was measured), ``duration_s``, ``co2_g``, ``energy_meter`` and
+    ``energy_is_estimate``, ``energy_scope``, and where they apply ``energy_details``:
+    ``alternatives_j`` (other backends' figures for the same window), ``sources``,
+    ``cpu_share`` and ``warnings``. ``pue`` scales the emissions figure. If the work raises, the
+    window is still closed and recorded, and the trial's ``fail_reason`` says why.
+
+    With per-epoch reports (:meth:`MeasurementWindow.report`) the learning curve is stored
+    in the ``training`` attribute, as the built-in trainer stores it; the study's rules
+    (stored by :func:`ecotune.create_study`, or ``rules`` here) stop the trial through
+    :meth:`MeasurementWindow.should_stop`. A trial that starts once the study's energy
+    budget is spent ends at once as pruned (``optuna.TrialPruned``), with the reason, and
+    ``study.optimize`` stops.
+
+    Args:
+        trial: the Optuna trial to record on (None: just measure).
+        meter: ``"auto"``, a backend name or a :class:`~ecotune.energy.Meter`.
+        epochs: the planned epochs (energy-aware early stopping and the trial energy
+            budget project the rest of training from them).
+        freeze_at_epoch, low_precision_at_epoch: planned runtime decisions, so energy
+            predictions price them in.
+        rules: the rules to apply instead of the study's own (``early_stopping``,
+            ``budgets``).
+
+    Example:
+        >>> with measure(meter="cputime", epochs=2) as m:
+        ...     for epoch in (1, 2):
+        ...         _ = sum(range(100_000))
+        ...         m.report(epoch, accuracy=0.5 + 0.1 * epoch)
+        >>> m.meter, m.is_estimate, m.energy_j >= 0, m.accuracy, len(m.curve)
+        ('cputime', True, True, 0.7, 2)
+    """
+    study = getattr(trial, "study", None)  # a FixedTrial has none: no stored rules
+    if rules is not None:
+        rules = load_rules(rules)
+    else:
+        rules = stored_rules(study) if study is not None else TrialRules()
+    if study is not None:
+        _check_budget_left(trial, rules)
+        _warn_if_objectives_swapped(trial)
+    meter_obj = meter if isinstance(meter, Meter) else get_meter(meter, country, pue)
+    window = MeasurementWindow(meter_obj, trial, epochs, rules, freeze_at_epoch,
+                               low_precision_at_epoch)
+    meter_obj.start()
+    window._t0_s = time.perf_counter()
+    try:
+        yield window
+    except BaseException as err:
+        if trial is not None and not _is_signal(err):
+            record_failure(trial, err)
+        raise
+    finally:
+        # Also when the work raised: the energy a failed trial spent is still spent.
+        window.measurement = meter_obj.stop()
+        if trial is not None:
+            window._record(trial)
+
+
+def _is_signal(err: BaseException) -> bool:
+    import optuna
+
+    return isinstance(err, (optuna.TrialPruned, StopTraining))
+
+
+def _check_budget_left(trial: optuna.trial.BaseTrial, rules: TrialRules) -> None:
+    budget_j = rules.budgets.study_energy_j
+    if budget_j is None:
+        return
+    spent_j = study_energy_j(trial.study)
+    if spent_j >= budget_j:
+        import optuna
+
+        reason = (f"study energy budget spent ({spent_j:.1f} J of {budget_j:g} J): "
+                  "the trial did not train")
+        trial.set_user_attr(names.ATTR_STOP, reason)
+        trial.study.stop()
+        raise optuna.TrialPruned(reason)
+
+
+# Studies already warned that their returned energy differs from the recorded one.
+_warned_studies: set[tuple[int, str]] = set()
+
+
+def _warn_if_objectives_swapped(trial: optuna.trial.BaseTrial) -> None:
+    """Warn once per study when the trial before this one returned an ``energy_j`` value
+    other than the energy its window recorded (objectives returned in the wrong order).
+    One storage read per trial, whatever the study's size."""
+    study = trial.study
+    metric_names = study.metric_names or []
+    key = (id(study._storage), study.study_name)
+    number = getattr(trial, "number", 0)
+    if "energy_j" not in metric_names or key in _warned_studies or number == 0:
+        return
+    import optuna
+
+    storage = study._storage
+    try:
+        previous = storage.get_trial(
+            storage.get_trial_id_from_study_id_trial_number(study._study_id, number - 1))
+    except KeyError:
+        return
+    if previous.state != optuna.trial.TrialState.COMPLETE or previous.values is None \
+            or "energy_j" not in previous.user_attrs:
+        return
+    returned = previous.values[metric_names.index("energy_j")]
+    recorded = previous.user_attrs["energy_j"]
+    if not math.isclose(returned, recorded, rel_tol=1e-6, abs_tol=1e-9):
+        _warned_studies.add(key)
+        warnings.warn(
+            f"trial {previous.number} returned energy_j = {returned:g} but its measurement "
+            f"window recorded {recorded:g} J: return the objectives in the study's order "
+            f"{metric_names} (e.g. `return accuracy, m.energy_j`)", UserWarning, stacklevel=4)

@@ -1,0 +1,107 @@
+"""The built-in trainer as an Optuna objective: sample knobs, train inside a measurement
+window (the same per-epoch API own training loops use), return the study's objectives.
+
+The window records the learning curve, applies the study's rules (energy-aware early
+stopping, budgets) and stores the inference estimates; this module adds what only the
+built-in trainer knows (test accuracy, sparsity, model size)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from ecotune.data import DataSplits, load_data
+from ecotune.energy import get_meter
+from ecotune.energy.hardware import INFERENCE_SAMPLE
+from ecotune.names import ATTR_TEST_ACCURACY
+from ecotune.search._early_stopping import EARLY_STOP
+from ecotune.search._measure import measure
+from ecotune.spec import CategoricalParam, FloatParam, IntParam, StudySpec
+from ecotune.training import TrainConfig, TrainResult, train
+
+__all__ = ["BuiltinObjective", "suggest_knobs", "train_config"]
+
+
+def suggest_knobs(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
+    """Sample every knob of ``spec.search_space`` on ``trial``."""
+    knobs: dict[str, Any] = {}
+    for name, param in spec.search_space.items():
+        if isinstance(param, CategoricalParam):
+            knobs[name] = trial.suggest_categorical(name, list(param.choices))
+        elif isinstance(param, IntParam):
+            knobs[name] = trial.suggest_int(name, param.low, param.high, step=param.step,
+                                            log=param.log)
+        elif isinstance(param, FloatParam):
+            knobs[name] = trial.suggest_float(name, param.low, param.high, step=param.step,
+                                              log=param.log)
+    return knobs
+
+
+def train_config(spec: StudySpec, knobs: dict[str, Any]) -> TrainConfig:
+    """The spec's training settings with the sampled ``knobs`` applied."""
+    model, training = spec._with_knobs(knobs)
+    return TrainConfig(model=model.name, width=model.width, **training.model_dump())
+
+
+class BuiltinObjective:
+    """Objective for ``study.optimize`` that trains the spec's model on the spec's data.
+
+    Every trial trains from the same seed (``study.seed``, default 0), so trials differ by
+    their knobs, not by their initial weights or batch order. Why a trial failed is
+    recorded by the measurement window (and by the worker around it).
+    """
+
+    def __init__(self, spec: StudySpec) -> None:
+        self.spec = spec
+
+    def warm_up(self) -> None:
+        """Pay the process's one-off costs before the first trial rather than inside it:
+        loading the data set (and its libraries) and the meter's hardware probe."""
+        spec = self.spec
+        load_data(spec.data.name, **spec.data.loader_options())
+        get_meter(spec.energy.meter, spec.energy.country, spec.energy.pue).warm_up()
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        spec = self.spec
+        config = train_config(spec, suggest_knobs(trial, spec))
+        data = load_data(spec.data.name, **spec.data.loader_options())
+        with measure(trial, meter=spec.energy.meter, country=spec.energy.country,
+                     pue=spec.energy.pue, epochs=config.epochs,
+                     freeze_at_epoch=config.freeze_at_epoch,
+                     low_precision_at_epoch=config.low_precision_at_epoch) as m:
+            result = train(data, config, seed=spec.study.seed or 0, on_epoch=m)
+            m.summary.update(_training_summary(result))
+            trial.set_user_attr(ATTR_TEST_ACCURACY, result.test_accuracy)
+        # Outside the window: estimating inference energy is not training energy.
+        m.record_model(result.model, _inference_sample(result, data))
+        if m.stop_reason == EARLY_STOP and spec.early_stopping.on_stop == "prune":
+            raise optuna.TrialPruned(
+                f"predicted final point dominated by the front at epoch {len(m.curve)}")
+        values = {
+            "accuracy": result.val_accuracy,
+            "energy_j": m.energy_j,
+            "duration_s": m.duration_s,
+            "co2_g": m.co2_g,
+            "inference_energy": m.inference["asic_pj"] if m.inference else None,
+        }
+        return tuple(float(values[name]) for name in spec.study.objectives)
+
+
+def _training_summary(result: TrainResult) -> dict[str, Any]:
+    """What only the built-in trainer knows, stored with the learning curve (one
+    attribute: each costs a storage transaction)."""
+    return {
+        "val_accuracy": result.val_accuracy,
+        "activation_density": result.activation_density,
+        "n_params": result.n_params,
+        "macs": result.macs,
+        "budget_energy_ratio": result.budget_energy_ratio,
+        "stop_reason": result.stop_reason,
+    }
+
+
+def _inference_sample(result: TrainResult, data: DataSplits):
+    """The validation inputs the inference estimates run on (masked like training's)."""
+    sample = data.x_val[:INFERENCE_SAMPLE]
+    return sample if result.input_mask is None else sample * result.input_mask

@@ -1,0 +1,157 @@
+"""The public API: every public name is always the documented object, whatever was
+imported first; ``create_study`` takes Optuna's optional arguments."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import pkgutil
+import subprocess
+import sys
+import types
+
+import optuna
+import pytest
+
+import ecotune
+
+PACKAGES = ("ecotune", "ecotune.search", "ecotune.report", "ecotune.energy",
+            "ecotune.energy.hardware", "ecotune.training", "ecotune.knobs", "ecotune.models",
+            "ecotune.data", "ecotune.cli")
+
+# Import orders that broke `ecotune.measure` before (a submodule import replaced it).
+ORDERS = [
+    "import ecotune; ecotune.run; import ecotune.search._objective",
+    "import ecotune.search._measure; import ecotune",
+    "import ecotune.search; ecotune.search.run; import ecotune",
+    "import ecotune.report; import ecotune.search._runner; import ecotune",
+    "import ecotune",
+]
+
+CHECK = """
+import types
+{order}
+import ecotune, ecotune.search
+bad = [f"{{pkg.__name__}}.{{n}}" for pkg in (ecotune, ecotune.search) for n in pkg.__all__
+       if isinstance(getattr(pkg, n), types.ModuleType)]
+assert not bad, bad
+assert ecotune.measure is ecotune.search.measure and callable(ecotune.measure)
+with ecotune.measure(meter="cputime") as m:
+    pass
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_public_names_are_the_documented_objects_in_any_import_order(order: str) -> None:
+    out = subprocess.run([sys.executable, "-c", CHECK.format(order=order)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_module_is_named_like_a_public_name_of_its_package(package: str) -> None:
+    pkg = importlib.import_module(package)
+    modules = {info.name for info in pkgutil.iter_modules(pkg.__path__)}
+    assert not modules & set(pkg.__all__), sorted(modules & set(pkg.__all__))
+    for name in pkg.__all__:  # and every public name resolves to an object, not a module
+        assert not isinstance(getattr(pkg, name), types.ModuleType), name
+
+
+def test_import_ecotune_loads_neither_torch_nor_optuna() -> None:
+    code = ("import sys, ecotune; "
+            "print(sorted(m for m in ('torch', 'optuna', 'pandas', 'plotly') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+def test_create_study_takes_optunas_optional_arguments() -> None:
+    study = ecotune.create_study(sampler="skopt", storage=None)
+    assert study.study_name  # Optuna made one
+    assert study.metric_names == ["accuracy", "energy_j"]
+    other = ecotune.create_study(storage=None)
+    assert other.study_name != study.study_name
+
+
+def test_create_study_loads_an_existing_study_or_refuses_by_optunas_rule(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    first = ecotune.create_study("s", storage=url, sampler="random")
+    again = ecotune.create_study("s", storage=url, sampler="random")
+    assert again._study_id == first._study_id
+    with pytest.raises(optuna.exceptions.DuplicatedStudyError):
+        ecotune.create_study("s", storage=url, load_if_exists=False)
+
+
+def test_every_pair_of_orders_gives_the_same_names() -> None:
+    """Within one process too: importing submodules in any order keeps the names."""
+    for a, b in itertools.permutations(["ecotune.search._measure", "ecotune.search._runner",
+                                        "ecotune.search._study"], 2):
+        importlib.import_module(a)
+        importlib.import_module(b)
+        assert callable(ecotune.measure) and callable(ecotune.run)
+        assert callable(ecotune.create_study)
+
+
+def _module_imports(root=None) -> dict[str, set[str]]:
+    """Each ecotune module's imports of other ecotune modules, at module level and inside
+    functions alike (``if TYPE_CHECKING:`` blocks excepted: they never run)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(root or Path(ecotune.__file__).parent)
+
+    class Imports(ast.NodeVisitor):
+        def __init__(self, name: str, is_package: bool) -> None:
+            self.name, self.is_package, self.found = name, is_package, set()
+
+        def visit_If(self, node: ast.If) -> None:
+            if "TYPE_CHECKING" not in ast.unparse(node.test):
+                self.generic_visit(node)
+
+        def visit_Import(self, node: ast.Import) -> None:
+            self.found |= {a.name for a in node.names}
+
+        def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+            base = node.module or ""
+            if node.level:
+                pkg = self.name.split(".") if self.is_package else self.name.split(".")[:-1]
+                base = ".".join(pkg[:len(pkg) - node.level + 1] + ([base] if base else []))
+            self.found |= {base} | {f"{base}.{a.name}" for a in node.names}
+
+    graph: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        visitor = Imports(name, path.name == "__init__.py")
+        visitor.visit(ast.parse(path.read_text()))
+        graph[name] = {t for t in visitor.found if t.startswith("ecotune")} - {name}
+    return {n: {t for t in ts if t in graph} for n, ts in graph.items()}
+
+
+def test_imports_form_a_tree_without_circles() -> None:
+    graph = _module_imports()
+    # A package importing its own submodules (re-exports) is how packages work; a circle
+    # is a module reaching itself through modules other than its own parents.
+    for start in graph:
+        stack, seen = [(start, (start,))], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start and not all(start.startswith(p + ".") for p in path[1:]):
+                    raise AssertionError(" -> ".join((*path, nxt)))
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, (*path, nxt)))
+
+
+def test_the_search_layer_does_not_import_the_report_layer() -> None:
+    graph = _module_imports()
+    offenders = {(n, t) for n, ts in graph.items() if n.startswith("ecotune.search")
+                 for t in ts if t.startswith("ecotune.report")}
+    lower = {(n, t) for n, ts in graph.items()
+             if n.split(".")[1:2] and n.split(".")[1] in ("energy", "knobs", "data", "models",
+                                                            "training", "epochs", "names")
+             for t in ts if t.startswith(("ecotune.search", "ecotune.report"))}
+    assert not offenders and not lower, offenders | lower
