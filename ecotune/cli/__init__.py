@@ -66,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="report directory (default: ecotune-report/STUDY_NAME)")
     report.add_argument("--color-by", help="a parameter to colour the Pareto plot by")
     report.add_argument("--no-png", action="store_true", help="skip the PNG export")
+    report.add_argument("--reference", metavar="V1,V2,...",
+                        help="hypervolume reference point, one value per objective in the "
+                             "study's order (default: the worst feasible value of each, "
+                             "plus 10 %% of its range; accuracy 0)")
 
     meters = commands.add_parser(
         "meters", help="list the energy backends this machine has, with a sample reading")

@@ -61,6 +61,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from ecotune.report import safe_name, write_report
     from ecotune.search import StudyMismatchError, planned_trials, prepare
     from ecotune.search._runner import optimize
+    from ecotune.search._trial_cursor import TrialCursor
     from ecotune.search._workers import count_trials, start_local_workers
     from ecotune.search.storage_url import describe_storage
 
@@ -96,18 +97,21 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                       console=console, disable=not bar) as progress:
             task = progress.add_task("trials", total=n_trials, last="")
 
+            # Other workers' trials count too: a cursor reads the trials finished since
+            # the last trial from storage (not the whole study each time).
+            finished = TrialCursor(study)
+            finished.poll()  # those finished before this run
+            done = 0
+
             def advance(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-                # Other workers' trials count too: read the number finished from storage.
-                done = len(study.get_trials(deepcopy=False, states=finished)) - finished_before
+                nonlocal done
+                done += len(finished.poll())
                 summary = _trial_summary(trial, spec.study.objectives)
                 progress.update(task, completed=done, last=summary[:80])
                 if not bar:
                     console.print(f"{done}/{n_trials} {summary}", highlight=False,
                                   soft_wrap=True)
 
-            finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
-                        optuna.trial.TrialState.PRUNED)
-            finished_before = len(study.get_trials(deepcopy=False, states=finished))
             with start_local_workers(spec, target, args.workers - 1):
                 budget = optimize(spec, study, callbacks=[advance], target_trials=target)
     except KeyboardInterrupt:

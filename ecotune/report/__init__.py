@@ -22,7 +22,7 @@ from ecotune.report.export import (
     write_report,
 )
 from ecotune.report.front import non_dominated, pareto_front, trials_frame
-from ecotune.report.hypervolume import (
+from ecotune.report.history import (
     energy_to_reach,
     hypervolume,
     hypervolume_history,

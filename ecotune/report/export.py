@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
@@ -30,8 +31,8 @@ from ecotune.report.checks import (
     objective_names,
     plots_not_drawn,
 )
-from ecotune.report.front import pareto_front
-from ecotune.report.hypervolume import hypervolume_history
+from ecotune.report.front import pareto_front, sharing_trials_frames
+from ecotune.report.history import hypervolume_history
 from ecotune.report.page import PLOTLYJS_FILE, report_page, write_plotlyjs
 from ecotune.report.plots import (
     _UNITS,
@@ -65,22 +66,34 @@ def _json_safe(value):
     return value
 
 
-def _energy_history(study: optuna.Study, energy_name: str | None) -> tuple[pd.DataFrame, str]:
-    """:func:`~ecotune.report.hypervolume.hypervolume_history` and the unit of its energy.
+def energy_history(study: optuna.Study, energy_name: str | None,
+                   reference: Sequence[float] | None = None) -> pd.DataFrame:
+    """:func:`~ecotune.report.history.hypervolume_history` against ``reference``.
 
     Where no trial recorded ``energy_j`` (a plain Optuna study whose energy objective has
-    another name), the energy objective's values stand in, in that objective's unit.
+    another name), the energy objective's values stand in, in that objective's unit
+    (:func:`_energy_unit`).
     """
-    history = hypervolume_history(study)
-    if energy_name in (None, "energy_j") or not len(history) or \
-            history["energy_j"].notna().any():
-        return history, "J"
+    history = hypervolume_history(study, reference)
+    if _energy_unit(history, energy_name) == "J":
+        return history
     index = objective_names(study).index(energy_name)
     energies = {t.number: t.values[index] for t in study.get_trials(
         deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
     history["energy_j"] = history["trial"].map(energies).astype(float)
     history["cumulative_energy_j"] = history["energy_j"].fillna(0.0).cumsum()
-    return history, _UNITS.get(energy_name, energy_name)
+    history.attrs["energy_unit"] = _UNITS.get(energy_name, energy_name)
+    return history
+
+
+def _energy_unit(history: pd.DataFrame, energy_name: str | None) -> str:
+    """Joules, unless the history's energy is the values of another energy objective."""
+    if "energy_unit" in history.attrs:
+        return history.attrs["energy_unit"]
+    if energy_name in (None, "energy_j") or not len(history) or \
+            history["energy_j"].notna().any():
+        return "J"
+    return _UNITS.get(energy_name, energy_name)
 
 
 def _volume_unit(names: list[str]) -> str:
@@ -88,10 +101,20 @@ def _volume_unit(names: list[str]) -> str:
     return " x ".join(_UNITS[n] if _UNITS.get(n, "0-1") != "0-1" else n for n in names)
 
 
-def report_figures(study: optuna.Study, color_by: str | None = None) -> dict[str, go.Figure]:
+def report_figures(study: optuna.Study, color_by: str | None = None,
+                   history: pd.DataFrame | None = None,
+                   reference: Sequence[float] | None = None) -> dict[str, go.Figure]:
     """ecotune's plots of ``study`` by name; a plot with nothing to show is left out
     (a single-objective study has no Pareto plot, a study without learning curves no
-    learning-curve plot: :func:`~ecotune.report.checks.plots_not_drawn` says why)."""
+    learning-curve plot: :func:`~ecotune.report.checks.plots_not_drawn` says why).
+
+    Args:
+        history: the study's :func:`energy_history`, when the caller has it already
+            (:func:`write_report` computes it once for the figure and the CSV); default:
+            computed here against ``reference``.
+        reference: the hypervolume reference point (default: ecotune's, see
+            :func:`~ecotune.report.history.reference_point`).
+    """
     name = study.study_name
     names = objective_names(study)
     figures: dict[str, go.Figure] = {}
@@ -101,7 +124,9 @@ def report_figures(study: optuna.Study, color_by: str | None = None) -> dict[str
         energy_name: str | None = energy_objective(study)
     except ValueError:
         energy_name = None
-    history, unit = _energy_history(study, energy_name)
+    if history is None:
+        history = energy_history(study, energy_name, reference)
+    unit = _energy_unit(history, energy_name)
     if len(history):
         figures["hypervolume"] = hypervolume_figure(
             {name: history}, f"{name}: hypervolume against search energy",
@@ -145,8 +170,10 @@ def save_to_dashboard(study: optuna.Study, figures: dict[str, go.Figure]) -> lis
             for name, figure in figures.items()]
 
 
+@sharing_trials_frames  # one trials_frame for the front, the plots and the profiles
 def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = None,
-                 color_by: str | None = None, dashboard: bool = True) -> dict[str, Path]:
+                 color_by: str | None = None, dashboard: bool = True,
+                 reference: Sequence[float] | None = None) -> dict[str, Path]:
     """Write the report of ``study`` into ``out_dir`` (created if needed).
 
     Args:
@@ -155,6 +182,8 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
         color_by: a parameter to colour the Pareto plot by.
         dashboard: also save the plots into the study for optuna-dashboard (the one
             thing here that writes to storage).
+        reference: the hypervolume reference point, one value per objective (default:
+            ecotune's, see :func:`~ecotune.report.history.reference_point`).
 
     Raises:
         NothingToReport: the study has no complete, feasible trial (nothing is written).
@@ -170,7 +199,10 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
         out and why.
     """
     energy_name = check_reportable(study, color_by)  # before anything is created
-    figures = report_figures(study, color_by=color_by)
+    # Computed once, before anything is written (a bad reference fails here), and shared
+    # by hypervolume.csv and the hypervolume figure.
+    history = energy_history(study, energy_name, reference)
+    figures = report_figures(study, color_by=color_by, history=history)
     not_drawn = plots_not_drawn(figures)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -196,7 +228,7 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
         "profile_csv": ("energy_profile.csv", layer_profile(study)),
         "profile_types_csv": ("energy_profile_by_type.csv", layer_type_profile(study)),
         "predictions_csv": ("early_stopping_predictions.csv", prediction_errors(study)),
-        "hypervolume_csv": ("hypervolume.csv", _energy_history(study, energy_name)[0]),
+        "hypervolume_csv": ("hypervolume.csv", history),
     }
     for kind, (file_name, table) in tables.items():
         if len(table):

@@ -26,6 +26,26 @@ LOG_SPAN = 30.0
 _FRONT_COLORS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3",
                  "#ff6692", "#b6e880", "#ff97ff", "#fecb52")
 
+# Long studies (thousands of trials): past these counts a plot draws an even sample of
+# the dominated points, of the learning curves and of the hypervolume history's flat
+# steps, so that pages and the figures saved for optuna-dashboard stay small. The front
+# is always drawn in full.
+MAX_DOMINATED_POINTS = 2000
+MAX_CURVES = 100
+MAX_HISTORY_POINTS = 2000
+
+
+def _thin(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """At most ``limit`` rows of ``frame``, evenly spaced, first and last included."""
+    if len(frame) <= limit:
+        return frame
+    keep = np.unique(np.linspace(0, len(frame) - 1, limit).round().astype(int))
+    return frame.iloc[keep]
+
+
+def _shown(name: str, drawn: int, total: int) -> str:
+    return name if drawn == total else f"{name} ({drawn:,} of {total:,} shown)"
+
 
 class ParetoPlotData(NamedTuple):
     """What the Pareto plot shows: every feasible complete trial, and which axes."""
@@ -128,14 +148,17 @@ def pareto_figure(data: ParetoPlotData, color_by: str | None = None) -> go.Figur
     color_column = f"params_{color_by}" if color_by else None
     if color_column and color_column not in frame:
         raise ValueError(f"cannot colour by {color_by!r}: not a parameter of this study")
-    for part, name, symbol in ((others, "dominated", "circle-open"),
+    drawn = _thin(others, MAX_DOMINATED_POINTS)
+    for part, name, symbol in ((drawn, _shown("dominated", len(drawn), len(others)),
+                                "circle-open"),
                                (front, "Pareto front", "diamond")):
-        marker: dict = {"size": 9 if name == "dominated" else 12, "symbol": symbol}
+        on_front = name == "Pareto front"
+        marker: dict = {"size": 12 if on_front else 9, "symbol": symbol}
         if color_column:
             marker.update(color=part[color_column], colorscale="Viridis",
-                          showscale=name == "Pareto front", colorbar={"title": color_by})
+                          showscale=on_front, colorbar={"title": color_by})
         else:
-            marker.update(color="#9aa0a6" if name == "dominated" else "#1a7f37")
+            marker.update(color="#1a7f37" if on_front else "#9aa0a6")
         fig.add_trace(go.Scatter(
             x=part[data.x], y=part[data.y], mode="markers", name=name, marker=marker,
             text=_hover(part, data.objectives or (data.y, data.x)),
@@ -158,7 +181,7 @@ def hypervolume_figure(histories: Mapping[str, pd.DataFrame], title: str,
 
     Args:
         histories: by label (a study or sampler name), frames of
-            :func:`~ecotune.report.hypervolume.hypervolume_history`.
+            :func:`~ecotune.report.history.hypervolume_history`.
         target: a hypervolume drawn as a dashed horizontal line (e.g. 95 % of the
             reference hypervolume in a comparison).
         energy_note: how the energy was obtained (e.g. ``"estimate, codecarbon"``), shown
@@ -172,6 +195,13 @@ def hypervolume_figure(histories: Mapping[str, pd.DataFrame], title: str,
     """
     fig = go.Figure()
     for label, history in histories.items():
+        if len(history) > MAX_HISTORY_POINTS:
+            # A step line: the trials that left the hypervolume unchanged draw nothing of
+            # their own. Keep those that changed it, the last, and an even sample.
+            steps = history["hypervolume"].diff().ne(0).to_numpy().copy()
+            steps[-1] = True
+            sample = history.index.isin(_thin(history, MAX_HISTORY_POINTS // 2).index)
+            history = history[steps | sample]
         fig.add_trace(go.Scatter(
             x=history["cumulative_energy_j"], y=history["hypervolume"], name=label,
             mode="lines+markers", line={"shape": "hv"}, marker={"size": 5},
@@ -201,6 +231,12 @@ def learning_curves_figure(curves: pd.DataFrame, title: str,
     fig = go.Figure()
     shown = set()
     front = sorted(set(front_trials))
+    trials = curves["trial"].drop_duplicates().sort_values()
+    # Past MAX_CURVES trials, an even sample of the others; the front's always all drawn.
+    drawn = set(_thin(trials.to_frame(), MAX_CURVES)["trial"]) | set(front)
+    if len(drawn) < len(trials):
+        curves = curves[curves["trial"].isin(drawn)]
+        title = f"{title} ({len(drawn):,} of {len(trials):,} trials, the front's all)"
     for trial, curve in curves.groupby("trial", sort=True):
         early = bool(curve["early_stopped"].iloc[0])
         on_front = trial in front
@@ -239,14 +275,18 @@ def parameter_effects_figure(effects: ParameterEffects, title: str) -> go.Figure
     fig = make_subplots(rows=rows, cols=cols, shared_yaxes=True, shared_xaxes=True,
                         horizontal_spacing=0.04, vertical_spacing=0.08)
     frame = effects.frame
+    others = frame[~frame["on_front"].astype(bool)] if len(frame) else frame
+    parts = {False: _thin(others, MAX_DOMINATED_POINTS),
+             True: frame[frame["on_front"].astype(bool)] if len(frame) else frame}
     for r, objective in enumerate(effects.objectives, start=1):
         for c, param in enumerate(effects.params, start=1):
             for on_front, color in ((False, "#9aa0a6"), (True, "#1a7f37")):
-                part = frame[frame["on_front"] == on_front] if len(frame) else frame
+                part = parts[on_front]
                 fig.add_trace(go.Scatter(
                     x=part[f"params_{param}"], y=part[objective], mode="markers",
                     marker={"color": color, "size": 7}, name="Pareto front" if on_front
-                    else "dominated", legendgroup=str(on_front),
+                    else _shown("dominated", len(part), len(others)),
+                    legendgroup=str(on_front),
                     showlegend=r == 1 and c == 1, text=[f"trial {n}" for n in part["trial"]],
                     hovertemplate=f"%{{text}}<br>{param} = %{{x}}<br>{objective} = "
                                   "%{y:.4g}<extra></extra>"), row=r, col=c)
