@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -141,6 +142,13 @@ class StudySection(_Strict):
         return value
 
 
+# DataSection fields that only some data sets use (the others use every field).
+_IMAGE_SETS = ("fashion_mnist", "mnist", "cifar10", "gtsrb")
+_DATA_FIELDS_FOR = {"n_samples": ("fake",), "image_shape": ("fake",), "n_classes": ("fake",),
+                    "test_fraction": ("digits", "fake"), "root": _IMAGE_SETS,
+                    "download": _IMAGE_SETS}
+
+
 class DataSection(_Strict):
     name: Literal[DATASETS] = "digits"
     # `fake` only: torchvision FakeData's size, image shape (C, H, W) and classes.
@@ -180,6 +188,15 @@ class DataSection(_Strict):
                 f"(got {val} + {self.test_fraction})"
             )
         return self
+
+    @model_serializer(mode="wrap")
+    def _only_fields_that_apply(self, handler: Any) -> dict[str, Any]:
+        # The stored spec keeps only what this data set uses (no image_shape for digits).
+        data = handler(self)
+        for field, names in _DATA_FIELDS_FOR.items():
+            if self.name not in names:
+                data.pop(field, None)
+        return data
 
     def loader_options(self) -> dict[str, Any]:
         """Keyword arguments of ``ecotune.data.load_data`` for this section."""

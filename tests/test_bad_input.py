@@ -180,3 +180,28 @@ def test_unknown_command_line_option_exits_2(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "x.toml", "--frobnicate"])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize(("reference", "message"), [
+    ("0.0", "expected 2 finite numbers"),
+    ("0,1,2", "expected 2 finite numbers"),
+    ("0,inf", "expected 2 finite numbers"),
+    ("zero,1", "expected numbers separated by commas"),
+])
+def test_report_with_a_bad_reference_point(reference: str, message: str, tmp_path: Path,
+                                           existing_db: Path, capsys) -> None:
+    shutil.copy(existing_db, tmp_path / "ecotune.db")
+    before = (tmp_path / "ecotune.db").read_bytes()
+    _check_one_line_exit_2(["report", "--no-png", "--reference", reference],
+                           f"--reference {reference!r}: {message}", capsys)
+    assert (tmp_path / "ecotune.db").read_bytes() == before
+    assert not (tmp_path / "ecotune-report").exists()
+
+
+def test_report_with_a_reference_point(tmp_path: Path, existing_db: Path) -> None:
+    import pandas as pd
+
+    shutil.copy(existing_db, tmp_path / "ecotune.db")  # one trial: accuracy 0.5, 1.0 J
+    assert main(["report", "--no-png", "--reference", "0.25,3", "--out", "r"]) == 0
+    history = pd.read_csv(tmp_path / "r" / "hypervolume.csv")
+    assert history["hypervolume"].tolist() == pytest.approx([(0.5 - 0.25) * (3 - 1.0)])

@@ -211,9 +211,12 @@ def test_ctrl_c_fails_the_running_trial_and_exits_130(tmp_path: Path) -> None:
     process, db = _start_slow_run(tmp_path, {**os.environ, "COLUMNS": "200"})
     _wait_for_running_after_complete(db, process)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=300)  # a state (the exit), not a delay
+    stdout, stderr = process.communicate(timeout=300)  # a state (the exit), not a delay
     assert process.returncode == 130, stderr
     assert len(stderr.strip().splitlines()) == 1 and "interrupted" in stderr
+    # Something to look at: the front of what finished, and the command for its report.
+    assert "Pareto front of slow" in stdout
+    assert "ecotune report --storage sqlite:///slow.db --study-name slow" in stdout
     states = _states(db)
     assert "RUNNING" not in states.values()
     failed = [n for n, s in states.items() if s == "FAIL"]

@@ -55,9 +55,9 @@ def test_front_skips_incomplete_and_infeasible_trials() -> None:
     points = [(0.9, 10.0), (0.95, 20.0), (0.99, 1.0), (0.5, 0.5)]
     study = _study(points, ["maximize", "minimize"],
                    states={2: optuna.trial.TrialState.FAIL})
-    # An infeasible trial that would dominate everything.
-    study.add_trial(optuna.trial.create_trial(values=[1.0, 0.1],
-                                              system_attrs={"constraints": [0.5]}))
+    # An infeasible trial that would dominate everything (constraints= records them as
+    # trial.set_constraint does in Optuna 5).
+    study.add_trial(optuna.trial.create_trial(values=[1.0, 0.1], constraints={"budget": 0.5}))
     front = ecotune.pareto_front(study)
     assert set(front["trial"]) == {0, 1, 3}
     assert list(front["o0"]) == sorted(front["o0"], reverse=True)  # best accuracy first

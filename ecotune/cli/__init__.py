@@ -23,7 +23,7 @@ from ecotune.cli._meters import _meters
 from ecotune.cli._report import _report
 from ecotune.cli._run import _run
 from ecotune.search.storage_url import STORAGE_ENV
-from ecotune.spec import DEFAULT_STORAGE
+from ecotune.spec import DEFAULT_STORAGE, SAMPLERS
 
 # One module per command. torch, optuna, plotly and pandas are imported inside the
 # commands that need them, so that `--help` and a bad study file answer at once rather
@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run (or add trials to) the study a file describes")
     run.add_argument("study_file", metavar="STUDY.toml")
     run.add_argument("--n-trials", type=int, help="trials to add in this run")
-    run.add_argument("--sampler", help="sampler name, replacing the file's")
+    run.add_argument("--sampler", metavar="NAME",
+                     help=f"sampler, replacing the file's: one of {', '.join(SAMPLERS)}")
     run.add_argument("--storage", help=f"storage URL, replacing the file's (else "
                                        f"${STORAGE_ENV}, else {DEFAULT_STORAGE})")
     run.add_argument("--study-name", help="study name, replacing the file's")
@@ -71,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="report directory (default: ecotune-report/STUDY_NAME)")
     report.add_argument("--color-by", help="a parameter to colour the Pareto plot by")
     report.add_argument("--no-png", action="store_true", help="skip the PNG export")
+    report.add_argument("--reference", metavar="V1,V2,...",
+                        help="hypervolume reference point, one value per objective in the "
+                             "study's order (default: the worst feasible value of each, "
+                             "plus 10 %% of its range; accuracy 0)")
 
     meters = commands.add_parser(
         "meters", help="list the energy backends this machine has, with a sample reading")
@@ -91,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
         "compare", help="run one search space under several samplers and compare them")
     compare.add_argument("study_file", metavar="STUDY.toml")
     compare.add_argument("--samplers", default="grid,random,tpe,gp,skopt",
-                         help="comma-separated sampler names (default: grid,random,tpe,gp,skopt)")
+                         help=f"comma-separated sampler names, some of {', '.join(SAMPLERS)} "
+                              "(default: grid,random,tpe,gp,skopt)")
     compare.add_argument("--n-trials", type=int,
                          help="trials per run (required, except with --record; with --replay "
                               "the default is the number of configurations in the table)")

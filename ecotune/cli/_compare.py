@@ -56,7 +56,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     from ecotune.search.storage_url import describe_storage, redact_url
 
     try:
-        existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+        existing = set(optuna.get_all_study_names(storage))  # summaries read every trial
     except Exception as err:
         raise _storage_failed(storage, err) from None
     taken = [s.study.name for _, _, s in runs if s.study.name in existing]

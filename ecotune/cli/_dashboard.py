@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import BinaryIO
 
 from rich.console import Console
 
@@ -14,7 +16,6 @@ def _dashboard(args: argparse.Namespace, console: Console) -> int:
         raise BadInput(f"--port must be between 1 and 65535 (got {args.port})")
     url, source = _choose_storage(args.storage, must_exist=True)
     import optuna
-    from optuna.artifacts import FileSystemArtifactStore
     from optuna_dashboard import run_server
 
     from ecotune.search.storage import RedactedStorage, open_storage
@@ -26,15 +27,27 @@ def _dashboard(args: argparse.Namespace, console: Console) -> int:
         storage = RedactedStorage(open_storage(url))
     except Exception as err:
         raise _storage_failed(url, err) from None
-    args.artifact_dir.mkdir(parents=True, exist_ok=True)
     console.print(f"optuna-dashboard on {describe_storage(url, source)}: "
                   f"http://{args.host}:{args.port}/dashboard (artifacts in {args.artifact_dir}; "
                   "Ctrl-C stops it)", highlight=False)
     try:
         run_server(storage, host=args.host, port=args.port,
-                   artifact_store=FileSystemArtifactStore(str(args.artifact_dir)))
+                   artifact_store=_lazy_artifact_store(args.artifact_dir))
     except OSError as err:  # the port is taken, or the host is not an address of this machine
         raise BadInput(f"cannot listen on {args.host}:{args.port}: {err.strerror}") from None
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _lazy_artifact_store(directory: Path):  # noqa: ANN202
+    """A file-system artifact store whose directory is made at the first upload, so that
+    opening the dashboard leaves no empty folder behind."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    class _LazyStore(FileSystemArtifactStore):
+        def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+            directory.mkdir(parents=True, exist_ok=True)
+            super().write(artifact_id, content_body)
+
+    return _LazyStore(str(directory))

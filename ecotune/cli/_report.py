@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
+import math
 import os
+from collections.abc import Iterator
 
 from rich.console import Console
 
@@ -12,6 +16,7 @@ from ecotune.cli._common import (
     BadInput,
     _choose_storage,
     _print_front,
+    _print_not_drawn,
     _print_paths,
     _storage_failed,
 )
@@ -20,7 +25,7 @@ from ecotune.cli._common import (
 def _report(args: argparse.Namespace, console: Console) -> int:
     import optuna
 
-    from ecotune.report import safe_name, write_report
+    from ecotune.report import NothingToReport, safe_name, write_report
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage, source = _choose_storage(args.storage, must_exist=True)
@@ -30,13 +35,15 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     shown = redact_url(storage)
     try:
         # Read through the redacting view: an older study may hold a password in its spec.
-        storage_obj = RedactedStorage(open_storage(storage))
-        summaries = optuna.get_all_study_summaries(storage_obj)
+        # Optuna's trial cache goes inside it (load_study adds it only to a bare
+        # RDBStorage): a report reads the trials several times.
+        storage_obj = RedactedStorage(optuna.storages.get_storage(open_storage(storage)))
+        # Names only: study summaries would read every trial of every study.
+        names = optuna.get_all_study_names(storage_obj)
     except Exception as err:
         raise _storage_failed(storage, err) from None
     if os.environ.get(STORAGE_ENV):  # then say whether it was used
         console.print(f"storage: {describe_storage(storage, source)}", highlight=False)
-    names = [s.study_name for s in summaries]
     name = args.study_name
     if name is None:
         if len(names) != 1:
@@ -46,12 +53,50 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     elif name not in names:
         raise BadInput(f"no study {name!r} in {shown}; it holds {names}")
     study = optuna.load_study(study_name=name, storage=storage_obj)
+    reference = _reference(args.reference, study)
     out = args.out or REPORT_ROOT / safe_name(name)
     try:
-        paths = write_report(study, out, png=False if args.no_png else None,
-                             color_by=args.color_by)
+        with _loading_many_objects():
+            paths = write_report(study, out, png=False if args.no_png else None,
+                                 color_by=args.color_by, reference=reference)
+    except NothingToReport as err:  # a study with nothing to show: an error, not bad input
+        Console(stderr=True).print(f"[bold red]ecotune: error:[/] {err}", highlight=False,
+                                   soft_wrap=True)
+        return 1
     except ValueError as err:
         raise BadInput(str(err)) from None
     _print_front(study, console)
+    _print_not_drawn(paths, console)
     _print_paths(paths, console)
     return 0
+
+
+def _reference(text: str | None, study) -> list[float] | None:
+    """``--reference 0,12.5``: one finite number per objective of ``study``."""
+    if text is None:
+        return None
+    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise BadInput(f"--reference {text!r}: expected numbers separated by commas, one per "
+                       f"objective ({', '.join(names)})") from None
+    if len(values) != len(names) or not all(math.isfinite(v) for v in values):
+        raise BadInput(f"--reference {text!r}: expected {len(names)} finite numbers, one per "
+                       f"objective ({', '.join(names)})")
+    return values
+
+
+@contextlib.contextmanager
+def _loading_many_objects() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: reading a 10,000-trial study builds
+    millions of objects at once, and repeated full collections over them were 40 % of
+    the reading time (benchmarks/scale.py). Reference counting still frees what is
+    dropped; the collector runs again afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

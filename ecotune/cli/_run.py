@@ -15,6 +15,7 @@ from ecotune.cli._common import (
     _choose_storage,
     _file_storage,
     _print_front,
+    _print_not_drawn,
     _print_paths,
     _storage_failed,
 )
@@ -62,6 +63,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from ecotune.report import safe_name, write_report
     from ecotune.search import StudyMismatchError, planned_trials, prepare
     from ecotune.search._runner import optimize
+    from ecotune.search._trial_cursor import TrialCursor
     from ecotune.search._workers import count_trials, start_local_workers
     from ecotune.search.storage_url import describe_storage
 
@@ -84,37 +86,66 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                   f"({spec.study.sampler.name} sampler, objectives "
                   f"{', '.join(spec.study.objectives)}"
                   f"{f', {args.workers} workers' if args.workers > 1 else ''})",
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
     if args.workers > 1 and spec.study.storage.startswith("sqlite"):
         console.print(f"[yellow]note:[/] {args.workers} workers share one SQLite file: fine on "
                       "one machine for a few workers; use PostgreSQL for more "
-                      "(docs/scaling.md)", highlight=False)
-    with Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
-                  console=console) as progress:
-        task = progress.add_task("trials", total=n_trials, last="")
+                      "(docs/scaling.md)", highlight=False, soft_wrap=True)
+    try:
+        # Into a file or pipe (`> log`), a line per trial replaces the bar, uncut.
+        bar = console.is_terminal
+        with Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
+                      console=console, disable=not bar) as progress:
+            task = progress.add_task("trials", total=n_trials, last="")
 
-        def advance(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            # Other workers' trials count too: read the number finished from storage.
-            done = len(study.get_trials(deepcopy=False, states=finished)) - finished_before
-            progress.update(task, completed=done,
-                            last=_trial_summary(trial, spec.study.objectives))
+            # Other workers' trials count too: a cursor reads the trials finished since
+            # the last trial from storage (not the whole study each time).
+            finished = TrialCursor(study)
+            finished.poll()  # those finished before this run
+            done = 0
 
-        finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
-                     optuna.trial.TrialState.PRUNED)
-        finished_before = len(study.get_trials(deepcopy=False, states=finished))
-        with start_local_workers(spec, target, args.workers - 1, gpus):
-            budget = optimize(spec, study, callbacks=[advance], target_trials=target)
+            def advance(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+                nonlocal done
+                done += len(finished.poll())
+                summary = _trial_summary(trial, spec.study.objectives)
+                progress.update(task, completed=done, last=summary[:80])
+                if not bar:
+                    console.print(f"{done}/{n_trials} {summary}", highlight=False,
+                                  soft_wrap=True)
+
+            with start_local_workers(spec, target, args.workers - 1, gpus):
+                budget = optimize(spec, study, callbacks=[advance], target_trials=target)
+    except KeyboardInterrupt:
+        # Leave something to look at: the front of what finished, and how to report it.
+        _print_interrupted(study, spec.study.storage, args, console)
+        raise
     if budget is not None and budget.reached:
         console.print(f"[yellow]study energy budget reached:[/] {budget.spent_j(study):.4g} J "
                       f"spent of {budget.budget_j:.4g} J; no new trial started "
-                      f"({len(study.trials) - before} of {n_trials} added)", highlight=False)
+                      f"({len(study.trials) - before} of {n_trials} added)", highlight=False,
+                      soft_wrap=True)
     _print_failures(study, before, console)
-    _print_front(study, console)
-    if not args.no_report:
-        out = args.out or REPORT_ROOT / safe_name(spec.study.name)
+    if args.no_report:
+        if _has_complete(study):
+            _print_front(study, console)
+        return 0
+    from ecotune.report import NothingToReport
+
+    out = args.out or REPORT_ROOT / safe_name(spec.study.name)
+    try:
         paths = write_report(study, out)
-        _print_paths(paths, console)
+    except NothingToReport as err:
+        Console(stderr=True).print(f"[bold red]ecotune: error:[/] {err}", highlight=False,
+                                   soft_wrap=True)
+        return 1
+    except ValueError as err:  # e.g. objectives without energy: the run itself is kept
+        _print_front(study, console)
+        console.print(f"[yellow]no report:[/] {err}", highlight=False, soft_wrap=True)
+        return 0
+    _print_front(study, console)
+    _print_not_drawn(paths, console)
+    _print_paths(paths, console)
     return 0
 
 
@@ -147,10 +178,33 @@ def _devices(spec: StudySpec, args: argparse.Namespace) -> tuple[StudySpec, list
     return spec, gpus
 
 
+def _has_complete(study: optuna.Study) -> bool:
+    import optuna
+
+    return bool(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+
+
+def _print_interrupted(study: optuna.Study, storage: str, args: argparse.Namespace,
+                       console: Console) -> None:
+    import shlex
+
+    from ecotune.search.storage_url import redact_url
+
+    if _has_complete(study):
+        _print_front(study, console)
+    # Never the password: the user puts it back (or sets ECOTUNE_STORAGE, docs/scaling.md).
+    command = ["ecotune", "report", "--storage", redact_url(storage), "--study-name",
+               study.study_name]
+    if args.out is not None:
+        command += ["--out", str(args.out)]
+    console.print(f"interrupted; to write the report of the finished trials: "
+                  f"{shlex.join(command)}", highlight=False, soft_wrap=True)
+
+
 def _trial_summary(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> str:
     if trial.state.name != "COMPLETE":
         reason = trial.user_attrs.get("fail_reason", "")  # pruned trials have none
-        return f"trial {trial.number} {trial.state.name.lower()} {reason}"[:80]
+        return f"trial {trial.number} {trial.state.name.lower()} {reason}"
     values = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, trial.values))
     return f"trial {trial.number}: {values}"
 
@@ -160,4 +214,4 @@ def _print_failures(study: optuna.Study, first: int, console: Console) -> None:
         if trial.state.name == "FAIL":
             console.print(f"[yellow]trial {trial.number} failed:[/] "
                           f"{trial.user_attrs.get('fail_reason', 'unknown reason')}",
-                          highlight=False)
+                          highlight=False, soft_wrap=True)

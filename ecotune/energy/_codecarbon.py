@@ -112,8 +112,12 @@ class CodeCarbonMeter(Meter):
         return _shared_tracker(*self._key())
 
     def warm_up(self) -> None:
-        """Create the process's tracker now: its hardware probe takes about 1.3 s."""
-        self._tracker()
+        """Create the process's tracker and run one empty task now: CodeCarbon probes the
+        hardware (about 1.3 s) when the tracker is made and again at its first task."""
+        if self._open:
+            return
+        self._start()
+        self._stop()
 
     def start(self) -> None:
         self._last_lap = self._reported = None

@@ -7,6 +7,13 @@ writing files (:mod:`.export`).
 
 from __future__ import annotations
 
+from ecotune.report.checks import (
+    NothingToReport,
+    ReportError,
+    check_reportable,
+    energy_objective,
+    plots_not_drawn,
+)
 from ecotune.report.export import (
     png_export_available,
     report_figures,
@@ -15,7 +22,7 @@ from ecotune.report.export import (
     write_report,
 )
 from ecotune.report.front import non_dominated, pareto_front, trials_frame
-from ecotune.report.hypervolume import (
+from ecotune.report.history import (
     energy_to_reach,
     hypervolume,
     hypervolume_history,
@@ -34,6 +41,11 @@ from ecotune.report.profile import layer_profile, layer_type_profile
 from ecotune.report.trials import ParameterEffects, learning_curves, parameter_effects
 
 __all__ = [
+    "NothingToReport",
+    "ReportError",
+    "check_reportable",
+    "energy_objective",
+    "plots_not_drawn",
     "prediction_errors",
     "layer_profile",
     "layer_type_profile",

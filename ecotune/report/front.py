@@ -5,13 +5,21 @@ Reads only an ``optuna.Study``, so it works on any multi-objective Optuna study.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextvars
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
-import numpy as np
 import optuna
 import pandas as pd
 
-__all__ = ["non_dominated", "pareto_front", "trials_frame", "ENERGY_ATTRS"]
+from ecotune.pareto import is_feasible, non_dominated
+
+__all__ = ["non_dominated", "pareto_front", "trials_frame", "sharing_trials_frames",
+           "ENERGY_ATTRS"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Trial user attributes shown beside the objectives (those a trial has).
 ENERGY_ATTRS = ("energy_j", "cpu_energy_j", "gpu_energy_j", "ram_energy_j", "duration_s",
@@ -22,39 +30,43 @@ TRAINING_KEYS = ("n_params", "macs", "activation_density", "epochs_run", "stop_r
 INFERENCE_KEYS = ("asic_pj", "asic_energy_ratio", "eyeriss_rel", "eyeriss_energy_ratio")
 
 
-def non_dominated(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
-    """Boolean mask of the rows of ``values`` (n points x m objectives) that no other row
-    dominates. A row dominates another when it is at least as good in every objective
-    and better in one. Duplicated points are all kept.
-
-    Example:
-        >>> non_dominated(np.array([[0.9, 10.], [0.8, 5.], [0.7, 6.]]), [True, False])
-        array([ True,  True, False])
-    """
-    values = np.asarray(values, dtype=float)
-    if values.ndim != 2 or values.shape[1] != len(maximize):
-        raise ValueError(f"values must be (n, {len(maximize)}); got shape {values.shape}")
-    # Turn every objective into one to minimise.
-    costs = np.where(np.asarray(maximize), -values, values)
-    # Pairwise, vectorised: O(n^2 m) memory is fine for the trial counts of a study.
-    no_worse = (costs[:, None, :] <= costs[None, :, :]).all(axis=2)
-    better = (costs[:, None, :] < costs[None, :, :]).any(axis=2)
-    dominates = no_worse & better  # [i, j]: i dominates j
-    return ~dominates.any(axis=0)
+#: Within :func:`sharing_trials_frames`: each study's frame, by ``id(study)``.
+_SHARED: contextvars.ContextVar[dict[int, tuple[optuna.Study, pd.DataFrame]] | None] = (
+    contextvars.ContextVar("ecotune_trials_frames", default=None))
 
 
-def _feasible(trial: optuna.trial.FrozenTrial) -> bool:
-    # Optuna's rule: feasible when every constraint value is zero or less.
-    return all(c <= 0 for c in trial.constraints.values())
+def sharing_trials_frames(function: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a function that reads unchanging studies (a report) so that
+    :func:`trials_frame` builds each study's frame once during the call: the front, the
+    Pareto plot, the parameter plots and the energy profiles all start from it."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = _SHARED.set({})
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _SHARED.reset(token)
+
+    return wrapper
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per complete, feasible trial: objectives, ``params_*`` and energy
     attributes, plus ``on_front`` marking the non-dominated ones."""
+    shared = _SHARED.get()
+    if shared is None:
+        return _trials_frame(study)
+    if id(study) not in shared:  # the study is kept with its frame: its id stays its own
+        shared[id(study)] = (study, _trials_frame(study))
+    return shared[id(study)][1].copy()  # each caller its own: they cannot clash
+
+
+def _trials_frame(study: optuna.Study) -> pd.DataFrame:
     names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
     trials = [t for t in study.get_trials(deepcopy=False,
                                           states=(optuna.trial.TrialState.COMPLETE,))
-              if _feasible(t)]
+              if is_feasible(t)]
     rows = []
     for t in trials:
         row: dict = {"trial": t.number}

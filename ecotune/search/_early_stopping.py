@@ -24,6 +24,9 @@ ran to the end (:func:`ecotune.report.prediction_errors`).
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -32,6 +35,8 @@ import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
 from ecotune.names import ATTR_EARLY_STOPPING
+from ecotune.pareto import ParetoFront, is_feasible
+from ecotune.search._trial_cursor import TrialCursor
 
 __all__ = ["Prediction", "predict_final", "EnergyAwareStopper", "EARLY_STOP",
            "FREEZE_ENERGY_MULTIPLIER", "LOW_PRECISION_ENERGY_MULTIPLIER", "STOPPER_ATTR"]
@@ -40,6 +45,8 @@ EARLY_STOP = "energy_aware_stop"
 STOPPER_ATTR = ATTR_EARLY_STOPPING
 FREEZE_ENERGY_MULTIPLIER = 0.77
 LOW_PRECISION_ENERGY_MULTIPLIER = 0.93
+#: A stopper reads the study's front again at most this often (seconds).
+FRONT_REFRESH_S = 1.0
 
 
 class Prediction(NamedTuple):
@@ -115,16 +122,30 @@ class EnergyAwareStopper:
         self.predictions: list[Prediction] = []
         self.stopped_at_epoch: int | None = None
         self._curve: list[EpochRecord] = []
+        self._front: np.ndarray | None = None
+        self._front_at = 0.0
 
     def front(self) -> np.ndarray:
-        """(accuracy, energy_j) of the study's complete, feasible, non-dominated trials."""
-        from ecotune.report.front import non_dominated
+        """(accuracy, energy_j) of the study's complete, feasible, non-dominated trials
+        (one row per distinct point, by accuracy).
 
-        points = np.array([[t.values[self._acc], t.values[self._energy]]
-                           for t in self.study.get_trials(
-                               deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                           if all(c <= 0 for c in t.constraints.values())]).reshape(-1, 2)
-        return points[non_dominated(points, [True, False])] if len(points) else points
+        The front is kept per study object and process, and each refresh adds only the
+        trials that finished since the last (:class:`_StudyFront`): the check after an
+        epoch costs the same at 10,000 stored trials as at 100. A stopper refreshes it
+        at its first check and then at most every ``FRONT_REFRESH_S`` seconds: only
+        other workers' trials can finish while this one trains, and short epochs (a few
+        ms) should not each pay for storage reads.
+        """
+        now = time.monotonic()
+        if self._front is not None and now - self._front_at < FRONT_REFRESH_S:
+            return self._front
+        key = (self._acc, self._energy)
+        with _FRONTS_LOCK:
+            fronts = _FRONTS.setdefault(self.study, {})
+            if key not in fronts:
+                fronts[key] = _StudyFront(self.study, *key)
+            self._front, self._front_at = fronts[key].update(), now
+        return self._front
 
     def __call__(self, record: EpochRecord) -> None:
         if record.energy_j is None or record.epoch >= self.planned_epochs:
@@ -147,3 +168,26 @@ class EnergyAwareStopper:
         return {"predictions": [p._asdict() for p in self.predictions],
                 "stopped_at_epoch": self.stopped_at_epoch,
                 "planned_epochs": self.planned_epochs, "margin": self.margin}
+
+
+class _StudyFront:
+    """The (accuracy, energy) front of one study's complete, feasible trials, brought up
+    to date from the trials that finished since the last update."""
+
+    def __init__(self, study: optuna.Study, accuracy_index: int, energy_index: int) -> None:
+        self._cursor = TrialCursor(study)
+        self._front = ParetoFront([True, False])
+        self._columns = [accuracy_index, energy_index]
+
+    def update(self) -> np.ndarray:
+        for t in self._cursor.poll():
+            if t.state == optuna.trial.TrialState.COMPLETE and is_feasible(t):
+                self._front.add([t.values[i] for i in self._columns])
+        return self._front.points
+
+
+#: Fronts by study object, then by (accuracy, energy) objective index; workers in threads
+#: may share a study object, hence the lock.
+_FRONTS: weakref.WeakKeyDictionary[optuna.Study, dict[tuple[int, int], _StudyFront]] = (
+    weakref.WeakKeyDictionary())
+_FRONTS_LOCK = threading.Lock()

@@ -1,6 +1,6 @@
 """Every hypervolume and reference-point call of the replay, in one place.
 
-They use ``ecotune.report.hypervolume`` today; when the pure ``ecotune.pareto`` package
+They use ``ecotune.report.history`` today; when the pure ``ecotune.pareto`` package
 (with an incremental two-objective front) lands, only this module changes.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ecotune.objectives import OBJECTIVES
-from ecotune.report.hypervolume import hypervolume, reference_point
+from ecotune.report.history import hypervolume, reference_point
 from ecotune.tabular._table import OBJECTIVE_COLUMNS, RecordedTable
 
 __all__ = ["hypervolume_2d", "table_reference"]

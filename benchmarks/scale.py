@@ -1,0 +1,322 @@
+"""Long studies: what a report and what ecotune's per-trial bookkeeping cost as a study
+grows, with the growth exponent k of each (time ~ n^k).
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/scale.py            # 1k/5k/10k and 100/1k/10k trials
+    .venv/bin/python benchmarks/scale.py --quick    # smaller sizes, a smoke run
+
+Prints, in one run:
+
+1. ``ecotune report --no-png`` (a fresh process, as a user runs it) on two-objective
+   SQLite studies of 1,000, 5,000 and 10,000 trials: wall time, peak memory (the
+   process's max RSS), and the size of the figures saved into the study for
+   optuna-dashboard. Beside it, the hypervolume history alone, kept up to date trial by
+   trial, against the obvious alternative (the hypervolume recomputed from scratch
+   after every trial), as a ratio. Targets: report at 10,000 trials <= 15 s.
+2. ecotune's per-trial bookkeeping at 100, 1,000 and 10,000 stored trials, on SQLite
+   and (where Debian's postgresql package is installed) PostgreSQL: the time per trial
+   of ``run_worker`` (claim lock, trial count, study energy budget, Optuna's own trial
+   creation and storage writes, the early stopper's front after every epoch, the
+   attributes an ecotune trial records) with an objective that does no training, the
+   sampler's own time (multivariate TPE, ecotune's default) taken out and shown beside
+   it. The first trial of a process reads the whole study once and is shown apart.
+   Targets: bookkeeping at 10,000 trials within 50 ms of 100, growth k <= 0.2.
+
+Studies are written with one bulk insert per table (benchmarks/_big_study.py), not by
+running trainers: ``study.add_trials`` takes about 16 ms per trial on SQLite here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _big_study import EPOCHS, build_study, trial_user_attrs  # noqa: E402
+
+from ecotune.epochs import EpochRecord  # noqa: E402
+from ecotune.pareto import hypervolume  # noqa: E402
+from ecotune.report.history import (  # noqa: E402
+    hypervolume_history,
+    reference_point,
+    study_points,
+)
+from ecotune.search._budgets import TrialEnergyBudget  # noqa: E402
+from ecotune.search._early_stopping import EnergyAwareStopper  # noqa: E402
+from ecotune.search._study import prepare  # noqa: E402
+from ecotune.search._workers import run_worker  # noqa: E402
+from ecotune.search.storage import open_storage  # noqa: E402
+from tests.pg import create_database, postgres_bin, temporary_postgres  # noqa: E402
+
+DASHBOARD_KEY = "dashboard:plot_data:"  # optuna-dashboard's study system attributes
+
+
+def growth(sizes: list[int], seconds: list[float]) -> float:
+    """k of time ~ n^k, least squares on log-log."""
+    return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+def _report(url: str, name: str, out: Path) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system: less inflated than wall time on a
+    machine others share) and peak RSS (MB) of ``ecotune report --no-png`` in a fresh
+    process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ecotune", "report", "--storage", url, "--study-name", name,
+         "--no-png", "--out", str(out)], cwd=out.parent, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    _, status, usage = os.wait4(process.pid, 0)
+    wall_s = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"ecotune report failed: {process.stderr.read().decode()[-2000:]}")
+    return wall_s, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # RSS: KB
+
+
+def _dashboard_sizes_kb(study: optuna.Study) -> dict[str, float]:
+    sizes: dict[str, float] = {}
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    for key, value in attrs.items():
+        if key.startswith(DASHBOARD_KEY):
+            graph = key.removeprefix(DASHBOARD_KEY).rsplit(":", 1)[0]
+            sizes[graph] = sizes.get(graph, 0.0) + len(str(value)) / 1024
+    return sizes
+
+
+def _dashboard_study_page(url: str, name: str) -> tuple[float, float]:
+    """Seconds and MB of optuna-dashboard's study API (what its study page fetches),
+    served in-process by ``optuna_dashboard.wsgi``."""
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    from optuna_dashboard import wsgi
+
+    storage = open_storage(url)
+    study_id = optuna.load_study(study_name=name, storage=storage)._study_id
+    app = wsgi(storage)
+    environ: dict = {"PATH_INFO": f"/api/studies/{study_id}", "QUERY_STRING": "after=0",
+                     "wsgi.input": io.BytesIO()}
+    setup_testing_defaults(environ)
+    status: list[str] = []
+    start = time.perf_counter()
+    body = b"".join(app(environ, lambda s, headers, *_: status.append(s)))
+    seconds = time.perf_counter() - start
+    if not status or not status[0].startswith("200"):
+        raise SystemExit(f"optuna-dashboard answered {status}")
+    return seconds, len(body) / 2**20
+
+
+def _history_ratio(study: optuna.Study) -> tuple[float, float]:
+    """Seconds of the incremental history, and of recomputing from scratch per trial."""
+    study.get_trials(deepcopy=False)  # loaded from storage before timing: compute only
+    start = time.perf_counter()
+    history = hypervolume_history(study)
+    incremental_s = time.perf_counter() - start
+    maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
+    points = study_points(study)
+    reference = reference_point(points, study.metric_names, maximize)
+    start = time.perf_counter()
+    # The obvious alternative: after each trial, the hypervolume of every point so far.
+    volumes = [hypervolume(points[: i + 1], reference, maximize) for i in range(len(points))]
+    scratch_s = time.perf_counter() - start
+    assert math.isclose(volumes[-1], history["hypervolume"].iloc[-1], rel_tol=1e-9)
+    return incremental_s, scratch_s
+
+
+def reports(work: Path, sizes: list[int], scratch_up_to: int) -> float:
+    print("\n1. ecotune report --no-png, two objectives, SQLite (fresh process each)")
+    print(f"{'trials':>7} {'wall (s)':>9} {'CPU (s)':>8} {'peak RSS (MB)':>14} "
+          f"{'dashboard (KB)':>15}   history: incremental / from scratch")
+    times = []
+    for n in sizes:
+        url = f"sqlite:///{work}/report-{n}.db"
+        study = build_study(url, f"report-{n}", n)
+        wall_s, cpu_s, rss_mb = _report(url, f"report-{n}", work / f"report-{n}")
+        times.append(wall_s)
+        figures = _dashboard_sizes_kb(optuna.load_study(study_name=f"report-{n}",
+                                                        storage=url))
+        shown = ", ".join(f"{k.removeprefix('ecotune-')} {v:.0f} KB" for k, v in
+                          sorted(figures.items()))
+        if n <= scratch_up_to:
+            incremental_s, scratch_s = _history_ratio(study)
+            ratio = (f"{incremental_s:.3f} s / {scratch_s:.2f} s = "
+                     f"{scratch_s / incremental_s:.0f}x faster")
+        else:
+            ratio = "(from scratch skipped: too slow)"
+        print(f"{n:>7,} {wall_s:>9.2f} {cpu_s:>8.2f} {rss_mb:>14.0f} "
+              f"{sum(figures.values()):>15.0f}   {ratio}", flush=True)
+    k = growth(sizes, times)
+    print(f"growth: report time ~ n^{k:.2f}; at {sizes[-1]:,} trials {times[-1]:.1f} s "
+          f"(target <= 15 s)")
+    print(f"figures saved for optuna-dashboard at {sizes[-1]:,} trials: {shown}")
+    seconds, mb = _dashboard_study_page(f"sqlite:///{work}/report-{sizes[-1]}.db",
+                                        f"report-{sizes[-1]}")
+    print(f"optuna-dashboard study API at {sizes[-1]:,} trials (its study page's data, "
+          f"ecotune's figures included): {mb:.1f} MB in {seconds:.1f} s")
+    return k
+
+
+# ------------------------------------------------------------------------- bookkeeping
+
+
+class _TimedSampler(optuna.samplers.BaseSampler):
+    """Wraps a sampler and adds up the time spent in it."""
+
+    def __init__(self, inner: optuna.samplers.BaseSampler) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+
+    def _timed(self, method: str, *args):
+        start = time.perf_counter()
+        try:
+            return getattr(self.inner, method)(*args)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+    def infer_relative_search_space(self, study, trial):
+        return self._timed("infer_relative_search_space", study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self._timed("sample_relative", study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._timed("sample_independent", study, trial, param_name,
+                           param_distribution)
+
+    def before_trial(self, study, trial):
+        return self._timed("before_trial", study, trial)
+
+    def after_trial(self, study, trial, state, values):
+        return self._timed("after_trial", study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
+
+
+def _objective(trial: optuna.Trial) -> tuple[float, float]:
+    """What an ecotune trial does besides training: sample, watch every epoch (trial
+    budget, early stopper's front), record the meter's and trainer's attributes."""
+    lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+    width = trial.suggest_float("width", 0.25, 2.0)
+    budget = TrialEnergyBudget(1e9, EPOCHS)
+    stopper = EnergyAwareStopper(trial.study, EPOCHS, margin=0.5)  # never stops here
+    curve = []
+    for epoch in range(1, EPOCHS + 1):
+        record = EpochRecord(epoch, 1.0 / epoch, 0.5 * width, 0.01 * epoch,
+                             energy_j=0.1 * epoch)
+        budget(record)
+        stopper(record)
+        curve.append(dataclasses.asdict(record))
+    # One transaction per attribute, as an ecotune trial writes them.
+    for key, value in trial_user_attrs(0.5 * width, 0.8, curve).items():
+        trial.set_user_attr(key, value)
+    trial.set_user_attr("early_stopping", stopper.record())
+    trial.set_constraint("trial_energy_j", budget.constraint_j(0.8, EPOCHS))
+    return 0.5 * width + lr, 0.8
+
+
+def _bookkeeping(url: str, n_stored: int, n_trials: int) -> tuple[float, float, float]:
+    """(first trial s, median per-trial s without the sampler, median sampler s)."""
+    name = f"book-{n_stored}"
+    build_study(url, name, n_stored)
+    spec, study = prepare({"study": {"name": name, "storage": url, "sampler": "tpe",
+                                     "seed": 0},
+                           "budgets": {"study_energy_j": 1e12}})
+    sampler = _TimedSampler(study.sampler)
+    study.sampler = sampler
+    start = time.perf_counter()
+    run_worker(spec, study, n_stored + 1, objective=_objective)
+    first_s = time.perf_counter() - start
+    marks = [(time.perf_counter(), sampler.seconds)]
+
+    def mark(_study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        marks.append((time.perf_counter(), sampler.seconds))
+
+    run_worker(spec, study, n_stored + 1 + n_trials, callbacks=[mark], objective=_objective)
+    assert len(study.trials) == n_stored + 1 + n_trials
+    # Per trial, from one trial's end to the next one's (claim lock, count and budget
+    # included); medians, since other work on a shared machine adds outliers.
+    total = np.diff([t for t, _ in marks])
+    in_sampler = np.diff([s for _, s in marks])
+    return first_s, float(np.median(total - in_sampler)), float(np.median(in_sampler))
+
+
+def bookkeeping(work: Path, sizes: list[int], n_trials: int) -> dict[str, float]:
+    print(f"\n2. per-trial bookkeeping (run_worker, no training; median of {n_trials} trials "
+          "after the first)")
+    print(f"{'storage':>10} {'stored':>7} {'ecotune + Optuna (ms)':>22} "
+          f"{'TPE sampler (ms)':>17} {'first trial (s)':>16}")
+    backends = [("sqlite", lambda n: f"sqlite:///{work}/book-{n}.db")]
+    growths = {}
+    pg_bin = postgres_bin()
+    with temporary_postgres(pg_bin) if pg_bin else _nothing() as server:
+        if server is not None:
+            base, admin = server
+
+            def pg_url(n: int) -> str:
+                create_database(admin, f"book_{n}")
+                return f"{base}/book_{n}"
+
+            backends.append(("postgresql", pg_url))
+        for backend, url_for in backends:
+            per_trial = []
+            for n in sizes:
+                first_s, own_s, sampler_s = _bookkeeping(url_for(n), n, n_trials)
+                per_trial.append(own_s)
+                print(f"{backend:>10} {n:>7,} {own_s * 1e3:>22.1f} {sampler_s * 1e3:>17.1f} "
+                      f"{first_s:>16.2f}", flush=True)
+            growths[backend] = growth(sizes, per_trial)
+            print(f"{backend:>10} growth: bookkeeping ~ n^{growths[backend]:.2f}; "
+                  f"{sizes[-1]:,} vs {sizes[0]:,} stored: "
+                  f"{(per_trial[-1] - per_trial[0]) * 1e3:+.1f} ms per trial "
+                  "(targets: k <= 0.2, within 50 ms)")
+    if pg_bin is None:
+        print("PostgreSQL not installed: its rows are skipped (apt-get install postgresql)")
+    return growths
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    import warnings
+
+    warnings.simplefilter("ignore")
+    report_sizes = [200, 500, 1000] if args.quick else [1000, 5000, 10000]
+    book_sizes = [100, 300, 1000] if args.quick else [100, 1000, 10000]
+    print(f"benchmarks/scale.py{' --quick' if args.quick else ''}: {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f} at start")
+    with tempfile.TemporaryDirectory(prefix="ecotune-scale-") as tmp:
+        work = Path(tmp)
+        reports(work, report_sizes, scratch_up_to=5000)
+        bookkeeping(work, book_sizes, n_trials=5 if args.quick else 30)
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
+
+
+if __name__ == "__main__":
+    main()

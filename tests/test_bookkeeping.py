@@ -1,0 +1,101 @@
+"""Per-trial bookkeeping that reads only what changed (trial count, study energy, early
+stopper's front) equals reading the whole study, with another worker adding trials."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from ecotune.pareto import non_dominated
+from ecotune.search import _early_stopping as early_stopping
+from ecotune.search._budgets import StudyEnergyBudget, study_energy_j
+from ecotune.search._early_stopping import EnergyAwareStopper
+from ecotune.search._workers import count_trials
+from ecotune.search.storage import open_storage
+
+State = optuna.trial.TrialState
+
+
+def _studies(storage) -> tuple[optuna.Study, optuna.Study]:
+    """The study as this worker opened it, and the same study opened by another worker
+    (a storage object of its own, except in memory)."""
+    study = optuna.create_study(study_name="b", storage=open_storage(storage),
+                                directions=["maximize", "minimize"])
+    study.set_metric_names(["accuracy", "energy_j"])
+    return study, optuna.load_study(study_name="b", storage=open_storage(storage))
+
+
+def _step(other: optuna.Study, rng: random.Random, running: list[optuna.Trial]) -> None:
+    """One random thing another worker does: start, finish, fail or prune a trial."""
+    action = rng.random()
+    if action < 0.3 or not running:
+        trial = other.ask()
+        if rng.random() < 0.5:  # energy recorded before the trial ends
+            trial.set_user_attr("energy_j", rng.uniform(0.5, 3.0))
+        running.append(trial)
+        return
+    trial = running.pop(rng.randrange(len(running)))
+    trial.set_user_attr("energy_j", rng.uniform(0.5, 3.0))
+    if action < 0.75:
+        if rng.random() < 0.3:
+            trial.set_constraint("trial_energy_j", rng.choice([1.0, -1.0]))
+        other.tell(trial, [rng.randint(0, 10) / 10, rng.randint(1, 10)])
+    else:
+        other.tell(trial, state=State.FAIL if action < 0.9 else State.PRUNED)
+
+
+def _brute_force_front(study: optuna.Study) -> set[tuple[float, float]]:
+    points = np.array([t.values for t in study.get_trials(states=(State.COMPLETE,))
+                       if all(c <= 0 for c in t.constraints.values())]).reshape(-1, 2)
+    return {tuple(p) for p in points[non_dominated(points, [True, False])].tolist()}
+
+
+@pytest.mark.parametrize("storage", ["sqlite:///b.db", "journal:///b.log", None])
+def test_incremental_bookkeeping_equals_reading_everything(storage, tmp_path: Path,
+                                                           monkeypatch) -> None:
+    if storage is None:
+        storage = optuna.storages.InMemoryStorage()
+    study, other = _studies(storage)
+    rng = random.Random(0)
+    running: list[optuna.Trial] = []
+    budget = StudyEnergyBudget(1e9)
+    stopper = EnergyAwareStopper(study, planned_epochs=5)
+    for step in range(80):
+        _step(other, rng, running)
+        if step % 3:
+            continue  # checks come now and then, several trials apart
+        assert count_trials(study) == len(other.get_trials())
+        assert budget.spent_j(study) == pytest.approx(study_energy_j(other))
+        # Each trial's stopper: they share the front kept for this study object.
+        front = EnergyAwareStopper(study, planned_epochs=5).front()
+        assert {tuple(p) for p in front.tolist()} == _brute_force_front(other)
+        # One stopper checks again after FRONT_REFRESH_S (here 0 s): it sees new trials.
+        with monkeypatch.context() as patch:
+            patch.setattr(early_stopping, "FRONT_REFRESH_S", 0.0)
+            assert {tuple(p) for p in stopper.front().tolist()} == _brute_force_front(other)
+    assert sum(t.state == State.COMPLETE for t in other.trials) > 10
+
+
+def test_a_stopper_reads_the_front_at_most_every_refresh_period() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_metric_names(["accuracy", "energy_j"])
+    stopper = EnergyAwareStopper(study, planned_epochs=5)
+    assert len(stopper.front()) == 0
+    study.add_trial(optuna.trial.create_trial(values=[0.9, 1.0]))
+    assert len(stopper.front()) == 0  # within FRONT_REFRESH_S of its first read
+    assert EnergyAwareStopper(study, planned_epochs=5).front().tolist() == [[0.9, 1.0]]
+
+
+def test_bookkeeping_on_postgresql_with_two_study_objects(postgres_url: str) -> None:
+    study, other = _studies(postgres_url)
+    rng = random.Random(1)
+    running: list[optuna.Trial] = []
+    budget = StudyEnergyBudget(1e9)
+    for _ in range(30):
+        _step(other, rng, running)
+        assert count_trials(study) == len(other.get_trials())
+        assert budget.spent_j(study) == pytest.approx(study_energy_j(other))

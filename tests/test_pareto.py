@@ -1,0 +1,129 @@
+"""ecotune.pareto: feasibility, dominance and exact hypervolume against brute force."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import optuna
+import pytest
+
+from ecotune.pareto import ParetoFront, hypervolume, is_feasible, non_dominated
+
+
+def _dominates(a, b, maximize) -> bool:
+    no_worse = all((x >= y) if mx else (x <= y) for x, y, mx in zip(a, b, maximize))
+    better = any((x > y) if mx else (x < y) for x, y, mx in zip(a, b, maximize))
+    return no_worse and better
+
+
+def _grid_hypervolume(points, reference, maximize) -> int:
+    """Count the unit cells of the integer grid that some point dominates."""
+    costs = [[-v if mx else v for v, mx in zip(p, maximize)] for p in points]
+    ref = [-v if mx else v for v, mx in zip(reference, maximize)]
+    low = [min([c[i] for c in costs] + [ref[i]]) for i in range(len(ref))]
+    return sum(1 for cell in itertools.product(*(range(lo, r) for lo, r in zip(low, ref)))
+               if any(all(c[i] <= cell[i] for i in range(len(ref))) for c in costs))
+
+
+def test_feasibility_is_optunas_rule_for_set_constraint() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        x = trial.suggest_float("x", -1.0, 1.0)
+        if trial.number % 3:  # every third trial records no constraint at all
+            trial.set_constraint("budget", x)
+        return x, 1.0
+
+    study.optimize(objective, n_trials=30)
+    feasible = {t.number for t in study.trials if is_feasible(t)}
+    assert feasible == {t.number for t in study.trials
+                        if t.number % 3 == 0 or t.params["x"] <= 0}
+    # The same set Optuna's own best_trials picks from.
+    assert {t.number for t in study.best_trials} <= feasible
+    assert 0 < len(feasible) < 30
+    legacy = optuna.trial.create_trial(values=[1.0, 1.0], system_attrs={"constraints": [0.5]})
+    assert not is_feasible(legacy)
+
+
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("maximize", [[False], [True, False], [False, True, False],
+                                      [True, True, False, False]])
+def test_non_dominated_matches_all_pairs(seed: int, maximize: list[bool]) -> None:
+    rng = random.Random(seed)
+    points = [[rng.randint(0, 5) for _ in maximize] for _ in range(rng.randint(0, 40))]
+    if points and seed % 3 == 0:
+        points.append([float("nan")] * len(maximize))  # kept, dominates nothing
+    values = np.array(points, dtype=float).reshape(-1, len(maximize))
+    expected = [not any(_dominates(q, p, maximize) for q in points if q is not p)
+                for p in points]
+    assert non_dominated(values, maximize).tolist() == expected
+
+
+def test_non_dominated_is_fast_enough_for_big_studies() -> None:
+    # 20,000 points: all-pairs would need 20,000^2 booleans per objective (GBs).
+    rng = np.random.default_rng(0)
+    values = rng.random((20_000, 2))
+    mask = non_dominated(values, [True, False])
+    front = values[mask]
+    order = np.argsort(front[:, 0])
+    assert (np.diff(front[order, 1]) > 0).all()  # more accuracy costs more energy
+    dominated = values[~mask][:200]
+    assert all(((front[:, 0] >= p[0]) & (front[:, 1] <= p[1])).any() for p in dominated)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("maximize", [[True, False], [False, True, False],
+                                      [True, False, False, True]])
+def test_front_grows_with_exact_hypervolume(seed: int, maximize: list[bool]) -> None:
+    rng = random.Random(seed)
+    m = len(maximize)
+    reference = [(-1 if mx else 7) for mx in maximize]
+    front = ParetoFront(maximize, reference=np.array(reference))
+    seen: list[list[int]] = []
+    for _ in range(25 if m < 4 else 12):
+        # Integer coordinates, some beyond the reference: ties and duplicates occur.
+        point = [rng.randint(-1, 7) for _ in range(m)]
+        no_worse = [q for q in seen if all((a >= b) if mx else (a <= b)
+                                          for a, b, mx in zip(q, point, maximize))]
+        assert front.add(point) == (not no_worse)
+        seen.append(point)
+        assert front.hypervolume == pytest.approx(_grid_hypervolume(seen, reference, maximize))
+        assert front.hypervolume == pytest.approx(hypervolume(seen, reference, maximize))
+        mask = non_dominated(np.array(seen, dtype=float), maximize)
+        expected = {tuple(p) for p, keep in zip(seen, mask) if keep}
+        assert {tuple(p) for p in front.points.tolist()} == expected
+        assert len(front) == len(expected)
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_front_matches_from_scratch_on_float_points(m: int) -> None:
+    rng = np.random.default_rng(m)
+    maximize = [True] + [False] * (m - 1)
+    points = rng.random((400, m))
+    reference = [0.0] + [1.0] * (m - 1)
+    front = ParetoFront(maximize, reference)
+    for i, p in enumerate(points):
+        front.add(p)
+        if i % 40 == 39:
+            assert front.hypervolume == pytest.approx(
+                hypervolume(points[: i + 1], reference, maximize), rel=1e-12)
+
+
+def test_front_edge_cases() -> None:
+    front = ParetoFront([True, False])
+    assert front.add([0.5, 1.0]) and not front.add([float("nan"), 0.0])
+    assert not front.add([0.5, 1.0])  # a duplicate changes nothing
+    with pytest.raises(ValueError, match="no reference point"):
+        _ = front.hypervolume
+    with pytest.raises(ValueError, match="a point needs 2 values"):
+        front.add([1.0])
+    with pytest.raises(ValueError, match="reference must have 2 values"):
+        ParetoFront([True, False], reference=[0.0])
+    with pytest.raises(ValueError, match="reference must be finite"):
+        ParetoFront([True, False], reference=[0.0, np.inf])
+    single = ParetoFront([False], reference=[5.0])
+    single.add([2.0])
+    single.add([3.0])
+    assert single.hypervolume == 3.0 and single.points.tolist() == [[2.0]]
