@@ -222,9 +222,8 @@ def run(args: argparse.Namespace, gpu_device: str) -> None:
     polled = NvmlMeter(cuda_indices=(index,), method="power", sample_interval_s=0.1)
     # A tracker of its own (another measure_power_secs): auto may use CodeCarbon too.
     codecarbon = CodeCarbonMeter(measure_power_secs=0.5, gpu_ids=(entry,))
-    for meter in (auto, codecarbon):  # CodeCarbon's first start probes the hardware (~1 s)
-        meter.start()
-        meter.stop()
+    for meter in (auto, codecarbon):  # CodeCarbon probes the hardware (~1 s) at first use
+        meter.warm_up()
     sampler = UtilisationSampler(handle)
     # Started in this order, stopped in reverse: the polled window hugs the trial's.
     tee = tee_meter(auto, [codecarbon, polled], sampler)
