@@ -98,5 +98,6 @@ def test_the_live_trainer_stops_exactly_the_trials_the_rule_says(tmp_path):
             assert trial.state == optuna.trial.TrialState.PRUNED, trial.number
             assert len(curve) == expected_stop
             assert trial.user_attrs["training"]["stop_reason"] == "successive_halving"
-    assert trials[1].state == optuna.trial.TrialState.PRUNED  # the hopeless one
+    # Which trials stop depends on measured energy (trial 1 is usually one), so the check
+    # is that every decision is the rule's, and that the rule did stop some.
     assert 1 <= stopped < len(trials)

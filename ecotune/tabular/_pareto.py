@@ -37,8 +37,10 @@ def table_reference(table: RecordedTable, objectives: Sequence[str],
         ...          "final_energy_j": e, "epochs_run": 1}
         ...         for lr, acc, e in [(0.1, 0.5, 1.0), (0.2, 0.9, 4.0)]]
         >>> write_rows(path, ["lr"], rows)
-        >>> table_reference(read_table(path), ["accuracy", "energy_j"])
-        ([0.0, 4.0], 1.5, [True, False])
+        >>> reference, volume, maximize = table_reference(read_table(path),
+        ...                                               ["accuracy", "energy_j"])
+        >>> reference, round(volume, 6), maximize  # energy: worst + 10 % of the range
+        ([0.0, 4.3], 1.77, [True, False])
     """
     maximize = [OBJECTIVES[name].direction == "maximize" for name in objectives]
     points = np.array([[float(r.finals[OBJECTIVE_COLUMNS[name]]) for name in objectives]

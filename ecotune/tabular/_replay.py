@@ -240,11 +240,19 @@ def check_fits(table: RecordedTable, spec: StudySpec) -> None:
     Raises:
         TableError: naming the first section that differs.
     """
+    from ecotune.spec import SpecError, load_spec
     from ecotune.tabular._record import table_spec
 
-    mine, theirs = table_spec(spec), table.spec
-    for section in ("search_space", "data", "model", "training"):
-        if json.loads(json.dumps(mine[section])) != theirs.get(section):
+    sections = ("search_space", "data", "model", "training")
+    mine = table_spec(spec)
+    try:  # the header's sections as today's spec reads them (defaults and dumps change)
+        theirs = table_spec(load_spec({"study": {"name": spec.study.name},
+                                       **{s: table.spec[s] for s in sections
+                                          if s in table.spec}}))
+    except SpecError as err:
+        raise TableError(f"the table's '# spec:' header is not a valid study: {err}") from None
+    for section in sections:
+        if json.loads(json.dumps(mine[section])) != json.loads(json.dumps(theirs[section])):
             raise TableError(f"the table was recorded with another {section} section than the "
                              "study file's: replay it with the study file it was recorded "
                              "from (its '# spec:' header line)")
