@@ -557,7 +557,7 @@ study = ecotune.run({
     "study": {"name": "curve", "storage": "sqlite:///:memory:", "n_trials": 2,
               "sampler": "random", "seed": 0},
     "data": {"name": "digits"}, "model": {"name": "cnn"},
-    "training": {"epochs": 6, "batch_size": 64},
+    "training": {"epochs": 10, "batch_size": 32},
     "energy": {"meter": sys.argv[1]},
     "search_space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}})
 print(json.dumps([{"energy_j": t.user_attrs["energy_j"],
@@ -572,7 +572,9 @@ def test_learning_curve_energy_is_consistent_from_the_first_trial_of_a_process(
         meter: str) -> None:
     """Trial 0 of a fresh process (where CodeCarbon's one-off hardware probe happens):
     cumulative epoch energy never decreases, never grows faster than twice the trial's
-    mean power, and its last point is the trial's energy within 5 %."""
+    mean power, and its last point is the trial's energy within 5 %. (The trial's energy
+    also covers the test-split evaluation after the last epoch: trials of about a second,
+    as here, keep that tail to a few percent.)"""
 
     out = subprocess.run([sys.executable, "-c", CURVE_CHECK, meter], capture_output=True,
                          text=True, timeout=300, check=True).stdout
