@@ -10,7 +10,7 @@ points of both studies), the energy saved and the hypervolume ratio.
 Target (own-loop issue): at least 50 % of search energy saved at a hypervolume loss of at
 most 2 %.
 
-    .venv/bin/python benchmarks/own_loop.py [--trials 24] [--epochs 10] [--train 6000]
+    .venv/bin/python benchmarks/own_loop.py [--trials 24] [--epochs 10] [--train 3000]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from ecotune.report import hypervolume
 def make_objective(data, epochs: int):
     def objective(trial: optuna.Trial) -> tuple[float, float]:
         lr = trial.suggest_float("lr", 1e-4, 0.3, log=True)
-        width = trial.suggest_categorical("width", [8, 16, 32, 64])
+        width = trial.suggest_categorical("width", [4, 8, 16])
         batch = trial.suggest_categorical("batch_size", [32, 128])
         torch.manual_seed(0)
         model = nn.Sequential(
@@ -73,7 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--train", type=int, default=6000, help="training images used")
+    parser.add_argument("--train", type=int, default=3000, help="training images used")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
