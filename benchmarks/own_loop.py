@@ -11,7 +11,8 @@ hypervolume ratio.
 Target (own-loop issue): at least 50 % of search energy saved at a hypervolume loss of at
 most 2 %.
 
-    .venv/bin/python benchmarks/own_loop.py [--trials 24] [--epochs 10] [--train 3000] [--min-epochs 2]
+    .venv/bin/python benchmarks/own_loop.py [--trials 24] [--epochs 10] [--train 3000]
+                                            [--min-epochs 2]
 """
 
 from __future__ import annotations
