@@ -17,27 +17,13 @@ from ecotune.energy import Meter, get_meter
 from ecotune.energy.hardware import INFERENCE_SAMPLE
 from ecotune.names import ATTR_TEST_ACCURACY
 from ecotune.search._early_stopping import EARLY_STOP
+from ecotune.search._knobs import suggest_knobs
 from ecotune.search._measure import measure
 from ecotune.search._successive_halving import SH_STOP
-from ecotune.spec import CategoricalParam, FloatParam, IntParam, StudySpec
+from ecotune.spec import StudySpec
 from ecotune.training import TrainConfig, TrainResult, train
 
 __all__ = ["BuiltinObjective", "suggest_knobs", "train_config"]
-
-
-def suggest_knobs(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
-    """Sample every knob of ``spec.search_space`` on ``trial``."""
-    knobs: dict[str, Any] = {}
-    for name, param in spec.search_space.items():
-        if isinstance(param, CategoricalParam):
-            knobs[name] = trial.suggest_categorical(name, list(param.choices))
-        elif isinstance(param, IntParam):
-            knobs[name] = trial.suggest_int(name, param.low, param.high, step=param.step,
-                                            log=param.log)
-        elif isinstance(param, FloatParam):
-            knobs[name] = trial.suggest_float(name, param.low, param.high, step=param.step,
-                                              log=param.log)
-    return knobs
 
 
 def train_config(spec: StudySpec, knobs: dict[str, Any]) -> TrainConfig:

@@ -24,7 +24,8 @@ import numpy as np
 import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
-from ecotune.spec import CategoricalParam, FloatParam, IntParam, StudySpec, load_spec
+from ecotune.search._knobs import suggest_knobs
+from ecotune.spec import CategoricalParam, StudySpec, load_spec
 from ecotune.tabular._pareto import hypervolume_2d, table_reference
 from ecotune.tabular._table import OBJECTIVE_COLUMNS, ConfigRecord, RecordedTable, TableError, cell
 
@@ -153,20 +154,6 @@ class TableObjective:
             raise TableError(f"configuration {dict(zip(self.table.knobs, key))} is not in "
                              "the table") from None
 
-    def _suggest(self, trial: optuna.Trial) -> dict[str, Any]:
-        # The same calls as the built-in trainer's objective, so samplers see the same space.
-        knobs: dict[str, Any] = {}
-        for name, param in self.spec.search_space.items():
-            if isinstance(param, CategoricalParam):
-                knobs[name] = trial.suggest_categorical(name, list(param.choices))
-            elif isinstance(param, IntParam):
-                knobs[name] = trial.suggest_int(name, param.low, param.high, step=param.step,
-                                                log=param.log)
-            elif isinstance(param, FloatParam):
-                knobs[name] = trial.suggest_float(name, param.low, param.high,
-                                                  step=param.step, log=param.log)
-        return knobs
-
     def _stop_epoch(self, trial: optuna.Trial, record: ConfigRecord) -> int | None:
         """The epoch after which the replayed stopping rule ends training (None: never):
         the same watcher the live trainer's measurement window runs, fed the recorded
@@ -194,7 +181,7 @@ class TableObjective:
         return None
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
-        record = self.lookup(self._suggest(trial))
+        record = self.lookup(suggest_knobs(trial, self.spec))
         if record.failed:
             trial.set_user_attr("energy_j", record.final_energy_j)
             raise RuntimeError("the recorded trial failed")
