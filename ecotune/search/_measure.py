@@ -48,11 +48,7 @@ if TYPE_CHECKING:
 
     from ecotune.search._early_stopping import EnergyAwareStopper
 
-__all__ = ["measure", "MeasurementWindow", "StudyBudgetSpent"]
-
-
-class StudyBudgetSpent(Exception):  # noqa: N818 (raised as optuna.TrialPruned)
-    """Marker: the study's energy budget was spent before this trial started."""
+__all__ = ["measure", "MeasurementWindow"]
 
 
 class MeasurementWindow:
