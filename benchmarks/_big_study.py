@@ -20,8 +20,8 @@ from optuna.distributions import FloatDistribution, distribution_to_json
 from optuna.storages._rdb import models
 from sqlalchemy import insert
 
-from ecotune.search._study import create_study
-from ecotune.search.storage import open_storage
+from ecotune.search import create_study
+from ecotune.storage import open_storage
 
 __all__ = ["build_study", "trial_user_attrs", "EPOCHS"]
 

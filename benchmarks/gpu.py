@@ -188,8 +188,7 @@ def run(args: argparse.Namespace, gpu_device: str) -> None:
     from ecotune.data import load_data
     from ecotune.devices import device_info, resolve_device, synchronizer
     from ecotune.energy import CodeCarbonMeter, NvmlMeter, _nvml, get_meter, meter_status
-    from ecotune.search import prepare
-    from ecotune.search._objective import BuiltinObjective
+    from ecotune.search import BuiltinObjective, prepare
     from ecotune.spec import load_spec
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)

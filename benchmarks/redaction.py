@@ -20,7 +20,7 @@ from pathlib import Path
 
 import optuna
 
-from ecotune.search.storage import RedactedStorage, open_storage
+from ecotune.storage import RedactedStorage, open_storage
 
 
 def _attrs(number: int, epochs: int) -> dict:

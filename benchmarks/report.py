@@ -31,8 +31,7 @@ from pathlib import Path
 
 import optuna
 
-from ecotune.report import report_figures, write_report
-from ecotune.report._png import png_export_available, png_size, write_pngs
+from ecotune.report import png_export_available, png_size, report_figures, write_pngs, write_report
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "studies" / "quickstart.toml"
 

@@ -49,17 +49,16 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _big_study import EPOCHS, build_study, trial_user_attrs  # noqa: E402
 
 from ecotune.epochs import EpochRecord  # noqa: E402
+from ecotune.execution import run_worker  # noqa: E402
 from ecotune.pareto import hypervolume  # noqa: E402
 from ecotune.report.history import (  # noqa: E402
     hypervolume_history,
     reference_point,
     study_points,
 )
-from ecotune.search._budgets import TrialEnergyBudget  # noqa: E402
-from ecotune.search._early_stopping import EnergyAwareStopper  # noqa: E402
-from ecotune.search._study import prepare  # noqa: E402
-from ecotune.search._workers import run_worker  # noqa: E402
-from ecotune.search.storage import open_storage  # noqa: E402
+from ecotune.rules import EnergyAwareStopper, TrialEnergyBudget  # noqa: E402
+from ecotune.search import prepare  # noqa: E402
+from ecotune.storage import open_storage  # noqa: E402
 from tests.pg import create_database, postgres_bin, temporary_postgres  # noqa: E402
 
 DASHBOARD_KEY = "dashboard:plot_data:"  # optuna-dashboard's study system attributes
@@ -241,14 +240,14 @@ def _bookkeeping(url: str, n_stored: int, n_trials: int) -> tuple[float, float, 
     sampler = _TimedSampler(study.sampler)
     study.sampler = sampler
     start = time.perf_counter()
-    run_worker(spec, study, n_stored + 1, objective=_objective)
+    run_worker(spec, study, n_stored + 1, _objective)
     first_s = time.perf_counter() - start
     marks = [(time.perf_counter(), sampler.seconds)]
 
     def mark(_study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         marks.append((time.perf_counter(), sampler.seconds))
 
-    run_worker(spec, study, n_stored + 1 + n_trials, callbacks=[mark], objective=_objective)
+    run_worker(spec, study, n_stored + 1 + n_trials, _objective, callbacks=[mark])
     assert len(study.trials) == n_stored + 1 + n_trials
     # Per trial, from one trial's end to the next one's (claim lock, count and budget
     # included); medians, since other work on a shared machine adds outliers.

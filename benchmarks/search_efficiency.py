@@ -32,8 +32,8 @@ from pathlib import Path
 
 import optuna
 
+from ecotune.comparison import comparison_runs, run_comparison
 from ecotune.report.compare import compare_studies
-from ecotune.search._compare import comparison_runs, run_comparison
 
 SAMPLERS = ("grid", "random", "tpe", "gp", "skopt")
 TABLES = Path(__file__).resolve().parent / "tables"

@@ -18,23 +18,22 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ecotune._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-# Public names and the private module that defines each (Optuna's convention: no module
-# is named like a function it defines, so importing a module can never replace a public
-# name). They are imported on first use, so that `import ecotune` (and `ecotune --help`)
-# does not pay for torch, Optuna, plotly and pandas.
+# Public names and the package that exports each, imported on first use (ecotune._lazy):
+# `import ecotune` (and `ecotune --help`) does not pay for torch, Optuna, plotly, pandas.
 _EXPORTS = {
     "SpecError": "ecotune.spec",
     "StudySpec": "ecotune.spec",
     "load_spec": "ecotune.spec",
-    "MeasurementWindow": "ecotune.search._measure",
-    "create_study": "ecotune.search._study",
-    "measure": "ecotune.search._measure",
-    "run": "ecotune.search._runner",
+    "MeasurementWindow": "ecotune.search",
+    "create_study": "ecotune.search",
+    "measure": "ecotune.search",
+    "run": "ecotune.search",
     "pareto_front": "ecotune.report",
     "write_report": "ecotune.report",
 }
@@ -54,19 +53,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from ecotune.report import pareto_front, write_report
-    from ecotune.search._measure import MeasurementWindow, measure
-    from ecotune.search._runner import run
-    from ecotune.search._study import create_study
+    from ecotune.search import MeasurementWindow, create_study, measure, run
     from ecotune.spec import SpecError, StudySpec, load_spec
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'ecotune' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -175,7 +175,7 @@ def parse_gpus(value: str) -> list[str]:
     if not value.strip() or bad:
         raise DeviceError(f"--gpus {value!r}: expected GPU indices or UUIDs separated by "
                           f"commas, e.g. --gpus 0,1,2,3 (got {bad[0] if bad else value!r})")
-    from ecotune.energy._nvml import visible_gpu_ids
+    from ecotune.energy import visible_gpu_ids
 
     visible = visible_gpu_ids()
     if visible is None:
@@ -198,20 +198,19 @@ def check_gpus(entries: Sequence[str]) -> None:
     Raises:
         DeviceError: NVML is not usable here, or a GPU does not exist.
     """
-    from ecotune.energy import _nvml
+    from ecotune.energy import find_gpu, nvml_gpu_count
 
-    if _nvml.pynvml is None:
-        raise DeviceError("--gpus: nvidia-ml-py is not installed, so the GPUs cannot be "
-                          "checked: pip install nvidia-ml-py")
     try:
-        _nvml.pynvml.nvmlInit()
-        count = _nvml.pynvml.nvmlDeviceGetCount()
+        count = nvml_gpu_count()
+    except ModuleNotFoundError:
+        raise DeviceError("--gpus: nvidia-ml-py is not installed, so the GPUs cannot be "
+                          "checked: pip install nvidia-ml-py") from None
     except Exception as err:
         raise DeviceError(f"--gpus {','.join(entries)}: no NVIDIA GPU here (NVML: "
                           f"{_one_line(err)})") from None
     for entry in entries:
         try:
-            _nvml.find_gpu(entry)
+            find_gpu(entry)
         except Exception as err:
             raise DeviceError(f"--gpus: GPU {entry} does not exist here ({count} GPU(s): "
                               f"{_one_line(err)})") from None

@@ -134,7 +134,7 @@ class StudySection(_Strict):
     @field_validator("storage")
     @classmethod
     def _storage_url(cls, value: str) -> str:
-        from ecotune.search.storage_url import scheme_problem  # one wording, password hidden
+        from ecotune.storage import scheme_problem  # one wording, password hidden
 
         problem = scheme_problem(value)
         if problem is not None:

@@ -155,3 +155,22 @@ def test_the_search_layer_does_not_import_the_report_layer() -> None:
                                                             "training", "epochs", "names")
              for t in ts if t.startswith(("ecotune.search", "ecotune.report"))}
     assert not offenders and not lower, offenders | lower
+
+
+def _private_owner(module: str) -> str | None:
+    """The package whose private module ``module`` is (``ecotune.rules`` for
+    ``ecotune.rules._budgets``), or None for a public module."""
+    parts = module.split(".")
+    for i, part in enumerate(parts):
+        if part.startswith("_") and not part.startswith("__"):
+            return ".".join(parts[:i])
+    return None
+
+
+def test_no_module_imports_another_packages_private_module() -> None:
+    """A package's private modules are its own: other packages import what it exports."""
+    graph = _module_imports()
+    offenders = sorted((n, t) for n, ts in graph.items() for t in ts
+                       if (owner := _private_owner(t)) is not None
+                       and n != owner and not n.startswith(owner + "."))
+    assert not offenders, offenders

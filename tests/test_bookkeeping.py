@@ -10,12 +10,12 @@ import numpy as np
 import optuna
 import pytest
 
+from ecotune.execution._workers import count_trials
 from ecotune.pareto import non_dominated
-from ecotune.search import _early_stopping as early_stopping
-from ecotune.search._budgets import StudyEnergyBudget, study_energy_j
-from ecotune.search._early_stopping import EnergyAwareStopper
-from ecotune.search._workers import count_trials
-from ecotune.search.storage import open_storage
+from ecotune.rules import _early_stopping as early_stopping
+from ecotune.rules._budgets import StudyEnergyBudget, study_energy_j
+from ecotune.rules._early_stopping import EnergyAwareStopper
+from ecotune.storage._open import open_storage
 
 State = optuna.trial.TrialState
 

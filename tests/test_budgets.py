@@ -7,8 +7,8 @@ import pytest
 
 import ecotune
 from ecotune.report import pareto_front, prediction_errors
-from ecotune.search._budgets import StudyEnergyBudget, TrialEnergyBudget, study_energy_j
-from ecotune.search._early_stopping import predict_final
+from ecotune.rules._budgets import StudyEnergyBudget, TrialEnergyBudget, study_energy_j
+from ecotune.rules._early_stopping import predict_final
 from ecotune.spec import SpecError, load_spec
 from ecotune.training import EpochRecord, StopTraining
 from tests.conftest import tiny_spec

@@ -11,7 +11,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from ecotune.search._compare import comparison_runs
+from ecotune.comparison._runs import comparison_runs
 from ecotune.spec import SpecError
 from tests.conftest import free_port as _free_port
 from tests.conftest import get_json as _get_json

@@ -6,8 +6,8 @@ import numpy as np
 import optuna
 import pytest
 
-from ecotune.search import SkoptSampler
-from ecotune.search._cost_model import log_cost_fit
+from ecotune.samplers import SkoptSampler
+from ecotune.samplers._cost_model import log_cost_fit
 
 
 def test_the_log_cost_fit_recovers_a_product_of_powers():

@@ -348,7 +348,7 @@ def test_each_worker_is_started_with_its_own_gpu(monkeypatch: pytest.MonkeyPatch
     process takes its environment at start, before it imports anything."""
     import os
 
-    from ecotune.search import _workers
+    from ecotune.execution import _workers
     from ecotune.spec import load_spec
 
     started: list[tuple[str, str | None]] = []
@@ -367,13 +367,13 @@ def test_each_worker_is_started_with_its_own_gpu(monkeypatch: pytest.MonkeyPatch
                         lambda method: types.SimpleNamespace(Process=Process))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
     spec = load_spec({"study": {"name": "w"}})
-    with _workers.start_local_workers(spec, 10, 3, gpus=["2", "GPU-ab"]):
+    with _workers.start_local_workers(spec, 10, 3, print, gpus=["2", "GPU-ab"]):
         pass
     assert started == [("ecotune-worker-1", "GPU-ab"), ("ecotune-worker-2", "2"),
                        ("ecotune-worker-3", "GPU-ab")]
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "7"  # this process's own is unchanged
     started.clear()
-    with _workers.start_local_workers(spec, 10, 1):
+    with _workers.start_local_workers(spec, 10, 1, print):
         pass
     assert started == [("ecotune-worker-1", "7")]  # no --gpus: inherited as it is
 

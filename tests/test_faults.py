@@ -190,8 +190,8 @@ def test_a_trial_without_any_heartbeat_is_failed_on_restart(tmp_path: Path,
                                                              monkeypatch) -> None:
     """Deterministic form of the race: a trial that exists but never beat (its worker
     died between creating it and its first heartbeat)."""
-    from ecotune.search._failures import fail_dead_trials
-    from ecotune.search.storage import open_storage
+    from ecotune.execution._failures import fail_dead_trials
+    from ecotune.storage._open import open_storage
 
     monkeypatch.setenv("ECOTUNE_HEARTBEAT_S", "1")
     monkeypatch.setenv("ECOTUNE_GRACE_S", "2")

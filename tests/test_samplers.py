@@ -11,8 +11,8 @@ import optuna
 import pytest
 
 import ecotune
-from ecotune.search import SAMPLER_NAMES, make_sampler
-from ecotune.search._skopt import SkoptSampler, parego_scalarize
+from ecotune.samplers import SAMPLER_NAMES, make_sampler
+from ecotune.samplers._skopt import SkoptSampler, parego_scalarize
 from ecotune.spec import SamplerSpec
 
 GRID = {"lr": [1e-3, 1e-2, 1e-1], "width": [0.25, 1.0], "epochs": [1, 3, 5],

@@ -8,7 +8,8 @@ import optuna
 import pytest
 
 import ecotune
-from ecotune.search import StudyMismatchError, make_sampler
+from ecotune.samplers import make_sampler
+from ecotune.search import StudyMismatchError
 from tests.conftest import auto_meter_name, tiny_spec
 
 

@@ -7,14 +7,14 @@ import numpy as np
 import optuna
 import pytest
 
-from ecotune.search import prepare, run
-from ecotune.search._successive_halving import (
+from ecotune.rules._successive_halving import (
     SH_ATTR,
     continues,
     crowding_distance,
     nondominated_ranks,
     rung_epochs,
 )
+from ecotune.search import prepare, run
 
 
 def test_rungs_multiply_by_the_reduction_factor():

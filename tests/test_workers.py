@@ -9,11 +9,11 @@ from pathlib import Path
 import optuna
 import pytest
 
+from ecotune.execution._workers import count_trials, run_worker
 from ecotune.report import pareto_front
 from ecotune.search import prepare
-from ecotune.search._workers import count_trials, run_worker
-from ecotune.search.storage import journal_path, open_storage
 from ecotune.spec import load_spec
+from ecotune.storage._open import journal_path, open_storage
 from tests.conftest import run_cli, tiny_study_toml
 
 
@@ -73,7 +73,7 @@ def _threads(n_workers: int, target: int, spec_data: dict) -> None:
     def work() -> None:
         try:
             spec, study = prepare(spec_data)
-            run_worker(spec, study, target, objective=_fake_objective())
+            run_worker(spec, study, target, _fake_objective())
         except BaseException as err:  # pragma: no cover - reported below
             errors.append(err)
 

@@ -22,8 +22,8 @@ from ecotune.cli._dashboard import _dashboard
 from ecotune.cli._meters import _meters
 from ecotune.cli._report import _report
 from ecotune.cli._run import _run
-from ecotune.search.storage_url import STORAGE_ENV
 from ecotune.spec import DEFAULT_STORAGE, SAMPLERS
+from ecotune.storage import STORAGE_ENV
 
 # One module per command. torch, optuna, plotly and pandas are imported inside the
 # commands that need them, so that `--help` and a bad study file answer at once rather

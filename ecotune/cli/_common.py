@@ -36,13 +36,13 @@ def _choose_storage(flag: str | None, from_file: str | None = None,
         must_exist: the command only reads: a missing SQLite or journal file is an error,
             since opening it would create it.
     """
-    from ecotune.search.storage_url import (
+    from ecotune.spec import DEFAULT_STORAGE
+    from ecotune.storage import (
         STORAGE_ENV,
         StorageURLError,
         check_storage_url,
         choose_storage,
     )
-    from ecotune.spec import DEFAULT_STORAGE
 
     url, source = choose_storage(flag, from_file, DEFAULT_STORAGE)
     try:
@@ -61,7 +61,7 @@ def _file_storage(spec: StudySpec) -> str | None:
 def _storage_failed(storage: str, err: Exception) -> BadInput:
     """The one-line error for a storage that could not be opened, its password hidden
     (ecotune's own message quotes the URL; a driver's might quote the password)."""
-    from ecotune.search.storage_url import redact_url, scrub
+    from ecotune.storage import redact_url, scrub
 
     return BadInput(f"storage {redact_url(storage)}: {scrub(_one_line(err), storage)}")
 

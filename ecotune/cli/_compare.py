@@ -30,7 +30,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
         return _replay(args, console)
     if args.n_trials is None:
         raise BadInput("--n-trials is required (except with --record or --replay)")
-    from ecotune.search._compare import comparison_runs
+    from ecotune.comparison import comparison_runs
 
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
     try:
@@ -46,14 +46,14 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
 
     import optuna
 
+    from ecotune.comparison import run_comparison
     from ecotune.report import safe_name
     from ecotune.report.compare import TARGET_FRACTION, compare_studies
     from ecotune.report.export import write_figure
     from ecotune.report.plots import hypervolume_figure
-    from ecotune.search._compare import run_comparison
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    from ecotune.search.storage_url import describe_storage, redact_url
+    from ecotune.storage import describe_storage, redact_url
 
     try:
         existing = set(optuna.get_all_study_names(storage))  # summaries read every trial

@@ -18,8 +18,7 @@ def _dashboard(args: argparse.Namespace, console: Console) -> int:
     import optuna
     from optuna_dashboard import run_server
 
-    from ecotune.search.storage import RedactedStorage, open_storage
-    from ecotune.search.storage_url import describe_storage
+    from ecotune.storage import RedactedStorage, describe_storage, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:

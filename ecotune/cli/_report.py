@@ -29,8 +29,13 @@ def _report(args: argparse.Namespace, console: Console) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage, source = _choose_storage(args.storage, must_exist=True)
-    from ecotune.search.storage import RedactedStorage, open_storage
-    from ecotune.search.storage_url import STORAGE_ENV, describe_storage, redact_url
+    from ecotune.storage import (
+        STORAGE_ENV,
+        RedactedStorage,
+        describe_storage,
+        open_storage,
+        redact_url,
+    )
 
     shown = redact_url(storage)
     try:

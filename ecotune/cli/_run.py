@@ -60,12 +60,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         TimeElapsedColumn,
     )
 
+    from ecotune.execution import count_trials
     from ecotune.report import safe_name, write_report
-    from ecotune.search import StudyMismatchError, planned_trials, prepare
-    from ecotune.search._runner import optimize
-    from ecotune.search._trial_cursor import TrialCursor
-    from ecotune.search._workers import count_trials, start_local_workers
-    from ecotune.search.storage_url import describe_storage
+    from ecotune.search import StudyMismatchError, optimize, planned_trials, prepare, start_workers
+    from ecotune.storage import TrialCursor, describe_storage
 
     # Failed trials are listed at the end with their reason; Optuna's own warning for each
     # (with a traceback) would bury the table, and Ctrl-C's one-line message.
@@ -114,7 +112,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                     console.print(f"{done}/{n_trials} {summary}", highlight=False,
                                   soft_wrap=True)
 
-            with start_local_workers(spec, target, args.workers - 1, gpus):
+            with start_workers(spec, target, args.workers - 1, gpus):
                 budget = optimize(spec, study, callbacks=[advance], target_trials=target)
     except KeyboardInterrupt:
         # Leave something to look at: the front of what finished, and how to report it.
@@ -188,7 +186,7 @@ def _print_interrupted(study: optuna.Study, storage: str, args: argparse.Namespa
                        console: Console) -> None:
     import shlex
 
-    from ecotune.search.storage_url import redact_url
+    from ecotune.storage import redact_url
 
     if _has_complete(study):
         _print_front(study, console)

@@ -47,7 +47,7 @@ def _record(args: argparse.Namespace, console: Console) -> int:
 
 
 def _replay(args: argparse.Namespace, console: Console) -> int:
-    from ecotune.search import SAMPLER_NAMES
+    from ecotune.samplers import SAMPLER_NAMES
     from ecotune.tabular import TableError, methods_for, read_table, replay
 
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
@@ -63,7 +63,7 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
         spec = load_spec(args.study_file)
         table = read_table(args.replay)
         methods = methods_for(spec, samplers)
-        from ecotune.tabular._replay import check_fits
+        from ecotune.tabular import check_fits
 
         check_fits(table, spec)
     except (SpecError, TableError) as err:

@@ -29,7 +29,14 @@ from ecotune.energy._auto import CombinedMeter
 from ecotune.energy._base import SCOPES, Availability, Measurement, Meter, MeterError, Window
 from ecotune.energy._codecarbon import CodeCarbonMeter, codecarbon_status
 from ecotune.energy._cputime import CpuTimeMeter, cputime_status
-from ecotune.energy._nvml import NvmlMeter, gpu_entries, nvml_status
+from ecotune.energy._nvml import (
+    NvmlMeter,
+    find_gpu,
+    gpu_entries,
+    nvml_gpu_count,
+    nvml_status,
+    visible_gpu_ids,
+)
 from ecotune.energy._rapl import RAPL_ROOT, RaplMeter, rapl_status
 from ecotune.energy._share import CpuShareClock, CpuTimes, cpu_share
 from ecotune.energy.carbon import carbon_intensity_g_per_kwh, co2_g_for
@@ -48,6 +55,10 @@ __all__ = [
     "CpuTimeMeter",
     "CpuTimes",
     "NvmlMeter",
+    "find_gpu",
+    "gpu_entries",
+    "nvml_gpu_count",
+    "visible_gpu_ids",
     "RaplMeter",
     "METERS",
     "MEASURES",

@@ -35,7 +35,7 @@ except Exception:  # pragma: no cover - depends on the environment
     pynvml = None
 
 __all__ = ["NvmlMeter", "nvml_status", "visible_gpu_ids", "gpu_entries", "find_gpu",
-           "NVML_METHODS"]
+           "nvml_gpu_count", "NVML_METHODS"]
 
 #: How a GPU's energy is read: the counter where it has one (``auto``), or always by
 #: integrating polled power (``power``: for comparing the two), or the counter only.
@@ -102,6 +102,19 @@ class _Gpu(NamedTuple):
 def _uuid(handle: Any) -> str:
     uuid = pynvml.nvmlDeviceGetUUID(handle)
     return uuid.decode() if isinstance(uuid, bytes) else uuid
+
+
+def nvml_gpu_count() -> int:
+    """Initialise NVML and count this machine's GPUs (no CUDA call).
+
+    Raises:
+        ModuleNotFoundError: nvidia-ml-py is not installed.
+        pynvml.NVMLError: NVML is not usable here (no driver, no GPU).
+    """
+    if pynvml is None:
+        raise ModuleNotFoundError("nvidia-ml-py is not installed: pip install nvidia-ml-py")
+    pynvml.nvmlInit()
+    return pynvml.nvmlDeviceGetCount()
 
 
 def find_gpu(entry: str) -> tuple[Any, bool]:

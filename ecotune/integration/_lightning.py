@@ -14,7 +14,7 @@ except ImportError:
         raise ImportError("ecotune.integration.EnergyCallback needs PyTorch Lightning: "
                           "pip install 'ecotune[lightning]'") from err
 
-from ecotune.search._measure import MeasurementWindow, measure
+from ecotune.search import MeasurementWindow, measure
 
 if TYPE_CHECKING:
     import optuna

@@ -7,6 +7,7 @@ writing files (:mod:`.export`).
 
 from __future__ import annotations
 
+from ecotune.report._png import png_size, write_pngs
 from ecotune.report.checks import (
     NothingToReport,
     ReportError,
@@ -64,6 +65,8 @@ __all__ = [
     "pareto_front",
     "pareto_plot_data",
     "png_export_available",
+    "png_size",
+    "write_pngs",
     "reference_point",
     "report_figures",
     "safe_name",

@@ -36,9 +36,8 @@ from ecotune import names
 from ecotune.devices import cuda_indices, device_info, resolve_device, synchronizer
 from ecotune.energy import Measurement, Meter, get_meter
 from ecotune.epochs import EpochRecord, StopTraining, notify
-from ecotune.search._budgets import TrialEnergyBudget, study_energy_j
-from ecotune.search._failures import record_failure
-from ecotune.search._rules import stored_rules
+from ecotune.execution import record_failure
+from ecotune.rules import TrialEnergyBudget, stored_rules, study_energy_j
 from ecotune.spec import TrialRules, load_rules
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from ecotune.search._early_stopping import EnergyAwareStopper
+    from ecotune.rules import EnergyAwareStopper
 
 __all__ = ["measure", "MeasurementWindow"]
 
@@ -206,12 +205,12 @@ class MeasurementWindow:
                                      "epochs, measure(trial, epochs=N)")
                 es = self.rules.early_stopping
                 if es.method == "successive_halving":
-                    from ecotune.search._successive_halving import SuccessiveHalving
+                    from ecotune.rules import SuccessiveHalving
 
                     self._watchers.append(SuccessiveHalving(
                         self._trial, self.epochs, es.min_epochs, es.reduction_factor))
                     return self._watchers
-                from ecotune.search._early_stopping import EnergyAwareStopper
+                from ecotune.rules import EnergyAwareStopper
 
                 self._stopper = EnergyAwareStopper(self._trial.study, self.epochs, es.margin,
                                                    es.min_epochs, *self._plan)

@@ -16,10 +16,9 @@ from ecotune.devices import cuda_indices, resolve_device
 from ecotune.energy import Meter, get_meter
 from ecotune.energy.hardware import INFERENCE_SAMPLE
 from ecotune.names import ATTR_TEST_ACCURACY
-from ecotune.search._early_stopping import EARLY_STOP
+from ecotune.rules import EARLY_STOP, SH_STOP
 from ecotune.search._knobs import suggest_knobs
 from ecotune.search._measure import measure
-from ecotune.search._successive_halving import SH_STOP
 from ecotune.spec import StudySpec
 from ecotune.training import TrainConfig, TrainResult, train
 

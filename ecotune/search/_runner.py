@@ -9,13 +9,14 @@ from typing import Any
 
 import optuna
 
+from ecotune.execution import count_trials, run_worker, start_local_workers
 from ecotune.names import STUDY_ATTR_SPEC
-from ecotune.search._budgets import StudyEnergyBudget
-from ecotune.search._study import prepare
-from ecotune.search._workers import count_trials, run_worker
+from ecotune.rules import StudyEnergyBudget
+from ecotune.search._study import open_study, prepare
 from ecotune.spec import StudySpec, load_spec
 
-__all__ = ["run", "optimize", "planned_trials", "DEFAULT_N_TRIALS", "SPEC_ATTR"]
+__all__ = ["run", "optimize", "planned_trials", "start_workers", "DEFAULT_N_TRIALS",
+           "SPEC_ATTR"]
 
 #: Trials per run when the spec gives no n_trials (the grid sampler: the whole grid).
 DEFAULT_N_TRIALS = 20
@@ -77,10 +78,34 @@ def optimize(spec: StudySpec, study: optuna.Study, callbacks: Sequence[Callback]
     Args:
         target_trials: stop once the study holds this many trials over all workers
             (default: the trials stored now + ``planned_trials(spec)``); see
-            :mod:`ecotune.search._workers`.
+            :mod:`ecotune.execution`.
 
     Returns the budget (its ``reached`` says whether it ended the run), or None.
     """
     if target_trials is None:
         target_trials = count_trials(study) + planned_trials(spec)
-    return run_worker(spec, study, target_trials, callbacks)
+    return run_worker(spec, study, target_trials, _builtin_objective(spec), callbacks)
+
+
+def _builtin_objective(spec: StudySpec) -> Callable[[optuna.Trial], Sequence[float]]:
+    from ecotune.search._objective import BuiltinObjective  # torch: only when training
+
+    objective = BuiltinObjective(spec)
+    objective.warm_up()
+    return objective
+
+
+def _worker_main(spec_data: dict, worker_index: int, target_trials: int) -> None:
+    """What a spawned worker runs: open the study (storing nothing: the parent stored the
+    spec) and run trials until the study holds ``target_trials``."""
+    spec = StudySpec.model_validate(spec_data)
+    study = open_study(spec, worker_index)
+    run_worker(spec, study, target_trials, _builtin_objective(spec))
+
+
+def start_workers(spec: StudySpec, target_trials: int, n_processes: int,
+                  gpus: Sequence[str] = ()) -> Any:
+    """Start ``n_processes`` worker processes (indexes 1..n) that run the built-in trainer
+    on ``spec``'s study: a context manager (:func:`ecotune.execution.start_local_workers`)
+    yielding the processes."""
+    return start_local_workers(spec, target_trials, n_processes, _worker_main, gpus)

@@ -11,13 +11,12 @@ import optuna
 
 from ecotune.names import STUDY_ATTR_OBJECTIVES, STUDY_ATTR_SPEC
 from ecotune.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
-from ecotune.search._rules import store_rules
-from ecotune.search._samplers import make_sampler
-from ecotune.search.storage import open_storage
-from ecotune.search.storage_url import redact_url
+from ecotune.rules import store_rules
+from ecotune.samplers import make_sampler
 from ecotune.spec import DEFAULT_STORAGE, StudySpec, load_rules, load_spec
+from ecotune.storage import open_storage, redact_url
 
-__all__ = ["create_study", "prepare", "StudyMismatchError", "DEFAULT_STORAGE"]
+__all__ = ["create_study", "open_study", "prepare", "StudyMismatchError", "DEFAULT_STORAGE"]
 
 #: Study user attribute naming the objectives, so reports can read them back.
 OBJECTIVES_ATTR = STUDY_ATTR_OBJECTIVES
@@ -133,21 +132,31 @@ def prepare(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
     Everything that can be wrong with the spec is reported before storage is touched.
     """
     spec = load_spec(spec).with_overrides(**overrides)
-    study = create_study(
-        study_name=spec.study.name,
-        storage=spec.study.storage,
-        sampler=spec.study.sampler.name,
-        objectives=spec.study.objectives,
-        seed=spec.study.seed,
-        grid=spec.grid() if spec.study.sampler.name == "grid" else None,
-        sampler_options=spec.study.sampler.options,
-    )
+    study = open_study(spec)
     stored = spec.model_dump(mode="json")
     # Anyone who can read the study reads its attributes: keep the password out of them.
     stored["study"]["storage"] = redact_url(spec.study.storage)
     study.set_user_attr(STUDY_ATTR_SPEC, stored)
     store_rules(study, spec.rules())
     return spec, study
+
+
+def open_study(spec: StudySpec, worker_index: int = 0) -> optuna.Study:
+    """Create or load the study of a validated ``spec``, storing nothing else in it.
+
+    Worker ``worker_index`` samples with the seed ``study.seed + worker_index``, so that
+    workers do not propose the same sequence; the spec itself is the same for all.
+    """
+    seed = spec.study.seed
+    return create_study(
+        study_name=spec.study.name,
+        storage=spec.study.storage,
+        sampler=spec.study.sampler.name,
+        objectives=spec.study.objectives,
+        seed=None if seed is None else seed + worker_index,
+        grid=spec.grid() if spec.study.sampler.name == "grid" else None,
+        sampler_options=spec.study.sampler.options,
+    )
 
 
 def _check_existing(study_name: str, storage: Any, directions: dict[str, str]) -> None:

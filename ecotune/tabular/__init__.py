@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from ecotune.tabular._figure import replay_figure
 from ecotune.tabular._record import RecordSession, grid_configs, machine_description, record_table
-from ecotune.tabular._replay import Method, ReplayRun, TableObjective, methods_for, replay
+from ecotune.tabular._replay import (
+    Method,
+    ReplayRun,
+    TableObjective,
+    check_fits,
+    methods_for,
+    replay,
+)
 from ecotune.tabular._summary import (
     LEVELS,
     MeanCI,
@@ -29,6 +36,7 @@ __all__ = [
     "Method",
     "ReplayRun",
     "TableObjective",
+    "check_fits",
     "energy_to",
     "mean_ci",
     "mean_curves",

@@ -24,7 +24,7 @@ import numpy as np
 import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
-from ecotune.search._knobs import suggest_knobs
+from ecotune.search import suggest_knobs
 from ecotune.spec import CategoricalParam, StudySpec, load_spec
 from ecotune.tabular._pareto import hypervolume_2d, table_reference
 from ecotune.tabular._table import OBJECTIVE_COLUMNS, ConfigRecord, RecordedTable, TableError, cell
@@ -161,14 +161,14 @@ class TableObjective:
         settings = self.spec.early_stopping
         planned = int(record.finals.get("epochs_run") or len(record.epochs))
         if self.stopping == "predict":
-            from ecotune.search._early_stopping import EnergyAwareStopper
+            from ecotune.rules import EnergyAwareStopper
 
             training = self.spec._with_knobs({})[1]
             watch = EnergyAwareStopper(trial.study, planned, settings.margin,
                                        settings.min_epochs, training.freeze_at_epoch,
                                        training.low_precision_at_epoch)
         else:
-            from ecotune.search._successive_halving import SuccessiveHalving
+            from ecotune.rules import SuccessiveHalving
 
             watch = SuccessiveHalving(trial, planned, settings.min_epochs,
                                       settings.reduction_factor)

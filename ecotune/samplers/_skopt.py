@@ -111,7 +111,7 @@ class SkoptSampler(optuna.samplers.BaseSampler):
         n_candidates: points the acquisition function is evaluated on per proposal.
         cost_objective: an objective to treat as each trial's cost (e.g. ``"energy_j"``):
             proposals then maximise expected improvement per predicted cost
-            (:mod:`ecotune.search._cost_model`). None: plain EI.
+            (:mod:`ecotune.samplers._cost_model`). None: plain EI.
         cost_exponent: the cost's weight, ``EI / cost ** cost_exponent``.
 
     Constraints (``trial.set_constraint``) are not modelled: infeasible trials count as
@@ -172,7 +172,7 @@ class SkoptSampler(optuna.samplers.BaseSampler):
         xs = [[d.to_skopt(t.params[name]) for d, name in zip(dims, names)] for t in trials]
         optimizer.tell(xs, values.tolist())
         if self.cost_objective is not None:
-            from ecotune.search._cost_model import cost_aware_proposal
+            from ecotune.samplers._cost_model import cost_aware_proposal
 
             names = study.metric_names or []
             if self.cost_objective not in names:

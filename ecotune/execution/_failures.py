@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import optuna
 
 from ecotune.names import ATTR_FAIL_REASON
-from ecotune.search.storage_url import scrub
+from ecotune.storage import scrub
 
 __all__ = ["record_failure", "fail_dead_trials", "DEAD_WORKER_REASON", "INTERRUPTED_REASON"]
 

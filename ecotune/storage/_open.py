@@ -13,7 +13,7 @@ next worker that starts a trial. ``journal:///PATH`` opens Optuna's journal stor
 file (for clusters that share only a file system); it has no heartbeat. See
 docs/scaling.md.
 
-A URL's password is shown nowhere (:mod:`ecotune.search.storage_url`); studies stored by
+A URL's password is shown nowhere (:mod:`ecotune.storage._url`); studies stored by
 older versions may still hold one in an attribute, so the commands that show a study
 (report, dashboard) read it through :class:`RedactedStorage`.
 """
@@ -29,7 +29,7 @@ from typing import Any
 import optuna
 from sqlalchemy import event
 
-from ecotune.search.storage_url import check_storage_url, scrub
+from ecotune.storage._url import check_storage_url, scrub
 
 __all__ = ["open_storage", "journal_path", "heartbeat_settings_s", "JOURNAL_SCHEME",
            "RedactedStorage"]

@@ -18,7 +18,7 @@ import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
 from ecotune.names import CONSTRAINT_TRIAL_ENERGY
-from ecotune.search._trial_cursor import TrialCursor
+from ecotune.storage import TrialCursor
 
 __all__ = ["TrialEnergyBudget", "StudyEnergyBudget", "study_energy_j", "TRIAL_BUDGET_KEY",
            "TRIAL_BUDGET_STOP"]
@@ -80,7 +80,7 @@ class StudyEnergyBudget:
 
     ``reached`` tells afterwards whether the budget ended the run. The sum is kept up to
     date from the trials that finished since the last check (a
-    :class:`~ecotune.search._trial_cursor.TrialCursor`), so a check costs the same at
+    :class:`~ecotune.storage._trial_cursor.TrialCursor`), so a check costs the same at
     10,000 stored trials as at 100; it equals :func:`study_energy_j`.
     """
 

@@ -27,7 +27,7 @@ def make_sampler(
         sampler: one of :data:`SAMPLER_NAMES` or a sampler object. ``grid``, ``random``,
             ``tpe`` (multivariate), ``gp`` (``GPSampler``), ``nsga2`` (``NSGAIISampler``)
             and ``qmc`` (``QMCSampler``) are Optuna's; ``skopt`` is ecotune's
-            :class:`~ecotune.search._skopt.SkoptSampler` on scikit-optimize's GP.
+            :class:`~ecotune.samplers._skopt.SkoptSampler` on scikit-optimize's GP.
         seed: makes the sampler's choices repeatable.
         grid: the grid sampler's values per parameter (required for ``"grid"``).
         options: extra keyword arguments for the sampler's constructor.
@@ -60,7 +60,7 @@ def make_sampler(
         if sampler == "qmc":
             return optuna.samplers.QMCSampler(seed=seed, **options)
         if sampler == "skopt":
-            from ecotune.search._skopt import SkoptSampler
+            from ecotune.samplers._skopt import SkoptSampler
 
             return SkoptSampler(seed=seed, **options)
     except TypeError as err:

@@ -4,7 +4,7 @@ count and an energy budget that hold across all of them.
 The calling sequence of one worker (:func:`run_worker`):
 
 1. fail dead trials (relational storage: trials whose worker stopped sending heartbeats,
-   or died before its first one; :mod:`ecotune.search._failures`);
+   or died before its first one; :mod:`ecotune.execution._failures`);
 2. take the study's *claim lock* (:func:`claim_lock`: a PostgreSQL advisory lock, a lock
    file beside a SQLite database or journal file, or a thread lock in memory);
 3. under the lock, stop if the study's energy budget is spent or the study already holds
@@ -42,15 +42,13 @@ from typing import Any
 import optuna
 
 from ecotune.devices import worker_gpu
+from ecotune.execution._failures import INTERRUPTED_REASON, fail_dead_trials, record_failure
 from ecotune.names import ATTR_FAIL_REASON
-from ecotune.search._budgets import StudyEnergyBudget
-from ecotune.search._failures import INTERRUPTED_REASON, fail_dead_trials, record_failure
-from ecotune.search._trial_cursor import count_from
-from ecotune.search.storage import journal_path
-from ecotune.search.storage_url import scrub
+from ecotune.rules import StudyEnergyBudget
 from ecotune.spec import StudySpec
+from ecotune.storage import count_from, journal_path, scrub
 
-__all__ = ["run_worker", "claim_lock", "count_trials", "start_local_workers",
+__all__ = ["run_worker", "claim_lock", "count_trials", "start_local_workers", "worker_entry",
            "INTERRUPTED_REASON"]
 
 Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
@@ -65,7 +63,7 @@ def count_trials(study: optuna.Study) -> int:
     """Trials the study holds in any state (running and waiting ones included).
 
     The first count in a process reads the study once; later ones read only the trials
-    created since (:func:`~ecotune.search._trial_cursor.count_from`), so the count under
+    created since (:func:`~ecotune.storage._trial_cursor.count_from`), so the count under
     the claim lock costs the same at 10,000 stored trials as at 100.
     """
     known = _KNOWN_COUNTS.get(study)
@@ -193,9 +191,8 @@ def _empty_cuda_cache() -> None:
 
 
 def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
-               callbacks: Sequence[Callback] = (),
-               objective: Callable[[optuna.Trial], Sequence[float]] | None = None,
-               ) -> StudyEnergyBudget | None:
+               objective: Callable[[optuna.Trial], Sequence[float]],
+               callbacks: Sequence[Callback] = ()) -> StudyEnergyBudget | None:
     """Run trials of ``study`` until it holds ``target_trials`` trials, its energy budget
     is spent, or a callback calls ``study.stop()``.
 
@@ -205,7 +202,7 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
         target_trials: stop once the study holds this many trials, counted in storage over
             all workers.
         callbacks: called after each trial of this worker with ``(study, frozen_trial)``.
-        objective: the objective (default: the built-in trainer for ``spec``).
+        objective: the objective (``ecotune.search`` passes the built-in trainer).
 
     Returns:
         The study energy budget (its ``reached`` says whether it ended the run), or None.
@@ -214,22 +211,16 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
         KeyboardInterrupt: on Ctrl-C, after the running trial was failed.
 
     Example:
-        >>> from ecotune.search import create_study
+        >>> import optuna
         >>> from ecotune.spec import load_spec
         >>> spec = load_spec({"study": {"name": "w", "storage": "sqlite:///:memory:"}})
-        >>> study = create_study("w", storage=None, sampler="random", seed=0)
-        >>> _ = run_worker(spec, study, 3, objective=lambda t: (t.suggest_float("x", 0, 1),
-        ...                                                    1.0))
+        >>> study = optuna.create_study(directions=["maximize", "minimize"])
+        >>> _ = run_worker(spec, study, 3, lambda t: (t.suggest_float("x", 0, 1), 1.0))
         >>> count_trials(study)
         3
     """
     budget = (StudyEnergyBudget(spec.budgets.study_energy_j)
               if spec.budgets.study_energy_j is not None else None)
-    if objective is None:
-        from ecotune.search._objective import BuiltinObjective  # torch: only when training
-
-        objective = BuiltinObjective(spec)
-        objective.warm_up()
     lock = claim_lock(spec.study.storage, spec.study.name)
     fail_dead_trials(study)  # a killed run's trial ends failed at once, with a reason
     while True:
@@ -260,19 +251,19 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
 # Local worker processes (ecotune run --workers N)
 
 
-def _worker_process(spec_data: dict, target_trials: int) -> None:
-    """Entry point of a spawned worker: open the study, run trials, exit."""
-    from ecotune.search._study import prepare
-
+def worker_entry(main: Callable[[dict, int, int], None], spec_data: dict, worker_index: int,
+                 target_trials: int) -> None:
+    """Entry point of a spawned worker: run ``main(spec_data, worker_index,
+    target_trials)`` (open the study, run trials), then exit; errors end it with one line
+    on stderr, password hidden, instead of a traceback."""
     # A terminal's Ctrl-C reaches every process of the group; SIGTERM from the parent too.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
-        spec, study = prepare(spec_data)
-        run_worker(spec, study, target_trials)
+        main(spec_data, worker_index, target_trials)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
-    except Exception as err:  # one line, password hidden, instead of a traceback
+    except Exception as err:
         import sys
 
         first = (str(err).strip().splitlines() or [""])[0]
@@ -280,15 +271,6 @@ def _worker_process(spec_data: dict, target_trials: int) -> None:
               f"{scrub(f'{type(err).__name__}: {first}', spec_data['study']['storage'])}",
               file=sys.stderr)
         raise SystemExit(1) from None
-
-
-def worker_spec_data(spec: StudySpec, index: int) -> dict:
-    """The spec of worker ``index`` as data: its sampler seed is ``seed + index``, so that
-    workers do not sample the same sequence."""
-    data = spec.model_dump(mode="json")
-    if spec.study.seed is not None:
-        data["study"]["seed"] = spec.study.seed + index
-    return data
 
 
 @contextlib.contextmanager
@@ -309,17 +291,21 @@ def _visible_gpus(value: str | None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def start_local_workers(spec: StudySpec, target_trials: int, n_processes: int,
-                        gpus: Sequence[str] = ()) -> Iterator[list[multiprocessing.Process]]:
-    """Start ``n_processes`` worker processes (indexes 1..n) on this machine; on leaving
-    the context wait for them, or interrupt them (SIGINT, then SIGTERM) on an exception.
+                        main: Callable[[dict, int, int], None], gpus: Sequence[str] = (),
+                        ) -> Iterator[list[multiprocessing.Process]]:
+    """Start ``n_processes`` worker processes (indexes 1..n) on this machine, each running
+    ``main(spec_data, worker_index, target_trials)`` (a module-level function: it is
+    pickled); on leaving the context wait for them, or interrupt them (SIGINT, then
+    SIGTERM) on an exception.
 
     The spec, storage URL and its password included, reaches each worker through the pipe
     of the ``spawn`` start method, never on its command line: ``ps`` shows none of it.
     With ``gpus``, worker i sees only GPU ``gpus[i mod len(gpus)]``.
     """
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker_process,
-                                 args=(worker_spec_data(spec, i), target_trials),
+    spec_data = spec.model_dump(mode="json")
+    processes = [context.Process(target=worker_entry,
+                                 args=(main, spec_data, i, target_trials),
                                  name=f"ecotune-worker-{i}", daemon=False)
                  for i in range(1, n_processes + 1)]
     for i, process in enumerate(processes, start=1):

@@ -205,7 +205,7 @@ def check_storage_url(url: str, must_exist: bool = False, label: str = "storage"
         >>> check_storage_url("sqlite:///no/such/dir/m.db")
         Traceback (most recent call last):
         ...
-        ecotune.search.storage_url.StorageURLError: storage sqlite:///no/such/dir/m.db: \
+        ecotune.storage._url.StorageURLError: storage sqlite:///no/such/dir/m.db: \
 no such directory 'no/such/dir' for the database file
     """
     problem = scheme_problem(url)

@@ -8,8 +8,8 @@ from typing import Any
 
 import optuna
 
-from ecotune.search._runner import run
-from ecotune.search._samplers import SAMPLER_NAMES
+from ecotune.samplers import SAMPLER_NAMES
+from ecotune.search import run
 from ecotune.spec import SpecError, StudySpec, load_spec
 
 __all__ = ["comparison_runs", "run_comparison", "run_name"]

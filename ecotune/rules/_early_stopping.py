@@ -36,7 +36,7 @@ import optuna
 from ecotune.epochs import EpochRecord, StopTraining
 from ecotune.names import ATTR_EARLY_STOPPING
 from ecotune.pareto import ParetoFront, is_feasible
-from ecotune.search._trial_cursor import TrialCursor
+from ecotune.storage import TrialCursor
 
 __all__ = ["Prediction", "predict_final", "EnergyAwareStopper", "EARLY_STOP",
            "FREEZE_ENERGY_MULTIPLIER", "LOW_PRECISION_ENERGY_MULTIPLIER", "STOPPER_ATTR"]

@@ -1,0 +1,33 @@
+"""Samplers by name: Optuna's grid, random, TPE, GP and NSGA-II, and a
+scikit-optimize-based Bayesian sampler with an optional cost-aware acquisition."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ecotune._lazy import lazy_exports
+
+_EXPORTS = {
+    "SAMPLER_NAMES": "ecotune.samplers._factory",
+    "make_sampler": "ecotune.samplers._factory",
+    "SkoptSampler": "ecotune.samplers._skopt",
+    "parego_scalarize": "ecotune.samplers._skopt",
+    "cost_aware_proposal": "ecotune.samplers._cost_model",
+    "log_cost_fit": "ecotune.samplers._cost_model",
+}
+
+__all__ = [
+    "SAMPLER_NAMES",
+    "SkoptSampler",
+    "cost_aware_proposal",
+    "log_cost_fit",
+    "make_sampler",
+    "parego_scalarize",
+]
+
+if TYPE_CHECKING:
+    from ecotune.samplers._cost_model import cost_aware_proposal, log_cost_fit
+    from ecotune.samplers._factory import SAMPLER_NAMES, make_sampler
+    from ecotune.samplers._skopt import SkoptSampler, parego_scalarize
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

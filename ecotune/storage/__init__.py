@@ -1,0 +1,71 @@
+"""Where studies live: storage URLs (checked, passwords hidden everywhere), Optuna
+storage opened as ecotune uses it, and an incremental reader of a study's trials.
+
+The URL helpers import nothing heavy: the spec and the CLI use them before Optuna loads."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ecotune._lazy import lazy_exports
+
+_EXPORTS = {
+    "STORAGE_ENV": "ecotune.storage._url",
+    "HIDDEN": "ecotune.storage._url",
+    "StorageURLError": "ecotune.storage._url",
+    "redact_url": "ecotune.storage._url",
+    "scrub": "ecotune.storage._url",
+    "choose_storage": "ecotune.storage._url",
+    "describe_storage": "ecotune.storage._url",
+    "scheme_problem": "ecotune.storage._url",
+    "check_storage_url": "ecotune.storage._url",
+    "open_storage": "ecotune.storage._open",
+    "journal_path": "ecotune.storage._open",
+    "heartbeat_settings_s": "ecotune.storage._open",
+    "JOURNAL_SCHEME": "ecotune.storage._open",
+    "RedactedStorage": "ecotune.storage._open",
+    "TrialCursor": "ecotune.storage._trial_cursor",
+    "count_from": "ecotune.storage._trial_cursor",
+}
+
+__all__ = [
+    "HIDDEN",
+    "JOURNAL_SCHEME",
+    "RedactedStorage",
+    "STORAGE_ENV",
+    "StorageURLError",
+    "TrialCursor",
+    "check_storage_url",
+    "choose_storage",
+    "count_from",
+    "describe_storage",
+    "heartbeat_settings_s",
+    "journal_path",
+    "open_storage",
+    "redact_url",
+    "scheme_problem",
+    "scrub",
+]
+
+if TYPE_CHECKING:
+    from ecotune.storage._open import (
+        JOURNAL_SCHEME,
+        RedactedStorage,
+        heartbeat_settings_s,
+        journal_path,
+        open_storage,
+    )
+    from ecotune.storage._trial_cursor import TrialCursor, count_from
+    from ecotune.storage._url import (
+        HIDDEN,
+        STORAGE_ENV,
+        StorageURLError,
+        check_storage_url,
+        choose_storage,
+        describe_storage,
+        redact_url,
+        scheme_problem,
+        scrub,
+    )
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
