@@ -43,3 +43,23 @@ def test_python_examples_in_the_docs_run(page: str, index: int, block: str,
     out = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_the_architecture_section_names_every_package_and_module() -> None:
+    """docs/index.md's layout lists every package and every top-level module of ecotune/."""
+    text = (DOCS / "index.md").read_text()
+    layout = re.search(r"```\necotune/\n(.*?)```", text, re.S).group(1)
+    listed = set(re.findall(r"^  (\S+)", layout, re.M))
+    package = DOCS.parent / "ecotune"
+    present = {f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").exists()}
+    present |= {p.name for p in package.glob("*.py") if p.name != "__main__.py"}
+    assert present == listed, (sorted(present - listed), sorted(listed - present))
+
+
+def test_relative_links_in_the_docs_resolve() -> None:
+    root = DOCS.parent
+    pages = [*DOCS.glob("*.md"), root / "README.md", root / "benchmarks" / "README.md"]
+    broken = [(page.name, link) for page in pages
+              for link in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text())
+              if not (page.parent / link).exists()]
+    assert not broken, broken
