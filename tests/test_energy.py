@@ -15,6 +15,7 @@ from ecotune.energy import (
     MeterError,
     carbon_intensity_g_per_kwh,
     co2_g_for,
+    codecarbon_scope,
     get_meter,
     meter_status,
 )
@@ -42,6 +43,10 @@ def test_codecarbon_window_is_labelled_and_consistent() -> None:
         assert m.gpu_j is None  # no GPU: not measured, not 0
     assert math.isclose(m.energy_j, m.cpu_j + m.ram_j + (m.gpu_j or 0.0), rel_tol=1e-6)
     assert math.isclose(m.co2_g, co2_g_for(m.energy_j, "DEU"), rel_tol=1e-3)
+    # Process scope only where CodeCarbon models this process's share (no counter read).
+    assert m.scope == codecarbon_scope(meter._tracker(), gpu=m.gpu_j is not None)[0]
+    if not has_energy_counters():
+        assert (m.scope, m.warnings) == ("process", ())
 
 
 def test_codecarbon_windows_share_one_tracker() -> None:

@@ -359,6 +359,76 @@ def test_codecarbon_reads_only_the_works_gpus(monkeypatch: pytest.MonkeyPatch) -
         assert keys[0] == ("USA", 1.0, ids) and ("gpu" in m.sources) == (gpu_j is not None)
 
 
+def _codecarbon_hardware(cls_name: str, **attrs):
+    """One of CodeCarbon's own hardware objects (its real class, not initialised: no
+    probe), with the attributes that say how it measures."""
+    from codecarbon.external import hardware, ram
+
+    cls = {"CPU": hardware.CPU, "GPU": hardware.GPU, "RAM": ram.RAM,
+           "AppleSiliconChip": hardware.AppleSiliconChip}[cls_name]
+    obj = object.__new__(cls)
+    obj.__dict__.update(attrs)
+    return obj
+
+
+@pytest.mark.parametrize(("hardware", "gpu_j", "scope", "named"), [
+    # Its models under process tracking: this process's share.
+    ([("CPU", {"_mode": "cpu_load", "_tracking_mode": "process"}),
+      ("RAM", {"_tracking_mode": "process", "_force_ram_power": None})],
+     None, "process", []),
+    # RAPL through CodeCarbon: the whole package, whatever the tracking mode.
+    ([("CPU", {"_mode": "intel_rapl", "_tracking_mode": "process"}),
+      ("RAM", {"_tracking_mode": "process", "_force_ram_power": None})],
+     None, "machine", ["cpu (intel_rapl)"]),
+    ([("CPU", {"_mode": "constant", "_tracking_mode": "process"}),
+      ("RAM", {"_tracking_mode": "process", "_force_ram_power": None})],
+     None, "machine", ["cpu (constant)"]),
+    ([("CPU", {"_mode": "cpu_load", "_tracking_mode": "machine"}),
+      ("RAM", {"_tracking_mode": "machine", "_force_ram_power": None})],
+     None, "machine", ["cpu (cpu_load of the whole machine)", "ram (the machine's memory"]),
+    ([("CPU", {"_mode": "cpu_load", "_tracking_mode": "process"}),
+      ("RAM", {"_tracking_mode": "process", "_force_ram_power": 7.0})],
+     None, "machine", ["ram (a forced constant power)"]),
+    # A GPU read through NVML: the whole GPU.
+    ([("CPU", {"_mode": "cpu_load", "_tracking_mode": "process"}),
+      ("RAM", {"_tracking_mode": "process", "_force_ram_power": None}), ("GPU", {})],
+     3e-6, "machine", ["gpu (NVML: the whole GPU)"]),
+    ([("AppleSiliconChip", {"chip_part": "CPU"}),
+      ("RAM", {"_tracking_mode": "process", "_force_ram_power": None})],
+     None, "machine", ["cpu (AppleSiliconChip)"]),
+])
+def test_codecarbon_scope_follows_what_it_reads(
+        monkeypatch: pytest.MonkeyPatch, hardware, gpu_j, scope, named) -> None:
+    """Machine-wide wherever CodeCarbon reads a counter (RAPL, NVML, powermetrics) or
+    models the whole CPU; process only where every part is this process's share."""
+    from ecotune.energy import _codecarbon
+
+    class Tracker:
+        _hardware = [_codecarbon_hardware(name, **attrs) for name, attrs in hardware]
+
+        def start_task(self) -> None:
+            pass
+
+        def stop_task(self) -> types.SimpleNamespace:  # kWh
+            return types.SimpleNamespace(cpu_energy=1e-6, ram_energy=2e-6,
+                                         gpu_energy=gpu_j or 0.0,
+                                         energy_consumed=3e-6 + (gpu_j or 0.0), duration=1.0)
+
+    monkeypatch.setattr(_codecarbon, "_shared_tracker", lambda *key: Tracker())
+    with energy.CodeCarbonMeter().window() as w:
+        pass
+    m = w.measurement
+    assert m.scope == scope
+    assert m.as_attrs()["energy_scope"] == scope
+    if scope == "process":
+        assert m.warnings == ()
+    else:
+        (warning,) = m.warnings
+        assert warning.startswith("codecarbon: whole-machine figure: ")
+        assert all(part in warning for part in named)
+    assert energy.codecarbon_scope(Tracker(), gpu=gpu_j is not None)[0] == scope
+
+
 def _study_trial() -> optuna.Trial:
     study = optuna.create_study(directions=["maximize", "minimize"])
     return study.ask()
