@@ -51,12 +51,31 @@ def _fresh_probes():
 
 # --- RAPL -----------------------------------------------------------------------------
 
-class FakeRapl:
-    """A powercap tree: package 0 with DRAM and core subzones, plus an mmio copy."""
+class FakeClock:
+    def __init__(self) -> None:
+        self.now_s = 0.0
 
-    def __init__(self, root: Path, dram: bool = True, max_uj: int = 1_000_000) -> None:
+    def __call__(self) -> float:
+        return self.now_s
+
+
+class FakeRapl:
+    """A powercap tree: package 0 with DRAM and core subzones, plus an mmio copy.
+
+    Time is modelled: ``clock`` is the meter's clock (``RaplMeter(clock=rapl.clock)``), and
+    each :meth:`set` first advances it by ``dt_s`` (1 s unless told), so a step can be
+    checked against what the package could draw in that time. ``max_power_uw`` writes a
+    powercap constraint; :meth:`reset` puts a counter back to 0 (a driver reload).
+    """
+
+    def __init__(self, root: Path, dram: bool = True, max_uj: int = 1_000_000,
+                 max_power_uw: int | None = None) -> None:
         self.root = root
+        self.clock = FakeClock()
         self.package = self._zone(root / "intel-rapl:0", "package-0", max_uj)
+        if max_power_uw is not None:
+            (self.package / "constraint_0_max_power_uw").write_text(f"{max_power_uw}\n")
+            (self.package / "constraint_1_max_power_uw").write_text("0\n")  # unset: ignored
         self._zone(self.package / "intel-rapl:0:1", "core", max_uj)  # part of the package
         self._zone(root / "intel-rapl-mmio:0", "package-0", max_uj)  # a copy: skipped
         self.dram = None
@@ -72,7 +91,8 @@ class FakeRapl:
         (path / "energy_uj").write_text("0\n")
         return path
 
-    def set(self, package_uj: int, dram_uj: int | None = None) -> None:
+    def set(self, package_uj: int, dram_uj: int | None = None, dt_s: float = 1.0) -> None:
+        self.clock.now_s += dt_s
         (self.package / "energy_uj").write_text(f"{package_uj}\n")
         if dram_uj is not None:
             (self.dram / "energy_uj").write_text(f"{dram_uj}\n")
@@ -95,7 +115,8 @@ def rapl(tmp_path: Path) -> FakeRapl:
 
 def test_rapl_reads_package_and_dram_exactly(rapl: FakeRapl) -> None:
     rapl.set(100_000, 50_000)
-    meter = RaplMeter(root=rapl.root, country="FRA", attribute=False, poll_interval_s=0)
+    meter = RaplMeter(root=rapl.root, clock=rapl.clock, country="FRA", attribute=False,
+                      poll_interval_s=0)
     assert [d.label for d in meter.domains] == ["intel-rapl:0:package-0", "intel-rapl:0:0:dram"]
     meter.start()
     rapl.set(2_600_000 - 1_000_000, 800_000)  # package +1.5 J, DRAM +0.75 J
@@ -109,7 +130,7 @@ def test_rapl_reads_package_and_dram_exactly(rapl: FakeRapl) -> None:
 
 def test_rapl_counter_wraparound(rapl: FakeRapl) -> None:
     rapl.set(900_000, 10)
-    meter = RaplMeter(root=rapl.root, attribute=False, poll_interval_s=0)
+    meter = RaplMeter(root=rapl.root, clock=rapl.clock, attribute=False, poll_interval_s=0)
     meter.start()
     rapl.set(100_000, 20)  # wrapped at 1_000_000: +200_000 uJ
     assert meter.lap().cpu_j == pytest.approx(0.2)  # a lap is a plain cumulative read
@@ -120,7 +141,7 @@ def test_rapl_counter_wraparound(rapl: FakeRapl) -> None:
 
 def test_rapl_polling_catches_a_wrap_between_reads(rapl: FakeRapl) -> None:
     rapl.set(0, 0)
-    meter = RaplMeter(root=rapl.root, attribute=False, poll_interval_s=0)
+    meter = RaplMeter(root=rapl.root, clock=rapl.clock, attribute=False, poll_interval_s=0)
     meter.start()
     rapl.set(600_000, 0)
     meter.poll()
@@ -133,7 +154,7 @@ def test_rapl_polling_catches_a_wrap_between_reads(rapl: FakeRapl) -> None:
 def test_rapl_attributes_by_cpu_time_share(rapl: FakeRapl) -> None:
     rapl.set(0, 0)
     clock = FakeShareClock((1.0, 10.0), (2.0, 14.0))  # this process: 1 of 4 busy seconds
-    meter = RaplMeter(root=rapl.root, poll_interval_s=0, share_clock=clock)
+    meter = RaplMeter(root=rapl.root, clock=rapl.clock, poll_interval_s=0, share_clock=clock)
     meter.start()
     rapl.set(400_000, 200_000)
     m = meter.stop()
@@ -144,7 +165,7 @@ def test_rapl_attributes_by_cpu_time_share(rapl: FakeRapl) -> None:
 def test_rapl_without_machine_cpu_time_stays_machine_wide_with_a_warning(
         rapl: FakeRapl) -> None:
     rapl.set(0, 0)
-    meter = RaplMeter(root=rapl.root, poll_interval_s=0,
+    meter = RaplMeter(root=rapl.root, clock=rapl.clock, poll_interval_s=0,
                       share_clock=FakeShareClock((1.0, None), (2.0, None)))
     meter.start()
     rapl.set(400_000, 0)
@@ -153,9 +174,46 @@ def test_rapl_without_machine_cpu_time_stays_machine_wide_with_a_warning(
     assert "could not be read to attribute it" in m.warnings[0]
 
 
+def test_rapl_jump_beyond_what_the_package_can_draw_is_a_reset_not_a_wrap(
+        tmp_path: Path) -> None:
+    """The bound is twice the package's largest constraint (800 W here), at least 1 kW:
+    1,600 J per second. A fall from 900 mJ to 50 mJ in 1 s with a 10 kJ range would be a
+    wrap of 9,999.15 J: impossible, so a reset (50 mJ counted, a warning); a rise of
+    1,998 J in 0.5 s is impossible too: nothing counted, a warning."""
+    fake = FakeRapl(tmp_path / "pc", dram=False, max_uj=10_000_000_000, max_power_uw=800_000_000)
+    assert fake.package.name == "intel-rapl:0"
+    meter = RaplMeter(root=fake.root, clock=fake.clock, attribute=False, poll_interval_s=0)
+    assert meter.domains[0].max_power_w == 1600.0  # twice the 800 W constraint, > 1 kW
+    fake.set(900_000)
+    meter.start()
+    fake.set(50_000, dt_s=1.0)  # a wrap would be 9,999.15 J in 1 s: impossible
+    first = meter.lap()
+    assert first.cpu_j == pytest.approx(0.05) and first.energy_j >= 0
+    (warning,) = [w for w in first.warnings if "reset" in w]
+    assert "jumped from 900000 to 50000 uJ in 1 s" in warning and "50000 uJ counted" in warning
+    fake.set(1_650_000, dt_s=1.0)  # +1.6 J in 1 s: fine
+    assert meter.lap().cpu_j == pytest.approx(1.65)
+    fake.set(2_000_000_000, dt_s=0.5)  # +1,998 J in 0.5 s (> 800 J): a glitch, not energy
+    m = meter.stop()
+    assert m.cpu_j == pytest.approx(1.65)
+    assert sum("reset" in w for w in m.warnings) == 2
+
+
+def test_rapl_a_real_wrap_within_the_physical_bound_is_still_a_wrap(tmp_path: Path) -> None:
+    fake = FakeRapl(tmp_path / "pc", dram=False, max_uj=262_143_328_850)  # a real range
+    meter = RaplMeter(root=fake.root, clock=fake.clock, attribute=False, poll_interval_s=0)
+    assert meter.domains[0].max_power_w == 1000.0  # no constraint: PHYSICAL_MAX_W
+    fake.set(262_143_000_000)
+    meter.start()
+    fake.set(170_000_000, dt_s=1.0)  # wrapped: 0.32885 + 170 J in 1 s (< 1 kW)
+    m = meter.stop()
+    assert m.cpu_j == pytest.approx(170.32885)
+    assert not any("reset" in w for w in m.warnings)
+
+
 def test_rapl_package_only(tmp_path: Path) -> None:
     fake = FakeRapl(tmp_path / "pc", dram=False)
-    meter = RaplMeter(root=fake.root, attribute=False, poll_interval_s=0)
+    meter = RaplMeter(root=fake.root, clock=fake.clock, attribute=False, poll_interval_s=0)
     meter.start()
     fake.set(3_000)
     m = meter.stop()
@@ -198,14 +256,6 @@ def nvml(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
     """GPU 0 with an energy counter, GPU 1 without (read by power), both visible."""
     return fake_nvml.install(monkeypatch, FakeNvml(energy_mj=[5_000, None],
                                                    power_mw=[90_000, 100_000]))
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now_s = 0.0
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 def test_nvml_counter_and_power_samples_exact(nvml: FakeNvml) -> None:
@@ -499,6 +549,7 @@ def test_auto_takes_rapl_for_cpu_ram_and_nvml_for_gpu(
         rapl: FakeRapl, nvml: FakeNvml, no_codecarbon: None,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(energy, "RAPL_ROOT", str(rapl.root))
+    monkeypatch.setattr(_rapl, "_now", rapl.clock)  # the meter get_meter makes
     nvml.energy_mj[1] = 0  # both GPUs with counters
     meter = get_meter("auto")
     assert isinstance(meter, CombinedMeter) and meter.name == "rapl+nvml"
