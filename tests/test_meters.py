@@ -37,7 +37,7 @@ from ecotune.energy import (
 from ecotune.energy._nvml import nvml_status
 from ecotune.energy._rapl import rapl_status
 from tests import fake_nvml
-from tests.fake_nvml import FakeNvml
+from tests.fake_nvml import FakeNvml, TimedFakeNvml
 
 
 @pytest.fixture(autouse=True)
@@ -351,6 +351,107 @@ def test_nvml_sampling_thread_integrates(nvml: FakeNvml) -> None:
         time.sleep(0.05)
     m = w.measurement
     assert m.gpu_j == pytest.approx(190 * m.duration_s, rel=0.2)
+
+
+# --- NVML counter faults, against a fake that models time ------------------------------
+
+def test_nvml_backwards_counter_falls_back_to_polled_power(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """200 W throughout. A reset mid-window put the counter back to 0: read as a
+    difference it gives -900 J (window from 1,000 J) or 200 J too little; the polled power
+    gives the 300 J and 400 J drawn, with a warning."""
+    fake = fake_nvml.install(monkeypatch, TimedFakeNvml([200.0], refresh_s=0.1))
+    meter = NvmlMeter(sample_interval_s=0, clock=fake.clock)
+    fake.offset_mj[0] = 1_000_000  # the counter stands at 1,000 J
+    meter.start()
+    fake.advance(1.0)
+    fake.reset(0)
+    fake.advance(0.5)
+    m = meter.stop()  # the counter reads 100 J < 1,000 J
+    assert m.gpu_j == pytest.approx(300.0) and m.energy_j > 0
+    (warning,) = [w for w in m.warnings if "backwards" in w]
+    assert "gpu0's energy counter went backwards (1000000 -> 100000 mJ" in warning
+    assert "measured by polled power instead" in warning
+    # Caught between reads too: the counter grows past its start again before the stop.
+    meter.start()  # counter at 100 J
+    fake.advance(1.0)
+    meter.sample()  # 300 J
+    fake.reset(0)
+    fake.advance(0.5)
+    meter.sample()  # 100 J: backwards
+    fake.advance(1.5)  # 400 J: above the start, but the window's fault is kept
+    m = meter.stop()
+    assert m.gpu_j == pytest.approx(200.0 * 3.0)
+    assert any("300000 -> 100000 mJ" in w for w in m.warnings)
+    # The next window is clean again: the counter, exactly.
+    meter.start()
+    fake.advance(1.0)
+    m = meter.stop()
+    assert m.gpu_j == pytest.approx(200.0) and not any("backwards" in w for w in m.warnings)
+
+
+def test_nvml_a_window_shorter_than_the_counter_period_is_measured_by_power(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The counter updates every 100 ms: a 40 ms window between two updates reads 0 J, one
+    of 80 ms across an update reads 15 J (100 ms of 150 W); polled power gives 6 J and
+    12 J. A window of 1 s is read by the counter."""
+    fake = fake_nvml.install(monkeypatch, TimedFakeNvml([150.0], refresh_s=0.1))
+    meter = NvmlMeter(sample_interval_s=0, clock=fake.clock)
+    assert meter.counter_period_s == 0.1
+    fake.advance(0.05)
+    for window_s, expected_j in [(0.04, 6.0), (0.08, 12.0)]:
+        meter.start()
+        fake.advance(window_s)
+        m = meter.stop()
+        assert m.gpu_j == pytest.approx(expected_j) and m.gpu_j > 0
+        assert any(f"the window ({window_s * 1000:.0f} ms) is shorter than gpu0's energy "
+                   "counter update period (100 ms): measured by polled power" in w
+                   for w in m.warnings)
+    fake.advance(1.0 - fake.now_s)  # to t = 1 s, an update
+    meter.start()
+    fake.advance(1.0)
+    m = meter.stop()
+    assert m.gpu_j == pytest.approx(150.0)
+    assert not any("polled power" in w for w in m.warnings)
+
+
+def test_nvml_a_fault_without_readable_power_is_an_error_not_a_figure(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = fake_nvml.install(monkeypatch, FakeNvml(energy_mj=[5_000], power_mw=[None]))
+    clock = FakeClock()
+    meter = NvmlMeter(sample_interval_s=0, clock=clock)
+    meter.counter_period_s = 0.1
+    meter.start()
+    clock.now_s = 0.02
+    with pytest.raises(MeterError, match=r"shorter than gpu0's energy counter update period "
+                                         r"\(100 ms\), and its power cannot be read"):
+        meter.stop()
+    meter.start()
+    clock.now_s, fake.energy_mj[0] = 1.0, 4_000  # backwards
+    with pytest.raises(MeterError, match="went backwards .* cannot be measured"):
+        meter.stop()
+
+
+def test_nvml_power_is_a_one_second_mean_on_recent_gpus(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step from 100 W to 300 W at the window's start: the counter reads the 600 J of
+    the 2 s drawn; the power method, integrating a reading that is the mean of the last
+    second (Ampere on), ramps up over that second and reads 200 + 300 = 500 J."""
+    fake = fake_nvml.install(monkeypatch,
+                             TimedFakeNvml([100.0], refresh_s=0.1, average_s=1.0))
+    counter = NvmlMeter(sample_interval_s=0, clock=fake.clock)
+    power = NvmlMeter(sample_interval_s=0, clock=fake.clock, method="power")
+    fake.advance(10.0)
+    assert fake.nvmlDeviceGetPowerUsage(0) == 100_000
+    fake.draw(0, 300.0)
+    counter.start()
+    power.start()
+    for _ in range(20):
+        fake.advance(0.1)
+        power.sample()
+    assert fake.nvmlDeviceGetPowerUsage(0) == 300_000
+    assert counter.stop().gpu_j == pytest.approx(600.0)
+    assert power.stop().gpu_j == pytest.approx(500.0)
 
 
 def test_nvml_probe_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
