@@ -2,11 +2,19 @@
 
 GPUs are list positions: ``energy_mj[i]`` is GPU i's total-energy counter (None: no
 counter, a GPU before Volta), ``power_mw[i]`` its power (None: not readable). Tests set
-them before each read, so every figure is exact. MIG instances map a ``MIG-...`` UUID to
-their parent GPU; an instance reads neither energy nor power itself (as on real GPUs).
+them before each read, so every figure is exact; those counters update at once
+(``refresh_s = 0``). MIG instances map a ``MIG-...`` UUID to their parent GPU; an
+instance reads neither energy nor power itself (as on real GPUs).
+
+:class:`TimedFakeNvml` models what real GPUs do in time: the counter updates only every
+``refresh_s`` (NVML: about 100 ms), the power reading is the mean over the last
+``average_s`` (1 s on Ampere and newer), and a counter can be reset to 0 (a driver reload)
+or stepped backwards.
 """
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
@@ -17,6 +25,8 @@ class FakeNVMLError(Exception):
 
 class FakeNvml:
     NVMLError = FakeNVMLError
+    #: How often the counters update (s); 0: whenever the test sets them.
+    refresh_s = 0.0
 
     def __init__(self, energy_mj: list[int | None], power_mw: list[int | None],
                  migs: dict[str, int] | None = None) -> None:
@@ -64,6 +74,77 @@ class FakeNvml:
         return self.power_mw[handle]
 
 
+class TimedFakeNvml(FakeNvml):
+    """GPUs drawing ``watts[i]`` (changed with :meth:`draw`) on a clock the test moves
+    (:meth:`advance`; pass ``clock=fake.clock`` to the meter).
+
+    The counter reads the true energy as of its last update (every ``refresh_s``) plus
+    ``offset_mj[i]`` (:meth:`reset`, :meth:`step_back`); the power reads the mean over the
+    last ``average_s`` (0: the instantaneous draw). Figures are exact: power is
+    piecewise constant between changes.
+    """
+
+    def __init__(self, watts: list[float], refresh_s: float = 0.1, average_s: float = 0.0,
+                 counters: bool = True) -> None:
+        super().__init__([0 if counters else None] * len(watts), [0] * len(watts))
+        self.refresh_s = refresh_s
+        self.average_s = average_s
+        self.now_s = 0.0
+        self._segments: list[tuple[float, list[float]]] = [(0.0, list(watts))]
+        self.offset_mj = [0.0] * len(watts)
+
+    def clock(self) -> float:
+        return self.now_s
+
+    def advance(self, dt_s: float) -> None:
+        self.now_s += dt_s
+
+    def draw(self, i: int, watts: float) -> None:
+        """GPU i draws ``watts`` from now on."""
+        levels = list(self._segments[-1][1])
+        levels[i] = watts
+        self._segments.append((self.now_s, levels))
+
+    def energy_j(self, i: int, t_s: float) -> float:
+        """GPU i's true energy from 0 to ``t_s``."""
+        total = 0.0
+        for k, (start_s, levels) in enumerate(self._segments):
+            end_s = self._segments[k + 1][0] if k + 1 < len(self._segments) else t_s
+            total += levels[i] * max(0.0, min(end_s, t_s) - start_s)
+        return total
+
+    def reset(self, i: int) -> None:
+        """GPU i's counter restarts from 0 now (a driver reload)."""
+        self.offset_mj[i] = -self._counter_true_mj(i)
+
+    def step_back(self, i: int, mj: float) -> None:
+        self.offset_mj[i] -= mj
+
+    def _counter_true_mj(self, i: int) -> float:
+        # The last update (1e-9: a clock moved in steps of 0.1 s lands on the update).
+        updated_s = (math.floor(self.now_s / self.refresh_s + 1e-9) * self.refresh_s
+                     if self.refresh_s else self.now_s)
+        return self.energy_j(i, updated_s) * 1000.0
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
+        if not isinstance(handle, int) or self.energy_mj[handle] is None:
+            raise FakeNVMLError("Not Supported")
+        self.reads += 1
+        return round(self._counter_true_mj(handle) + self.offset_mj[handle])
+
+    def nvmlDeviceGetPowerUsage(self, handle: int) -> int:
+        if not isinstance(handle, int):
+            raise FakeNVMLError("Not Supported")
+        self.reads += 1
+        if self.average_s:
+            start_s = self.now_s - self.average_s
+            mean_w = (self.energy_j(handle, self.now_s) - self.energy_j(handle, start_s)) \
+                / self.average_s  # before 0 the GPU drew nothing
+            return round(mean_w * 1000.0)
+        levels = [lv for t, lv in self._segments if t <= self.now_s][-1]
+        return round(levels[handle] * 1000.0)
+
+
 def install(monkeypatch: pytest.MonkeyPatch, fake: FakeNvml | None,
             visible: str | None = None) -> FakeNvml | None:
     """Put ``fake`` in place of pynvml (None: "not installed"), with
@@ -71,6 +152,8 @@ def install(monkeypatch: pytest.MonkeyPatch, fake: FakeNvml | None,
     from ecotune.energy import _nvml, get_meter
 
     monkeypatch.setattr(_nvml, "pynvml", fake)
+    # The counters' update period the meter assumes: the fake's own.
+    monkeypatch.setattr(_nvml, "COUNTER_PERIOD_S", getattr(fake, "refresh_s", 0.1))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "unset-marker")  # restored after the test
     if visible is None:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES")

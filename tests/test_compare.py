@@ -106,6 +106,47 @@ def test_dashboard_serves_the_study_with_ecotunes_plots(tmp_path: Path) -> None:
         server.wait(timeout=10)
 
 
+def test_dashboard_lists_the_constraints_of_an_infeasible_trial(tmp_path: Path) -> None:
+    """Optuna 5 stores each constraint under ``constraints:<name>``; optuna-dashboard 0.21
+    reads only the legacy ``constraints`` list: ``ecotune dashboard`` serves both, while
+    the stored study (and so Optuna's feasibility) is left as Optuna wrote it."""
+    study = optuna.create_study(study_name="feas", storage="sqlite:///feas.db",
+                                directions=["maximize", "minimize"])
+    for accuracy, energy_j, over_j in [(0.9, 8.0, 3.0), (0.7, 2.0, -3.0)]:
+        trial = study.ask()
+        trial.set_constraint("trial_energy_j", over_j)
+        trial.set_constraint("inference_energy_pj", -1.0)
+        study.tell(trial, [accuracy, energy_j])
+    stored = study.trials[0].system_attrs
+    assert "constraints" not in stored and stored["constraints:trial_energy_j"] == 3.0
+    assert [t.number for t in study.best_trials] == [1]  # the over-budget trial is not best
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ecotune", "dashboard", "--storage", "sqlite:///feas.db",
+         "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(600):  # polls until the port answers (up to 60 s), no fixed sleep
+            try:
+                [summary] = _get_json(f"{base}/api/studies")["study_summaries"]
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()
+                time.sleep(0.1)
+        else:
+            pytest.fail("the dashboard did not answer within 60 s")
+        detail = _get_json(f"{base}/api/studies/{summary['study_id']}")
+        constraints = {t["number"]: t["constraints"] for t in detail["trials"]}
+        # In name order: inference_energy_pj, trial_energy_j.
+        assert constraints == {0: [-1.0, 3.0], 1: [-1.0, -3.0]}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    # Nothing was written: the study is as Optuna stored it.
+    assert "constraints" not in optuna.load_study(
+        study_name="feas", storage="sqlite:///feas.db").trials[0].system_attrs
+
+
 def test_dashboard_bad_input(tmp_path: Path) -> None:
     missing = run_cli("dashboard", "--storage", "sqlite:///missing.db", cwd=tmp_path)
     assert missing.returncode == 2 and "no such database file" in missing.stderr

@@ -15,6 +15,7 @@ from ecotune.energy import (
     MeterError,
     carbon_intensity_g_per_kwh,
     co2_g_for,
+    codecarbon_scope,
     get_meter,
     meter_status,
 )
@@ -42,6 +43,10 @@ def test_codecarbon_window_is_labelled_and_consistent() -> None:
         assert m.gpu_j is None  # no GPU: not measured, not 0
     assert math.isclose(m.energy_j, m.cpu_j + m.ram_j + (m.gpu_j or 0.0), rel_tol=1e-6)
     assert math.isclose(m.co2_g, co2_g_for(m.energy_j, "DEU"), rel_tol=1e-3)
+    # Process scope only where CodeCarbon models this process's share (no counter read).
+    assert m.scope == codecarbon_scope(meter._tracker(), gpu=m.gpu_j is not None)[0]
+    if not has_energy_counters():
+        assert (m.scope, m.warnings) == ("process", ())
 
 
 def test_codecarbon_windows_share_one_tracker() -> None:
@@ -164,7 +169,9 @@ def test_codecarbon_laps_add_up() -> None:
     _busy(100_000)
     total = meter.stop()
     assert 0 < lap.energy_j < total.energy_j
-    assert math.isclose(total.energy_j, total.cpu_j + total.ram_j, rel_tol=1e-6)
+    # The parts present add up to the total (CodeCarbon adds a GPU part where it sees one).
+    parts = [j for j in (total.cpu_j, total.gpu_j, total.ram_j) if j is not None]
+    assert math.isclose(total.energy_j, sum(parts), rel_tol=1e-6)
 
 
 def test_codecarbon_laps_between_readings_extrapolate_at_the_last_mean_power() -> None:

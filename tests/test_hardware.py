@@ -151,3 +151,14 @@ def test_weight_reuse_shares_the_weight_reads() -> None:
     one = asic_energy_pj(8, 4, 3, 2, 2, 6)
     shared = asic_energy_pj(8, 4, 3, 2, 2, 6, weight_reuse=4)
     assert one - shared == pytest.approx(1950 * 4 * (1 - 1 / 4))
+
+
+def test_inputs_are_moved_to_the_models_device() -> None:
+    """A model left on another device (a GPU after training; "meta" here, which runs
+    without data) gets its inputs moved there, by every estimator built on the traces."""
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).to("meta")
+    traces = trace_layers(net, torch.ones(5, 2, 2))  # a CPU batch
+    assert [t.inputs.device.type for t in traces] == ["meta", "meta"]
+    cpu_net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    x = torch.ones(5, 2, 2)
+    assert trace_layers(cpu_net, x)[0].inputs.device == x.device  # already there: as is

@@ -104,10 +104,24 @@ def test_low_precision_really_computes_in_bfloat16(small_images, monkeypatch) ->
     monkeypatch.setattr(training, "build_model", build_with_probe)
     n_batches = 2  # 64 examples x 0.6 train share / batch 32 -> 2 batches per epoch
     result = train(small_images, TrainConfig(model="cnn", epochs=2, batch_size=32,
-                                             low_precision_at_epoch=2))
+                                             low_precision_at_epoch=2, device="cpu"))
     assert dtypes[:n_batches] == [torch.float32] * n_batches
     assert dtypes[n_batches:] == [torch.bfloat16] * n_batches
     assert result.curve[1].decisions == ("low_precision",)
+
+
+def test_low_precision_on_the_default_device_is_what_auto_gives_on_this_machine(
+        small_images) -> None:
+    """``device = "auto"`` (the default) is the first GPU where CUDA is, else the CPU;
+    ``auto`` low precision is float16 on a GPU and bfloat16 on the CPU."""
+    from ecotune.devices import resolve_device
+
+    config = TrainConfig(model="cnn", epochs=1, batch_size=32, low_precision_at_epoch=1)
+    assert config.device == "auto"
+    result = train(small_images, config)
+    expected = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    assert result.device == resolve_device("auto") == expected
+    assert result.low_precision_dtype == ("float16" if expected.type == "cuda" else "bfloat16")
 
 
 def test_early_stopping_with_patience_restores_the_best_epoch() -> None:

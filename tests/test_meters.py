@@ -37,7 +37,7 @@ from ecotune.energy import (
 from ecotune.energy._nvml import nvml_status
 from ecotune.energy._rapl import rapl_status
 from tests import fake_nvml
-from tests.fake_nvml import FakeNvml
+from tests.fake_nvml import FakeNvml, TimedFakeNvml
 
 
 @pytest.fixture(autouse=True)
@@ -51,12 +51,31 @@ def _fresh_probes():
 
 # --- RAPL -----------------------------------------------------------------------------
 
-class FakeRapl:
-    """A powercap tree: package 0 with DRAM and core subzones, plus an mmio copy."""
+class FakeClock:
+    def __init__(self) -> None:
+        self.now_s = 0.0
 
-    def __init__(self, root: Path, dram: bool = True, max_uj: int = 1_000_000) -> None:
+    def __call__(self) -> float:
+        return self.now_s
+
+
+class FakeRapl:
+    """A powercap tree: package 0 with DRAM and core subzones, plus an mmio copy.
+
+    Time is modelled: ``clock`` is the meter's clock (``RaplMeter(clock=rapl.clock)``), and
+    each :meth:`set` first advances it by ``dt_s`` (1 s unless told), so a step can be
+    checked against what the package could draw in that time. ``max_power_uw`` writes a
+    powercap constraint; :meth:`reset` puts a counter back to 0 (a driver reload).
+    """
+
+    def __init__(self, root: Path, dram: bool = True, max_uj: int = 1_000_000,
+                 max_power_uw: int | None = None) -> None:
         self.root = root
+        self.clock = FakeClock()
         self.package = self._zone(root / "intel-rapl:0", "package-0", max_uj)
+        if max_power_uw is not None:
+            (self.package / "constraint_0_max_power_uw").write_text(f"{max_power_uw}\n")
+            (self.package / "constraint_1_max_power_uw").write_text("0\n")  # unset: ignored
         self._zone(self.package / "intel-rapl:0:1", "core", max_uj)  # part of the package
         self._zone(root / "intel-rapl-mmio:0", "package-0", max_uj)  # a copy: skipped
         self.dram = None
@@ -72,7 +91,8 @@ class FakeRapl:
         (path / "energy_uj").write_text("0\n")
         return path
 
-    def set(self, package_uj: int, dram_uj: int | None = None) -> None:
+    def set(self, package_uj: int, dram_uj: int | None = None, dt_s: float = 1.0) -> None:
+        self.clock.now_s += dt_s
         (self.package / "energy_uj").write_text(f"{package_uj}\n")
         if dram_uj is not None:
             (self.dram / "energy_uj").write_text(f"{dram_uj}\n")
@@ -95,7 +115,8 @@ def rapl(tmp_path: Path) -> FakeRapl:
 
 def test_rapl_reads_package_and_dram_exactly(rapl: FakeRapl) -> None:
     rapl.set(100_000, 50_000)
-    meter = RaplMeter(root=rapl.root, country="FRA", attribute=False, poll_interval_s=0)
+    meter = RaplMeter(root=rapl.root, clock=rapl.clock, country="FRA", attribute=False,
+                      poll_interval_s=0)
     assert [d.label for d in meter.domains] == ["intel-rapl:0:package-0", "intel-rapl:0:0:dram"]
     meter.start()
     rapl.set(2_600_000 - 1_000_000, 800_000)  # package +1.5 J, DRAM +0.75 J
@@ -109,7 +130,7 @@ def test_rapl_reads_package_and_dram_exactly(rapl: FakeRapl) -> None:
 
 def test_rapl_counter_wraparound(rapl: FakeRapl) -> None:
     rapl.set(900_000, 10)
-    meter = RaplMeter(root=rapl.root, attribute=False, poll_interval_s=0)
+    meter = RaplMeter(root=rapl.root, clock=rapl.clock, attribute=False, poll_interval_s=0)
     meter.start()
     rapl.set(100_000, 20)  # wrapped at 1_000_000: +200_000 uJ
     assert meter.lap().cpu_j == pytest.approx(0.2)  # a lap is a plain cumulative read
@@ -120,7 +141,7 @@ def test_rapl_counter_wraparound(rapl: FakeRapl) -> None:
 
 def test_rapl_polling_catches_a_wrap_between_reads(rapl: FakeRapl) -> None:
     rapl.set(0, 0)
-    meter = RaplMeter(root=rapl.root, attribute=False, poll_interval_s=0)
+    meter = RaplMeter(root=rapl.root, clock=rapl.clock, attribute=False, poll_interval_s=0)
     meter.start()
     rapl.set(600_000, 0)
     meter.poll()
@@ -133,7 +154,7 @@ def test_rapl_polling_catches_a_wrap_between_reads(rapl: FakeRapl) -> None:
 def test_rapl_attributes_by_cpu_time_share(rapl: FakeRapl) -> None:
     rapl.set(0, 0)
     clock = FakeShareClock((1.0, 10.0), (2.0, 14.0))  # this process: 1 of 4 busy seconds
-    meter = RaplMeter(root=rapl.root, poll_interval_s=0, share_clock=clock)
+    meter = RaplMeter(root=rapl.root, clock=rapl.clock, poll_interval_s=0, share_clock=clock)
     meter.start()
     rapl.set(400_000, 200_000)
     m = meter.stop()
@@ -144,7 +165,7 @@ def test_rapl_attributes_by_cpu_time_share(rapl: FakeRapl) -> None:
 def test_rapl_without_machine_cpu_time_stays_machine_wide_with_a_warning(
         rapl: FakeRapl) -> None:
     rapl.set(0, 0)
-    meter = RaplMeter(root=rapl.root, poll_interval_s=0,
+    meter = RaplMeter(root=rapl.root, clock=rapl.clock, poll_interval_s=0,
                       share_clock=FakeShareClock((1.0, None), (2.0, None)))
     meter.start()
     rapl.set(400_000, 0)
@@ -153,9 +174,46 @@ def test_rapl_without_machine_cpu_time_stays_machine_wide_with_a_warning(
     assert "could not be read to attribute it" in m.warnings[0]
 
 
+def test_rapl_jump_beyond_what_the_package_can_draw_is_a_reset_not_a_wrap(
+        tmp_path: Path) -> None:
+    """The bound is twice the package's largest constraint (800 W here), at least 1 kW:
+    1,600 J per second. A fall from 900 mJ to 50 mJ in 1 s with a 10 kJ range would be a
+    wrap of 9,999.15 J: impossible, so a reset (50 mJ counted, a warning); a rise of
+    1,998 J in 0.5 s is impossible too: nothing counted, a warning."""
+    fake = FakeRapl(tmp_path / "pc", dram=False, max_uj=10_000_000_000, max_power_uw=800_000_000)
+    assert fake.package.name == "intel-rapl:0"
+    meter = RaplMeter(root=fake.root, clock=fake.clock, attribute=False, poll_interval_s=0)
+    assert meter.domains[0].max_power_w == 1600.0  # twice the 800 W constraint, > 1 kW
+    fake.set(900_000)
+    meter.start()
+    fake.set(50_000, dt_s=1.0)  # a wrap would be 9,999.15 J in 1 s: impossible
+    first = meter.lap()
+    assert first.cpu_j == pytest.approx(0.05) and first.energy_j >= 0
+    (warning,) = [w for w in first.warnings if "reset" in w]
+    assert "jumped from 900000 to 50000 uJ in 1 s" in warning and "50000 uJ counted" in warning
+    fake.set(1_650_000, dt_s=1.0)  # +1.6 J in 1 s: fine
+    assert meter.lap().cpu_j == pytest.approx(1.65)
+    fake.set(2_000_000_000, dt_s=0.5)  # +1,998 J in 0.5 s (> 800 J): a glitch, not energy
+    m = meter.stop()
+    assert m.cpu_j == pytest.approx(1.65)
+    assert sum("reset" in w for w in m.warnings) == 2
+
+
+def test_rapl_a_real_wrap_within_the_physical_bound_is_still_a_wrap(tmp_path: Path) -> None:
+    fake = FakeRapl(tmp_path / "pc", dram=False, max_uj=262_143_328_850)  # a real range
+    meter = RaplMeter(root=fake.root, clock=fake.clock, attribute=False, poll_interval_s=0)
+    assert meter.domains[0].max_power_w == 1000.0  # no constraint: PHYSICAL_MAX_W
+    fake.set(262_143_000_000)
+    meter.start()
+    fake.set(170_000_000, dt_s=1.0)  # wrapped: 0.32885 + 170 J in 1 s (< 1 kW)
+    m = meter.stop()
+    assert m.cpu_j == pytest.approx(170.32885)
+    assert not any("reset" in w for w in m.warnings)
+
+
 def test_rapl_package_only(tmp_path: Path) -> None:
     fake = FakeRapl(tmp_path / "pc", dram=False)
-    meter = RaplMeter(root=fake.root, attribute=False, poll_interval_s=0)
+    meter = RaplMeter(root=fake.root, clock=fake.clock, attribute=False, poll_interval_s=0)
     meter.start()
     fake.set(3_000)
     m = meter.stop()
@@ -198,14 +256,6 @@ def nvml(monkeypatch: pytest.MonkeyPatch) -> FakeNvml:
     """GPU 0 with an energy counter, GPU 1 without (read by power), both visible."""
     return fake_nvml.install(monkeypatch, FakeNvml(energy_mj=[5_000, None],
                                                    power_mw=[90_000, 100_000]))
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now_s = 0.0
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 def test_nvml_counter_and_power_samples_exact(nvml: FakeNvml) -> None:
@@ -303,6 +353,107 @@ def test_nvml_sampling_thread_integrates(nvml: FakeNvml) -> None:
     assert m.gpu_j == pytest.approx(190 * m.duration_s, rel=0.2)
 
 
+# --- NVML counter faults, against a fake that models time ------------------------------
+
+def test_nvml_backwards_counter_falls_back_to_polled_power(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """200 W throughout. A reset mid-window put the counter back to 0: read as a
+    difference it gives -900 J (window from 1,000 J) or 200 J too little; the polled power
+    gives the 300 J and 400 J drawn, with a warning."""
+    fake = fake_nvml.install(monkeypatch, TimedFakeNvml([200.0], refresh_s=0.1))
+    meter = NvmlMeter(sample_interval_s=0, clock=fake.clock)
+    fake.offset_mj[0] = 1_000_000  # the counter stands at 1,000 J
+    meter.start()
+    fake.advance(1.0)
+    fake.reset(0)
+    fake.advance(0.5)
+    m = meter.stop()  # the counter reads 100 J < 1,000 J
+    assert m.gpu_j == pytest.approx(300.0) and m.energy_j > 0
+    (warning,) = [w for w in m.warnings if "backwards" in w]
+    assert "gpu0's energy counter went backwards (1000000 -> 100000 mJ" in warning
+    assert "measured by polled power instead" in warning
+    # Caught between reads too: the counter grows past its start again before the stop.
+    meter.start()  # counter at 100 J
+    fake.advance(1.0)
+    meter.sample()  # 300 J
+    fake.reset(0)
+    fake.advance(0.5)
+    meter.sample()  # 100 J: backwards
+    fake.advance(1.5)  # 400 J: above the start, but the window's fault is kept
+    m = meter.stop()
+    assert m.gpu_j == pytest.approx(200.0 * 3.0)
+    assert any("300000 -> 100000 mJ" in w for w in m.warnings)
+    # The next window is clean again: the counter, exactly.
+    meter.start()
+    fake.advance(1.0)
+    m = meter.stop()
+    assert m.gpu_j == pytest.approx(200.0) and not any("backwards" in w for w in m.warnings)
+
+
+def test_nvml_a_window_shorter_than_the_counter_period_is_measured_by_power(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The counter updates every 100 ms: a 40 ms window between two updates reads 0 J, one
+    of 80 ms across an update reads 15 J (100 ms of 150 W); polled power gives 6 J and
+    12 J. A window of 1 s is read by the counter."""
+    fake = fake_nvml.install(monkeypatch, TimedFakeNvml([150.0], refresh_s=0.1))
+    meter = NvmlMeter(sample_interval_s=0, clock=fake.clock)
+    assert meter.counter_period_s == 0.1
+    fake.advance(0.05)
+    for window_s, expected_j in [(0.04, 6.0), (0.08, 12.0)]:
+        meter.start()
+        fake.advance(window_s)
+        m = meter.stop()
+        assert m.gpu_j == pytest.approx(expected_j) and m.gpu_j > 0
+        assert any(f"the window ({window_s * 1000:.0f} ms) is shorter than gpu0's energy "
+                   "counter update period (100 ms): measured by polled power" in w
+                   for w in m.warnings)
+    fake.advance(1.0 - fake.now_s)  # to t = 1 s, an update
+    meter.start()
+    fake.advance(1.0)
+    m = meter.stop()
+    assert m.gpu_j == pytest.approx(150.0)
+    assert not any("polled power" in w for w in m.warnings)
+
+
+def test_nvml_a_fault_without_readable_power_is_an_error_not_a_figure(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = fake_nvml.install(monkeypatch, FakeNvml(energy_mj=[5_000], power_mw=[None]))
+    clock = FakeClock()
+    meter = NvmlMeter(sample_interval_s=0, clock=clock)
+    meter.counter_period_s = 0.1
+    meter.start()
+    clock.now_s = 0.02
+    with pytest.raises(MeterError, match=r"shorter than gpu0's energy counter update period "
+                                         r"\(100 ms\), and its power cannot be read"):
+        meter.stop()
+    meter.start()
+    clock.now_s, fake.energy_mj[0] = 1.0, 4_000  # backwards
+    with pytest.raises(MeterError, match="went backwards .* cannot be measured"):
+        meter.stop()
+
+
+def test_nvml_power_is_a_one_second_mean_on_recent_gpus(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step from 100 W to 300 W at the window's start: the counter reads the 600 J of
+    the 2 s drawn; the power method, integrating a reading that is the mean of the last
+    second (Ampere on), ramps up over that second and reads 200 + 300 = 500 J."""
+    fake = fake_nvml.install(monkeypatch,
+                             TimedFakeNvml([100.0], refresh_s=0.1, average_s=1.0))
+    counter = NvmlMeter(sample_interval_s=0, clock=fake.clock)
+    power = NvmlMeter(sample_interval_s=0, clock=fake.clock, method="power")
+    fake.advance(10.0)
+    assert fake.nvmlDeviceGetPowerUsage(0) == 100_000
+    fake.draw(0, 300.0)
+    counter.start()
+    power.start()
+    for _ in range(20):
+        fake.advance(0.1)
+        power.sample()
+    assert fake.nvmlDeviceGetPowerUsage(0) == 300_000
+    assert counter.stop().gpu_j == pytest.approx(600.0)
+    assert power.stop().gpu_j == pytest.approx(500.0)
+
+
 def test_nvml_probe_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_nvml.install(monkeypatch, None)
     assert "pip install nvidia-ml-py" in nvml_status().reason
@@ -357,6 +508,76 @@ def test_codecarbon_reads_only_the_works_gpus(monkeypatch: pytest.MonkeyPatch) -
             None if gpu_j is None else pytest.approx(gpu_j), pytest.approx(energy_j),
             pytest.approx(3.6))
         assert keys[0] == ("USA", 1.0, ids) and ("gpu" in m.sources) == (gpu_j is not None)
+
+
+def _codecarbon_hardware(cls_name: str, **attrs):
+    """One of CodeCarbon's own hardware objects (its real class, not initialised: no
+    probe), with the attributes that say how it measures."""
+    from codecarbon.external import hardware, ram
+
+    cls = {"CPU": hardware.CPU, "GPU": hardware.GPU, "RAM": ram.RAM,
+           "AppleSiliconChip": hardware.AppleSiliconChip}[cls_name]
+    obj = object.__new__(cls)
+    obj.__dict__.update(attrs)
+    return obj
+
+
+@pytest.mark.parametrize(("hardware", "gpu_j", "scope", "named"), [
+    # Its models under process tracking: this process's share.
+    ([("CPU", {"_mode": "cpu_load", "_tracking_mode": "process"}),
+      ("RAM", {"_tracking_mode": "process", "_force_ram_power": None})],
+     None, "process", []),
+    # RAPL through CodeCarbon: the whole package, whatever the tracking mode.
+    ([("CPU", {"_mode": "intel_rapl", "_tracking_mode": "process"}),
+      ("RAM", {"_tracking_mode": "process", "_force_ram_power": None})],
+     None, "machine", ["cpu (intel_rapl)"]),
+    ([("CPU", {"_mode": "constant", "_tracking_mode": "process"}),
+      ("RAM", {"_tracking_mode": "process", "_force_ram_power": None})],
+     None, "machine", ["cpu (constant)"]),
+    ([("CPU", {"_mode": "cpu_load", "_tracking_mode": "machine"}),
+      ("RAM", {"_tracking_mode": "machine", "_force_ram_power": None})],
+     None, "machine", ["cpu (cpu_load of the whole machine)", "ram (the machine's memory"]),
+    ([("CPU", {"_mode": "cpu_load", "_tracking_mode": "process"}),
+      ("RAM", {"_tracking_mode": "process", "_force_ram_power": 7.0})],
+     None, "machine", ["ram (a forced constant power)"]),
+    # A GPU read through NVML: the whole GPU.
+    ([("CPU", {"_mode": "cpu_load", "_tracking_mode": "process"}),
+      ("RAM", {"_tracking_mode": "process", "_force_ram_power": None}), ("GPU", {})],
+     3e-6, "machine", ["gpu (NVML: the whole GPU)"]),
+    ([("AppleSiliconChip", {"chip_part": "CPU"}),
+      ("RAM", {"_tracking_mode": "process", "_force_ram_power": None})],
+     None, "machine", ["cpu (AppleSiliconChip)"]),
+])
+def test_codecarbon_scope_follows_what_it_reads(
+        monkeypatch: pytest.MonkeyPatch, hardware, gpu_j, scope, named) -> None:
+    """Machine-wide wherever CodeCarbon reads a counter (RAPL, NVML, powermetrics) or
+    models the whole CPU; process only where every part is this process's share."""
+    from ecotune.energy import _codecarbon
+
+    class Tracker:
+        _hardware = [_codecarbon_hardware(name, **attrs) for name, attrs in hardware]
+
+        def start_task(self) -> None:
+            pass
+
+        def stop_task(self) -> types.SimpleNamespace:  # kWh
+            return types.SimpleNamespace(cpu_energy=1e-6, ram_energy=2e-6,
+                                         gpu_energy=gpu_j or 0.0,
+                                         energy_consumed=3e-6 + (gpu_j or 0.0), duration=1.0)
+
+    monkeypatch.setattr(_codecarbon, "_shared_tracker", lambda *key: Tracker())
+    with energy.CodeCarbonMeter().window() as w:
+        pass
+    m = w.measurement
+    assert m.scope == scope
+    assert m.as_attrs()["energy_scope"] == scope
+    if scope == "process":
+        assert m.warnings == ()
+    else:
+        (warning,) = m.warnings
+        assert warning.startswith("codecarbon: whole-machine figure: ")
+        assert all(part in warning for part in named)
+    assert energy.codecarbon_scope(Tracker(), gpu=gpu_j is not None)[0] == scope
 
 
 def _study_trial() -> optuna.Trial:
@@ -429,6 +650,7 @@ def test_auto_takes_rapl_for_cpu_ram_and_nvml_for_gpu(
         rapl: FakeRapl, nvml: FakeNvml, no_codecarbon: None,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(energy, "RAPL_ROOT", str(rapl.root))
+    monkeypatch.setattr(_rapl, "_now", rapl.clock)  # the meter get_meter makes
     nvml.energy_mj[1] = 0  # both GPUs with counters
     meter = get_meter("auto")
     assert isinstance(meter, CombinedMeter) and meter.name == "rapl+nvml"

@@ -27,7 +27,7 @@ import functools
 
 from ecotune.energy._auto import CombinedMeter
 from ecotune.energy._base import SCOPES, Availability, Measurement, Meter, MeterError, Window
-from ecotune.energy._codecarbon import CodeCarbonMeter, codecarbon_status
+from ecotune.energy._codecarbon import CodeCarbonMeter, codecarbon_scope, codecarbon_status
 from ecotune.energy._cputime import CpuTimeMeter, cputime_status
 from ecotune.energy._nvml import (
     NvmlMeter,
@@ -50,6 +50,7 @@ __all__ = [
     "Window",
     "SCOPES",
     "CodeCarbonMeter",
+    "codecarbon_scope",
     "CombinedMeter",
     "CpuShareClock",
     "CpuTimeMeter",
@@ -77,8 +78,8 @@ METERS = METER_BACKENDS
 MEASURES = {
     "rapl": "CPU package + DRAM, hardware counters; whole machine, attributed by CPU-time share",
     "nvml": "visible NVIDIA GPUs, hardware energy counter or sampled power; whole GPU",
-    "codecarbon": "CPU + RAM (+ GPU): counters where readable, else a TDP x load model and "
-                  "a constant RAM power (estimate)",
+    "codecarbon": "CPU + RAM (+ GPU): counters where readable (whole machine), else a "
+                  "TDP x process-load model and the process's RAM (estimate)",
     "cputime": "CPU only: process CPU seconds x an assumed power per core (estimate)",
 }
 

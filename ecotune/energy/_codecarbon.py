@@ -8,6 +8,15 @@ country code and makes no network calls (the online one probes the network: neve
 Where CodeCarbon reads no hardware counter (no RAPL, no NVML, as on machines without a
 GPU or powercap access) its CPU figure is a model (TDP x CPU load) and its RAM figure a
 constant per GB: the measurement is then labelled an estimate.
+
+Scope (:func:`codecarbon_scope`): the tracker runs with ``tracking_mode="process"``, but
+only CodeCarbon's models honour it. Its CPU-load model (mode ``cpu_load``) then charges
+TDP x this process's CPU time, and its RAM model sizes this process's memory: this
+process's share. Every counter it reads covers the whole device, whatever the mode: RAPL
+(``intel_rapl``), Intel Power Gadget, Windows EMI, Apple's powermetrics, and NVML for
+GPUs; so does its ``constant`` CPU mode (half the TDP, however busy this process) and a
+user-forced RAM power. A window with any such part is scope ``machine``, with a warning
+naming the parts; ``process`` only where every figure is this process's share.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import time
 from ecotune.energy._base import Availability, Measurement, Meter, MeterError
 from ecotune.energy.carbon import J_PER_KWH, co2_g_for
 
-__all__ = ["CodeCarbonMeter", "codecarbon_available", "codecarbon_status"]
+__all__ = ["CodeCarbonMeter", "codecarbon_available", "codecarbon_status", "codecarbon_scope"]
 
 # CodeCarbon CPU modes that read a hardware counter rather than model one.
 _MEASURED_CPU_MODES = frozenset({"intel_rapl", "intel_power_gadget", "windows_emi",
@@ -176,6 +185,7 @@ class CodeCarbonMeter(Meter):
             # No GPU of this work's: leave out the GPUs' (idle) draw CodeCarbon read.
             energy_j, gpu_j = energy_j - gpu_j, None
         parts = {"cpu": cpu_j, "gpu": gpu_j, "ram": ram_j}
+        scope, warnings = codecarbon_scope(tracker, gpu=gpu_j is not None)
         return Measurement(
             duration_s=float(data.duration),
             energy_j=energy_j,
@@ -186,8 +196,9 @@ class CodeCarbonMeter(Meter):
             co2_g=co2_g_for(energy_j, self.country, self.pue),
             meter=self.name,
             is_estimate=_is_estimate(tracker),
-            scope="process",  # tracking_mode="process": this process's CPU load
+            scope=scope,
             sources={device: self.name for device, j in parts.items() if j is not None},
+            warnings=warnings,
         )
 
 
@@ -222,3 +233,49 @@ def _is_estimate(tracker) -> bool:
         if kind == "RAM":
             return True
     return False
+
+
+def _machine_wide_parts(tracker, gpu: bool) -> list[str]:
+    """The parts of a window CodeCarbon measured for the whole device (every process)."""
+    parts: list[str] = []
+    for hardware in tracker._hardware:
+        kind = type(hardware).__name__
+        tracking = getattr(hardware, "_tracking_mode", "machine")
+        if kind == "CPU":
+            mode = getattr(hardware, "_mode", None)
+            if mode != "cpu_load":
+                parts.append(f"cpu ({mode})")
+            elif tracking != "process":
+                parts.append("cpu (cpu_load of the whole machine)")
+        elif kind == "RAM":
+            if getattr(hardware, "_force_ram_power", None) is not None:
+                parts.append("ram (a forced constant power)")
+            elif tracking != "process":
+                parts.append("ram (the machine's memory size)")
+        elif kind == "GPU":
+            if gpu:
+                parts.append("gpu (NVML: the whole GPU)")
+        else:  # AppleSiliconChip (powermetrics), Raspberry, anything newer: not a share
+            parts.append(f"{getattr(hardware, 'chip_part', kind).lower()} ({kind})")
+    return parts
+
+
+def codecarbon_scope(tracker, gpu: bool = True) -> tuple[str, tuple[str, ...]]:
+    """The scope of a window read by ``tracker``, and the warning that goes with it.
+
+    ``"process"`` only where every part is this process's share (the CPU-load model under
+    process tracking, the RAM model of the process's memory, no GPU figure); otherwise
+    ``"machine"``. ``gpu``: whether the window's figure includes a GPU part.
+
+    Example:
+        >>> import types
+        >>> CPU = type("CPU", (), {"_mode": "intel_rapl", "_tracking_mode": "process"})
+        >>> codecarbon_scope(types.SimpleNamespace(_hardware=[CPU()]))[0]
+        'machine'
+    """
+    parts = _machine_wide_parts(tracker, gpu)
+    if not parts:
+        return "process", ()
+    return "machine", ("codecarbon: whole-machine figure: " + ", ".join(parts) + " cover"
+                       + ("s" if len(parts) == 1 else "") + " every process on the device, "
+                       "not only this one's share",)

@@ -4,7 +4,25 @@ GPUs from Volta on have a total-energy counter (``nvmlDeviceGetTotalEnergyConsum
 millijoules since the driver loaded): a window is the difference of two reads. Older GPUs
 only report power (``nvmlDeviceGetPowerUsage``, milliwatts); there a background thread
 samples it every ``sample_interval_s`` and the samples are integrated with the trapezoid
-rule. NVML refreshes both about every 100 ms.
+rule. NVML refreshes both about every 100 ms (:data:`COUNTER_PERIOD_S`).
+
+What the ``power`` method integrates: on Ampere and newer GPUs (except the A100, GA100)
+``nvmlDeviceGetPowerUsage`` is the mean power over the last second, not an instantaneous
+reading; on the A100 and older GPUs it is instantaneous. Integrated over a window, a 1 s
+mean lags the real draw by about half a second: a burst shorter than a second is spread
+over the following second, and a window of a few seconds or less is misread by up to its
+first and last half second's difference. The counter has no such lag.
+
+Counter faults: the GPUs a meter reads by counter are polled for power too, so that a
+window the counter cannot measure is measured by power instead, with a warning:
+
+- a counter that goes backwards between two reads (a driver reload or a GPU reset puts
+  it back to 0) would give negative or too little energy;
+- a window shorter than the counter's update period would read 0 J, or one update's
+  worth, whatever the GPU drew.
+
+Where such a GPU's power cannot be read either, the window is an error that says so,
+never a silent or negative figure.
 
 Which GPUs: NVML numbers GPUs its own way and ignores ``CUDA_VISIBLE_DEVICES``, so a
 process's CUDA device ``cuda:i`` is found through the i-th entry of that variable (an NVML
@@ -35,7 +53,10 @@ except Exception:  # pragma: no cover - depends on the environment
     pynvml = None
 
 __all__ = ["NvmlMeter", "nvml_status", "visible_gpu_ids", "gpu_entries", "find_gpu",
-           "nvml_gpu_count", "NVML_METHODS"]
+           "nvml_gpu_count", "NVML_METHODS", "COUNTER_PERIOD_S"]
+
+#: How often NVML updates a GPU's energy counter (s): a shorter window is read by power.
+COUNTER_PERIOD_S = 0.1
 
 #: How a GPU's energy is read: the counter where it has one (``auto``), or always by
 #: integrating polled power (``power``: for comparing the two), or the counter only.
@@ -174,6 +195,14 @@ def _has_energy_counter(handle: Any) -> bool:
     return True
 
 
+def _has_power(handle: Any) -> bool:
+    try:
+        pynvml.nvmlDeviceGetPowerUsage(handle)
+    except pynvml.NVMLError:
+        return False
+    return True
+
+
 @functools.cache
 def nvml_status() -> Availability:
     """Whether NVML can read at least one visible GPU here. Cached; never raises.
@@ -263,24 +292,45 @@ class NvmlMeter(Meter):
         if any(g.mig for g in gpus):
             self._warnings += ("nvml: a MIG instance has no energy reading of its own: "
                                "gpu_j covers its whole GPU, every instance of it",)
+        #: The counter's update period: a shorter window is read by power.
+        self.counter_period_s = COUNTER_PERIOD_S
+        # GPUs read by counter whose power is readable too: polled, as a fallback.
+        self._backup = [g for g in self._counter if _has_power(g.handle)]
+        self._polled = self._sampled + self._backup
         self._lock = threading.Lock()
         self._mj0: list[int] = []
+        self._last_mj: list[int] = []
+        self._backwards: list[str | None] = []
         self._sample_t_s = 0.0
         self._sample_w: list[float] = []
-        self._sampled_j: list[float] = []
+        self._sampled_j: list[float] = []  # per polled GPU
         self._t0_s = 0.0
         self._stop_event = threading.Event()
         self._sampler: threading.Thread | None = None
 
     def _power_w(self) -> list[float]:
-        return [pynvml.nvmlDeviceGetPowerUsage(g.handle) / 1000.0 for g in self._sampled]
+        return [pynvml.nvmlDeviceGetPowerUsage(g.handle) / 1000.0 for g in self._polled]
+
+    def _check_counters(self) -> list[int]:
+        """Read each counter; note one that went backwards since its last read."""
+        now_mj = [pynvml.nvmlDeviceGetTotalEnergyConsumption(g.handle) for g in self._counter]
+        with self._lock:
+            for i, (gpu, mj) in enumerate(zip(self._counter, now_mj)):
+                if mj < self._last_mj[i] and self._backwards[i] is None:
+                    self._backwards[i] = (f"{gpu.label}'s energy counter went backwards "
+                                          f"({self._last_mj[i]} -> {mj} mJ: a driver "
+                                          "reload or GPU reset?)")
+                self._last_mj[i] = mj
+        return now_mj
 
     def sample(self) -> None:
-        """Take one power sample of each GPU read by power and integrate it."""
-        if not self._sampled:
+        """Take one power sample of each polled GPU and integrate it; check the counters."""
+        if not self._polled and not self._counter:
             return
         try:
             power_w = self._power_w()
+            if self._counter:
+                self._check_counters()
         except pynvml.NVMLError as err:
             raise MeterError(f"nvml meter: could not read GPU power: {err}") from err
         with self._lock:
@@ -305,10 +355,11 @@ class NvmlMeter(Meter):
             self._sample_w = self._power_w()
         except pynvml.NVMLError as err:
             raise MeterError(f"nvml meter: could not start: {err}") from err
-        self._sample_t_s = self.clock()
-        self._sampled_j = [0.0] * len(self._sampled)
-        self._t0_s = time.perf_counter()
-        if self._sampled and self.sample_interval_s > 0:
+        self._last_mj = list(self._mj0)
+        self._backwards = [None] * len(self._counter)
+        self._sample_t_s = self._t0_s = self.clock()
+        self._sampled_j = [0.0] * len(self._polled)
+        if self._polled and self.sample_interval_s > 0:
             self._stop_event.clear()
             self._sampler = threading.Thread(target=self._sample_loop, daemon=True,
                                              name="ecotune-nvml-sampler")
@@ -317,17 +368,34 @@ class NvmlMeter(Meter):
     def _read(self) -> Measurement:
         self.sample()
         try:
-            counted_j = [(pynvml.nvmlDeviceGetTotalEnergyConsumption(g.handle) - mj0) / 1000.0
-                         for g, mj0 in zip(self._counter, self._mj0)]
+            now_mj = self._check_counters() if self._counter else []
         except pynvml.NVMLError as err:
             raise MeterError(f"nvml meter: could not read the energy counter: {err}") from err
         with self._lock:
-            gpu_j = sum(counted_j) + sum(self._sampled_j)
+            duration_s = self.clock() - self._t0_s
+            by_power = dict(zip((g.label for g in self._polled), self._sampled_j))
+            gpu_j = sum(self._sampled_j[:len(self._sampled)])
+            warnings = self._warnings
+            for gpu, mj0, mj, backwards in zip(self._counter, self._mj0, now_mj,
+                                               self._backwards):
+                short = duration_s < self.counter_period_s
+                if backwards is None and not short:
+                    gpu_j += (mj - mj0) / 1000.0
+                    continue
+                why = backwards or (f"the window ({duration_s * 1000:.0f} ms) is shorter "
+                                    f"than {gpu.label}'s energy counter update period "
+                                    f"({self.counter_period_s * 1000:.0f} ms)")
+                if gpu.label not in by_power:
+                    raise MeterError(f"nvml meter: {why}, and its power cannot be read: "
+                                     "this window cannot be measured")
+                gpu_j += by_power[gpu.label]
+                warnings += (f"nvml: {why}: measured by polled power instead "
+                             "(NVML's power reading may be a 1 s mean)",)
         return Measurement(
-            duration_s=time.perf_counter() - self._t0_s, energy_j=gpu_j, cpu_j=None,
+            duration_s=duration_s, energy_j=gpu_j, cpu_j=None,
             gpu_j=gpu_j, ram_j=None, co2_g=co2_g_for(gpu_j, self.country, self.pue),
             meter=self.name, is_estimate=False, scope="machine", sources={"gpu": self.name},
-            warnings=self._warnings)
+            warnings=warnings)
 
     def _stop(self) -> Measurement:
         if self._sampler is not None:

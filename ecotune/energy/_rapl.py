@@ -16,6 +16,13 @@ A counter wraps after ``max_energy_range_uj`` (about 262 kJ, an hour or so of a 
 package): one wrap between two reads is corrected; a background thread reads every
 ``poll_interval_s`` while a window is open so that long windows never see two.
 
+Counter faults: a step between two reads larger than the domain could draw in the time
+between them (``max_power_w(domain)`` x elapsed: twice its largest powercap constraint, at
+least :data:`PHYSICAL_MAX_W`) is no wrap but a reset (a driver reload, a firmware
+reset) or a glitch. It is never counted as energy: after a reset the counter restarted
+from 0, so its new value is counted where that is possible in the elapsed time, and
+nothing otherwise; either way the window carries a warning that part of it was lost.
+
 Since Linux 5.10 ``energy_uj`` is readable by root only; the probe then says how to grant
 read access.
 """
@@ -26,6 +33,7 @@ import functools
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,9 +41,18 @@ from ecotune.energy._base import Availability, Measurement, Meter, MeterError
 from ecotune.energy._share import CpuShareClock, CpuTimes, cpu_share
 from ecotune.energy.carbon import co2_g_for
 
-__all__ = ["RaplMeter", "rapl_status", "RAPL_ROOT", "grant_access_hint"]
+__all__ = ["RaplMeter", "rapl_status", "RAPL_ROOT", "grant_access_hint", "PHYSICAL_MAX_W",
+           "counter_step_uj"]
 
 RAPL_ROOT = "/sys/class/powercap"
+#: A generous bound on what one RAPL domain can draw (W): the largest server packages
+#: draw about 500 W. A counter step above it times the elapsed time is a reset.
+PHYSICAL_MAX_W = 1000.0
+
+
+def _now() -> float:
+    """The clock between counter reads (tests replace it)."""
+    return time.perf_counter()
 _ZONE = re.compile(r"intel-rapl:\d+(:\d+)?$")  # not intel-rapl-mmio: a copy of the package
 
 
@@ -46,6 +63,14 @@ class RaplDomain(NamedTuple):
     device: str
     energy_path: Path
     max_range_uj: int
+    #: The largest ``constraint_*_max_power_uw`` of the zone, in W (None: none readable).
+    constraint_max_w: float | None = None
+
+    @property
+    def max_power_w(self) -> float:
+        """What this domain can draw at most, generously: twice its largest constraint
+        (short bursts run above the long-term limit), and never below PHYSICAL_MAX_W."""
+        return max(PHYSICAL_MAX_W, 2.0 * (self.constraint_max_w or 0.0))
 
 
 def grant_access_hint(root: str | Path = RAPL_ROOT) -> str:
@@ -88,8 +113,20 @@ def find_domains(root: str | Path = RAPL_ROOT) -> list[RaplDomain]:
         energy_path = zone / "energy_uj"
         int(_read_text(energy_path))  # raises PermissionError where not readable
         max_range_uj = int(_read_text(zone / "max_energy_range_uj"))
-        domains.append(RaplDomain(f"{zone.name}:{name}", device, energy_path, max_range_uj))
+        domains.append(RaplDomain(f"{zone.name}:{name}", device, energy_path, max_range_uj,
+                                  _constraint_max_w(zone)))
     return domains
+
+
+def _constraint_max_w(zone: Path) -> float | None:
+    """The largest readable, positive ``constraint_*_max_power_uw`` of ``zone``, in W."""
+    values = []
+    for path in zone.glob("constraint_*_max_power_uw"):
+        try:
+            values.append(int(_read_text(path)) * 1e-6)
+        except (OSError, ValueError):
+            continue
+    return max((v for v in values if v > 0), default=None)
 
 
 @functools.cache
@@ -129,6 +166,28 @@ def counter_delta_uj(before_uj: int, now_uj: int, max_range_uj: int) -> int:
     return now_uj + max_range_uj - before_uj
 
 
+def counter_step_uj(before_uj: int, now_uj: int, max_range_uj: int,
+                    bound_uj: float) -> tuple[int, bool]:
+    """The energy between two reads, and whether the counter was reset between them.
+
+    A step (one wrap corrected) of at most ``bound_uj`` (what the domain could draw in the
+    time between the reads) is energy. A larger one is a reset, not a wrap: the counter
+    restarted from 0, so ``now_uj`` is counted where it is within the bound, else nothing.
+
+    Example:
+        >>> counter_step_uj(900, 50, 1000, bound_uj=500)  # a wrap: +150
+        (150, False)
+        >>> counter_step_uj(900, 50, 10**9, bound_uj=500)  # no wrap that fast: a reset
+        (50, True)
+        >>> counter_step_uj(100, 9_000, 10**9, bound_uj=500)  # an impossible jump
+        (0, True)
+    """
+    step_uj = counter_delta_uj(before_uj, now_uj, max_range_uj)
+    if step_uj <= bound_uj:
+        return step_uj, False
+    return (now_uj if 0 <= now_uj <= bound_uj else 0), True
+
+
 class RaplMeter(Meter):
     """CPU package and DRAM energy from RAPL counters (hardware figures, not estimates).
 
@@ -141,6 +200,8 @@ class RaplMeter(Meter):
         poll_interval_s: read the counters this often while a window is open, so that a
             counter never wraps twice unseen; 0 disables the thread.
         share_clock: source of CPU times (tests pass a fake).
+        clock: seconds clock between counter reads, for the physical bound on a step
+            (None: ``perf_counter``; tests pass a fake).
 
     Raises:
         MeterError: the counters cannot be read here (the message says why).
@@ -150,7 +211,8 @@ class RaplMeter(Meter):
 
     def __init__(self, root: str | Path = RAPL_ROOT, country: str = "USA", pue: float = 1.0,
                  attribute: bool = True, poll_interval_s: float = 60.0,
-                 share_clock: CpuShareClock | None = None) -> None:
+                 share_clock: CpuShareClock | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         super().__init__()
         # Settings only: the counters are first read when a window opens (or `domains`
         # is asked for), so that making a meter costs nothing and never touches sysfs.
@@ -160,8 +222,11 @@ class RaplMeter(Meter):
         self.attribute = attribute
         self.poll_interval_s = poll_interval_s
         self.share_clock = share_clock or CpuShareClock()
+        self._clock = clock
         self._lock = threading.Lock()
         self._last_uj: list[int] = []
+        self._last_t_s = 0.0
+        self._faults: list[str] = []
         self._total_uj: list[int] = []
         self._t0_s = 0.0
         self._times0 = CpuTimes(0.0, None)
@@ -195,13 +260,29 @@ class RaplMeter(Meter):
             raise MeterError(f"rapl meter: could not read {domain.energy_path}: {err}") from err
 
     def poll(self) -> None:
-        """Add what each counter advanced since the last read (one wrap corrected)."""
+        """Add what each counter advanced since the last read (one wrap corrected; a step
+        the domain could not have drawn in the time since is a reset, with a warning)."""
         with self._lock:
+            now_s = self._now()
+            elapsed_s = max(now_s - self._last_t_s, 0.0)
             for i, domain in enumerate(self.domains):
                 now_uj = self._read_uj(domain)
-                self._total_uj[i] += counter_delta_uj(self._last_uj[i], now_uj,
-                                                      domain.max_range_uj)
+                bound_uj = domain.max_power_w * elapsed_s * 1e6
+                step_uj, reset = counter_step_uj(self._last_uj[i], now_uj,
+                                                 domain.max_range_uj, bound_uj)
+                if reset:
+                    self._faults.append(
+                        f"rapl: {domain.label} counter jumped from {self._last_uj[i]} to "
+                        f"{now_uj} uJ in {elapsed_s:.3g} s, more than it can draw "
+                        f"({domain.max_power_w:.0f} W): treated as a reset, not a wrap; "
+                        f"{step_uj} uJ counted for that interval, the energy before the "
+                        "reset is lost (the figure is low)")
+                self._total_uj[i] += step_uj
                 self._last_uj[i] = now_uj
+            self._last_t_s = now_s
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else _now()
 
     def _poll_loop(self) -> None:
         while not self._stop_event.wait(self.poll_interval_s):
@@ -213,7 +294,9 @@ class RaplMeter(Meter):
     def _start(self) -> None:
         with self._lock:
             self._last_uj = [self._read_uj(d) for d in self.domains]
+            self._last_t_s = self._now()
             self._total_uj = [0] * len(self.domains)
+            self._faults = []
         self._times0 = self.share_clock.read()
         self._t0_s = time.perf_counter()
         if self.poll_interval_s > 0:
@@ -239,6 +322,8 @@ class RaplMeter(Meter):
                          "be read to attribute it)"),)
         else:
             parts = {device: energy_j * share for device, energy_j in parts.items()}
+        with self._lock:
+            warnings += tuple(dict.fromkeys(self._faults))
         energy_j = sum(parts.values())
         return Measurement(
             duration_s=duration_s, energy_j=energy_j, cpu_j=parts.get("cpu"), gpu_j=None,

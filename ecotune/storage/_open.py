@@ -141,7 +141,9 @@ def _redacted(value: Any) -> Any:
 class RedactedStorage(optuna.storages.BaseStorage):
     """A storage as the commands that show a study read it: every study and trial attribute
     comes back with passwords in URLs hidden (``ecotune.spec`` of a study stored before
-    ecotune hid them, a failure reason that quoted a URL). Writes go through unchanged.
+    ecotune hid them, a failure reason that quoted a URL), and constraints also in the
+    legacy list optuna-dashboard reads (:func:`dashboard_constraints`). Writes go through
+    unchanged.
 
     Example:
         >>> inner = optuna.storages.InMemoryStorage()
@@ -227,8 +229,29 @@ class RedactedStorage(optuna.storages.BaseStorage):
         self._storage.remove_session()
 
 
+def dashboard_constraints(system_attrs: dict[str, Any]) -> dict[str, Any]:
+    """``system_attrs`` with the legacy ``constraints`` list optuna-dashboard 0.21 reads
+    (it knows no other form), made from Optuna 5's ``constraints:<name>`` keys in name
+    order; the same object where there are none or the list is already there.
+
+    Only the dashboard's view gets it, never the storage: Optuna 5 reads that list as
+    constraints too ("0", "1", ...), beside the named ones, so stored it would count each
+    constraint twice (the GP sampler models each constraint, and a feasibility
+    probability would be squared), though feasibility itself would not change.
+
+    Example:
+        >>> dashboard_constraints({"constraints:trial_energy_j": 2.5, "constraints:a": -1.0})
+        {'constraints:trial_energy_j': 2.5, 'constraints:a': -1.0, 'constraints': [-1.0, 2.5]}
+    """
+    named = sorted((k, v) for k, v in system_attrs.items() if k.startswith("constraints:"))
+    if not named or "constraints" in system_attrs:
+        return system_attrs
+    return {**system_attrs, "constraints": [v for _, v in named]}
+
+
 def _redacted_trial(trial: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
-    user, system = _redacted(trial.user_attrs), _redacted(trial.system_attrs)
+    user = _redacted(trial.user_attrs)
+    system = dashboard_constraints(_redacted(trial.system_attrs))
     if user is trial.user_attrs and system is trial.system_attrs:
         return trial
     trial = copy.copy(trial)

@@ -152,6 +152,10 @@ def _check(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def trace_layers(model: nn.Module, batch: torch.Tensor) -> list[LayerTrace]:
     """Run ``model`` in eval mode on ``batch`` and return each costed layer's trace.
 
+    The model runs where it is (a GPU included): ``batch`` is moved to the device of the
+    model's parameters first, so every estimator built on the traces (``energy_ratio``,
+    ``eyeriss_energy``, ``eyeriss_layer_costs``, ...) accepts inputs from anywhere.
+
     Raises:
         ValueError: a layer of a type the models cannot cost, naming it.
 
@@ -162,6 +166,9 @@ def trace_layers(model: nn.Module, batch: torch.Tensor) -> list[LayerTrace]:
         [('1', 'linear', 12), ('3', 'linear', 6)]
     """
     costed = _check(model)
+    parameter = next(model.parameters(), None)
+    if parameter is not None and batch.device != parameter.device:
+        batch = batch.to(parameter.device)
     traces: list[LayerTrace] = []
 
     def record(name: str):
