@@ -12,9 +12,10 @@ from __future__ import annotations
 __all__ = [
     "SAMPLERS", "DATASETS", "MODELS", "METERS", "METER_BACKENDS", "OPTIMIZERS",
     "BUDGET_SCHEDULES", "EARLY_STOPPING_ACTIONS", "EARLY_STOPPING_METHODS", "DEVICE_PATTERN",
-    "LOW_PRECISION_DTYPES", "ENERGY_GPUS",
+    "LOW_PRECISION_DTYPES", "ENERGY_GPUS", "TEST_EVALUATIONS",
     "ATTR_FAIL_REASON", "ATTR_TRAINING", "ATTR_INFERENCE", "ATTR_EARLY_STOPPING",
-    "ATTR_TEST_ACCURACY", "ATTR_STOP", "STUDY_ATTR_SPEC", "STUDY_ATTR_OBJECTIVES",
+    "ATTR_TEST_ACCURACY", "ATTR_ACTIVATION_DENSITY", "ATTR_EVALUATION_ENERGY", "ATTR_STOP",
+    "STUDY_ATTR_SPEC", "STUDY_ATTR_OBJECTIVES",
     "STUDY_ATTR_RULES", "CONSTRAINT_TRIAL_ENERGY", "CONSTRAINT_INFERENCE_ENERGY",
     "check_implements",
 ]
@@ -40,6 +41,9 @@ DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
 LOW_PRECISION_DTYPES = ("auto", "float16", "bfloat16")
 #: Which GPUs a trial's energy covers: those it ``used``, or every ``visible`` one.
 ENERGY_GPUS = ("used", "visible")
+#: Which trials pay for a test-split evaluation (``[training] test_evaluation``): those on
+#: the feasible front when they finish, every trial that trains to the end, or none.
+TEST_EVALUATIONS = ("front", "all", "none")
 
 # Trial user attributes (besides the measurement's own, named in
 # ecotune.energy.Measurement.as_attrs).
@@ -53,6 +57,12 @@ ATTR_INFERENCE = "inference"
 ATTR_EARLY_STOPPING = "early_stopping"
 #: Test-split accuracy of the trained model (never used by the search).
 ATTR_TEST_ACCURACY = "test_accuracy"
+#: Hidden-activation density on the test split (same pass as ``test_accuracy``); older
+#: studies have it in the ``training`` attribute.
+ATTR_ACTIVATION_DENSITY = "activation_density"
+#: Energy of the trial's test-split evaluation, joules: measured in a window of its own,
+#: not part of ``energy_j`` (the objective); search energy counts both.
+ATTR_EVALUATION_ENERGY = "evaluation_energy_j"
 #: Why a trial that ran its window ended before its planned epochs (own loops included).
 ATTR_STOP = "stop_reason"
 

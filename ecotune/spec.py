@@ -41,6 +41,7 @@ from ecotune.names import (
     MODELS,
     OPTIMIZERS,
     SAMPLERS,
+    TEST_EVALUATIONS,
 )
 from ecotune.objectives import OBJECTIVES
 
@@ -247,6 +248,11 @@ class TrainingSection(_Strict):
     # Autocast type from low_precision_at_epoch on: "auto" is bfloat16 on the CPU and
     # float16 with a gradient scaler on a GPU; "bfloat16" on a GPU without it: float16.
     low_precision_dtype: Literal[LOW_PRECISION_DTYPES] = "auto"
+    # Which trials evaluate the test split (a fixed setting, not a knob), in a measurement
+    # window of their own (evaluation_energy_j, not the energy_j objective): "front" only a
+    # trial on the study's feasible front when it finishes, "all" every trial that trains
+    # to the end, "none" no trial. Trials stopped early or pruned never do.
+    test_evaluation: Literal[TEST_EVALUATIONS] = "front"
 
     @field_validator("device")
     @classmethod

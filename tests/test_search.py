@@ -80,10 +80,17 @@ def test_run_records_objectives_and_attributes() -> None:
         assert accuracy == trial.user_attrs["training"]["val_accuracy"]
         assert energy_j == trial.user_attrs["energy_j"] > 0
         assert trial.user_attrs["energy_meter"] == auto_meter_name()
-        assert 0 <= trial.user_attrs["test_accuracy"] <= 1
         curve = trial.user_attrs["training"]["learning_curve"]
         assert [r["epoch"] for r in curve] == [1, 2] and curve[-1]["val_accuracy"] == accuracy
         assert trial.params["width"] in (0.25, 0.5)
+    # test_evaluation = "front": every trial of the final front has its test accuracy, in
+    # a window of its own (not in energy_j); a dominated trial may lack it, never half.
+    for trial in study.best_trials:
+        assert 0 <= trial.user_attrs["test_accuracy"] <= 1
+    for trial in study.trials:
+        tested = "test_accuracy" in trial.user_attrs
+        assert tested == ("evaluation_energy_j" in trial.user_attrs)
+        assert tested == ("activation_density" in trial.user_attrs)
 
 
 def test_run_adds_trials_and_seed_repeats() -> None:

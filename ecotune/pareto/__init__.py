@@ -7,8 +7,9 @@ front, the hypervolume, ``compare``) import from here.
 
 from __future__ import annotations
 
-from ecotune.pareto._dominance import non_dominated, to_costs
+from ecotune.pareto._dominance import dominated, non_dominated, to_costs
 from ecotune.pareto._feasible import is_feasible
 from ecotune.pareto._hypervolume import ParetoFront, hypervolume
 
-__all__ = ["ParetoFront", "hypervolume", "is_feasible", "non_dominated", "to_costs"]
+__all__ = ["ParetoFront", "dominated", "hypervolume", "is_feasible", "non_dominated",
+           "to_costs"]

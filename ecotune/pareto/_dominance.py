@@ -6,13 +6,30 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["non_dominated", "to_costs"]
+__all__ = ["dominated", "non_dominated", "to_costs"]
 
 
 def to_costs(values: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
     """``values`` with every maximised objective negated: all objectives to minimise."""
     return np.where(np.asarray(maximize, dtype=bool), -np.asarray(values, dtype=float),
                     np.asarray(values, dtype=float))
+
+
+def dominated(point: Sequence[float], points: np.ndarray | Sequence[Sequence[float]],
+              maximize: Sequence[bool]) -> bool:
+    """Whether some row of ``points`` dominates ``point`` (as good in every objective,
+    better in one); an equal point does not.
+
+    Example:
+        >>> dominated([0.8, 6.0], [[0.9, 5.0]], [True, False]), dominated(
+        ...     [0.9, 5.0], [[0.9, 5.0]], [True, False])
+        (True, False)
+    """
+    rows = np.asarray(points, dtype=float).reshape(-1, len(maximize))
+    if len(rows) == 0:
+        return False
+    costs, mine = to_costs(rows, maximize), to_costs(point, maximize)
+    return bool(((costs <= mine).all(axis=1) & (costs < mine).any(axis=1)).any())
 
 
 def non_dominated(values: np.ndarray | Sequence[Sequence[float]],

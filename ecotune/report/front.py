@@ -23,7 +23,8 @@ R = TypeVar("R")
 
 #: Trial user attributes shown beside the objectives (those a trial has).
 ENERGY_ATTRS = ("energy_j", "cpu_energy_j", "gpu_energy_j", "ram_energy_j", "duration_s",
-                "co2_g", "energy_meter", "energy_is_estimate", "test_accuracy")
+                "co2_g", "energy_meter", "energy_is_estimate", "test_accuracy",
+                "evaluation_energy_j", "activation_density")
 #: Scalars of the built-in trainer's ``training`` attribute shown beside them.
 TRAINING_KEYS = ("n_params", "macs", "activation_density", "epochs_run", "stop_reason")
 #: Scalars of the ``inference`` attribute (hardware-model estimates) shown beside them.

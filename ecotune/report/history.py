@@ -25,6 +25,7 @@ import optuna
 import pandas as pd
 
 from ecotune.pareto import ParetoFront, hypervolume, is_feasible
+from ecotune.rules import search_energy_j
 
 __all__ = ["hypervolume", "reference_point", "hypervolume_history", "energy_to_reach",
            "study_points", "REFERENCE_MARGIN", "HISTORY_COLUMNS"]
@@ -65,7 +66,7 @@ def reference_point(values: np.ndarray | Sequence[Sequence[float]], names: Seque
 
 
 def _trial_energy_j(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> float | None:
-    energy = trial.user_attrs.get("energy_j")
+    energy = search_energy_j(trial)  # training and test evaluation
     if energy is None and "energy_j" in names and trial.values is not None:
         energy = trial.values[list(names).index("energy_j")]
     return None if energy is None else float(energy)
@@ -88,10 +89,13 @@ def hypervolume_history(study: optuna.Study,
     """After each finished trial (by number): the search energy spent so far and the
     hypervolume of the front of the complete, feasible trials so far.
 
-    Energy counts every finished trial, failed and pruned ones included, from its
-    ``energy_j`` user attribute (or the ``energy_j`` objective); a trial without either
-    adds 0 and shows ``energy_j`` as NaN. The front is kept up to date trial by trial
-    (:class:`ecotune.pareto.ParetoFront`): O(n log n) in all for two objectives.
+    Energy counts every finished trial, failed and pruned ones included, as the search
+    spent it (:func:`ecotune.rules.search_energy_j`): its ``energy_j`` user attribute
+    (training, or else the ``energy_j`` objective) plus its ``evaluation_energy_j`` (the
+    test-split evaluation); a trial without either adds 0 and shows ``energy_j`` as NaN.
+    The ``energy_j`` column is that per-trial search energy. The front is kept up to
+    date trial by trial (:class:`ecotune.pareto.ParetoFront`): O(n log n) in all for two
+    objectives.
 
     Args:
         reference: the reference point, a list or an array; default

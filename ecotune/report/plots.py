@@ -212,7 +212,7 @@ def hypervolume_figure(histories: Mapping[str, pd.DataFrame], title: str,
     if target is not None:
         fig.add_hline(y=target, line={"dash": "dash", "color": "#d1242f"},
                       annotation_text="95 % of the reference hypervolume")
-    x_title = f"search energy spent, cumulative ({energy_unit})"
+    x_title = f"search energy spent (training + test evaluation), cumulative ({energy_unit})"
     if energy_note:
         x_title += f" [{energy_note}]"
     y_title = "hypervolume of the front" + (f" ({volume_unit})" if volume_unit else "")

@@ -11,11 +11,13 @@ _EXPORTS = {
     "TrialEnergyBudget": "ecotune.rules._budgets",
     "StudyEnergyBudget": "ecotune.rules._budgets",
     "study_energy_j": "ecotune.rules._budgets",
+    "search_energy_j": "ecotune.rules._budgets",
     "TRIAL_BUDGET_KEY": "ecotune.rules._budgets",
     "TRIAL_BUDGET_STOP": "ecotune.rules._budgets",
     "Prediction": "ecotune.rules._early_stopping",
     "predict_final": "ecotune.rules._early_stopping",
     "EnergyAwareStopper": "ecotune.rules._early_stopping",
+    "study_front": "ecotune.rules._early_stopping",
     "EARLY_STOP": "ecotune.rules._early_stopping",
     "FREEZE_ENERGY_MULTIPLIER": "ecotune.rules._early_stopping",
     "LOW_PRECISION_ENERGY_MULTIPLIER": "ecotune.rules._early_stopping",
@@ -50,9 +52,11 @@ __all__ = [
     "nondominated_ranks",
     "predict_final",
     "rung_epochs",
+    "search_energy_j",
     "store_rules",
     "stored_rules",
     "study_energy_j",
+    "study_front",
 ]
 
 if TYPE_CHECKING:
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
         TRIAL_BUDGET_STOP,
         StudyEnergyBudget,
         TrialEnergyBudget,
+        search_energy_j,
         study_energy_j,
     )
     from ecotune.rules._early_stopping import (
@@ -71,6 +76,7 @@ if TYPE_CHECKING:
         EnergyAwareStopper,
         Prediction,
         predict_final,
+        study_front,
     )
     from ecotune.rules._stored import store_rules, stored_rules
     from ecotune.rules._successive_halving import (

@@ -5,7 +5,12 @@
   constraint ``trial_energy_j`` (Optuna's ``trial.set_constraint``: feasible when <= 0) is
   the projected energy of the full training minus the budget, so it never reaches the
   front, and constraint-aware samplers (TPE, NSGA-II, GP, random) learn to avoid it.
-- :func:`study_energy_j` adds up the energy every trial of a study has recorded (complete,
+- :func:`search_energy_j` is what one trial cost the search: its training window
+  (``energy_j``, the objective: training and per-epoch validation) plus its test-split
+  evaluation window (``evaluation_energy_j``, where it had one). Every figure of the
+  search's energy (this module's study budget, the report's hypervolume against search
+  energy, ``compare``, the replay) adds trials up with it.
+- :func:`study_energy_j` adds up the search energy of every trial of a study (complete,
   failed and pruned alike: that energy was spent); :class:`StudyEnergyBudget` stops the
   study once the sum reaches the budget, so that no new trial starts.
 """
@@ -17,11 +22,11 @@ import math
 import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
-from ecotune.names import CONSTRAINT_TRIAL_ENERGY
+from ecotune.names import ATTR_EVALUATION_ENERGY, CONSTRAINT_TRIAL_ENERGY
 from ecotune.storage import TrialCursor
 
-__all__ = ["TrialEnergyBudget", "StudyEnergyBudget", "study_energy_j", "TRIAL_BUDGET_KEY",
-           "TRIAL_BUDGET_STOP"]
+__all__ = ["TrialEnergyBudget", "StudyEnergyBudget", "search_energy_j", "study_energy_j",
+           "TRIAL_BUDGET_KEY", "TRIAL_BUDGET_STOP"]
 
 TRIAL_BUDGET_KEY = CONSTRAINT_TRIAL_ENERGY
 TRIAL_BUDGET_STOP = "trial_energy_budget"
@@ -69,10 +74,27 @@ class TrialEnergyBudget:
         return energy_j - self.budget_j
 
 
+def search_energy_j(trial: optuna.trial.FrozenTrial) -> float | None:
+    """What ``trial`` cost the search, joules: its ``energy_j`` (training, with the
+    validation of each epoch) plus its ``evaluation_energy_j`` (the test-split evaluation,
+    0 where it had none). None where the trial recorded neither.
+
+    Example:
+        >>> t = optuna.trial.create_trial(values=[0.9, 10.0], user_attrs={
+        ...     "energy_j": 10.0, "evaluation_energy_j": 1.5})
+        >>> search_energy_j(t), search_energy_j(optuna.trial.create_trial(values=[0.5, 1.0]))
+        (11.5, None)
+    """
+    attrs = trial.user_attrs
+    training, evaluation = attrs.get("energy_j"), attrs.get(ATTR_EVALUATION_ENERGY)
+    if training is None and evaluation is None:
+        return None
+    return float(training or 0.0) + float(evaluation or 0.0)
+
+
 def study_energy_j(study: optuna.Study) -> float:
-    """Energy every trial of ``study`` has recorded (``energy_j`` user attribute), joules."""
-    return math.fsum(t.user_attrs.get("energy_j", 0.0)
-                     for t in study.get_trials(deepcopy=False))
+    """Search energy of every trial of ``study`` (:func:`search_energy_j`), joules."""
+    return math.fsum(search_energy_j(t) or 0.0 for t in study.get_trials(deepcopy=False))
 
 
 class StudyEnergyBudget:
@@ -93,14 +115,14 @@ class StudyEnergyBudget:
         self._finished_j = 0.0  # energy of the finished trials the cursor has seen
 
     def spent_j(self, study: optuna.Study) -> float:
-        """Energy every trial of ``study`` has recorded so far, joules."""
+        """Search energy every trial of ``study`` has recorded so far (training and test
+        evaluation, :func:`search_energy_j`), joules."""
         if self._cursor is None or self._cursor.study is not study:
             self._cursor, self._finished_j = TrialCursor(study), 0.0
         # A finished trial's attributes never change: add each once. Unfinished trials are
         # re-read each time (their energy_j appears when their meter window closes).
-        self._finished_j += math.fsum(t.user_attrs.get("energy_j", 0.0)
-                                      for t in self._cursor.poll())
-        return self._finished_j + math.fsum(t.user_attrs.get("energy_j", 0.0)
+        self._finished_j += math.fsum(search_energy_j(t) or 0.0 for t in self._cursor.poll())
+        return self._finished_j + math.fsum(search_energy_j(t) or 0.0
                                             for t in self._cursor.unfinished)
 
     def exhausted(self, study: optuna.Study) -> bool:

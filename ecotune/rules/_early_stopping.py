@@ -38,7 +38,7 @@ from ecotune.names import ATTR_EARLY_STOPPING
 from ecotune.pareto import ParetoFront, is_feasible
 from ecotune.storage import TrialCursor
 
-__all__ = ["Prediction", "predict_final", "EnergyAwareStopper", "EARLY_STOP",
+__all__ = ["Prediction", "predict_final", "EnergyAwareStopper", "study_front", "EARLY_STOP",
            "FREEZE_ENERGY_MULTIPLIER", "LOW_PRECISION_ENERGY_MULTIPLIER", "STOPPER_ATTR"]
 
 EARLY_STOP = "energy_aware_stop"
@@ -130,7 +130,7 @@ class EnergyAwareStopper:
         (one row per distinct point, by accuracy).
 
         The front is kept per study object and process, and each refresh adds only the
-        trials that finished since the last (:class:`_StudyFront`): the check after an
+        trials that finished since the last (:func:`study_front`): the check after an
         epoch costs the same at 10,000 stored trials as at 100. A stopper refreshes it
         at its first check and then at most every ``FRONT_REFRESH_S`` seconds: only
         other workers' trials can finish while this one trains, and short epochs (a few
@@ -139,12 +139,8 @@ class EnergyAwareStopper:
         now = time.monotonic()
         if self._front is not None and now - self._front_at < FRONT_REFRESH_S:
             return self._front
-        key = (self._acc, self._energy)
-        with _FRONTS_LOCK:
-            fronts = _FRONTS.setdefault(self.study, {})
-            if key not in fronts:
-                fronts[key] = _StudyFront(self.study, *key)
-            self._front, self._front_at = fronts[key].update(), now
+        self._front = study_front(self.study, (self._acc, self._energy), (True, False))
+        self._front_at = now
         return self._front
 
     def __call__(self, record: EpochRecord) -> None:
@@ -171,13 +167,14 @@ class EnergyAwareStopper:
 
 
 class _StudyFront:
-    """The (accuracy, energy) front of one study's complete, feasible trials, brought up
-    to date from the trials that finished since the last update."""
+    """The front of one study's complete, feasible trials over some of its objectives,
+    brought up to date from the trials that finished since the last update."""
 
-    def __init__(self, study: optuna.Study, accuracy_index: int, energy_index: int) -> None:
+    def __init__(self, study: optuna.Study, columns: Sequence[int],
+                 maximize: Sequence[bool]) -> None:
         self._cursor = TrialCursor(study)
-        self._front = ParetoFront([True, False])
-        self._columns = [accuracy_index, energy_index]
+        self._front = ParetoFront(maximize)
+        self._columns = list(columns)
 
     def update(self) -> np.ndarray:
         for t in self._cursor.poll():
@@ -186,8 +183,25 @@ class _StudyFront:
         return self._front.points
 
 
-#: Fronts by study object, then by (accuracy, energy) objective index; workers in threads
+def study_front(study: optuna.Study, columns: Sequence[int],
+                maximize: Sequence[bool]) -> np.ndarray:
+    """The objective values (``columns``, in that order; ``maximize`` per column) of
+    ``study``'s complete, feasible, non-dominated trials now, one row per distinct point.
+
+    Kept per study object and process, each call adding only the trials that finished
+    since the last: the same cost at 10,000 stored trials as at 100.
+    """
+    key = (tuple(columns), tuple(bool(m) for m in maximize))
+    with _FRONTS_LOCK:
+        fronts = _FRONTS.setdefault(study, {})
+        if key not in fronts:
+            fronts[key] = _StudyFront(study, *key)
+        return fronts[key].update()
+
+
+#: Fronts by study object, then by (objective indices, directions); workers in threads
 #: may share a study object, hence the lock.
-_FRONTS: weakref.WeakKeyDictionary[optuna.Study, dict[tuple[int, int], _StudyFront]] = (
+_FRONTS: weakref.WeakKeyDictionary[
+    optuna.Study, dict[tuple[tuple[int, ...], tuple[bool, ...]], _StudyFront]] = (
     weakref.WeakKeyDictionary())
 _FRONTS_LOCK = threading.Lock()

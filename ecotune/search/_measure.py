@@ -10,7 +10,10 @@ client of this API)::
             if m.should_stop():                # energy-aware early stopping, budgets
                 break
         m.record_model(model, sample_inputs)   # inference-energy estimates
-    return m.accuracy, m.energy_j
+    if m.on_front():                           # worth a test-split evaluation?
+        with m.evaluation():                   # its own window: evaluation_energy_j
+            trial.set_user_attr("test_accuracy", evaluate(model, test_split))
+    return m.accuracy, m.energy_j             # energy_j: training and validation only
 
 On a GPU the window waits for the device's queued work before each reading (start, every
 ``report``, stop), as Zeus does, so that a reading never comes before the work it should
@@ -37,7 +40,8 @@ from ecotune.devices import cuda_indices, device_info, resolve_device, synchroni
 from ecotune.energy import Measurement, Meter, get_meter
 from ecotune.epochs import EpochRecord, StopTraining, notify
 from ecotune.execution import record_failure
-from ecotune.rules import TrialEnergyBudget, stored_rules, study_energy_j
+from ecotune.pareto import dominated
+from ecotune.rules import TrialEnergyBudget, stored_rules, study_energy_j, study_front
 from ecotune.spec import TrialRules, load_rules
 
 if TYPE_CHECKING:
@@ -54,13 +58,16 @@ class MeasurementWindow:
     """What ``with measure(trial) as m`` gives.
 
     Inside the block: :meth:`report` after each epoch, :meth:`should_stop`,
-    :meth:`energy_so_far_j`, :meth:`record_model`. After it: the figures
-    (``energy_j``, ``duration_s``, ``co2_g``, ``meter``, ``is_estimate``), the
-    ``accuracy`` last reported, ``curve`` and ``stop_reason``. Reading a figure inside the
-    block is an error.
+    :meth:`energy_so_far_j`, :meth:`record_model`, :meth:`on_front`. After it: the
+    figures (``energy_j``, ``duration_s``, ``co2_g``, ``meter``, ``is_estimate``), the
+    ``accuracy`` last reported, ``curve`` and ``stop_reason``; :meth:`on_front` and
+    :meth:`evaluation`, the test split's own window (``evaluation_energy_j``). Reading a
+    figure inside the block is an error.
     """
 
     measurement: Measurement | None = None
+    #: What the test split's evaluation window (:meth:`evaluation`) measured; None: none.
+    evaluation_measurement: Measurement | None = None
 
     def __init__(self, meter: Meter, trial: optuna.trial.BaseTrial | None = None,
                  epochs: int | None = None, rules: TrialRules | None = None,
@@ -153,6 +160,105 @@ class MeasurementWindow:
 
     inference: dict[str, Any] | None = None
 
+    def on_front(self, accuracy: float | None = None) -> bool:
+        """Whether this trial, with ``accuracy`` (default: the accuracy last reported) and
+        its other figures so far, is on its study's feasible front now: no complete,
+        feasible trial of the study is as good in every objective and better in one.
+
+        A trial dominated now can never be on the final front, so only a trial this says
+        True of needs a test-split evaluation (:meth:`evaluation`). False for a trial a
+        rule stopped (``stop_reason``) or that is infeasible (past its trial energy budget
+        or, once :meth:`record_model` has run, its inference-energy budget). True without
+        a study, and where an objective is one the window does not know (the window knows
+        ``accuracy``, ``energy_j``, ``duration_s``, after the block ``co2_g``, after
+        :meth:`record_model` ``inference_energy``). Inside the block the energy so far is
+        a meter reading (:meth:`energy_so_far_j`). One storage read per call, of the
+        trials finished since the last (:func:`ecotune.rules.study_front`).
+        """
+        if self.stop_reason is not None:
+            return False
+        energy_j = self.energy_so_far_j()  # one reading for both checks
+        if not self._feasible(energy_j):
+            return False
+        study = getattr(self._trial, "study", None)
+        objectives = (study.metric_names or []) if study is not None else []
+        if not objectives:
+            return True
+        import optuna
+
+        accuracy = self.accuracy if accuracy is None else accuracy
+        point = [self._figure(name, accuracy, energy_j) for name in objectives]
+        if any(value is None for value in point):
+            return True
+        maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
+        return not dominated(point, study_front(study, range(len(objectives)), maximize),
+                             maximize)
+
+    def _figure(self, name: str, accuracy: float | None, energy_j: float) -> float | None:
+        """The trial's value of objective ``name`` as far as the window knows it."""
+        closed = self.measurement
+        if name == "accuracy":
+            return accuracy
+        if name == "energy_j":
+            return energy_j
+        if name == "duration_s":
+            return closed.duration_s if closed else time.perf_counter() - self._t0_s
+        if name == "co2_g":
+            return closed.co2_g if closed else None
+        if name == "inference_energy":
+            return self.inference["asic_pj"] if self.inference else None
+        return None
+
+    def _feasible(self, energy_j: float) -> bool:
+        """False once the window knows a budget makes the trial infeasible."""
+        if self._budget is not None and self.curve and self._budget.constraint_j(
+                energy_j, len(self.curve)) > 0:
+            return False
+        limit_pj = self.rules.budgets.inference_energy_pj
+        return not (limit_pj is not None and self.inference is not None
+                    and self.inference["asic_pj"] > limit_pj)
+
+    @contextlib.contextmanager
+    def evaluation(self) -> Iterator[None]:
+        """Measure the enclosed test-split evaluation in a window of its own, once per
+        trial, after the ``with measure(...)`` block: its energy is stored on the trial as
+        ``evaluation_energy_j`` (and :attr:`evaluation_energy_j`), not in ``energy_j``
+        (the objective); the search's energy (the study energy budget, the report's
+        hypervolume against search energy) counts both. Same meter, same device waits.
+        If the work raises, the window is still closed and recorded, and the trial's
+        ``fail_reason`` says why.
+
+        Raises:
+            RuntimeError: inside the block (the training window is still open), or a
+                second evaluation of the trial.
+        """
+        if self.measurement is None:
+            raise RuntimeError("evaluation() inside the `with measure(...)` block: open it "
+                               "after the block, so its energy is not training energy")
+        if self._evaluated:
+            raise RuntimeError("a trial's test split is evaluated once: evaluation() again")
+        self._evaluated = True
+        self.sync()  # the training window's queued work is not the evaluation's
+        self._meter.start()
+        synced = False
+        try:
+            yield None
+            self.sync()
+            synced = True
+        except BaseException as err:
+            if self._trial is not None and not _is_signal(err):
+                record_failure(self._trial, err)
+            raise
+        finally:
+            if not synced:
+                _sync_quietly(self.sync)
+            self.evaluation_measurement = self._meter.stop()
+            if self._trial is not None:
+                self._trial.set_user_attr(names.ATTR_EVALUATION_ENERGY,
+                                          self.evaluation_measurement.energy_j)
+
+    _evaluated = False
+
     # -- after the block ---------------------------------------------------------------
 
     def _get(self) -> Measurement:
@@ -163,8 +269,17 @@ class MeasurementWindow:
 
     @property
     def energy_j(self) -> float:
-        """Energy of every device measured, joules."""
+        """Energy of every device measured, joules: training and the validation each epoch
+        reported (the ``energy_j`` objective); not the test evaluation's
+        (:attr:`evaluation_energy_j`)."""
         return self._get().energy_j
+
+    @property
+    def evaluation_energy_j(self) -> float | None:
+        """Energy of the test split's evaluation window (:meth:`evaluation`), joules; None
+        where the trial had none."""
+        m = self.evaluation_measurement
+        return None if m is None else m.energy_j
 
     @property
     def duration_s(self) -> float:
@@ -251,8 +366,10 @@ def measure(
 ) -> Iterator[MeasurementWindow]:
     """Measure the enclosed work and record the figures on ``trial``'s user attributes.
 
-    The attributes are ``energy_j``, ``cpu_energy_j``, ``gpu_energy_j``, ``ram_energy_j``
-    (each device only where it was measured), ``duration_s``, ``co2_g``, ``energy_meter`` and
+    The attributes are ``energy_j`` (of this window only: a test-split evaluation after it,
+    :meth:`MeasurementWindow.evaluation`, records ``evaluation_energy_j``),
+    ``cpu_energy_j``, ``gpu_energy_j``, ``ram_energy_j`` (each device only where it was
+    measured), ``duration_s``, ``co2_g``, ``energy_meter`` and
     ``energy_is_estimate``, ``energy_scope``, and where they apply ``energy_details``:
     ``alternatives_j`` (other backends' figures for the same window), ``sources``,
     ``cpu_share`` and ``warnings``. ``pue`` scales the emissions figure. If the work raises, the

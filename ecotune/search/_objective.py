@@ -3,7 +3,15 @@ window (the same per-epoch API own training loops use), return the study's objec
 
 The window records the learning curve, applies the study's rules (energy-aware early
 stopping, budgets) and stores the inference estimates; this module adds what only the
-built-in trainer knows (test accuracy, sparsity, model size)."""
+built-in trainer knows (test accuracy, sparsity, model size).
+
+The test split is evaluated after training, in the window's evaluation window of its own
+(``evaluation_energy_j``, not the ``energy_j`` objective), and only where
+``[training] test_evaluation`` says: ``"front"`` (default) for a trial on the study's
+feasible front when it finishes (:meth:`~ecotune.MeasurementWindow.on_front`; the model is
+still in memory, and a trial dominated then can never reach the final front), ``"all"`` for
+every trial that trains to the end, ``"none"`` never. A trial a rule stopped is never
+evaluated."""
 
 from __future__ import annotations
 
@@ -15,20 +23,21 @@ from ecotune.data import DataSplits, load_data
 from ecotune.devices import cuda_indices, resolve_device
 from ecotune.energy import Meter, get_meter
 from ecotune.energy.hardware import INFERENCE_SAMPLE
-from ecotune.names import ATTR_TEST_ACCURACY
+from ecotune.names import ATTR_ACTIVATION_DENSITY, ATTR_TEST_ACCURACY
 from ecotune.rules import EARLY_STOP, SH_STOP
 from ecotune.search._knobs import suggest_knobs
-from ecotune.search._measure import measure
+from ecotune.search._measure import MeasurementWindow, measure
 from ecotune.spec import StudySpec
-from ecotune.training import TrainConfig, TrainResult, train
+from ecotune.training import TrainConfig, TrainResult, evaluate_test, train
 
-__all__ = ["BuiltinObjective", "suggest_knobs", "train_config"]
+__all__ = ["BuiltinObjective", "evaluates_test", "suggest_knobs", "train_config"]
 
 
 def train_config(spec: StudySpec, knobs: dict[str, Any]) -> TrainConfig:
     """The spec's training settings with the sampled ``knobs`` applied."""
     model, training = spec._with_knobs(knobs)
-    return TrainConfig(model=model.name, width=model.width, **training.model_dump())
+    return TrainConfig(model=model.name, width=model.width,
+                       **training.model_dump(exclude={"test_evaluation"}))
 
 
 class BuiltinObjective:
@@ -67,9 +76,8 @@ class BuiltinObjective:
                      freeze_at_epoch=config.freeze_at_epoch,
                      low_precision_at_epoch=config.low_precision_at_epoch,
                      device=config.device, gpus=spec.energy.gpus) as m:
-            result = train(data, config, seed=spec.study.seed or 0, on_epoch=m)
+            result = train(data, config, seed=spec.study.seed or 0, on_epoch=m, test=False)
             m.summary.update(_training_summary(result))
-            trial.set_user_attr(ATTR_TEST_ACCURACY, result.test_accuracy)
         # Outside the window: estimating inference energy is not training energy.
         m.record_model(result.model, _inference_sample(result, data))
         if m.stop_reason in (EARLY_STOP, SH_STOP) and spec.early_stopping.on_stop == "prune":
@@ -77,6 +85,11 @@ class BuiltinObjective:
                 f"predicted final point dominated by the front at epoch {len(m.curve)}"
                 if m.stop_reason == EARLY_STOP else
                 f"successive halving: not in the top at the rung of epoch {len(m.curve)}")
+        if evaluates_test(spec.training.test_evaluation, m, result.val_accuracy):
+            with m.evaluation():
+                result = evaluate_test(result, data)
+            trial.set_user_attr(ATTR_TEST_ACCURACY, result.test_accuracy)
+            trial.set_user_attr(ATTR_ACTIVATION_DENSITY, result.activation_density)
         values = {
             "accuracy": result.val_accuracy,
             "energy_j": m.energy_j,
@@ -87,12 +100,26 @@ class BuiltinObjective:
         return tuple(float(values[name]) for name in spec.study.objectives)
 
 
+def evaluates_test(setting: str, window: MeasurementWindow, accuracy: float) -> bool:
+    """Whether a trial whose training window has closed evaluates the test split, under
+    ``[training] test_evaluation = setting``, with ``accuracy`` its accuracy objective.
+
+    Example:
+        >>> with measure(meter="cputime") as m:
+        ...     m.report(1, 0.8)
+        >>> [evaluates_test(s, m, 0.8) for s in ("front", "all", "none")]
+        [True, True, False]
+    """
+    if setting == "none" or window.stop_reason is not None:
+        return False
+    return setting == "all" or window.on_front(accuracy)
+
+
 def _training_summary(result: TrainResult) -> dict[str, Any]:
     """What only the built-in trainer knows, stored with the learning curve (one
     attribute: each costs a storage transaction)."""
     return {
         "val_accuracy": result.val_accuracy,
-        "activation_density": result.activation_density,
         "n_params": result.n_params,
         "macs": result.macs,
         "budget_energy_ratio": result.budget_energy_ratio,

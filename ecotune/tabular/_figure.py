@@ -35,7 +35,9 @@ def replay_figure(curves: pd.DataFrame, title: str, levels: tuple[float, ...] = 
     for level in levels:
         fig.add_hline(y=level, line={"dash": "dash", "color": "#57606a"},
                       annotation_text=f"{level:.0%} of the reference hypervolume")
-    fig.update_layout(title=title, xaxis_title="search energy spent, cumulative (J)",
+    fig.update_layout(title=title,
+                      xaxis_title="search energy spent (training + test evaluation), "
+                                  "cumulative (J)",
                       yaxis_title="hypervolume / the table's (mean, 95 % band)",
                       template="plotly_white")
     return fig

@@ -77,11 +77,13 @@ def grid_configs(spec: StudySpec) -> list[dict[str, Any]]:
 
 def table_spec(spec: StudySpec) -> dict[str, Any]:
     """The part of ``spec`` that decides a table's contents (for its ``spec`` header line):
-    everything but storage, sampler, trial counts, early stopping and budgets."""
+    everything but storage, sampler, trial counts, early stopping, budgets and
+    ``[training] test_evaluation``."""
     raw = spec.model_dump(mode="json")
     study = raw.pop("study")
     for key in ("early_stopping", "budgets"):
         raw.pop(key)
+    raw["training"].pop("test_evaluation", None)  # a recording evaluates every trial
     return {"study": {"name": study["name"], "objectives": study["objectives"],
                       "seed": study["seed"]}, **raw}
 
@@ -111,6 +113,7 @@ def _point_spec(spec: StudySpec, point: Mapping[str, Any]) -> dict[str, Any]:
     raw = spec.model_dump()
     raw["early_stopping"] = {"enabled": False}
     raw["budgets"] = {}
+    raw["training"]["test_evaluation"] = "all"  # the table has every trial's test figures
     raw["study"].update(name=f"{spec.study.name}-record", storage="sqlite:///:memory:",
                         sampler={"name": "random"}, n_trials=1)
     # One-valued categoricals: the trial's params are exactly the grid point.
@@ -141,6 +144,7 @@ def _rows(trial: optuna.trial.FrozenTrial, point: Mapping[str, Any]) -> list[dic
         "meter": attrs.get("energy_meter"),
         "energy_is_estimate": attrs.get("energy_is_estimate"),
         "trial_wall_s": wall_s,
+        "evaluation_energy_j": attrs.get("evaluation_energy_j"),
     }
     if not complete:
         return [{**point, "epoch": 0, **finals}]

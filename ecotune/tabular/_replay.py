@@ -8,7 +8,12 @@ the way a tabular benchmark answers a continuous sampler. The objective then wal
 recorded learning curve epoch by epoch, so that energy-aware early stopping (the same
 ``EnergyAwareStopper`` the trainer uses) and successive halving stop a trial exactly where
 they would have stopped it live; a stopped trial costs the energy of its epochs so far
-plus the recorded energy spent after training (test evaluation).
+plus the recorded energy spent after training (in a table without
+``evaluation_energy_j``, the test evaluation too). A trial that trains to the end also
+pays its recorded ``evaluation_energy_j`` where the study file's
+``[training] test_evaluation`` would have evaluated it: ``"front"`` when it is on the
+replayed study's feasible front as it finishes, ``"all"`` always, ``"none"`` never. Its
+search energy (the run's ``energy_j``) counts both, as live.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ import numpy as np
 import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
+from ecotune.names import ATTR_EVALUATION_ENERGY
+from ecotune.pareto import dominated
+from ecotune.rules import search_energy_j, study_front
 from ecotune.search import suggest_knobs
 from ecotune.spec import CategoricalParam, StudySpec, load_spec
 from ecotune.tabular._pareto import hypervolume_2d, table_reference
@@ -73,7 +81,7 @@ class ReplayRun:
 
     label: str
     seed: int
-    energy_j: np.ndarray  # search energy of each trial
+    energy_j: np.ndarray  # search energy of each trial (training and test evaluation)
     hypervolume_ratio: np.ndarray  # after each trial
     states: list[str]
     wall_s: float
@@ -202,7 +210,21 @@ class TableObjective:
             trial.set_user_attr(REPLAY_STOPPED, stopped)
             if self.spec.early_stopping.on_stop == "prune":
                 raise optuna.TrialPruned(f"stopped after epoch {stopped}")
-        return tuple(values[name] for name in self.spec.study.objectives)
+        result = tuple(values[name] for name in self.spec.study.objectives)
+        if stopped is None and self._evaluates(trial, result):
+            trial.set_user_attr(ATTR_EVALUATION_ENERGY, record.evaluation_energy_j)
+        return result
+
+    def _evaluates(self, trial: optuna.Trial, values: tuple[float, ...]) -> bool:
+        """Whether the live trial would have evaluated the test split (a trial that
+        trained to the end; ``[training] test_evaluation``)."""
+        setting = self.spec.training.test_evaluation
+        if setting != "front":
+            return setting == "all"
+        study = trial.study
+        maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
+        return not dominated(values, study_front(study, range(len(values)), maximize),
+                             maximize)
 
 
 def _history(study: optuna.Study, reference: Sequence[float], reference_hv: float,
@@ -211,7 +233,7 @@ def _history(study: optuna.Study, reference: Sequence[float], reference_hv: floa
     points: list[Sequence[float]] = []
     volume = 0.0
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        energies.append(float(t.user_attrs.get("energy_j") or 0.0))
+        energies.append(search_energy_j(t) or 0.0)  # training and test evaluation
         states.append(t.state.name)
         values.append(tuple(t.values) if t.values is not None else None)
         if t.state == optuna.trial.TrialState.COMPLETE:

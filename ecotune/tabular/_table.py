@@ -19,8 +19,12 @@ figures, repeated on each of its rows: ``state`` (``COMPLETE`` or ``FAIL``; a fa
 has one row, epoch 0), the objectives ``accuracy``, ``final_energy_j`` (the whole
 measurement window, so a little more than the last epoch's ``energy_j``), ``duration_s``
 and ``co2_g``, then ``test_accuracy``, ``inference_energy_pj`` (ASIC model),
-``epochs_run``, ``meter``, ``energy_is_estimate``, ``trial_wall_s``. Floats are written
-with ``repr``, so reading a table back gives the recorded values exactly.
+``epochs_run``, ``meter``, ``energy_is_estimate``, ``trial_wall_s`` and
+``evaluation_energy_j`` (the test-split evaluation's own window, not in
+``final_energy_j``; a recording evaluates every trial). Floats are written with ``repr``,
+so reading a table back gives the recorded values exactly. A table recorded before
+``evaluation_energy_j`` existed reads it as 0, with a note: its ``final_energy_j``
+includes the test evaluation.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FORMAT_LINE", "OBJECTIVE_COLUMNS", "EPOCH_COLUMNS", "TRIAL_COLUMNS", "ConfigRecord",
+__all__ = ["FORMAT_LINE", "OBJECTIVE_COLUMNS", "EPOCH_COLUMNS", "TRIAL_COLUMNS",
+           "NO_EVALUATION_NOTE", "ConfigRecord",
            "RecordedTable", "TableError", "cell", "config_key", "read_table", "write_rows",
            "header_text", "rewrite_without"]
 
@@ -45,7 +50,10 @@ FORMAT_LINE = "# ecotune recorded table: format 1"
 EPOCH_COLUMNS = ("epoch", "val_accuracy", "energy_j", "elapsed_s")
 TRIAL_COLUMNS = ("state", "accuracy", "final_energy_j", "duration_s", "co2_g", "test_accuracy",
                  "inference_energy_pj", "epochs_run", "meter", "energy_is_estimate",
-                 "trial_wall_s")
+                 "trial_wall_s", "evaluation_energy_j")
+#: The note a table without the ``evaluation_energy_j`` column is read with.
+NO_EVALUATION_NOTE = ("no evaluation_energy_j column: recorded before the test evaluation "
+                      "was measured apart, so final_energy_j includes it (read as 0)")
 
 #: The objectives a table answers, and the column holding each trial's value.
 OBJECTIVE_COLUMNS = {"accuracy": "accuracy", "energy_j": "final_energy_j",
@@ -102,9 +110,15 @@ class ConfigRecord:
         return float(self.finals["final_energy_j"])
 
     @property
+    def evaluation_energy_j(self) -> float:
+        """Energy of the test-split evaluation's own window (0: none, or an old table)."""
+        return float(self.finals.get("evaluation_energy_j") or 0.0)
+
+    @property
     def tail_energy_j(self) -> float:
-        """Energy of the window after the last epoch (test evaluation, sparsity count):
-        spent whether training ran to the end or stopped early."""
+        """Energy of the training window after the last epoch (in a table without
+        ``evaluation_energy_j``: the test evaluation too): spent whether training ran to
+        the end or stopped early."""
         if self.failed or len(self.energy_j) == 0:
             return 0.0
         return max(0.0, self.final_energy_j - float(self.energy_j[-1]))
@@ -133,8 +147,10 @@ class RecordedTable:
             raise TableError(f"the table has no readable '# spec:' header line ({err})") from None
 
     def total_energy_j(self) -> float:
-        """Search energy of running every recorded trial once: what grid search spends."""
-        return float(sum(r.final_energy_j for r in self.configs.values()))
+        """Search energy of running every recorded trial once, test evaluation included:
+        what grid search spends."""
+        return float(sum(r.final_energy_j + r.evaluation_energy_j
+                         for r in self.configs.values()))
 
     def meters(self) -> list[str]:
         return sorted({str(r.finals.get("meter")) for r in self.configs.values()})
@@ -208,6 +224,8 @@ def read_table(path: str | os.PathLike) -> RecordedTable:
     if missing:
         raise TableError(f"{path}: column {missing[0]!r} is missing")
     knobs = [c for c in columns if c not in fixed]
+    if "evaluation_energy_j" not in columns:
+        notes.append(NO_EVALUATION_NOTE)
     index = {c: i for i, c in enumerate(columns)}
     grouped: dict[tuple[str, ...], list[list[str]]] = {}
     for n, row in enumerate(reader, start=2):
@@ -259,6 +277,8 @@ def _record(key: tuple[str, ...], knobs: Sequence[str], rows: list[list[str]],
             finals[name] = {"true": True, "false": False}.get(text)
         elif name == "epochs_run":
             finals[name] = epochs_run
+        elif name == "evaluation_energy_j":
+            finals[name] = float(text) if text else 0.0
         else:
             finals[name] = _float(text)
     return ConfigRecord(

@@ -5,7 +5,8 @@ window whose per-epoch :meth:`~ecotune.MeasurementWindow.report` is ``train``'s
 ``on_epoch`` watcher (the same API a user's own training loop calls), and turns the
 :class:`TrainResult` into trial values and attributes.
 
-- :mod:`._loop`: :func:`train`, the loop.
+- :mod:`._loop`: :func:`train`, the loop, and :func:`evaluate_test`, the test split's
+  one pass (the search runs it in a measurement window of its own, for some trials).
 - :mod:`._runtime`: runtime decisions (freeze, low precision) at chosen epochs.
 - :mod:`._patience`: patience early stopping, an epoch watcher restoring the best epoch.
 - :mod:`._evaluate`: accuracy and activation density.
@@ -16,10 +17,11 @@ from __future__ import annotations
 from ecotune.epochs import EpochRecord, StopTraining
 from ecotune.training._config import TrainConfig, TrainResult
 from ecotune.training._evaluate import accuracy, activation_density
-from ecotune.training._loop import BUDGET_SAMPLE, COMPLETED, train
+from ecotune.training._loop import BUDGET_SAMPLE, COMPLETED, evaluate_test, train
 from ecotune.training._patience import PATIENCE_STOP, PatienceStopping
 from ecotune.training._runtime import RuntimeDecisions, freeze_all_but_last
 
-__all__ = ["TrainConfig", "TrainResult", "EpochRecord", "StopTraining", "train", "accuracy",
+__all__ = ["TrainConfig", "TrainResult", "EpochRecord", "StopTraining", "train",
+           "evaluate_test", "accuracy",
            "activation_density", "freeze_all_but_last", "PatienceStopping", "RuntimeDecisions",
            "BUDGET_SAMPLE", "COMPLETED", "PATIENCE_STOP"]

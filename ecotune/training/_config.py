@@ -46,12 +46,14 @@ class TrainConfig:
 class TrainResult:
     """What a training run produced. ``val_accuracy`` is the search's accuracy (of the
     best epoch when patience early stopping restored it); the test split was used for
-    nothing but ``test_accuracy``. ``curve`` has no energy: the measurement window that
-    wraps training records the energy of each epoch (:mod:`ecotune.search`)."""
+    nothing but ``test_accuracy`` and ``activation_density`` (one pass; both None where
+    it was not evaluated: ``train(..., test=False)``). ``curve`` has no energy: the
+    measurement window that wraps training records the energy of each epoch
+    (:mod:`ecotune.search`)."""
 
     val_accuracy: float
-    test_accuracy: float
-    activation_density: float
+    test_accuracy: float | None
+    activation_density: float | None
     n_params: int
     macs: int
     epochs_run: int

@@ -46,8 +46,8 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def accuracy_and_density(model: nn.Module, x: torch.Tensor,
                          y: torch.Tensor) -> tuple[float, float]:
     """Accuracy on ``(x, y)`` and the fraction of hidden activations that are non-zero,
-    from one pass (eval mode): the trial's last work inside its measurement window, so
-    kept to one pass.
+    from one pass (eval mode): a trial's whole test-split evaluation, which the search
+    measures in a window of its own, so kept to one pass.
 
     The density is what EAT lowers; 1 - density is the activation sparsity.
     """

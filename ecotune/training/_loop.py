@@ -41,8 +41,8 @@ from ecotune.training._evaluate import accuracy, accuracy_and_density
 from ecotune.training._patience import PatienceStopping
 from ecotune.training._runtime import RuntimeDecisions
 
-__all__ = ["train", "fits_on_device", "BUDGET_SAMPLE", "COMPLETED", "LOSS_CHECK_BATCHES",
-           "DEVICE_MEMORY_SHARE"]
+__all__ = ["train", "evaluate_test", "fits_on_device", "BUDGET_SAMPLE", "COMPLETED",
+           "LOSS_CHECK_BATCHES", "DEVICE_MEMORY_SHARE"]
 
 #: Inputs on which the energy-budget projection prices the model.
 BUDGET_SAMPLE = 64
@@ -104,12 +104,15 @@ def train(
     config: TrainConfig,
     seed: int = 0,
     on_epoch: EpochWatcher | None = None,
+    test: bool = True,
 ) -> TrainResult:
     """Train ``config.model`` on ``data.train``, tracking accuracy on ``data.val``.
 
     The same ``seed`` gives the same initial weights and batch order. ``on_epoch`` is
     called with each epoch's record; raising :class:`~ecotune.epochs.StopTraining` from it
-    ends training there, with its reason as ``stop_reason``.
+    ends training there, with its reason as ``stop_reason``. With ``test=False`` the test
+    split is left alone (``test_accuracy`` and ``activation_density`` are None):
+    :func:`evaluate_test` evaluates it later, e.g. only for a trial worth it.
 
     Raises:
         FloatingPointError: the training loss became NaN or infinite.
@@ -160,7 +163,8 @@ def train(
     if projector is not None:
         budget_ratio = projector.finish() / projector.dense_energy_
         final_val = accuracy(model, data.x_val, data.y_val)  # of the projected model
-    test_accuracy, density = accuracy_and_density(model, data.x_test, data.y_test)
+    test_accuracy, density = (accuracy_and_density(model, data.x_test, data.y_test) if test
+                              else (None, None))
     return TrainResult(
         val_accuracy=final_val,
         test_accuracy=test_accuracy,
@@ -177,6 +181,24 @@ def train(
         low_precision_dtype=(str(runtime.dtype).removeprefix("torch.") if runtime.low_precision
                              else None),
     )
+
+
+def evaluate_test(result: TrainResult, data: DataSplits) -> TrainResult:
+    """``result`` with its test split evaluated: test accuracy and activation density
+    from one pass over ``data``'s test split (masked as training's inputs were), on the
+    device the model is on.
+
+    Example:
+        >>> from ecotune.data import load_data
+        >>> digits = load_data("digits")
+        >>> untested = train(digits, TrainConfig(model="mlp", epochs=1), test=False)
+        >>> untested.test_accuracy is None, evaluate_test(untested, digits).test_accuracy > 0
+        (True, True)
+    """
+    x_test = data.x_test if result.input_mask is None else data.x_test * result.input_mask
+    test_accuracy, density = accuracy_and_density(result.model, x_test, data.y_test)
+    return dataclasses.replace(result, test_accuracy=test_accuracy,
+                               activation_density=density)
 
 
 def _train_epoch(model: nn.Module, data: DataSplits, config: TrainConfig, epoch: int,
