@@ -24,6 +24,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from ecotune.names import ATTR_ENERGY
 from ecotune.pareto import ParetoFront, hypervolume, is_feasible
 
 __all__ = ["hypervolume", "reference_point", "hypervolume_history", "energy_to_reach",
@@ -65,7 +66,7 @@ def reference_point(values: np.ndarray | Sequence[Sequence[float]], names: Seque
 
 
 def _trial_energy_j(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> float | None:
-    energy = trial.user_attrs.get("energy_j")
+    energy = trial.user_attrs.get(ATTR_ENERGY)
     if energy is None and "energy_j" in names and trial.values is not None:
         energy = trial.values[list(names).index("energy_j")]
     return None if energy is None else float(energy)

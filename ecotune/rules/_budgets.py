@@ -17,14 +17,10 @@ import math
 import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
-from ecotune.names import CONSTRAINT_TRIAL_ENERGY
+from ecotune.names import ATTR_ENERGY, STOP_TRIAL_BUDGET
 from ecotune.storage import TrialCursor
 
-__all__ = ["TrialEnergyBudget", "StudyEnergyBudget", "study_energy_j", "TRIAL_BUDGET_KEY",
-           "TRIAL_BUDGET_STOP"]
-
-TRIAL_BUDGET_KEY = CONSTRAINT_TRIAL_ENERGY
-TRIAL_BUDGET_STOP = "trial_energy_budget"
+__all__ = ["TrialEnergyBudget", "StudyEnergyBudget", "study_energy_j"]
 
 
 class TrialEnergyBudget:
@@ -56,7 +52,7 @@ class TrialEnergyBudget:
         more_planned = self.planned_epochs is None or record.epoch < self.planned_epochs
         if more_planned and record.energy_j + per_epoch_j > self.budget_j:
             self.stopped = True
-            raise StopTraining(TRIAL_BUDGET_STOP)
+            raise StopTraining(STOP_TRIAL_BUDGET)
 
     def constraint_j(self, energy_j: float, epochs_run: int) -> float:
         """Projected energy of the planned training minus the budget (<= 0: feasible).
@@ -71,7 +67,7 @@ class TrialEnergyBudget:
 
 def study_energy_j(study: optuna.Study) -> float:
     """Energy every trial of ``study`` has recorded (``energy_j`` user attribute), joules."""
-    return math.fsum(t.user_attrs.get("energy_j", 0.0)
+    return math.fsum(t.user_attrs.get(ATTR_ENERGY, 0.0)
                      for t in study.get_trials(deepcopy=False))
 
 
@@ -98,9 +94,9 @@ class StudyEnergyBudget:
             self._cursor, self._finished_j = TrialCursor(study), 0.0
         # A finished trial's attributes never change: add each once. Unfinished trials are
         # re-read each time (their energy_j appears when their meter window closes).
-        self._finished_j += math.fsum(t.user_attrs.get("energy_j", 0.0)
+        self._finished_j += math.fsum(t.user_attrs.get(ATTR_ENERGY, 0.0)
                                       for t in self._cursor.poll())
-        return self._finished_j + math.fsum(t.user_attrs.get("energy_j", 0.0)
+        return self._finished_j + math.fsum(t.user_attrs.get(ATTR_ENERGY, 0.0)
                                             for t in self._cursor.unfinished)
 
     def exhausted(self, study: optuna.Study) -> bool:

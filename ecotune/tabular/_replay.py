@@ -24,15 +24,13 @@ import numpy as np
 import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
+from ecotune.names import ATTR_ENERGY, ATTR_REPLAY_STOPPED
 from ecotune.search import suggest_knobs
 from ecotune.spec import CategoricalParam, StudySpec, load_spec
 from ecotune.tabular._pareto import hypervolume_2d, table_reference
 from ecotune.tabular._table import OBJECTIVE_COLUMNS, ConfigRecord, RecordedTable, TableError, cell
 
 __all__ = ["Method", "ReplayRun", "TableObjective", "check_fits", "replay", "methods_for"]
-
-REPLAY_STOPPED = "replay_stopped_at_epoch"
-
 
 @dataclass(frozen=True)
 class Method:
@@ -183,7 +181,7 @@ class TableObjective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         record = self.lookup(suggest_knobs(trial, self.spec))
         if record.failed:
-            trial.set_user_attr("energy_j", record.final_energy_j)
+            trial.set_user_attr(ATTR_ENERGY, record.final_energy_j)
             raise RuntimeError("the recorded trial failed")
         stopped = None if self.stopping == "none" else self._stop_epoch(trial, record)
         finals = record.finals
@@ -197,9 +195,9 @@ class TableObjective:
             values["energy_j"] = float(record.energy_j[i]) + record.tail_energy_j
             if "duration_s" in values:
                 values["duration_s"] -= float(record.elapsed_s[-1] - record.elapsed_s[i])
-        trial.set_user_attr("energy_j", values["energy_j"])
+        trial.set_user_attr(ATTR_ENERGY, values["energy_j"])
         if stopped is not None:
-            trial.set_user_attr(REPLAY_STOPPED, stopped)
+            trial.set_user_attr(ATTR_REPLAY_STOPPED, stopped)
             if self.spec.early_stopping.on_stop == "prune":
                 raise optuna.TrialPruned(f"stopped after epoch {stopped}")
         return tuple(values[name] for name in self.spec.study.objectives)
@@ -211,7 +209,7 @@ def _history(study: optuna.Study, reference: Sequence[float], reference_hv: floa
     points: list[Sequence[float]] = []
     volume = 0.0
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        energies.append(float(t.user_attrs.get("energy_j") or 0.0))
+        energies.append(float(t.user_attrs.get(ATTR_ENERGY) or 0.0))
         states.append(t.state.name)
         values.append(tuple(t.values) if t.values is not None else None)
         if t.state == optuna.trial.TrialState.COMPLETE:
