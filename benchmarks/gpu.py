@@ -188,6 +188,7 @@ def run(args: argparse.Namespace, gpu_device: str) -> None:
     from ecotune.data import load_data
     from ecotune.devices import device_info, resolve_device, synchronizer
     from ecotune.energy import CodeCarbonMeter, NvmlMeter, _nvml, get_meter, meter_status
+    from ecotune.names import ATTR_FAIL_REASON
     from ecotune.search import BuiltinObjective, prepare
     from ecotune.spec import load_spec
 
@@ -236,7 +237,8 @@ def run(args: argparse.Namespace, gpu_device: str) -> None:
         f"{time.perf_counter() - t_s:.1f} s")
     failed = [t for t in study.trials if t.state.name != "COMPLETE"]
     for trial in failed:
-        say(f"  trial {trial.number} {trial.state.name}: {trial.user_attrs.get('fail_reason')}")
+        reason = trial.user_attrs.get(ATTR_FAIL_REASON)
+        say(f"  trial {trial.number} {trial.state.name}: {reason}")
 
     nan = float("nan")
     say()

@@ -19,7 +19,8 @@ import argparse
 import statistics
 import time
 
-from ecotune.energy import METERS, get_meter, meter_status
+from ecotune.energy import get_meter, meter_status
+from ecotune.names import METER_BACKENDS
 
 
 def work(n: int) -> int:
@@ -76,8 +77,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--windows", type=int, default=100)
     args = parser.parse_args()
-    names = [n for n in METERS if meter_status(n).available] + ["auto"]
-    for name in METERS:
+    names = [n for n in METER_BACKENDS if meter_status(n).available] + ["auto"]
+    for name in METER_BACKENDS:
         if name not in names:
             print(f"{name}: not available here ({meter_status(name).reason})")
     n = calibrate()

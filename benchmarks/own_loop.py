@@ -27,6 +27,7 @@ from torch import nn
 
 import ecotune
 from ecotune.data import load_data
+from ecotune.names import ATTR_ENERGY, ATTR_ENERGY_IS_ESTIMATE, ATTR_METER
 from ecotune.report import hypervolume
 
 
@@ -90,19 +91,19 @@ def main() -> None:
         studies[name] = study
         states = [t.state.name for t in study.trials]
         print(f"{name:>15}: {len(states)} trials ({states.count('PRUNED')} stopped early), "
-              f"search energy {sum(t.user_attrs['energy_j'] for t in study.trials):8.1f} J, "
+              f"search energy {sum(t.user_attrs[ATTR_ENERGY] for t in study.trials):8.1f} J, "
               f"wall {wall_s:6.1f} s")
     points = {name: np.array([t.values for t in s.best_trials]) for name, s in studies.items()}
     every = np.vstack([np.array([t.values for t in s.trials if t.values is not None])
                        for s in studies.values()])
     reference = [0.0, float(every[:, 1].max() * 1.1)]  # accuracy 0; 10 % past the worst J
     volumes = {n: hypervolume(p, reference, [True, False]) for n, p in points.items()}
-    energy = {n: sum(t.user_attrs["energy_j"] for t in s.trials) for n, s in studies.items()}
+    energy = {n: sum(t.user_attrs[ATTR_ENERGY] for t in s.trials) for n, s in studies.items()}
     meter = studies["plain"].trials[0].user_attrs
     saved = 1 - energy["early-stopping"] / energy["plain"]
     ratio = volumes["early-stopping"] / volumes["plain"]
-    kind = "estimate" if meter["energy_is_estimate"] else "measurement"
-    print(f"energy meter: {meter['energy_meter']} ({kind})")
+    kind = "estimate" if meter[ATTR_ENERGY_IS_ESTIMATE] else "measurement"
+    print(f"energy meter: {meter[ATTR_METER]} ({kind})")
     print(f"search energy saved: {saved:.1%} (target >= 50 %)")
     print(f"hypervolume ratio (early stopping / plain): {ratio:.4f} (target >= 0.98)")
 

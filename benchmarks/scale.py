@@ -50,6 +50,7 @@ from _big_study import EPOCHS, build_study, trial_user_attrs  # noqa: E402
 
 from ecotune.epochs import EpochRecord  # noqa: E402
 from ecotune.execution import run_worker  # noqa: E402
+from ecotune.names import ATTR_EARLY_STOPPING, CONSTRAINT_TRIAL_ENERGY  # noqa: E402
 from ecotune.pareto import hypervolume  # noqa: E402
 from ecotune.report.history import (  # noqa: E402
     hypervolume_history,
@@ -225,8 +226,8 @@ def _objective(trial: optuna.Trial) -> tuple[float, float]:
     # One transaction per attribute, as an ecotune trial writes them.
     for key, value in trial_user_attrs(0.5 * width, 0.8, curve).items():
         trial.set_user_attr(key, value)
-    trial.set_user_attr("early_stopping", stopper.record())
-    trial.set_constraint("trial_energy_j", budget.constraint_j(0.8, EPOCHS))
+    trial.set_user_attr(ATTR_EARLY_STOPPING, stopper.record())
+    trial.set_constraint(CONSTRAINT_TRIAL_ENERGY, budget.constraint_j(0.8, EPOCHS))
     return 0.5 * width + lr, 0.8
 
 

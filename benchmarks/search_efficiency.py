@@ -33,6 +33,7 @@ from pathlib import Path
 import optuna
 
 from ecotune.comparison import comparison_runs, run_comparison
+from ecotune.names import ATTR_METER
 from ecotune.report.compare import compare_studies
 
 SAMPLERS = ("grid", "random", "tpe", "gp", "skopt")
@@ -104,7 +105,7 @@ def main() -> None:
             studies.update({f"{k}+es" if early_stopping else k: v for k, v in done.items()})
         wall_s = time.perf_counter() - started
         comparison = compare_studies(studies)
-        meters = sorted({t.user_attrs.get("energy_meter", "?") for runs_ in studies.values()
+        meters = sorted({t.user_attrs.get(ATTR_METER, "?") for runs_ in studies.values()
                          for st in runs_ for t in st.trials})
     print(f"\ndigits, cnn; {n_trials} trials per run, {repeats} run(s) per sampler; "
           f"energy meter {'/'.join(meters)}; wall time {wall_s:.0f} s")

@@ -13,10 +13,16 @@ __all__ = [
     "SAMPLERS", "DATASETS", "MODELS", "METERS", "METER_BACKENDS", "OPTIMIZERS",
     "BUDGET_SCHEDULES", "EARLY_STOPPING_ACTIONS", "EARLY_STOPPING_METHODS", "DEVICE_PATTERN",
     "LOW_PRECISION_DTYPES", "ENERGY_GPUS", "TEST_EVALUATIONS",
+    "STOP_REASONS", "STOP_COMPLETED", "STOP_PATIENCE", "STOP_ENERGY_AWARE",
+    "STOP_SUCCESSIVE_HALVING", "STOP_TRIAL_BUDGET",
+    "ATTR_ENERGY", "ATTR_CPU_ENERGY", "ATTR_GPU_ENERGY", "ATTR_RAM_ENERGY", "ATTR_DURATION",
+    "ATTR_CO2", "ATTR_METER", "ATTR_ENERGY_IS_ESTIMATE", "ATTR_ENERGY_SCOPE",
+    "ATTR_ENERGY_DETAILS", "MEASUREMENT_ATTRS",
     "ATTR_FAIL_REASON", "ATTR_TRAINING", "ATTR_INFERENCE", "ATTR_EARLY_STOPPING",
-    "ATTR_TEST_ACCURACY", "ATTR_ACTIVATION_DENSITY", "ATTR_EVALUATION_ENERGY", "ATTR_STOP",
-    "STUDY_ATTR_SPEC", "STUDY_ATTR_OBJECTIVES",
-    "STUDY_ATTR_RULES", "CONSTRAINT_TRIAL_ENERGY", "CONSTRAINT_INFERENCE_ENERGY",
+    "ATTR_SUCCESSIVE_HALVING", "ATTR_TEST_ACCURACY", "ATTR_ACTIVATION_DENSITY",
+    "ATTR_EVALUATION_ENERGY", "ATTR_STOP", "ATTR_REPLAY_STOPPED",
+    "STUDY_ATTR_SPEC", "STUDY_ATTR_OBJECTIVES", "STUDY_ATTR_RULES",
+    "CONSTRAINT_TRIAL_ENERGY", "CONSTRAINT_INFERENCE_ENERGY",
     "check_implements",
 ]
 
@@ -45,8 +51,42 @@ ENERGY_GPUS = ("used", "visible")
 #: the feasible front when they finish, every trial that trains to the end, or none.
 TEST_EVALUATIONS = ("front", "all", "none")
 
-# Trial user attributes (besides the measurement's own, named in
-# ecotune.energy.Measurement.as_attrs).
+# Why a trial's training ended before its planned epochs (``StopTraining``'s reason, the
+# ``stop_reason`` of the ``training`` attribute), or that it did not.
+#: It trained for all its planned epochs.
+STOP_COMPLETED = "completed"
+#: Patience ran out (``[training] early_stopping_patience``). Studies written before
+#: ecotune named it so recorded ``"early_stopping"``.
+STOP_PATIENCE = "patience"
+#: Energy-aware early stopping predicted a dominated end (``[early_stopping]``).
+STOP_ENERGY_AWARE = "energy_aware_stop"
+#: Successive halving's rung did not promote the trial.
+STOP_SUCCESSIVE_HALVING = "successive_halving"
+#: The next epoch would exceed the trial energy budget.
+STOP_TRIAL_BUDGET = "trial_energy_budget"
+STOP_REASONS = (STOP_COMPLETED, STOP_PATIENCE, STOP_ENERGY_AWARE, STOP_SUCCESSIVE_HALVING,
+                STOP_TRIAL_BUDGET)
+
+# Trial user attributes of a measurement window (ecotune.energy.Measurement.as_attrs):
+# flat figures, each device only where it was measured.
+ATTR_ENERGY = "energy_j"
+ATTR_CPU_ENERGY = "cpu_energy_j"
+ATTR_GPU_ENERGY = "gpu_energy_j"
+ATTR_RAM_ENERGY = "ram_energy_j"
+ATTR_DURATION = "duration_s"
+ATTR_CO2 = "co2_g"
+#: The backend(s) that measured, e.g. ``"rapl+nvml"``.
+ATTR_METER = "energy_meter"
+ATTR_ENERGY_IS_ESTIMATE = "energy_is_estimate"
+#: ``"process"`` or ``"machine"`` (ecotune.energy.SCOPES).
+ATTR_ENERGY_SCOPE = "energy_scope"
+#: Other backends' figures, which backend measured which device, CPU share, warnings.
+ATTR_ENERGY_DETAILS = "energy_details"
+MEASUREMENT_ATTRS = (ATTR_ENERGY, ATTR_CPU_ENERGY, ATTR_GPU_ENERGY, ATTR_RAM_ENERGY,
+                     ATTR_DURATION, ATTR_CO2, ATTR_METER, ATTR_ENERGY_IS_ESTIMATE,
+                     ATTR_ENERGY_SCOPE, ATTR_ENERGY_DETAILS)
+
+# Other trial user attributes.
 #: Why a trial failed, in one line; written wherever a trial fails.
 ATTR_FAIL_REASON = "fail_reason"
 #: Training summary and per-epoch learning curve (built-in trainer and own loops alike).
@@ -55,6 +95,8 @@ ATTR_TRAINING = "training"
 ATTR_INFERENCE = "inference"
 #: Energy-aware early stopping's predictions and where it stopped the trial.
 ATTR_EARLY_STOPPING = "early_stopping"
+#: Successive halving's rung points of the trial, by epoch.
+ATTR_SUCCESSIVE_HALVING = "successive_halving"
 #: Test-split accuracy of the trained model (never used by the search).
 ATTR_TEST_ACCURACY = "test_accuracy"
 #: Hidden-activation density on the test split (same pass as ``test_accuracy``); older
@@ -65,6 +107,8 @@ ATTR_ACTIVATION_DENSITY = "activation_density"
 ATTR_EVALUATION_ENERGY = "evaluation_energy_j"
 #: Why a trial that ran its window ended before its planned epochs (own loops included).
 ATTR_STOP = "stop_reason"
+#: The epoch a replayed trial (ecotune.tabular) was stopped after.
+ATTR_REPLAY_STOPPED = "replay_stopped_at_epoch"
 
 # Study user attributes.
 #: The spec of the latest ``ecotune run`` of the study, as JSON data.

@@ -174,3 +174,94 @@ def test_no_module_imports_another_packages_private_module() -> None:
                        if (owner := _private_owner(t)) is not None
                        and n != owner and not n.startswith(owner + "."))
     assert not offenders, offenders
+
+
+def _ecotune_modules():
+    """``(path, tree)`` of every ecotune module but names.py, the vocabulary itself."""
+    import ast
+    from pathlib import Path
+
+    root = Path(ecotune.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        if path != root / "names.py":
+            yield path.relative_to(root.parent), ast.parse(path.read_text())
+
+
+def _literal_attribute_keys(tree) -> list[tuple[int, str]]:
+    """``(line, key)`` of each trial or study user attribute named by a string literal:
+    ``set_user_attr("k", ...)``, ``x.user_attrs["k"]``, ``x.user_attrs.get("k")`` (or
+    ``pop``, ``setdefault``), ``"k" in x.user_attrs``."""
+    import ast
+
+    def is_user_attrs(node) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "user_attrs"
+
+    def literal(node) -> str | None:
+        return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+            else None
+
+    found = []
+    for node in ast.walk(tree):
+        key = None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
+            func = node.func
+            if func.attr == "set_user_attr" or (
+                    func.attr in ("get", "pop", "setdefault") and is_user_attrs(func.value)):
+                key = literal(node.args[0])
+        elif isinstance(node, ast.Subscript) and is_user_attrs(node.value):
+            key = literal(node.slice)
+        elif isinstance(node, ast.Compare) and any(is_user_attrs(c) for c in node.comparators):
+            key = literal(node.left)
+        if key is not None:
+            found.append((node.lineno, key))
+    return found
+
+
+def test_attribute_keys_are_never_literals_outside_names_py() -> None:
+    """Every reader and writer of an attribute names its key through ecotune.names."""
+    import ast
+
+    # The scan itself sees each form it looks for.
+    sample = ast.parse('t.set_user_attr("a", 1); t.user_attrs["b"]; t.user_attrs.get("c")\n'
+                       '"d" in t.user_attrs; t.set_user_attr(ATTR_X, 1)')
+    assert [key for _, key in _literal_attribute_keys(sample)] == ["a", "b", "c", "d"]
+    offenders = [f"{path}:{line}: {key!r}" for path, tree in _ecotune_modules()
+                 for line, key in _literal_attribute_keys(tree)]
+    assert not offenders, offenders
+
+
+def test_no_module_renames_a_names_py_constant() -> None:
+    """One name per thing: no ``X = CONSTANT`` alias of a names.py constant, no
+    ``from ecotune.names import CONSTANT as X``."""
+    import ast
+
+    from ecotune import names
+
+    vocabulary = set(names.__all__) - {"check_implements"}
+    offenders = []
+    for path, tree in _ecotune_modules():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "ecotune.names":
+                offenders += [f"{path}:{node.lineno}: {a.name} as {a.asname}"
+                              for a in node.names if a.asname not in (None, a.name)]
+        for node in tree.body:  # module level
+            if isinstance(node, ast.Assign):
+                value = node.value
+                name = (value.id if isinstance(value, ast.Name) else value.attr
+                        if isinstance(value, ast.Attribute) else None)
+                if name in vocabulary:
+                    offenders.append(f"{path}:{node.lineno}: = {name}")
+    assert not offenders, offenders
+
+
+def test_stop_reasons_are_one_vocabulary() -> None:
+    from ecotune import names
+
+    reasons = names.STOP_REASONS
+    assert len(set(reasons)) == len(reasons)
+    assert {getattr(names, n) for n in names.__all__ if n.startswith("STOP_")
+            and n != "STOP_REASONS"} == set(reasons)
+    # "early_stopping" names the energy-aware mechanism (its attribute and study-file
+    # section), never patience's stop.
+    assert names.STOP_PATIENCE != names.ATTR_EARLY_STOPPING
+    assert names.ATTR_EARLY_STOPPING not in reasons

@@ -128,17 +128,17 @@ def test_run_help_lists_the_sampler_names() -> None:
 
 
 def test_the_stored_spec_holds_only_the_fields_of_its_data_set() -> None:
-    from ecotune.names import STUDY_ATTR_SPEC as SPEC_ATTR
+    from ecotune.names import STUDY_ATTR_SPEC
     from ecotune.search import prepare
 
     _, study = prepare(tiny_spec("digits-spec", storage="sqlite:///s.db"))
-    data = study.user_attrs[SPEC_ATTR]["data"]
+    data = study.user_attrs[STUDY_ATTR_SPEC]["data"]
     assert data["name"] == "digits" and "test_fraction" in data
     assert not {"image_shape", "n_samples", "n_classes", "root", "download"} & set(data)
     fake = tiny_spec("fake-spec", storage="sqlite:///s.db")
     fake["data"] = {"name": "fake", "image_shape": [1, 8, 8]}
     _, study = prepare(fake)
-    assert study.user_attrs[SPEC_ATTR]["data"]["image_shape"] == [1, 8, 8]
+    assert study.user_attrs[STUDY_ATTR_SPEC]["data"]["image_shape"] == [1, 8, 8]
 
 
 def test_the_artifact_folder_is_made_at_the_first_upload(tmp_path: Path) -> None:

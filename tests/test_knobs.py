@@ -129,7 +129,7 @@ def test_early_stopping_with_patience_restores_the_best_epoch() -> None:
     # lr = 0: nothing is learnt, so validation accuracy never improves after epoch 1.
     result = train(data, TrainConfig(model="mlp", epochs=10, lr=0.0, optimizer="sgd",
                                      early_stopping_patience=2))
-    assert result.stop_reason == "early_stopping"
+    assert result.stop_reason == "patience"
     assert result.epochs_run == 3
     assert result.val_accuracy == result.curve[0].val_accuracy
 
@@ -157,7 +157,7 @@ def test_patience_watches_after_the_callers_watcher_so_the_stopping_epoch_is_rep
                    TrainConfig(model="mlp", epochs=10, lr=0.0, optimizer="sgd",
                                early_stopping_patience=2),
                    on_epoch=lambda record: seen.append(record.epoch))
-    assert seen == [1, 2, 3] and result.stop_reason == "early_stopping"
+    assert seen == [1, 2, 3] and result.stop_reason == "patience"
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import optuna
 import pytest
 
 import ecotune
-from ecotune.samplers import SAMPLER_NAMES, make_sampler
+from ecotune.names import SAMPLERS
+from ecotune.samplers import make_sampler
 from ecotune.samplers._skopt import SkoptSampler, parego_scalarize
 from ecotune.spec import SamplerSpec
 
@@ -47,7 +48,7 @@ def _run(name: str, seed: int = 3) -> optuna.Study:
     return study
 
 
-@pytest.mark.parametrize("name", SAMPLER_NAMES)
+@pytest.mark.parametrize("name", SAMPLERS)
 def test_every_sampler_completes_a_two_objective_study_inside_the_space(name: str) -> None:
     study = _first_run(name)
     assert len(study.trials) == N_TRIALS
@@ -61,7 +62,7 @@ def test_every_sampler_completes_a_two_objective_study_inside_the_space(name: st
         assert all(t.params[k] in GRID[k] for t in study.trials for k in GRID)
 
 
-@pytest.mark.parametrize("name", SAMPLER_NAMES)
+@pytest.mark.parametrize("name", SAMPLERS)
 def test_every_sampler_repeats_exactly_with_a_seed(name: str) -> None:
     first = [t.params for t in _first_run(name).trials]
     again = [t.params for t in _run(name).trials]

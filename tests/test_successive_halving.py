@@ -7,8 +7,8 @@ import numpy as np
 import optuna
 import pytest
 
+from ecotune.names import ATTR_SUCCESSIVE_HALVING, STOP_SUCCESSIVE_HALVING
 from ecotune.rules._successive_halving import (
-    SH_ATTR,
     continues,
     crowding_distance,
     nondominated_ranks,
@@ -79,13 +79,14 @@ def test_the_live_trainer_stops_exactly_the_trials_the_rule_says(tmp_path):
     assert len(trials) == 7
     stopped = 0
     for trial in trials:
-        rungs = trial.user_attrs[SH_ATTR]
+        rungs = trial.user_attrs[ATTR_SUCCESSIVE_HALVING]
         expected_stop = None
         for epoch in (1, 2):  # rungs 1, 2, 4; no decision at the last epoch (4)
             if str(epoch) not in rungs:
                 break
-            earlier = [t.user_attrs[SH_ATTR][str(epoch)] for t in trials
-                       if t.number < trial.number and str(epoch) in t.user_attrs[SH_ATTR]]
+            earlier = [t.user_attrs[ATTR_SUCCESSIVE_HALVING][str(epoch)] for t in trials
+                       if t.number < trial.number
+                       and str(epoch) in t.user_attrs[ATTR_SUCCESSIVE_HALVING]]
             if not continues([*earlier, rungs[str(epoch)]], len(earlier), 2):
                 expected_stop = epoch
                 break
@@ -97,7 +98,7 @@ def test_the_live_trainer_stops_exactly_the_trials_the_rule_says(tmp_path):
             stopped += 1
             assert trial.state == optuna.trial.TrialState.PRUNED, trial.number
             assert len(curve) == expected_stop
-            assert trial.user_attrs["training"]["stop_reason"] == "successive_halving"
+            assert trial.user_attrs["training"]["stop_reason"] == STOP_SUCCESSIVE_HALVING
     # Which trials stop depends on measured energy (trial 1 is usually one), so the check
     # is that every decision is the rule's, and that the rule did stop some.
     assert 1 <= stopped < len(trials)

@@ -7,6 +7,7 @@ import argparse
 from rich.console import Console
 
 from ecotune.cli._common import BadInput
+from ecotune.names import METER_BACKENDS
 
 
 def _meters(args: argparse.Namespace, console: Console) -> int:
@@ -14,7 +15,7 @@ def _meters(args: argparse.Namespace, console: Console) -> int:
 
     from rich.table import Table
 
-    from ecotune.energy import MEASURES, METERS, MeterError, get_meter, meter_status
+    from ecotune.energy import MEASURES, MeterError, get_meter, meter_status
     from ecotune.energy.carbon import carbon_intensity_g_per_kwh
 
     if args.seconds <= 0:
@@ -43,7 +44,7 @@ def _meters(args: argparse.Namespace, console: Console) -> int:
     table = Table(title=f"energy backends on this machine ({args.seconds:g} s busy sample)")
     for column in ("backend", "available", "measures", "sample reading / why not"):
         table.add_column(column)
-    for name in METERS:
+    for name in METER_BACKENDS:
         status = meter_status(name)
         if status.available:
             try:

@@ -19,6 +19,7 @@ from ecotune.cli._common import (
     _print_paths,
     _storage_failed,
 )
+from ecotune.names import ATTR_FAIL_REASON
 from ecotune.spec import SpecError, StudySpec, load_spec
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ def _print_interrupted(study: optuna.Study, storage: str, args: argparse.Namespa
 
 def _trial_summary(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> str:
     if trial.state.name != "COMPLETE":
-        reason = trial.user_attrs.get("fail_reason", "")  # pruned trials have none
+        reason = trial.user_attrs.get(ATTR_FAIL_REASON, "")  # pruned trials have none
         return f"trial {trial.number} {trial.state.name.lower()} {reason}"
     values = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, trial.values))
     return f"trial {trial.number}: {values}"
@@ -211,5 +212,5 @@ def _print_failures(study: optuna.Study, first: int, console: Console) -> None:
     for trial in study.trials[first:]:
         if trial.state.name == "FAIL":
             console.print(f"[yellow]trial {trial.number} failed:[/] "
-                          f"{trial.user_attrs.get('fail_reason', 'unknown reason')}",
+                          f"{trial.user_attrs.get(ATTR_FAIL_REASON, 'unknown reason')}",
                           highlight=False, soft_wrap=True)

@@ -9,6 +9,7 @@ import sys
 from rich.console import Console
 
 from ecotune.cli._common import BadInput
+from ecotune.names import ATTR_ENERGY, SAMPLERS
 from ecotune.spec import SpecError, load_spec
 
 
@@ -32,7 +33,7 @@ def _record(args: argparse.Namespace, console: Console) -> int:
 
     def done(trial: optuna.trial.FrozenTrial, n: int, total: int) -> None:
         params = ", ".join(f"{k}={v}" for k, v in trial.params.items())
-        energy = trial.user_attrs.get("energy_j")
+        energy = trial.user_attrs.get(ATTR_ENERGY)
         console.print(f"  {n}/{total} {trial.state.name.lower()}: {params}; "
                       f"{energy if energy is None else f'{energy:.3g} J'}", highlight=False)
 
@@ -47,13 +48,12 @@ def _record(args: argparse.Namespace, console: Console) -> int:
 
 
 def _replay(args: argparse.Namespace, console: Console) -> int:
-    from ecotune.samplers import SAMPLER_NAMES
     from ecotune.tabular import TableError, methods_for, read_table, replay
 
     samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
-    unknown = [s for s in samplers if s not in SAMPLER_NAMES]
+    unknown = [s for s in samplers if s not in SAMPLERS]
     if unknown or not samplers:
-        raise BadInput(f"unknown sampler {unknown[0]!r}; expected some of {list(SAMPLER_NAMES)}"
+        raise BadInput(f"unknown sampler {unknown[0]!r}; expected some of {list(SAMPLERS)}"
                        if unknown else "no sampler to compare")
     if len(set(samplers)) != len(samplers):
         raise BadInput(f"a sampler is listed twice: {samplers}")

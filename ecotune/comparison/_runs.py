@@ -8,7 +8,7 @@ from typing import Any
 
 import optuna
 
-from ecotune.samplers import SAMPLER_NAMES
+from ecotune.names import SAMPLERS
 from ecotune.search import run
 from ecotune.spec import SpecError, StudySpec, load_spec
 
@@ -50,10 +50,10 @@ def comparison_runs(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
         raise ValueError(f"repeats must be >= 1 (got {repeats})")
     if not samplers:
         raise ValueError("no sampler to compare")
-    unknown = [s for s in samplers if s not in SAMPLER_NAMES]
+    unknown = [s for s in samplers if s not in SAMPLERS]
     if unknown:
         raise ValueError(f"unknown sampler {unknown[0]!r}; expected some of "
-                         f"{list(SAMPLER_NAMES)}")
+                         f"{list(SAMPLERS)}")
     if len(set(samplers)) != len(samplers):
         raise ValueError(f"a sampler is listed twice: {list(samplers)}")
     base = load_spec(spec)

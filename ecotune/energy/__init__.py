@@ -26,7 +26,14 @@ from __future__ import annotations
 import functools
 
 from ecotune.energy._auto import CombinedMeter
-from ecotune.energy._base import SCOPES, Availability, Measurement, Meter, MeterError, Window
+from ecotune.energy._base import (
+    SCOPES,
+    Availability,
+    Measurement,
+    Meter,
+    MeterError,
+    MeterWindow,
+)
 from ecotune.energy._codecarbon import CodeCarbonMeter, codecarbon_scope, codecarbon_status
 from ecotune.energy._cputime import CpuTimeMeter, cputime_status
 from ecotune.energy._nvml import (
@@ -47,7 +54,7 @@ __all__ = [
     "Measurement",
     "Meter",
     "MeterError",
-    "Window",
+    "MeterWindow",
     "SCOPES",
     "CodeCarbonMeter",
     "codecarbon_scope",
@@ -61,7 +68,6 @@ __all__ = [
     "nvml_gpu_count",
     "visible_gpu_ids",
     "RaplMeter",
-    "METERS",
     "MEASURES",
     "cpu_share",
     "get_meter",
@@ -70,9 +76,6 @@ __all__ = [
     "carbon_intensity_g_per_kwh",
     "co2_g_for",
 ]
-
-#: Backends by name, in order of preference for ``auto`` (ecotune's vocabulary).
-METERS = METER_BACKENDS
 
 #: What each backend measures, in a few words (for listings such as ``ecotune meters``).
 MEASURES = {
@@ -108,8 +111,9 @@ def make_meter(name: str, country: str = "USA", pue: float = 1.0,
     """A new meter for backend ``name`` (uncached; :func:`get_meter` is the cached one)."""
     if name == "auto":
         return _auto(country, pue, gpus)
-    if name not in METERS:
-        raise MeterError(f"unknown meter {name!r}; expected 'auto' or one of {list(METERS)}")
+    if name not in METER_BACKENDS:
+        raise MeterError(f"unknown meter {name!r}; expected 'auto' or one of "
+                         f"{list(METER_BACKENDS)}")
     status = meter_status(name)
     if not status.available:
         raise MeterError(f"the {name} meter is not available here: {status.reason}")
@@ -126,7 +130,7 @@ def make_meter(name: str, country: str = "USA", pue: float = 1.0,
 
 def _auto(country: str, pue: float, gpus: tuple[int, ...] | None) -> Meter:
     # No GPU of the work's to read: NVML is not even an alternative (an idle GPU's draw).
-    available = [n for n in METERS if not (n == "nvml" and gpus == ())
+    available = [n for n in METER_BACKENDS if not (n == "nvml" and gpus == ())
                  and meter_status(n).available]
     meters = {n: make_meter(n, country, pue, gpus) for n in available}
     chosen: dict[str, Meter] = {}

@@ -15,7 +15,9 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
-__all__ = ["Availability", "Measurement", "Meter", "MeterError", "Window", "SCOPES"]
+from ecotune import names
+
+__all__ = ["Availability", "Measurement", "Meter", "MeterError", "MeterWindow", "SCOPES"]
 
 #: What a figure covers: this process's work, or the whole machine (every process).
 SCOPES = ("process", "machine")
@@ -86,16 +88,17 @@ class Measurement:
             "warnings": list(self.warnings) or None,
         }
         attrs = {
-            "energy_j": self.energy_j,
-            "cpu_energy_j": self.cpu_j,
-            "gpu_energy_j": self.gpu_j,
-            "ram_energy_j": self.ram_j,
-            "duration_s": self.duration_s,
-            "co2_g": self.co2_g,
-            "energy_meter": self.meter,
-            "energy_is_estimate": self.is_estimate,
-            "energy_scope": self.scope,
-            "energy_details": {k: v for k, v in details.items() if v is not None} or None,
+            names.ATTR_ENERGY: self.energy_j,
+            names.ATTR_CPU_ENERGY: self.cpu_j,
+            names.ATTR_GPU_ENERGY: self.gpu_j,
+            names.ATTR_RAM_ENERGY: self.ram_j,
+            names.ATTR_DURATION: self.duration_s,
+            names.ATTR_CO2: self.co2_g,
+            names.ATTR_METER: self.meter,
+            names.ATTR_ENERGY_IS_ESTIMATE: self.is_estimate,
+            names.ATTR_ENERGY_SCOPE: self.scope,
+            names.ATTR_ENERGY_DETAILS: ({k: v for k, v in details.items() if v is not None}
+                                        or None),
         }
         return {key: value for key, value in attrs.items() if value is not None}
 
@@ -130,8 +133,9 @@ class Measurement:
         )
 
 
-class Window:
-    """Handle of an open window; ``measurement`` is filled in when the window closes."""
+class MeterWindow:
+    """Handle of a meter's open window (:meth:`Meter.window`); ``measurement`` is filled in
+    when the window closes. Not :class:`ecotune.MeasurementWindow`, a trial's window."""
 
     measurement: Measurement | None = None
 
@@ -190,9 +194,9 @@ class Meter(abc.ABC):
         return self._done
 
     @contextlib.contextmanager
-    def window(self) -> Iterator[Window]:
+    def window(self) -> Iterator[MeterWindow]:
         """Measure the enclosed block: ``with meter.window() as w: ...; w.measurement``."""
-        handle = Window()
+        handle = MeterWindow()
         self.start()
         try:
             yield handle

@@ -13,6 +13,21 @@ from typing import ParamSpec, TypeVar
 import optuna
 import pandas as pd
 
+from ecotune.names import (
+    ATTR_ACTIVATION_DENSITY,
+    ATTR_CO2,
+    ATTR_CPU_ENERGY,
+    ATTR_DURATION,
+    ATTR_ENERGY,
+    ATTR_ENERGY_IS_ESTIMATE,
+    ATTR_EVALUATION_ENERGY,
+    ATTR_GPU_ENERGY,
+    ATTR_INFERENCE,
+    ATTR_METER,
+    ATTR_RAM_ENERGY,
+    ATTR_TEST_ACCURACY,
+    ATTR_TRAINING,
+)
 from ecotune.pareto import is_feasible, non_dominated
 
 __all__ = ["non_dominated", "pareto_front", "trials_frame", "sharing_trials_frames",
@@ -22,9 +37,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 #: Trial user attributes shown beside the objectives (those a trial has).
-ENERGY_ATTRS = ("energy_j", "cpu_energy_j", "gpu_energy_j", "ram_energy_j", "duration_s",
-                "co2_g", "energy_meter", "energy_is_estimate", "test_accuracy",
-                "evaluation_energy_j", "activation_density")
+ENERGY_ATTRS = (ATTR_ENERGY, ATTR_CPU_ENERGY, ATTR_GPU_ENERGY, ATTR_RAM_ENERGY, ATTR_DURATION,
+                ATTR_CO2, ATTR_METER, ATTR_ENERGY_IS_ESTIMATE, ATTR_TEST_ACCURACY,
+                ATTR_EVALUATION_ENERGY, ATTR_ACTIVATION_DENSITY)
 #: Scalars of the built-in trainer's ``training`` attribute shown beside them.
 TRAINING_KEYS = ("n_params", "macs", "activation_density", "epochs_run", "stop_reason")
 #: Scalars of the ``inference`` attribute (hardware-model estimates) shown beside them.
@@ -75,10 +90,10 @@ def _trials_frame(study: optuna.Study) -> pd.DataFrame:
         row.update({f"params_{k}": v for k, v in t.params.items()})
         row.update({k: t.user_attrs[k] for k in ENERGY_ATTRS
                     if k in t.user_attrs and k not in names})
-        training = t.user_attrs.get("training")
+        training = t.user_attrs.get(ATTR_TRAINING)
         if isinstance(training, dict):
             row.update({k: training[k] for k in TRAINING_KEYS if k in training})
-        inference = t.user_attrs.get("inference")
+        inference = t.user_attrs.get(ATTR_INFERENCE)
         if isinstance(inference, dict):
             row.update({k: inference[k] for k in INFERENCE_KEYS if k in inference})
         rows.append(row)

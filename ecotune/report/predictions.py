@@ -11,6 +11,8 @@ from __future__ import annotations
 import optuna
 import pandas as pd
 
+from ecotune.names import ATTR_EARLY_STOPPING, ATTR_TRAINING
+
 __all__ = ["prediction_errors"]
 
 
@@ -23,8 +25,8 @@ def prediction_errors(study: optuna.Study) -> pd.DataFrame:
     """
     rows = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        stopper = t.user_attrs.get("early_stopping")
-        curve = (t.user_attrs.get("training") or {}).get("learning_curve") or []
+        stopper = t.user_attrs.get(ATTR_EARLY_STOPPING)
+        curve = (t.user_attrs.get(ATTR_TRAINING) or {}).get("learning_curve") or []
         if not stopper or not curve or stopper.get("stopped_at_epoch") is not None:
             continue
         if curve[-1]["epoch"] != stopper["planned_epochs"] or curve[-1].get("energy_j") is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import optuna
 import pandas as pd
 
+from ecotune.names import ATTR_INFERENCE
 from ecotune.report.front import pareto_front
 
 __all__ = ["layer_profile", "layer_type_profile"]
@@ -26,7 +27,7 @@ def layer_profile(study: optuna.Study, front_only: bool = True) -> pd.DataFrame:
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         if numbers is not None and t.number not in numbers:
             continue
-        inference = t.user_attrs.get("inference")
+        inference = t.user_attrs.get(ATTR_INFERENCE)
         for entry in (inference or {}).get("profile", []):
             rows.append({"trial": t.number, **entry})
     return pd.DataFrame(rows, columns=["trial", "layer", "type", "share"])

@@ -13,16 +13,10 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from ecotune.names import ATTR_TRAINING
+from ecotune.names import ATTR_TRAINING, STOP_COMPLETED
 from ecotune.report.front import trials_frame
 
-__all__ = ["learning_curves", "ParameterEffects", "parameter_effects", "TRAINING_ATTR",
-           "COMPLETED"]
-
-#: Trial user attribute holding the training summary and learning curve.
-TRAINING_ATTR = ATTR_TRAINING
-#: ``stop_reason`` of a trial that trained for all its epochs.
-COMPLETED = "completed"
+__all__ = ["learning_curves", "ParameterEffects", "parameter_effects"]
 
 _CURVE_COLUMNS = ["trial", "state", "stop_reason", "early_stopped", "epoch", "val_accuracy",
                   "energy_j"]
@@ -49,12 +43,12 @@ def learning_curves(study: optuna.Study) -> pd.DataFrame:
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
               optuna.trial.TrialState.FAIL)
     for t in study.get_trials(deepcopy=False, states=states):
-        training = t.user_attrs.get(TRAINING_ATTR)
+        training = t.user_attrs.get(ATTR_TRAINING)
         if not isinstance(training, dict):
             continue
         stop_reason = training.get("stop_reason")
         early = t.state == optuna.trial.TrialState.PRUNED or (
-            stop_reason is not None and stop_reason != COMPLETED)
+            stop_reason is not None and stop_reason != STOP_COMPLETED)
         for record in training.get("learning_curve") or []:
             energy = record.get("energy_j")
             rows.append({"trial": t.number, "state": t.state.name, "stop_reason": stop_reason,

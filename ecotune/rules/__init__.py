@@ -12,18 +12,12 @@ _EXPORTS = {
     "StudyEnergyBudget": "ecotune.rules._budgets",
     "study_energy_j": "ecotune.rules._budgets",
     "search_energy_j": "ecotune.rules._budgets",
-    "TRIAL_BUDGET_KEY": "ecotune.rules._budgets",
-    "TRIAL_BUDGET_STOP": "ecotune.rules._budgets",
     "Prediction": "ecotune.rules._early_stopping",
     "predict_final": "ecotune.rules._early_stopping",
     "EnergyAwareStopper": "ecotune.rules._early_stopping",
     "study_front": "ecotune.rules._early_stopping",
-    "EARLY_STOP": "ecotune.rules._early_stopping",
     "FREEZE_ENERGY_MULTIPLIER": "ecotune.rules._early_stopping",
     "LOW_PRECISION_ENERGY_MULTIPLIER": "ecotune.rules._early_stopping",
-    "STOPPER_ATTR": "ecotune.rules._early_stopping",
-    "SH_ATTR": "ecotune.rules._successive_halving",
-    "SH_STOP": "ecotune.rules._successive_halving",
     "SuccessiveHalving": "ecotune.rules._successive_halving",
     "continues": "ecotune.rules._successive_halving",
     "crowding_distance": "ecotune.rules._successive_halving",
@@ -34,18 +28,12 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "EARLY_STOP",
     "EnergyAwareStopper",
     "FREEZE_ENERGY_MULTIPLIER",
     "LOW_PRECISION_ENERGY_MULTIPLIER",
     "Prediction",
-    "SH_ATTR",
-    "SH_STOP",
-    "STOPPER_ATTR",
     "StudyEnergyBudget",
     "SuccessiveHalving",
-    "TRIAL_BUDGET_KEY",
-    "TRIAL_BUDGET_STOP",
     "TrialEnergyBudget",
     "continues",
     "crowding_distance",
@@ -61,18 +49,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from ecotune.rules._budgets import (
-        TRIAL_BUDGET_KEY,
-        TRIAL_BUDGET_STOP,
         StudyEnergyBudget,
         TrialEnergyBudget,
         search_energy_j,
         study_energy_j,
     )
     from ecotune.rules._early_stopping import (
-        EARLY_STOP,
         FREEZE_ENERGY_MULTIPLIER,
         LOW_PRECISION_ENERGY_MULTIPLIER,
-        STOPPER_ATTR,
         EnergyAwareStopper,
         Prediction,
         predict_final,
@@ -80,8 +64,6 @@ if TYPE_CHECKING:
     )
     from ecotune.rules._stored import store_rules, stored_rules
     from ecotune.rules._successive_halving import (
-        SH_ATTR,
-        SH_STOP,
         SuccessiveHalving,
         continues,
         crowding_distance,

@@ -22,14 +22,10 @@ import math
 import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
-from ecotune.names import ATTR_EVALUATION_ENERGY, CONSTRAINT_TRIAL_ENERGY
+from ecotune.names import ATTR_ENERGY, ATTR_EVALUATION_ENERGY, STOP_TRIAL_BUDGET
 from ecotune.storage import TrialCursor
 
-__all__ = ["TrialEnergyBudget", "StudyEnergyBudget", "search_energy_j", "study_energy_j",
-           "TRIAL_BUDGET_KEY", "TRIAL_BUDGET_STOP"]
-
-TRIAL_BUDGET_KEY = CONSTRAINT_TRIAL_ENERGY
-TRIAL_BUDGET_STOP = "trial_energy_budget"
+__all__ = ["TrialEnergyBudget", "StudyEnergyBudget", "search_energy_j", "study_energy_j"]
 
 
 class TrialEnergyBudget:
@@ -61,7 +57,7 @@ class TrialEnergyBudget:
         more_planned = self.planned_epochs is None or record.epoch < self.planned_epochs
         if more_planned and record.energy_j + per_epoch_j > self.budget_j:
             self.stopped = True
-            raise StopTraining(TRIAL_BUDGET_STOP)
+            raise StopTraining(STOP_TRIAL_BUDGET)
 
     def constraint_j(self, energy_j: float, epochs_run: int) -> float:
         """Projected energy of the planned training minus the budget (<= 0: feasible).
@@ -86,7 +82,7 @@ def search_energy_j(trial: optuna.trial.FrozenTrial) -> float | None:
         (11.5, None)
     """
     attrs = trial.user_attrs
-    training, evaluation = attrs.get("energy_j"), attrs.get(ATTR_EVALUATION_ENERGY)
+    training, evaluation = attrs.get(ATTR_ENERGY), attrs.get(ATTR_EVALUATION_ENERGY)
     if training is None and evaluation is None:
         return None
     return float(training or 0.0) + float(evaluation or 0.0)

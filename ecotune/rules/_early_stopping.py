@@ -34,15 +34,13 @@ import numpy as np
 import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
-from ecotune.names import ATTR_EARLY_STOPPING
+from ecotune.names import STOP_ENERGY_AWARE
 from ecotune.pareto import ParetoFront, is_feasible
 from ecotune.storage import TrialCursor
 
-__all__ = ["Prediction", "predict_final", "EnergyAwareStopper", "study_front", "EARLY_STOP",
-           "FREEZE_ENERGY_MULTIPLIER", "LOW_PRECISION_ENERGY_MULTIPLIER", "STOPPER_ATTR"]
+__all__ = ["Prediction", "predict_final", "EnergyAwareStopper", "study_front",
+           "FREEZE_ENERGY_MULTIPLIER", "LOW_PRECISION_ENERGY_MULTIPLIER"]
 
-EARLY_STOP = "energy_aware_stop"
-STOPPER_ATTR = ATTR_EARLY_STOPPING
 FREEZE_ENERGY_MULTIPLIER = 0.77
 LOW_PRECISION_ENERGY_MULTIPLIER = 0.93
 #: A stopper reads the study's front again at most this often (seconds).
@@ -157,7 +155,7 @@ class EnergyAwareStopper:
                   & (front[:, 1] <= prediction.energy_j * (1 - self.margin)))
         if beaten.any():
             self.stopped_at_epoch = record.epoch
-            raise StopTraining(EARLY_STOP)
+            raise StopTraining(STOP_ENERGY_AWARE)
 
     def record(self) -> dict:
         """What to store on the trial: every prediction, and where training stopped."""

@@ -24,14 +24,10 @@ from typing import Any
 import numpy as np
 
 from ecotune.epochs import EpochRecord, StopTraining
+from ecotune.names import ATTR_SUCCESSIVE_HALVING, STOP_SUCCESSIVE_HALVING
 
-__all__ = ["SH_ATTR", "SH_STOP", "SuccessiveHalving", "continues", "crowding_distance",
-           "nondominated_ranks", "rung_epochs"]
-
-#: Trial user attribute holding the trial's point at each rung it reached.
-SH_ATTR = "successive_halving"
-#: The stop reason of a trial that successive halving stopped.
-SH_STOP = "successive_halving"
+__all__ = ["SuccessiveHalving", "continues", "crowding_distance", "nondominated_ranks",
+           "rung_epochs"]
 
 
 def rung_epochs(min_epochs: int, reduction_factor: int, max_epochs: int) -> list[int]:
@@ -173,9 +169,10 @@ class SuccessiveHalving:
 
     def _others(self, epoch: int) -> list[list[float]]:
         key = str(epoch)
-        return [t.user_attrs[SH_ATTR][key]
+        return [t.user_attrs[ATTR_SUCCESSIVE_HALVING][key]
                 for t in self.trial.study.get_trials(deepcopy=False)
-                if t.number != self.trial.number and key in t.user_attrs.get(SH_ATTR, {})]
+                if t.number != self.trial.number
+                and key in t.user_attrs.get(ATTR_SUCCESSIVE_HALVING, {})]
 
     def __call__(self, record: EpochRecord) -> None:
         if record.epoch not in self.rungs or record.energy_j is None:
@@ -183,10 +180,10 @@ class SuccessiveHalving:
         key = str(record.epoch)
         self.points[key] = [float(record.val_accuracy), float(record.energy_j)]
         # Stored before deciding: a trial reaching this rung later compares with it.
-        self.trial.set_user_attr(SH_ATTR, dict(self.points))
+        self.trial.set_user_attr(ATTR_SUCCESSIVE_HALVING, dict(self.points))
         if record.epoch >= self.planned_epochs:
             return
         others = self._others(record.epoch)
         if not continues([*others, self.points[key]], len(others), self.reduction_factor):
             self.stopped_at_epoch = record.epoch
-            raise StopTraining(SH_STOP)
+            raise StopTraining(STOP_SUCCESSIVE_HALVING)

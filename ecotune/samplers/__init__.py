@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 from ecotune._lazy import lazy_exports
 
 _EXPORTS = {
-    "SAMPLER_NAMES": "ecotune.samplers._factory",
     "make_sampler": "ecotune.samplers._factory",
     "SkoptSampler": "ecotune.samplers._skopt",
     "parego_scalarize": "ecotune.samplers._skopt",
@@ -17,7 +16,6 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "SAMPLER_NAMES",
     "SkoptSampler",
     "cost_aware_proposal",
     "log_cost_fit",
@@ -27,7 +25,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from ecotune.samplers._cost_model import cost_aware_proposal, log_cost_fit
-    from ecotune.samplers._factory import SAMPLER_NAMES, make_sampler
+    from ecotune.samplers._factory import make_sampler
     from ecotune.samplers._skopt import SkoptSampler, parego_scalarize
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

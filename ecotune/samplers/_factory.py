@@ -9,10 +9,7 @@ import optuna
 
 from ecotune.names import SAMPLERS
 
-__all__ = ["SAMPLER_NAMES", "make_sampler"]
-
-#: Every sampler a study file or ``create_study`` may name (ecotune's vocabulary).
-SAMPLER_NAMES = SAMPLERS
+__all__ = ["make_sampler"]
 
 
 def make_sampler(
@@ -24,7 +21,7 @@ def make_sampler(
     """An Optuna sampler for ``sampler`` (a name, or a sampler object returned as is).
 
     Args:
-        sampler: one of :data:`SAMPLER_NAMES` or a sampler object. ``grid``, ``random``,
+        sampler: one of :data:`ecotune.names.SAMPLERS` or a sampler object. ``grid``, ``random``,
             ``tpe`` (multivariate), ``gp`` (``GPSampler``), ``nsga2`` (``NSGAIISampler``)
             and ``qmc`` (``QMCSampler``) are Optuna's; ``skopt`` is ecotune's
             :class:`~ecotune.samplers._skopt.SkoptSampler` on scikit-optimize's GP.
@@ -65,4 +62,4 @@ def make_sampler(
             return SkoptSampler(seed=seed, **options)
     except TypeError as err:
         raise ValueError(f"sampler {sampler!r}: bad option ({err})") from None
-    raise ValueError(f"unknown sampler {sampler!r}; expected one of {list(SAMPLER_NAMES)}")
+    raise ValueError(f"unknown sampler {sampler!r}; expected one of {list(SAMPLERS)}")

@@ -338,7 +338,8 @@ class MeasurementWindow:
         for key, value in self.measurement.as_attrs().items():
             trial.set_user_attr(key, value)
         if self.curve or self.summary:
-            stop = self.summary.pop("stop_reason", None) or self.stop_reason or "completed"
+            stop = (self.summary.pop("stop_reason", None) or self.stop_reason
+                    or names.STOP_COMPLETED)
             device = {"device": self.device} if self.device is not None else {}
             trial.set_user_attr(names.ATTR_TRAINING, {
                 **device, **self.summary, "epochs_run": len(self.curve), "stop_reason": stop,
@@ -502,10 +503,10 @@ def _warn_if_objectives_swapped(trial: optuna.trial.BaseTrial) -> None:
     except KeyError:
         return
     if previous.state != optuna.trial.TrialState.COMPLETE or previous.values is None \
-            or "energy_j" not in previous.user_attrs:
+            or names.ATTR_ENERGY not in previous.user_attrs:
         return
     returned = previous.values[metric_names.index("energy_j")]
-    recorded = previous.user_attrs["energy_j"]
+    recorded = previous.user_attrs[names.ATTR_ENERGY]
     if not math.isclose(returned, recorded, rel_tol=1e-6, abs_tol=1e-9):
         _warned_studies.add(key)
         warnings.warn(

@@ -23,8 +23,12 @@ from ecotune.data import DataSplits, load_data
 from ecotune.devices import cuda_indices, resolve_device
 from ecotune.energy import Meter, get_meter
 from ecotune.energy.hardware import INFERENCE_SAMPLE
-from ecotune.names import ATTR_ACTIVATION_DENSITY, ATTR_TEST_ACCURACY
-from ecotune.rules import EARLY_STOP, SH_STOP
+from ecotune.names import (
+    ATTR_ACTIVATION_DENSITY,
+    ATTR_TEST_ACCURACY,
+    STOP_ENERGY_AWARE,
+    STOP_SUCCESSIVE_HALVING,
+)
 from ecotune.search._knobs import suggest_knobs
 from ecotune.search._measure import MeasurementWindow, measure
 from ecotune.spec import StudySpec
@@ -80,10 +84,11 @@ class BuiltinObjective:
             m.summary.update(_training_summary(result))
         # Outside the window: estimating inference energy is not training energy.
         m.record_model(result.model, _inference_sample(result, data))
-        if m.stop_reason in (EARLY_STOP, SH_STOP) and spec.early_stopping.on_stop == "prune":
+        if m.stop_reason in (STOP_ENERGY_AWARE, STOP_SUCCESSIVE_HALVING) \
+                and spec.early_stopping.on_stop == "prune":
             raise optuna.TrialPruned(
                 f"predicted final point dominated by the front at epoch {len(m.curve)}"
-                if m.stop_reason == EARLY_STOP else
+                if m.stop_reason == STOP_ENERGY_AWARE else
                 f"successive halving: not in the top at the rung of epoch {len(m.curve)}")
         if evaluates_test(spec.training.test_evaluation, m, result.val_accuracy):
             with m.evaluation():

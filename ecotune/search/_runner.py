@@ -10,18 +10,14 @@ from typing import Any
 import optuna
 
 from ecotune.execution import count_trials, run_worker, start_local_workers
-from ecotune.names import STUDY_ATTR_SPEC
 from ecotune.rules import StudyEnergyBudget
 from ecotune.search._study import open_study, prepare
 from ecotune.spec import StudySpec, load_spec
 
-__all__ = ["run", "optimize", "planned_trials", "start_workers", "DEFAULT_N_TRIALS",
-           "SPEC_ATTR"]
+__all__ = ["run", "optimize", "planned_trials", "start_workers", "DEFAULT_N_TRIALS"]
 
 #: Trials per run when the spec gives no n_trials (the grid sampler: the whole grid).
 DEFAULT_N_TRIALS = 20
-#: Study user attribute holding the spec of the latest run, as JSON-able data.
-SPEC_ATTR = STUDY_ATTR_SPEC
 
 Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 

@@ -18,9 +18,6 @@ from ecotune.storage import open_storage, redact_url
 
 __all__ = ["create_study", "open_study", "prepare", "StudyMismatchError", "DEFAULT_STORAGE"]
 
-#: Study user attribute naming the objectives, so reports can read them back.
-OBJECTIVES_ATTR = STUDY_ATTR_OBJECTIVES
-
 
 class StudyMismatchError(ValueError):
     """An existing study has other objectives than the ones asked for."""
@@ -118,7 +115,7 @@ def create_study(
             # Experimental since Optuna 3.2 but the only way to name objectives.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(directions))
-        study.set_user_attr(OBJECTIVES_ATTR, directions)
+        study.set_user_attr(STUDY_ATTR_OBJECTIVES, directions)
     if rules is not None:
         store_rules(study, rules)
     return study

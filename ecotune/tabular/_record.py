@@ -23,6 +23,16 @@ from typing import Any
 
 import optuna
 
+from ecotune.names import (
+    ATTR_CO2,
+    ATTR_DURATION,
+    ATTR_ENERGY,
+    ATTR_ENERGY_IS_ESTIMATE,
+    ATTR_INFERENCE,
+    ATTR_METER,
+    ATTR_TEST_ACCURACY,
+    ATTR_TRAINING,
+)
 from ecotune.spec import StudySpec, load_spec
 from ecotune.tabular._table import (
     TableError,
@@ -34,10 +44,6 @@ from ecotune.tabular._table import (
 
 __all__ = ["record_table", "RecordSession", "grid_configs", "machine_description",
            "table_spec"]
-
-#: The attributes of the built-in trainer's trials that the table is made from.
-_TRAINING_ATTR, _INFERENCE_ATTR = "training", "inference"
-
 
 @dataclass
 class RecordSession:
@@ -127,22 +133,22 @@ def _now() -> str:
 
 def _rows(trial: optuna.trial.FrozenTrial, point: Mapping[str, Any]) -> list[dict[str, Any]]:
     attrs = trial.user_attrs
-    training = attrs.get(_TRAINING_ATTR) or {}
-    inference = attrs.get(_INFERENCE_ATTR) or {}
+    training = attrs.get(ATTR_TRAINING) or {}
+    inference = attrs.get(ATTR_INFERENCE) or {}
     complete = trial.state == optuna.trial.TrialState.COMPLETE
     wall_s = ((trial.datetime_complete - trial.datetime_start).total_seconds()
               if trial.datetime_complete and trial.datetime_start else None)
     finals = {
         "state": "COMPLETE" if complete else "FAIL",
         "accuracy": training.get("val_accuracy"),  # the accuracy objective
-        "final_energy_j": attrs.get("energy_j"),
-        "duration_s": attrs.get("duration_s"),
-        "co2_g": attrs.get("co2_g"),
-        "test_accuracy": attrs.get("test_accuracy"),
+        "final_energy_j": attrs.get(ATTR_ENERGY),
+        "duration_s": attrs.get(ATTR_DURATION),
+        "co2_g": attrs.get(ATTR_CO2),
+        "test_accuracy": attrs.get(ATTR_TEST_ACCURACY),
         "inference_energy_pj": inference.get("asic_pj"),
         "epochs_run": training.get("epochs_run", 0) if complete else 0,
-        "meter": attrs.get("energy_meter"),
-        "energy_is_estimate": attrs.get("energy_is_estimate"),
+        "meter": attrs.get(ATTR_METER),
+        "energy_is_estimate": attrs.get(ATTR_ENERGY_IS_ESTIMATE),
         "trial_wall_s": wall_s,
         "evaluation_energy_j": attrs.get("evaluation_energy_j"),
     }
@@ -205,8 +211,8 @@ def record_table(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
         if path.exists() and config_key(point, names) in read_table(path).configs:
             continue  # another recorder on the same table did it meanwhile
         trial = run(_point_spec(spec, point)).trials[-1]
-        meter = trial.user_attrs.get("energy_meter") or "unknown"
-        estimate = trial.user_attrs.get("energy_is_estimate")
+        meter = trial.user_attrs.get(ATTR_METER) or "unknown"
+        estimate = trial.user_attrs.get(ATTR_ENERGY_IS_ESTIMATE)
         header["meter"] = f"{meter} ({'estimate' if estimate else 'measured'})"
         write_rows(path, names, _rows(trial, point), header=header, notes=notes)
         notes = []

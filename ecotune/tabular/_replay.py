@@ -29,7 +29,7 @@ import numpy as np
 import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
-from ecotune.names import ATTR_EVALUATION_ENERGY
+from ecotune.names import ATTR_ENERGY, ATTR_EVALUATION_ENERGY, ATTR_REPLAY_STOPPED
 from ecotune.pareto import dominated
 from ecotune.rules import search_energy_j, study_front
 from ecotune.search import suggest_knobs
@@ -38,9 +38,6 @@ from ecotune.tabular._pareto import hypervolume_2d, table_reference
 from ecotune.tabular._table import OBJECTIVE_COLUMNS, ConfigRecord, RecordedTable, TableError, cell
 
 __all__ = ["Method", "ReplayRun", "TableObjective", "check_fits", "replay", "methods_for"]
-
-REPLAY_STOPPED = "replay_stopped_at_epoch"
-
 
 @dataclass(frozen=True)
 class Method:
@@ -191,7 +188,7 @@ class TableObjective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         record = self.lookup(suggest_knobs(trial, self.spec))
         if record.failed:
-            trial.set_user_attr("energy_j", record.final_energy_j)
+            trial.set_user_attr(ATTR_ENERGY, record.final_energy_j)
             raise RuntimeError("the recorded trial failed")
         stopped = None if self.stopping == "none" else self._stop_epoch(trial, record)
         finals = record.finals
@@ -205,9 +202,9 @@ class TableObjective:
             values["energy_j"] = float(record.energy_j[i]) + record.tail_energy_j
             if "duration_s" in values:
                 values["duration_s"] -= float(record.elapsed_s[-1] - record.elapsed_s[i])
-        trial.set_user_attr("energy_j", values["energy_j"])
+        trial.set_user_attr(ATTR_ENERGY, values["energy_j"])
         if stopped is not None:
-            trial.set_user_attr(REPLAY_STOPPED, stopped)
+            trial.set_user_attr(ATTR_REPLAY_STOPPED, stopped)
             if self.spec.early_stopping.on_stop == "prune":
                 raise optuna.TrialPruned(f"stopped after epoch {stopped}")
         result = tuple(values[name] for name in self.spec.study.objectives)

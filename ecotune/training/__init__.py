@@ -17,11 +17,11 @@ from __future__ import annotations
 from ecotune.epochs import EpochRecord, StopTraining
 from ecotune.training._config import TrainConfig, TrainResult
 from ecotune.training._evaluate import accuracy, activation_density
-from ecotune.training._loop import BUDGET_SAMPLE, COMPLETED, evaluate_test, train
-from ecotune.training._patience import PATIENCE_STOP, PatienceStopping
+from ecotune.training._loop import BUDGET_SAMPLE, evaluate_test, train
+from ecotune.training._patience import PatienceStopping
 from ecotune.training._runtime import RuntimeDecisions, freeze_all_but_last
 
 __all__ = ["TrainConfig", "TrainResult", "EpochRecord", "StopTraining", "train",
            "evaluate_test", "accuracy",
            "activation_density", "freeze_all_but_last", "PatienceStopping", "RuntimeDecisions",
-           "BUDGET_SAMPLE", "COMPLETED", "PATIENCE_STOP"]
+           "BUDGET_SAMPLE"]

@@ -36,18 +36,17 @@ from ecotune.epochs import EpochRecord, EpochWatcher, notify
 from ecotune.knobs import EATPenalty
 from ecotune.knobs.budget import EnergyBudgetProjector, input_mask
 from ecotune.models import build_model, count_macs, count_parameters
+from ecotune.names import STOP_COMPLETED
 from ecotune.training._config import TrainConfig, TrainResult
 from ecotune.training._evaluate import accuracy, accuracy_and_density
 from ecotune.training._patience import PatienceStopping
 from ecotune.training._runtime import RuntimeDecisions
 
-__all__ = ["train", "evaluate_test", "fits_on_device", "BUDGET_SAMPLE", "COMPLETED",
-           "LOSS_CHECK_BATCHES", "DEVICE_MEMORY_SHARE"]
+__all__ = ["train", "evaluate_test", "fits_on_device", "BUDGET_SAMPLE", "LOSS_CHECK_BATCHES",
+           "DEVICE_MEMORY_SHARE"]
 
 #: Inputs on which the energy-budget projection prices the model.
 BUDGET_SAMPLE = 64
-#: Stop reason of a run that trained every planned epoch.
-COMPLETED = "completed"
 #: On a GPU, the loss is checked for NaN/inf every this many batches (and at epoch end).
 LOSS_CHECK_BATCHES = 25
 #: A data set is copied to the GPU once when it takes at most this share of free memory.
@@ -172,7 +171,7 @@ def train(
         n_params=count_parameters(model),
         macs=macs,
         epochs_run=len(curve),
-        stop_reason=stop_reason or COMPLETED,
+        stop_reason=stop_reason or STOP_COMPLETED,
         curve=tuple(curve),
         model=model,
         input_mask=None if mask is None else mask.cpu(),

@@ -8,16 +8,15 @@ import copy
 from torch import nn
 
 from ecotune.epochs import EpochRecord, StopTraining
+from ecotune.names import STOP_PATIENCE
 
-__all__ = ["PatienceStopping", "PATIENCE_STOP"]
-
-#: Stop reason recorded when patience ran out.
-PATIENCE_STOP = "early_stopping"
+__all__ = ["PatienceStopping"]
 
 
 class PatienceStopping:
     """An epoch watcher that keeps the best epoch's weights and stops after ``patience``
-    epochs without improvement (never after the last planned epoch: nothing to save)."""
+    epochs without improvement (never after the last planned epoch: nothing to save), with
+    the stop reason :data:`ecotune.names.STOP_PATIENCE`."""
 
     def __init__(self, model: nn.Module, patience: int, planned_epochs: int) -> None:
         self.model = model
@@ -34,7 +33,7 @@ class PatienceStopping:
         else:
             self._since_best += 1
         if self._since_best >= self.patience and record.epoch < self.planned_epochs:
-            raise StopTraining(PATIENCE_STOP)
+            raise StopTraining(STOP_PATIENCE)
 
     def restore_best(self) -> float:
         """Load the best epoch's weights into the model; its validation accuracy."""
