@@ -16,6 +16,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from ecotune.pareto import objective_names
 from ecotune.report.history import (
     energy_to_reach,
     hypervolume,
@@ -69,7 +70,7 @@ def compare_studies(runs: Mapping[str, Sequence[optuna.Study]],
     if not runs or not any(runs.values()):
         raise ValueError("nothing to compare: no runs given")
     first = next(s for studies in runs.values() for s in studies)
-    names = first.metric_names or [f"objective_{i}" for i in range(len(first.directions))]
+    names = objective_names(first)
     maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in first.directions]
     for studies in runs.values():
         for s in studies:

@@ -24,7 +24,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from ecotune.pareto import ParetoFront, hypervolume, is_feasible
+from ecotune.pareto import ParetoFront, hypervolume, is_feasible, objective_names
 
 __all__ = ["hypervolume", "reference_point", "hypervolume_history", "energy_to_reach",
            "study_points", "REFERENCE_MARGIN", "HISTORY_COLUMNS"]
@@ -71,10 +71,6 @@ def _trial_energy_j(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> fl
     return None if energy is None else float(energy)
 
 
-def _objective_names(study: optuna.Study) -> list[str]:
-    return study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
-
-
 def study_points(study: optuna.Study) -> np.ndarray:
     """Objective values of the complete, feasible trials (n x m)."""
     rows = [t.values for t in study.get_trials(deepcopy=False,
@@ -110,7 +106,7 @@ def hypervolume_history(study: optuna.Study,
         >>> h["cumulative_energy_j"].tolist(), h["hypervolume"].round(3).tolist()
         ([4.0, 10.0, 11.0], [1.25, 1.4, 3.4])
     """
-    names = _objective_names(study)
+    names = objective_names(study)
     maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
     trials = sorted(study.get_trials(deepcopy=False, states=_DONE), key=lambda t: t.number)
     feasible = [t for t in trials
