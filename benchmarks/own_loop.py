@@ -27,7 +27,7 @@ from torch import nn
 
 import ecotune
 from ecotune.data import load_data
-from ecotune.report import hypervolume
+from ecotune.pareto import hypervolume
 
 
 def make_objective(data, epochs: int):

@@ -12,9 +12,9 @@ import pandas as pd
 import plotly.io
 import pytest
 
+from ecotune.pareto import hypervolume
 from ecotune.report import (
     energy_to_reach,
-    hypervolume,
     hypervolume_figure,
     hypervolume_history,
     learning_curves,

@@ -16,10 +16,9 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from ecotune.pareto import objective_names
+from ecotune.pareto import hypervolume, objective_names
 from ecotune.report.history import (
     energy_to_reach,
-    hypervolume,
     hypervolume_history,
     reference_point,
     study_points,

@@ -24,9 +24,10 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from ecotune.pareto import ParetoFront, hypervolume, is_feasible, objective_names
+from ecotune.pareto import hypervolume_history as volumes_after_each_trial
+from ecotune.pareto import is_feasible, objective_names
 
-__all__ = ["hypervolume", "reference_point", "hypervolume_history", "energy_to_reach",
+__all__ = ["reference_point", "hypervolume_history", "energy_to_reach",
            "study_points", "REFERENCE_MARGIN", "HISTORY_COLUMNS"]
 
 #: Fraction of each objective's range the default reference point lies beyond the worst.
@@ -86,8 +87,8 @@ def hypervolume_history(study: optuna.Study,
 
     Energy counts every finished trial, failed and pruned ones included, from its
     ``energy_j`` user attribute (or the ``energy_j`` objective); a trial without either
-    adds 0 and shows ``energy_j`` as NaN. The front is kept up to date trial by trial
-    (:class:`ecotune.pareto.ParetoFront`): O(n log n) in all for two objectives.
+    adds 0 and shows ``energy_j`` as NaN. The hypervolume is
+    :func:`ecotune.pareto.hypervolume_history`'s: O(n log n) in all for two objectives.
 
     Args:
         reference: the reference point, a list or an array; default
@@ -113,22 +114,19 @@ def hypervolume_history(study: optuna.Study,
                 if t.state == optuna.trial.TrialState.COMPLETE and is_feasible(t)]
     if reference is None and feasible:
         reference = reference_point([t.values for t in feasible], names, maximize)
-    front = ParetoFront(maximize, reference) if reference is not None else None
-    feasible_numbers = {t.number for t in feasible}
-    numbers, states, energies, spent, volumes = [], [], [], [], []
-    total_j, volume = 0.0, 0.0
+    volumes = (volumes_after_each_trial(trials, maximize, reference) if reference is not None
+               else np.zeros(len(trials)))
+    numbers, states, energies, spent = [], [], [], []
+    total_j = 0.0
     for t in trials:
         energy = _trial_energy_j(t, names)
         total_j += energy or 0.0
-        if front is not None and t.number in feasible_numbers and front.add(t.values):
-            volume = front.hypervolume
         numbers.append(t.number)
         states.append(t.state.name)
         energies.append(np.nan if energy is None else energy)
         spent.append(total_j)
-        volumes.append(volume)
     return pd.DataFrame(dict(zip(HISTORY_COLUMNS,
-                                 (numbers, states, energies, spent, volumes))),
+                                 (numbers, states, energies, spent, volumes.tolist()))),
                         columns=HISTORY_COLUMNS)
 
 

@@ -24,9 +24,10 @@ import numpy as np
 import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
+from ecotune.pareto import hypervolume_history
 from ecotune.search import suggest_knobs
 from ecotune.spec import CategoricalParam, StudySpec, load_spec
-from ecotune.tabular._pareto import hypervolume_2d, table_reference
+from ecotune.tabular._pareto import table_reference
 from ecotune.tabular._table import OBJECTIVE_COLUMNS, ConfigRecord, RecordedTable, TableError, cell
 
 __all__ = ["Method", "ReplayRun", "TableObjective", "check_fits", "replay", "methods_for"]
@@ -207,18 +208,14 @@ class TableObjective:
 
 def _history(study: optuna.Study, reference: Sequence[float], reference_hv: float,
              maximize: Sequence[bool]) -> tuple[np.ndarray, np.ndarray, list[str], list]:
-    energies, ratios, states, values = [], [], [], []
-    points: list[Sequence[float]] = []
-    volume = 0.0
-    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        energies.append(float(t.user_attrs.get("energy_j") or 0.0))
-        states.append(t.state.name)
-        values.append(tuple(t.values) if t.values is not None else None)
-        if t.state == optuna.trial.TrialState.COMPLETE:
-            points.append(t.values)
-            volume = hypervolume_2d(points, reference, maximize)
-        ratios.append(volume / reference_hv if reference_hv > 0 else math.nan)
-    return np.array(energies), np.array(ratios), states, values
+    """Per trial (by number): its energy, the hypervolume ratio of the complete, feasible
+    trials so far (:func:`ecotune.pareto.hypervolume_history`), its state and values."""
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    energies = np.array([float(t.user_attrs.get("energy_j") or 0.0) for t in trials])
+    volumes = hypervolume_history(trials, maximize, reference)
+    ratios = volumes / reference_hv if reference_hv > 0 else np.full(len(trials), math.nan)
+    return (energies, ratios, [t.state.name for t in trials],
+            [tuple(t.values) if t.values is not None else None for t in trials])
 
 
 def check_fits(table: RecordedTable, spec: StudySpec) -> None:
