@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from ecotune.pareto._dominance import non_dominated, to_costs
 from ecotune.pareto._feasible import is_feasible
-from ecotune.pareto._history import hypervolume_history
+from ecotune.pareto._history import REACH_TOLERANCE, energy_to_reach, hypervolume_history
 from ecotune.pareto._hypervolume import ParetoFront, hypervolume
 from ecotune.pareto._objectives import objective_names
 
-__all__ = ["ParetoFront", "hypervolume", "hypervolume_history", "is_feasible", "non_dominated",
-           "objective_names", "to_costs"]
+__all__ = ["REACH_TOLERANCE", "ParetoFront", "energy_to_reach", "hypervolume",
+           "hypervolume_history", "is_feasible", "non_dominated", "objective_names", "to_costs"]

@@ -23,7 +23,7 @@ from ecotune.report.export import (
     write_report,
 )
 from ecotune.report.front import non_dominated, pareto_front, trials_frame
-from ecotune.report.history import energy_to_reach, hypervolume_history, reference_point
+from ecotune.report.history import hypervolume_history, reference_point
 from ecotune.report.plots import (
     ParetoPlotData,
     hypervolume_figure,
@@ -47,7 +47,6 @@ __all__ = [
     "layer_type_profile",
     "ParameterEffects",
     "ParetoPlotData",
-    "energy_to_reach",
     "hypervolume_figure",
     "hypervolume_history",
     "learning_curves",

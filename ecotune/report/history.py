@@ -27,8 +27,8 @@ import pandas as pd
 from ecotune.pareto import hypervolume_history as volumes_after_each_trial
 from ecotune.pareto import is_feasible, objective_names
 
-__all__ = ["reference_point", "hypervolume_history", "energy_to_reach",
-           "study_points", "REFERENCE_MARGIN", "HISTORY_COLUMNS"]
+__all__ = ["reference_point", "hypervolume_history", "study_points", "REFERENCE_MARGIN",
+           "HISTORY_COLUMNS"]
 
 #: Fraction of each objective's range the default reference point lies beyond the worst.
 REFERENCE_MARGIN = 0.1
@@ -129,15 +129,3 @@ def hypervolume_history(study: optuna.Study,
                                  (numbers, states, energies, spent, volumes.tolist()))),
                         columns=HISTORY_COLUMNS)
 
-
-def energy_to_reach(history: pd.DataFrame, target: float) -> float | None:
-    """Search energy spent when the hypervolume first reached ``target`` (None: never).
-
-    Example:
-        >>> h = pd.DataFrame({"cumulative_energy_j": [1.0, 3.0, 6.0],
-        ...                   "hypervolume": [0.2, 0.9, 1.0]})
-        >>> energy_to_reach(h, 0.95), energy_to_reach(h, 2.0)
-        (6.0, None)
-    """
-    reached = history[history["hypervolume"] >= target]
-    return None if reached.empty else float(reached["cumulative_energy_j"].iloc[0])
