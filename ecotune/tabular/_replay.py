@@ -269,6 +269,7 @@ def replay(table: RecordedTable, spec: StudySpec | Mapping[str, Any] | str,
     Raises:
         TableError: the table does not fit the spec; ValueError: bad counts or samplers.
     """
+    from ecotune.comparison import run_name
     from ecotune.search import create_study
 
     spec = load_spec(spec)
@@ -293,7 +294,7 @@ def replay(table: RecordedTable, spec: StudySpec | Mapping[str, Any] | str,
         for r in range(repeats):
             started = time.perf_counter()
             with _quiet():
-                study = create_study(f"{spec.study.name}-{method.label}-r{r}", storage=None,
+                study = create_study(run_name(spec.study.name, method.label, r), storage=None,
                                      sampler=method.sampler, objectives=spec.study.objectives,
                                      seed=seed0 + r,
                                      grid=grid if method.sampler == "grid" else None,
