@@ -28,7 +28,7 @@ from torch import nn
 import ecotune
 from ecotune.data import load_data
 from ecotune.names import ATTR_ENERGY, ATTR_ENERGY_IS_ESTIMATE, ATTR_METER
-from ecotune.report import hypervolume
+from ecotune.pareto import hypervolume
 
 
 def make_objective(data, epochs: int):

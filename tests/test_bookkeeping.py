@@ -3,7 +3,10 @@ stopper's front) equals reading the whole study, with another worker adding tria
 
 from __future__ import annotations
 
+import gc
+import math
 import random
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,7 @@ import pytest
 
 from ecotune.execution._workers import count_trials
 from ecotune.pareto import non_dominated
+from ecotune.rules import _budgets as budgets
 from ecotune.rules import _early_stopping as early_stopping
 from ecotune.rules._budgets import StudyEnergyBudget, study_energy_j
 from ecotune.rules._early_stopping import EnergyAwareStopper
@@ -48,6 +52,10 @@ def _step(other: optuna.Study, rng: random.Random, running: list[optuna.Trial]) 
         other.tell(trial, state=State.FAIL if action < 0.9 else State.PRUNED)
 
 
+def _brute_force_energy_j(study: optuna.Study) -> float:
+    return math.fsum(t.user_attrs.get("energy_j", 0.0) for t in study.get_trials())
+
+
 def _brute_force_front(study: optuna.Study) -> set[tuple[float, float]]:
     points = np.array([t.values for t in study.get_trials(states=(State.COMPLETE,))
                        if all(c <= 0 for c in t.constraints.values())]).reshape(-1, 2)
@@ -69,7 +77,8 @@ def test_incremental_bookkeeping_equals_reading_everything(storage, tmp_path: Pa
         if step % 3:
             continue  # checks come now and then, several trials apart
         assert count_trials(study) == len(other.get_trials())
-        assert budget.spent_j(study) == pytest.approx(study_energy_j(other))
+        assert budget.spent_j(study) == pytest.approx(_brute_force_energy_j(other))
+        assert study_energy_j(study) == budget.spent_j(study)  # one sum per study object
         # Each trial's stopper: they share the front kept for this study object.
         front = EnergyAwareStopper(study, planned_epochs=5).front()
         assert {tuple(p) for p in front.tolist()} == _brute_force_front(other)
@@ -98,4 +107,14 @@ def test_bookkeeping_on_postgresql_with_two_study_objects(postgres_url: str) -> 
     for _ in range(30):
         _step(other, rng, running)
         assert count_trials(study) == len(other.get_trials())
-        assert budget.spent_j(study) == pytest.approx(study_energy_j(other))
+        assert budget.spent_j(study) == pytest.approx(_brute_force_energy_j(other))
+
+
+def test_the_study_energy_sum_does_not_keep_a_study_alive() -> None:
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"energy_j": 2.0}))
+    assert study_energy_j(study) == 2.0 and study in budgets._SPENT
+    alive = weakref.ref(study)
+    del study
+    gc.collect()
+    assert alive() is None  # and its entry left the table with it

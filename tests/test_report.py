@@ -4,6 +4,7 @@ drawing and files smoke-tested."""
 from __future__ import annotations
 
 import itertools
+import math
 import random
 
 import numpy as np
@@ -12,9 +13,8 @@ import pandas as pd
 import plotly.io
 import pytest
 
+from ecotune.pareto import energy_to_reach, hypervolume
 from ecotune.report import (
-    energy_to_reach,
-    hypervolume,
     hypervolume_figure,
     hypervolume_history,
     learning_curves,
@@ -125,7 +125,9 @@ def test_hypervolume_history_counts_the_energy_of_every_finished_trial() -> None
     assert other["hypervolume"].iloc[-1] == pytest.approx(0.6 * 9 + 0.2 * 4)
     assert other["hypervolume"].tolist() == pytest.approx(
         hypervolume_history(study, reference=np.array([0.0, 10.0]))["hypervolume"].tolist())
-    assert energy_to_reach(history, 3.4) == 15.5 and energy_to_reach(history, 3.5) is None
+    spent, volumes = history["cumulative_energy_j"], history["hypervolume"]
+    assert energy_to_reach(spent, volumes, 3.4) == 15.5
+    assert math.isnan(energy_to_reach(spent, volumes, 3.5))
 
 
 def test_hypervolume_history_of_an_empty_or_failed_study() -> None:

@@ -195,6 +195,22 @@ def test_the_hypervolume_ratio_of_a_full_grid_is_one_and_grows_monotonically():
     assert run.energy_j.sum() == pytest.approx(table.total_energy_j())
 
 
+def test_the_replays_hypervolume_history_ignores_an_infeasible_trial():
+    """The replay's copy of the hypervolume history once counted every complete trial;
+    it is now pareto's, by the feasibility rule the report and compare use."""
+    from ecotune.tabular._replay import _history
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for values, constraints in [([0.5, 4.0], {}), ([0.9, 1.0], {"trial_energy_j": 2.0}),
+                                ([0.8, 6.0], {})]:
+        study.add_trial(optuna.trial.create_trial(values=values, constraints=constraints,
+                                                  user_attrs={"energy_j": values[1]}))
+    energy, ratio, states, values = _history(study, [0.0, 10.0], 4.2, [True, False])
+    assert energy.tolist() == [4.0, 1.0, 6.0]
+    assert ratio.tolist() == pytest.approx([3.0 / 4.2, 3.0 / 4.2, 1.0])  # not 9.0 / 4.2
+    assert states == ["COMPLETE"] * 3 and values[1] == (0.9, 1.0)
+
+
 def test_mean_ci_with_one_value_has_no_interval():
     m = mean_ci([0.5, math.nan])
     assert (m.mean, m.n) == (0.5, 1) and math.isnan(m.half_width)

@@ -92,8 +92,8 @@ def _print_not_drawn(paths: dict[str, Path], console: Console) -> None:
 def _print_front(study: optuna.Study, console: Console) -> None:
     from rich.table import Table
 
+    from ecotune.pareto import objective_names
     from ecotune.report import pareto_front
-    from ecotune.report.checks import objective_names
     from ecotune.report.plots import energy_label
 
     front = pareto_front(study)

@@ -80,7 +80,9 @@ def _reference(text: str | None, study) -> list[float] | None:
     """``--reference 0,12.5``: one finite number per objective of ``study``."""
     if text is None:
         return None
-    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    from ecotune.pareto import objective_names
+
+    names = objective_names(study)
     try:
         values = [float(v) for v in text.split(",")]
     except ValueError:

@@ -15,14 +15,15 @@ from ecotune.spec import SpecError, StudySpec, load_spec
 __all__ = ["comparison_runs", "run_comparison", "run_name"]
 
 
-def run_name(study_name: str, sampler: str, repeat: int) -> str:
-    """The study name of one run: ``NAME-SAMPLER-rR``.
+def run_name(study_name: str, label: str, repeat: int) -> str:
+    """The study name of one run: ``NAME-LABEL-rR``, ``LABEL`` being the sampler of a
+    live comparison or the method of a replay (``ecotune.tabular.replay``).
 
     Example:
         >>> run_name("digits", "tpe", 0)
         'digits-tpe-r0'
     """
-    return f"{study_name}-{sampler}-r{repeat}"
+    return f"{study_name}-{label}-r{repeat}"
 
 
 def comparison_runs(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,

@@ -1,15 +1,24 @@
 """Pareto fronts, feasibility and hypervolume: the one definition the package shares.
 
-Pure data (numpy, and Optuna's ``FrozenTrial`` for feasibility): no plotting, no pandas,
-no storage. Both :mod:`ecotune.search` (early stopping) and :mod:`ecotune.report` (the
-front, the hypervolume, ``compare``) import from here.
+Which trials count (:func:`is_feasible`), what a study calls its objectives
+(:func:`objective_names`), dominance, the hypervolume (:func:`hypervolume`, and
+:class:`ParetoFront` kept up to date point by point), the hypervolume after each trial of
+a search (:func:`hypervolume_history`) and the search energy it took to reach a level
+(:func:`energy_to_reach`).
+
+Pure data (numpy, and Optuna's trials and studies as read-only inputs): no plotting, no
+pandas, no storage. :mod:`ecotune.rules` (early stopping), :mod:`ecotune.report` (the
+front, the hypervolume history, ``compare``) and :mod:`ecotune.tabular` (the replay)
+import from here.
 """
 
 from __future__ import annotations
 
 from ecotune.pareto._dominance import dominated, non_dominated, to_costs
 from ecotune.pareto._feasible import is_feasible
+from ecotune.pareto._history import REACH_TOLERANCE, energy_to_reach, hypervolume_history
 from ecotune.pareto._hypervolume import ParetoFront, hypervolume
+from ecotune.pareto._objectives import objective_names
 
-__all__ = ["ParetoFront", "dominated", "hypervolume", "is_feasible", "non_dominated",
-           "to_costs"]
+__all__ = ["REACH_TOLERANCE", "ParetoFront", "dominated", "energy_to_reach", "hypervolume",
+           "hypervolume_history", "is_feasible", "non_dominated", "objective_names", "to_costs"]

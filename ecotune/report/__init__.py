@@ -1,8 +1,8 @@
 """Reports of a study: the Pareto front and hypervolume as data, as plots, and as files.
 
-Reads only an ``optuna.Study``. Data functions (:mod:`.front`, :mod:`.hypervolume`,
+Reads only an ``optuna.Study``. Data functions (:mod:`.front`, :mod:`.history`,
 :mod:`.trials`, :mod:`.compare`) are separate from drawing (:mod:`.plots`) and from
-writing files (:mod:`.export`).
+writing files (:mod:`.export`); the hypervolume itself is :func:`ecotune.pareto.hypervolume`.
 """
 
 from __future__ import annotations
@@ -23,12 +23,7 @@ from ecotune.report.export import (
     write_report,
 )
 from ecotune.report.front import non_dominated, pareto_front, trials_frame
-from ecotune.report.history import (
-    energy_to_reach,
-    hypervolume,
-    hypervolume_history,
-    reference_point,
-)
+from ecotune.report.history import hypervolume_history, reference_point
 from ecotune.report.plots import (
     ParetoPlotData,
     hypervolume_figure,
@@ -52,8 +47,6 @@ __all__ = [
     "layer_type_profile",
     "ParameterEffects",
     "ParetoPlotData",
-    "energy_to_reach",
-    "hypervolume",
     "hypervolume_figure",
     "hypervolume_history",
     "learning_curves",

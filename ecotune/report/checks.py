@@ -13,8 +13,9 @@ from collections.abc import Collection
 import optuna
 
 from ecotune.names import ATTR_FAIL_REASON
+from ecotune.pareto import is_feasible, objective_names
 
-__all__ = ["ReportError", "NothingToReport", "objective_names", "energy_objective",
+__all__ = ["ReportError", "NothingToReport", "energy_objective",
            "is_energy_name", "check_reportable", "plots_not_drawn", "NOT_DRAWN"]
 
 #: Why each plot may be missing from a report (each has exactly one reason).
@@ -36,16 +37,6 @@ class ReportError(ValueError):
 
 class NothingToReport(ReportError):
     """A study with no complete, feasible trial: there is nothing to draw."""
-
-
-def objective_names(study: optuna.Study) -> list[str]:
-    """The study's metric names, or ``objective_0``, ``objective_1``, ... where unset.
-
-    Example:
-        >>> objective_names(optuna.create_study(directions=["maximize", "minimize"]))
-        ['objective_0', 'objective_1']
-    """
-    return list(study.metric_names or [f"objective_{i}" for i in range(len(study.directions))])
 
 
 def is_energy_name(name: str) -> bool:
@@ -96,11 +87,6 @@ def energy_objective(study: optuna.Study) -> str:
     return name
 
 
-def _feasible(trial: optuna.trial.FrozenTrial) -> bool:
-    # Optuna's rule: feasible when every constraint value is zero or less.
-    return all(c <= 0 for c in trial.constraints.values())
-
-
 def _fail_reason(trial: optuna.trial.FrozenTrial) -> str | None:
     # ecotune stores it as a user attribute; Optuna < 3 stored it as a system attribute.
     return trial.user_attrs.get(ATTR_FAIL_REASON) or trial.system_attrs.get("fail_reason")
@@ -118,7 +104,7 @@ def check_reportable(study: optuna.Study, color_by: str | None = None) -> str:
     State = optuna.trial.TrialState
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == State.COMPLETE]
-    if not any(_feasible(t) for t in complete):
+    if not any(is_feasible(t) for t in complete):
         failed = [t for t in trials if t.state == State.FAIL]
         pruned = sum(t.state == State.PRUNED for t in trials)
         counts = f"{len(failed)} failed, {pruned} pruned"

@@ -4,11 +4,13 @@ All runs share one reference point (:func:`~ecotune.report.history.reference_poi
 of the complete, feasible trials of every run together, or one given) and one reference
 hypervolume: that of the front of all runs together, the best front known. Every number
 comes from the same code as a study's report (:mod:`ecotune.pareto`). A sampler is then
-judged by the search energy it spent to reach 95 % of that reference hypervolume.
+judged by the search energy it spent to reach 95 % of that reference hypervolume
+(:func:`ecotune.pareto.energy_to_reach`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -16,9 +18,8 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from ecotune.pareto import energy_to_reach, hypervolume, objective_names
 from ecotune.report.history import (
-    energy_to_reach,
-    hypervolume,
     hypervolume_history,
     reference_point,
     study_points,
@@ -69,7 +70,7 @@ def compare_studies(runs: Mapping[str, Sequence[optuna.Study]],
     if not runs or not any(runs.values()):
         raise ValueError("nothing to compare: no runs given")
     first = next(s for studies in runs.values() for s in studies)
-    names = first.metric_names or [f"objective_{i}" for i in range(len(first.directions))]
+    names = objective_names(first)
     maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in first.directions]
     for studies in runs.values():
         for s in studies:
@@ -93,8 +94,10 @@ def compare_studies(runs: Mapping[str, Sequence[optuna.Study]],
             finals.append(history["hypervolume"].iloc[-1] if len(history) else 0.0)
             spent.append(history["cumulative_energy_j"].iloc[-1] if len(history) else 0.0)
             trials.append(len(history))
-            energy = energy_to_reach(history, target) if reference_hv > 0 else None
-            if energy is not None:
+            energy = (energy_to_reach(history["cumulative_energy_j"],
+                                      history["hypervolume"], target)
+                      if reference_hv > 0 else math.nan)
+            if not math.isnan(energy):
                 reached.append(energy)
         rows.append({
             "sampler": label, "runs": len(studies), "trials": float(np.mean(trials)),

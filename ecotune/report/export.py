@@ -24,13 +24,9 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
+from ecotune.pareto import objective_names
 from ecotune.report._png import png_export_available, start_browser, write_pngs
-from ecotune.report.checks import (
-    check_reportable,
-    energy_objective,
-    objective_names,
-    plots_not_drawn,
-)
+from ecotune.report.checks import check_reportable, energy_objective, plots_not_drawn
 from ecotune.report.front import pareto_front, sharing_trials_frames
 from ecotune.report.history import hypervolume_history
 from ecotune.report.page import PLOTLYJS_FILE, report_page, write_plotlyjs

@@ -28,7 +28,7 @@ from ecotune.names import (
     ATTR_TEST_ACCURACY,
     ATTR_TRAINING,
 )
-from ecotune.pareto import is_feasible, non_dominated
+from ecotune.pareto import is_feasible, non_dominated, objective_names
 
 __all__ = ["non_dominated", "pareto_front", "trials_frame", "sharing_trials_frames",
            "ENERGY_ATTRS"]
@@ -79,7 +79,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 
 def _trials_frame(study: optuna.Study) -> pd.DataFrame:
-    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    names = objective_names(study)
     trials = [t for t in study.get_trials(deepcopy=False,
                                           states=(optuna.trial.TrialState.COMPLETE,))
               if is_feasible(t)]

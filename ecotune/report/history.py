@@ -24,11 +24,12 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from ecotune.pareto import ParetoFront, hypervolume, is_feasible
+from ecotune.pareto import hypervolume_history as volumes_after_each_trial
+from ecotune.pareto import is_feasible, objective_names
 from ecotune.rules import search_energy_j
 
-__all__ = ["hypervolume", "reference_point", "hypervolume_history", "energy_to_reach",
-           "study_points", "REFERENCE_MARGIN", "HISTORY_COLUMNS"]
+__all__ = ["reference_point", "hypervolume_history", "study_points", "REFERENCE_MARGIN",
+           "HISTORY_COLUMNS"]
 
 #: Fraction of each objective's range the default reference point lies beyond the worst.
 REFERENCE_MARGIN = 0.1
@@ -72,10 +73,6 @@ def _trial_energy_j(trial: optuna.trial.FrozenTrial, names: Sequence[str]) -> fl
     return None if energy is None else float(energy)
 
 
-def _objective_names(study: optuna.Study) -> list[str]:
-    return study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
-
-
 def study_points(study: optuna.Study) -> np.ndarray:
     """Objective values of the complete, feasible trials (n x m)."""
     rows = [t.values for t in study.get_trials(deepcopy=False,
@@ -93,9 +90,8 @@ def hypervolume_history(study: optuna.Study,
     spent it (:func:`ecotune.rules.search_energy_j`): its ``energy_j`` user attribute
     (training, or else the ``energy_j`` objective) plus its ``evaluation_energy_j`` (the
     test-split evaluation); a trial without either adds 0 and shows ``energy_j`` as NaN.
-    The ``energy_j`` column is that per-trial search energy. The front is kept up to
-    date trial by trial (:class:`ecotune.pareto.ParetoFront`): O(n log n) in all for two
-    objectives.
+    The ``energy_j`` column is that per-trial search energy. The hypervolume is
+    :func:`ecotune.pareto.hypervolume_history`'s: O(n log n) in all for two objectives.
 
     Args:
         reference: the reference point, a list or an array; default
@@ -114,40 +110,25 @@ def hypervolume_history(study: optuna.Study,
         >>> h["cumulative_energy_j"].tolist(), h["hypervolume"].round(3).tolist()
         ([4.0, 10.0, 11.0], [1.25, 1.4, 3.4])
     """
-    names = _objective_names(study)
+    names = objective_names(study)
     maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
     trials = sorted(study.get_trials(deepcopy=False, states=_DONE), key=lambda t: t.number)
     feasible = [t for t in trials
                 if t.state == optuna.trial.TrialState.COMPLETE and is_feasible(t)]
     if reference is None and feasible:
         reference = reference_point([t.values for t in feasible], names, maximize)
-    front = ParetoFront(maximize, reference) if reference is not None else None
-    feasible_numbers = {t.number for t in feasible}
-    numbers, states, energies, spent, volumes = [], [], [], [], []
-    total_j, volume = 0.0, 0.0
+    volumes = (volumes_after_each_trial(trials, maximize, reference) if reference is not None
+               else np.zeros(len(trials)))
+    numbers, states, energies, spent = [], [], [], []
+    total_j = 0.0
     for t in trials:
         energy = _trial_energy_j(t, names)
         total_j += energy or 0.0
-        if front is not None and t.number in feasible_numbers and front.add(t.values):
-            volume = front.hypervolume
         numbers.append(t.number)
         states.append(t.state.name)
         energies.append(np.nan if energy is None else energy)
         spent.append(total_j)
-        volumes.append(volume)
     return pd.DataFrame(dict(zip(HISTORY_COLUMNS,
-                                 (numbers, states, energies, spent, volumes))),
+                                 (numbers, states, energies, spent, volumes.tolist()))),
                         columns=HISTORY_COLUMNS)
 
-
-def energy_to_reach(history: pd.DataFrame, target: float) -> float | None:
-    """Search energy spent when the hypervolume first reached ``target`` (None: never).
-
-    Example:
-        >>> h = pd.DataFrame({"cumulative_energy_j": [1.0, 3.0, 6.0],
-        ...                   "hypervolume": [0.2, 0.9, 1.0]})
-        >>> energy_to_reach(h, 0.95), energy_to_reach(h, 2.0)
-        (6.0, None)
-    """
-    reached = history[history["hypervolume"] >= target]
-    return None if reached.empty else float(reached["cumulative_energy_j"].iloc[0])

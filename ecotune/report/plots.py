@@ -10,7 +10,8 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
-from ecotune.report.checks import is_energy_name, objective_names
+from ecotune.pareto import objective_names
+from ecotune.report.checks import is_energy_name
 from ecotune.report.front import trials_frame
 from ecotune.report.trials import ParameterEffects
 

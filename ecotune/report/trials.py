@@ -14,6 +14,7 @@ import optuna
 import pandas as pd
 
 from ecotune.names import ATTR_TRAINING, STOP_COMPLETED
+from ecotune.pareto import objective_names
 from ecotune.report.front import trials_frame
 
 __all__ = ["learning_curves", "ParameterEffects", "parameter_effects"]
@@ -83,7 +84,7 @@ def parameter_effects(study: optuna.Study) -> ParameterEffects:
         (['accuracy', 'energy_j'], ['lr'], ['lr'])
     """
     frame = trials_frame(study)
-    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    names = objective_names(study)
     params = sorted(c.removeprefix("params_") for c in frame.columns
                     if c.startswith("params_"))
     log_params = set()
@@ -91,4 +92,4 @@ def parameter_effects(study: optuna.Study) -> ParameterEffects:
         for name, dist in t.distributions.items():
             if getattr(dist, "log", False):
                 log_params.add(name)
-    return ParameterEffects(frame, list(names), params, sorted(log_params & set(params)))
+    return ParameterEffects(frame, names, params, sorted(log_params & set(params)))

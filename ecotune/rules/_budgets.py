@@ -11,13 +11,17 @@
   search's energy (this module's study budget, the report's hypervolume against search
   energy, ``compare``, the replay) adds trials up with it.
 - :func:`study_energy_j` adds up the search energy of every trial of a study (complete,
-  failed and pruned alike: that energy was spent); :class:`StudyEnergyBudget` stops the
-  study once the sum reaches the budget, so that no new trial starts.
+  failed and pruned alike: that energy was spent), kept up to date per study object from
+  the trials that finished since the last call; :class:`StudyEnergyBudget` stops the
+  study once the sum reaches the budget, so that no new trial starts, and a measurement
+  window (``ecotune.measure``) refuses to start a trial then. Both read that one sum.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 
 import optuna
 
@@ -88,18 +92,60 @@ def search_energy_j(trial: optuna.trial.FrozenTrial) -> float | None:
     return float(training or 0.0) + float(evaluation or 0.0)
 
 
+class _StudyEnergy:
+    """The energy one study's trials have recorded, brought up to date from the trials
+    that finished since the last read (a :class:`~ecotune.storage.TrialCursor`)."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        # A proxy: the sum, kept in a weak dictionary by study, must not keep it alive.
+        self._cursor = TrialCursor(weakref.proxy(study))
+        self._finished_j = 0.0  # energy of the finished trials the cursor has seen
+        self._lock = threading.Lock()  # trials in threads (n_jobs) share a study object
+
+    def spent_j(self) -> float:
+        with self._lock:
+            # A finished trial's attributes never change: add each once. Unfinished trials
+            # are re-read each time (their energy_j appears when their window closes).
+            self._finished_j += math.fsum(search_energy_j(t) or 0.0
+                                          for t in self._cursor.poll())
+            return self._finished_j + math.fsum(search_energy_j(t) or 0.0
+                                                for t in self._cursor.unfinished)
+
+
+#: The energy sum of each study object, kept up to date across calls.
+_SPENT: weakref.WeakKeyDictionary[optuna.Study, _StudyEnergy] = weakref.WeakKeyDictionary()
+_SPENT_LOCK = threading.Lock()
+
+
 def study_energy_j(study: optuna.Study) -> float:
-    """Search energy of every trial of ``study`` (:func:`search_energy_j`), joules."""
-    return math.fsum(search_energy_j(t) or 0.0 for t in study.get_trials(deepcopy=False))
+    """Search energy (:func:`search_energy_j`: training and test evaluation) of every
+    trial of ``study``, joules: complete, failed, pruned and running trials alike.
+
+    The first call on a study object reads the whole study once; later calls read only
+    the trials that finished since (and those still running), so a call costs the same at
+    10,000 stored trials as at 100, with any number of workers adding trials.
+
+    Example:
+        >>> study = optuna.create_study()
+        >>> study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"energy_j": 2.0}))
+        >>> study_energy_j(study)
+        2.0
+        >>> study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"energy_j": 0.5}))
+        >>> study_energy_j(study)
+        2.5
+    """
+    with _SPENT_LOCK:
+        spent = _SPENT.get(study)
+        if spent is None:
+            spent = _SPENT[study] = _StudyEnergy(study)
+    return spent.spent_j()
 
 
 class StudyEnergyBudget:
-    """A ``study.optimize`` callback: stop the study once it has spent ``budget_j``.
+    """A ``study.optimize`` callback: stop the study once it has spent ``budget_j``
+    (:func:`study_energy_j`).
 
-    ``reached`` tells afterwards whether the budget ended the run. The sum is kept up to
-    date from the trials that finished since the last check (a
-    :class:`~ecotune.storage._trial_cursor.TrialCursor`), so a check costs the same at
-    10,000 stored trials as at 100; it equals :func:`study_energy_j`.
+    ``reached`` tells afterwards whether the budget ended the run.
     """
 
     def __init__(self, budget_j: float) -> None:
@@ -107,19 +153,10 @@ class StudyEnergyBudget:
             raise ValueError(f"a study energy budget must be > 0 joules (got {budget_j})")
         self.budget_j = budget_j
         self.reached = False
-        self._cursor: TrialCursor | None = None
-        self._finished_j = 0.0  # energy of the finished trials the cursor has seen
 
     def spent_j(self, study: optuna.Study) -> float:
-        """Search energy every trial of ``study`` has recorded so far (training and test
-        evaluation, :func:`search_energy_j`), joules."""
-        if self._cursor is None or self._cursor.study is not study:
-            self._cursor, self._finished_j = TrialCursor(study), 0.0
-        # A finished trial's attributes never change: add each once. Unfinished trials are
-        # re-read each time (their energy_j appears when their meter window closes).
-        self._finished_j += math.fsum(search_energy_j(t) or 0.0 for t in self._cursor.poll())
-        return self._finished_j + math.fsum(search_energy_j(t) or 0.0
-                                            for t in self._cursor.unfinished)
+        """Energy every trial of ``study`` has recorded so far, joules."""
+        return study_energy_j(study)
 
     def exhausted(self, study: optuna.Study) -> bool:
         """Whether the study has already spent its budget (check before starting)."""

@@ -22,7 +22,6 @@ from ecotune.tabular._replay import (
 from ecotune.tabular._summary import (
     LEVELS,
     MeanCI,
-    energy_to,
     mean_ci,
     mean_curves,
     ratio_at,
@@ -37,7 +36,6 @@ __all__ = [
     "ReplayRun",
     "TableObjective",
     "check_fits",
-    "energy_to",
     "mean_ci",
     "mean_curves",
     "methods_for",

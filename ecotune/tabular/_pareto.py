@@ -1,8 +1,5 @@
-"""Every hypervolume and reference-point call of the replay, in one place.
-
-They use ``ecotune.report.history`` today; when the pure ``ecotune.pareto`` package
-(with an incremental two-objective front) lands, only this module changes.
-"""
+"""The replay's reference: the front of a recorded table (hypervolume and reference point
+from :mod:`ecotune.pareto` and :func:`ecotune.report.history.reference_point`)."""
 
 from __future__ import annotations
 
@@ -11,16 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from ecotune.objectives import OBJECTIVES
-from ecotune.report.history import hypervolume, reference_point
+from ecotune.pareto import hypervolume
+from ecotune.report.history import reference_point
 from ecotune.tabular._table import OBJECTIVE_COLUMNS, RecordedTable
 
-__all__ = ["hypervolume_2d", "table_reference"]
-
-
-def hypervolume_2d(points: Sequence[Sequence[float]], reference: Sequence[float],
-                   maximize: Sequence[bool]) -> float:
-    """Exact hypervolume of ``points`` against ``reference`` (any number of objectives)."""
-    return hypervolume(points, reference, maximize)
+__all__ = ["table_reference"]
 
 
 def table_reference(table: RecordedTable, objectives: Sequence[str],

@@ -30,11 +30,11 @@ import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
 from ecotune.names import ATTR_ENERGY, ATTR_EVALUATION_ENERGY, ATTR_REPLAY_STOPPED
-from ecotune.pareto import dominated
+from ecotune.pareto import dominated, hypervolume_history
 from ecotune.rules import search_energy_j, study_front
 from ecotune.search import suggest_knobs
 from ecotune.spec import CategoricalParam, StudySpec, load_spec
-from ecotune.tabular._pareto import hypervolume_2d, table_reference
+from ecotune.tabular._pareto import table_reference
 from ecotune.tabular._table import OBJECTIVE_COLUMNS, ConfigRecord, RecordedTable, TableError, cell
 
 __all__ = ["Method", "ReplayRun", "TableObjective", "check_fits", "replay", "methods_for"]
@@ -226,18 +226,14 @@ class TableObjective:
 
 def _history(study: optuna.Study, reference: Sequence[float], reference_hv: float,
              maximize: Sequence[bool]) -> tuple[np.ndarray, np.ndarray, list[str], list]:
-    energies, ratios, states, values = [], [], [], []
-    points: list[Sequence[float]] = []
-    volume = 0.0
-    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        energies.append(search_energy_j(t) or 0.0)  # training and test evaluation
-        states.append(t.state.name)
-        values.append(tuple(t.values) if t.values is not None else None)
-        if t.state == optuna.trial.TrialState.COMPLETE:
-            points.append(t.values)
-            volume = hypervolume_2d(points, reference, maximize)
-        ratios.append(volume / reference_hv if reference_hv > 0 else math.nan)
-    return np.array(energies), np.array(ratios), states, values
+    """Per trial (by number): its search energy, the hypervolume ratio of the complete, feasible
+    trials so far (:func:`ecotune.pareto.hypervolume_history`), its state and values."""
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    energies = np.array([search_energy_j(t) or 0.0 for t in trials])  # with test evaluation
+    volumes = hypervolume_history(trials, maximize, reference)
+    ratios = volumes / reference_hv if reference_hv > 0 else np.full(len(trials), math.nan)
+    return (energies, ratios, [t.state.name for t in trials],
+            [tuple(t.values) if t.values is not None else None for t in trials])
 
 
 def check_fits(table: RecordedTable, spec: StudySpec) -> None:
@@ -291,6 +287,7 @@ def replay(table: RecordedTable, spec: StudySpec | Mapping[str, Any] | str,
     Raises:
         TableError: the table does not fit the spec; ValueError: bad counts or samplers.
     """
+    from ecotune.comparison import run_name
     from ecotune.search import create_study
 
     spec = load_spec(spec)
@@ -315,7 +312,7 @@ def replay(table: RecordedTable, spec: StudySpec | Mapping[str, Any] | str,
         for r in range(repeats):
             started = time.perf_counter()
             with _quiet():
-                study = create_study(f"{spec.study.name}-{method.label}-r{r}", storage=None,
+                study = create_study(run_name(spec.study.name, method.label, r), storage=None,
                                      sampler=method.sampler, objectives=spec.study.objectives,
                                      seed=seed0 + r,
                                      grid=grid if method.sampler == "grid" else None,

@@ -3,7 +3,8 @@
 Each run gives a curve of the hypervolume ratio (to the table's front) against the search
 energy spent. Per method the summary holds, as mean and 95 % confidence interval over the
 repeats (Student's t, one run per seed): the ratio after a given search energy, and the
-search energy to first reach 90 %, 95 % and 99 % of the reference hypervolume. A run that
+search energy to first reach 90 %, 95 % and 99 % of the reference hypervolume
+(:func:`ecotune.pareto.energy_to_reach`). A run that
 never reaches a level within its trials has no energy for it: the summary says how many
 runs reached it, and the mean and interval are over those runs only.
 """
@@ -17,9 +18,10 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from ecotune.pareto import energy_to_reach
 from ecotune.tabular._replay import ReplayRun
 
-__all__ = ["LEVELS", "MeanCI", "mean_ci", "ratio_at", "energy_to", "summarize", "mean_curves"]
+__all__ = ["LEVELS", "MeanCI", "mean_ci", "ratio_at", "summarize", "mean_curves"]
 
 #: Fractions of the reference hypervolume whose search energy is reported.
 LEVELS = (0.90, 0.95, 0.99)
@@ -71,13 +73,6 @@ def ratio_at(run: ReplayRun, energy_j: float) -> float:
     return float(run.hypervolume_ratio[within[-1]]) if len(within) else 0.0
 
 
-def energy_to(run: ReplayRun, level: float) -> float:
-    """Search energy at which the run first reached ``level`` of the reference
-    hypervolume (NaN: never)."""
-    reached = np.flatnonzero(run.hypervolume_ratio >= level - 1e-12)
-    return float(run.cumulative_energy_j[reached[0]]) if len(reached) else math.nan
-
-
 def summarize(runs: Mapping[str, Sequence[ReplayRun]], budget_j: float,
               levels: Sequence[float] = LEVELS) -> pd.DataFrame:
     """One row per method: runs, trials, search energy, final ratio, ratio at
@@ -95,7 +90,8 @@ def summarize(runs: Mapping[str, Sequence[ReplayRun]], budget_j: float,
             m = mean_ci(values)
             row[name], row[f"{name}_ci"] = m.mean, m.half_width
         for level in levels:
-            m = mean_ci([energy_to(r, level) for r in group])
+            m = mean_ci([energy_to_reach(r.cumulative_energy_j, r.hypervolume_ratio, level)
+                         for r in group])
             key = f"energy_to_{round(level * 100)}_j"
             row[key], row[f"{key}_ci"], row[f"reached_{round(level * 100)}"] = (
                 m.mean, m.half_width, m.n)
