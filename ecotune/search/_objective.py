@@ -28,14 +28,17 @@ __all__ = ["BuiltinObjective", "suggest_knobs", "train_config"]
 def train_config(spec: StudySpec, knobs: dict[str, Any]) -> TrainConfig:
     """The spec's training settings with the sampled ``knobs`` applied."""
     model, training = spec._with_knobs(knobs)
-    return TrainConfig(model=model.name, width=model.width, **training.model_dump())
+    # The seed is train()'s argument, not a knob of the run it configures.
+    return TrainConfig(model=model.name, width=model.width,
+                       **training.model_dump(exclude={"seed"}))
 
 
 class BuiltinObjective:
     """Objective for ``study.optimize`` that trains the spec's model on the spec's data.
 
-    Every trial trains from the same seed (``study.seed``, default 0), so trials differ by
-    their knobs, not by their initial weights or batch order. Why a trial failed is
+    Every trial trains from the same seed (``[training] seed``: default the study's seed,
+    else 0), whichever worker runs it, so trials differ by their knobs, not by their
+    initial weights or batch order. Why a trial failed is
     recorded by the measurement window (and by the worker around it).
     """
 
@@ -67,7 +70,7 @@ class BuiltinObjective:
                      freeze_at_epoch=config.freeze_at_epoch,
                      low_precision_at_epoch=config.low_precision_at_epoch,
                      device=config.device, gpus=spec.energy.gpus) as m:
-            result = train(data, config, seed=spec.study.seed or 0, on_epoch=m)
+            result = train(data, config, seed=spec.training.seed, on_epoch=m)
             m.summary.update(_training_summary(result))
             trial.set_user_attr(ATTR_TEST_ACCURACY, result.test_accuracy)
         # Outside the window: estimating inference energy is not training energy.
