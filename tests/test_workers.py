@@ -162,7 +162,12 @@ def test_a_worker_changes_only_the_sampler_seed_and_stores_nothing(tmp_path: Pat
     spec_data = _worker_spec_data(tmp_path)
     parent, study = prepare(spec_data)
     study.set_user_attr(STUDY_ATTR_SPEC, "the parent's")
-    stored = (study.user_attrs, study.system_attrs)
+
+    def attrs(study: optuna.Study) -> tuple[dict, dict]:
+        return (study.user_attrs,
+                study._storage.get_study_system_attrs(study._study_id))
+
+    stored = attrs(study)
     seen = []
     monkeypatch.setattr(_runner, "_builtin_objective", lambda spec: None)
     monkeypatch.setattr(_runner, "run_worker", lambda spec, study, target, objective:
@@ -177,7 +182,7 @@ def test_a_worker_changes_only_the_sampler_seed_and_stores_nothing(tmp_path: Pat
         study, None, "x", optuna.distributions.FloatDistribution(0, 1)) for i in (1, 2)]
     assert samples == expected
     reloaded = optuna.load_study(study_name="seeds", storage=parent.study.storage)
-    assert (reloaded.user_attrs, reloaded.system_attrs) == stored
+    assert attrs(reloaded) == stored
 
 
 def test_a_configuration_trains_the_same_on_any_worker(tmp_path: Path, monkeypatch) -> None:
