@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from ecotune.data import options_for, takes_option
 from ecotune.energy.carbon import carbon_intensity_g_per_kwh
 from ecotune.names import (
     BUDGET_SCHEDULES,
@@ -143,13 +144,6 @@ class StudySection(_Strict):
         return value
 
 
-# DataSection fields that only some data sets use (the others use every field).
-_IMAGE_SETS = ("fashion_mnist", "mnist", "cifar10", "gtsrb")
-_DATA_FIELDS_FOR = {"n_samples": ("fake",), "image_shape": ("fake",), "n_classes": ("fake",),
-                    "test_fraction": ("digits", "fake"), "root": _IMAGE_SETS,
-                    "download": _IMAGE_SETS}
-
-
 class DataSection(_Strict):
     name: Literal[DATASETS] = "digits"
     # `fake` only: torchvision FakeData's size, image shape (C, H, W) and classes.
@@ -183,7 +177,7 @@ class DataSection(_Strict):
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> DataSection:
         val = self.val_fraction if self.val_fraction is not None else 0.2
-        if self.name in ("digits", "fake") and val + self.test_fraction >= 0.9:
+        if takes_option(self.name, "test_fraction") and val + self.test_fraction >= 0.9:
             raise ValueError(
                 "val_fraction + test_fraction must be < 0.9 so that training data remains "
                 f"(got {val} + {self.test_fraction})"
@@ -194,25 +188,15 @@ class DataSection(_Strict):
     def _only_fields_that_apply(self, handler: Any) -> dict[str, Any]:
         # The stored spec keeps only what this data set uses (no image_shape for digits).
         data = handler(self)
-        for field, names in _DATA_FIELDS_FOR.items():
-            if self.name not in names:
-                data.pop(field, None)
-        return data
+        return {"name": data.pop("name"), **options_for(self.name, data)}
 
     def loader_options(self) -> dict[str, Any]:
         """Keyword arguments of ``ecotune.data.load_data`` for this section."""
-        options: dict[str, Any] = {"train_samples": self.train_samples}
-        if self.val_fraction is not None:
-            options["val_fraction"] = self.val_fraction
-        if self.name in ("digits", "fake"):
-            options["test_fraction"] = self.test_fraction
-        if self.name == "fake":
-            options.update(n_samples=self.n_samples, image_shape=self.image_shape,
-                           n_classes=self.n_classes)
-        else:
-            if self.name != "digits":
-                options.update(root=self.root, download=self.download)
-        return options
+        settings = {field: getattr(self, field) for field in type(self).model_fields
+                    if field != "name"}
+        if self.val_fraction is None:  # the data set's own default
+            del settings["val_fraction"]
+        return options_for(self.name, settings)
 
 
 class ModelSection(_Strict):
@@ -253,6 +237,9 @@ class TrainingSection(_Strict):
     # trial on the study's feasible front when it finishes, "all" every trial that trains
     # to the end, "none" no trial. Trials stopped early or pruned never do.
     test_evaluation: Literal[TEST_EVALUATIONS] = "front"
+    # Seed of the initial weights and batch order, the same for every trial and every
+    # worker; in a study file its default is [study] seed, else 0 (StudySpec fills it in).
+    seed: int = 0
 
     @field_validator("device")
     @classmethod
@@ -454,6 +441,21 @@ class StudySpec(_Strict):
         """The early-stopping and budget rules of this study."""
         return TrialRules(early_stopping=self.early_stopping, budgets=self.budgets)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _training_seed_defaults_to_the_study_seed(cls, data: Any) -> Any:
+        # Resolved here, once, so that the spec says which seed trains: `study.seed` is
+        # the sampler's alone (a worker adds its index to it), `training.seed` the same
+        # for every worker, and overriding the sampler seed later changes nothing else.
+        if not isinstance(data, Mapping):
+            return data
+        training, study = data.get("training", {}), data.get("study")
+        seed = study.get("seed") if isinstance(study, Mapping) else None
+        if isinstance(training, Mapping) and "seed" not in training \
+                and isinstance(seed, int) and not isinstance(seed, bool):
+            data = {**data, "training": {**training, "seed": seed}}
+        return data
+
     @field_validator("search_space")
     @classmethod
     def _known_knobs(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -501,8 +503,15 @@ class StudySpec(_Strict):
 
     def with_overrides(self, **overrides: Any) -> StudySpec:
         """A copy with study-level fields replaced (``n_trials``, ``sampler``, ``storage``,
-        ``study_name``, ``seed``), re-validated. ``None`` values are ignored."""
-        study = self.study.model_dump()
+        ``study_name``, ``seed``: the sampler seed), the new values validated. ``None``
+        values are ignored.
+
+        Example:
+            >>> spec = load_spec({"study": {"name": "o", "seed": 1}})
+            >>> spec.with_overrides(seed=7, n_trials=None).study.seed, spec.training.seed
+            (7, 1)
+        """
+        study: dict[str, Any] = {}
         for key, value in overrides.items():
             if value is None:
                 continue
@@ -510,9 +519,37 @@ class StudySpec(_Strict):
             if field not in StudySection.model_fields:
                 raise SpecError(f"{key}: not a study setting that can be overridden")
             study[field] = value
-        raw = self.model_dump()
-        raw["study"] = study
-        return load_spec(raw)
+        return self.with_settings(study=study)
+
+    def with_settings(self, **sections: Mapping[str, Any]) -> StudySpec:
+        """A copy with some fields of some sections replaced, e.g.
+        ``with_settings(training={"device": "cpu"})``.
+
+        Only what changes is validated (the changed sections, then the checks across
+        sections); the other sections are kept as they are, not validated again.
+
+        Raises:
+            SpecError: a new value is invalid; the message names its path, as
+                :func:`load_spec`'s do.
+        """
+        sections = {name: fields for name, fields in sections.items() if fields}
+        if not sections:
+            return self
+        unknown = [name for name in sections
+                   if not isinstance(getattr(self, name, None), BaseModel)]
+        if unknown:
+            raise SpecError(f"{unknown[0]}: not a section of the study file")
+        data: dict[str, Any] = {name: getattr(self, name) for name in self.model_fields_set}
+        for name, fields in sections.items():
+            section = getattr(self, name)
+            data[name] = {**{f: getattr(section, f) for f in section.model_fields_set},
+                          **fields}
+        if "training" in sections:  # resolved already: not the (new) study seed's default
+            data["training"].setdefault("seed", self.training.seed)
+        try:
+            return StudySpec.model_validate(data)
+        except ValidationError as err:
+            raise SpecError(_format_errors(err)) from None
 
     def _with_knobs(self, knobs: Mapping[str, Any]) -> tuple[ModelSection, TrainingSection]:
         """The model and training sections with sampled knob values applied (validated)."""

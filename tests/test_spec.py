@@ -153,3 +153,60 @@ def test_overrides_are_validated_and_replace_fields() -> None:
         spec.with_overrides(sampler="anneal")
     with pytest.raises(SpecError, match="not a study setting"):
         spec.with_overrides(epochs=3)
+
+
+def test_training_seed_defaults_to_the_study_seed_and_is_the_trainings_alone() -> None:
+    assert load_spec(MINIMAL).training.seed == 0
+    spec = load_spec({"study": {"name": "s", "seed": 5}})
+    assert (spec.study.seed, spec.training.seed) == (5, 5)
+    own = load_spec({"study": {"name": "s", "seed": 5}, "training": {"seed": 2}})
+    assert (own.study.seed, own.training.seed) == (5, 2)
+    # The sampler seed is the study's: replacing it leaves the training seed as it was.
+    assert spec.with_overrides(seed=9).training.seed == 5
+    assert spec.with_settings(training={"epochs": 2}, study={"seed": 9}).training.seed == 5
+    # Stored and read back (a worker's copy): the same spec.
+    assert load_spec(spec.model_dump(mode="json")) == spec
+    with pytest.raises(SpecError, match="training.seed"):
+        load_spec({"study": {"name": "s"}, "training": {"seed": "1"}})
+
+
+def test_with_settings_validates_only_what_changes() -> None:
+    spec = load_spec(tiny_spec())
+    cpu = spec.with_settings(training={"device": "cpu"})
+    assert cpu.training.device == "cpu" and cpu.model is spec.model  # not validated again
+    assert cpu.training.model_copy(update={"device": "auto"}) == spec.training
+    assert spec.with_settings() is spec and spec.with_overrides(seed=None) is spec
+    with pytest.raises(SpecError, match="training.device"):
+        spec.with_settings(training={"device": "gpu"})
+    with pytest.raises(SpecError, match="early_stopping needs the objectives"):
+        spec.with_settings(early_stopping={"enabled": True},
+                           study={"objectives": ["accuracy"]})
+    with pytest.raises(SpecError, match="search_space: not a section"):
+        spec.with_settings(search_space={"lr": {}})
+    # Whether the file named a storage is kept (the commands choose a storage by it).
+    assert "storage" not in load_spec(MINIMAL).with_overrides(n_trials=2).study.model_fields_set
+
+
+def test_data_options_come_from_the_data_package() -> None:
+    from ecotune.data import DATASET_OPTIONS
+
+    fake = load_spec({"study": {"name": "s"}, "data": {"name": "fake", "n_samples": 50}})
+    assert fake.data.loader_options() == {
+        "n_samples": 50, "image_shape": (1, 28, 28), "n_classes": 10, "test_fraction": 0.2,
+        "train_samples": None}
+    stored = load_spec({"study": {"name": "s"}}).model_dump(mode="json")["data"]
+    assert not set(stored) & {k for k, v in DATASET_OPTIONS.items() if "digits" not in v}
+    image = load_spec({"study": {"name": "s"}, "data": {"name": "mnist", "val_fraction": 0.1}})
+    assert image.data.loader_options() == {"val_fraction": 0.1, "train_samples": None,
+                                           "root": None, "download": False}
+
+
+def test_the_data_options_import_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, ecotune.data, ecotune.spec; ecotune.data.options_for; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "False"

@@ -15,6 +15,7 @@ from ecotune.spec import load_spec
 from ecotune.tabular import (
     Method,
     TableError,
+    check_fits,
     mean_ci,
     read_table,
     record_table,
@@ -327,3 +328,19 @@ def test_cli_refuses_to_replay_a_table_with_another_study(tmp_path):
     result = run_cli("compare", str(study), "--replay", str(DIGITS_TABLE), cwd=tmp_path)
     assert result.returncode == 2
     assert "recorded with another training section" in result.stderr
+
+
+def test_a_table_recorded_before_the_training_seed_setting_still_resumes_and_fits(
+        recorded, tmp_path):
+    path, _, _ = recorded
+    old = tmp_path / "old.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith("# spec: "):
+            described = json.loads(line.removeprefix("# spec: "))
+            assert described["training"].pop("seed") == 0
+            lines[i] = f"# spec: {json.dumps(described, sort_keys=True)}\n"
+    old.write_text("".join(lines))
+    check_fits(read_table(old), load_spec(tiny_grid_spec()))
+    again = record_table(tiny_grid_spec(), old)
+    assert (again.already, len(again.trials)) == (8, 0)

@@ -14,7 +14,7 @@ from ecotune.report import pareto_front
 from ecotune.search import prepare
 from ecotune.spec import load_spec
 from ecotune.storage._open import journal_path, open_storage
-from tests.conftest import run_cli, tiny_study_toml
+from tests.conftest import run_cli, tiny_spec, tiny_study_toml
 
 
 def _study(name: str) -> str:
@@ -146,3 +146,63 @@ def test_report_reads_journal_storage(tmp_path: Path, capsys) -> None:
     assert (tmp_path / "r" / "front.json").is_file()
     assert main(["report", "--storage", "journal:///missing.log"]) == 2
     assert not (tmp_path / "missing.log").exists()
+
+
+def _worker_spec_data(tmp_path: Path) -> dict:
+    spec = load_spec({**tiny_spec("seeds", seed=3, storage=f"sqlite:///{tmp_path / 's.db'}"),
+                      "energy": {"meter": "cputime"}})
+    return spec.model_dump(mode="json")  # what start_local_workers sends each worker
+
+
+def test_a_worker_changes_only_the_sampler_seed_and_stores_nothing(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    from ecotune.names import STUDY_ATTR_SPEC
+    from ecotune.search import _runner
+
+    spec_data = _worker_spec_data(tmp_path)
+    parent, study = prepare(spec_data)
+    study.set_user_attr(STUDY_ATTR_SPEC, "the parent's")
+
+    def attrs(study: optuna.Study) -> tuple[dict, dict]:
+        return (study.user_attrs,
+                study._storage.get_study_system_attrs(study._study_id))
+
+    stored = attrs(study)
+    seen = []
+    monkeypatch.setattr(_runner, "_builtin_objective", lambda spec: None)
+    monkeypatch.setattr(_runner, "run_worker", lambda spec, study, target, objective:
+                        seen.append((spec, study.sampler)))
+    for index in (1, 2):
+        _runner._worker_main(spec_data, index, 10)
+    assert [spec for spec, _ in seen] == [parent, parent]  # the training seed among it
+    assert parent.training.seed == 3
+    samples = [sampler.sample_independent(study, None, "x", optuna.distributions
+                                          .FloatDistribution(0, 1)) for _, sampler in seen]
+    expected = [optuna.samplers.RandomSampler(seed=3 + i).sample_independent(
+        study, None, "x", optuna.distributions.FloatDistribution(0, 1)) for i in (1, 2)]
+    assert samples == expected
+    reloaded = optuna.load_study(study_name="seeds", storage=parent.study.storage)
+    assert attrs(reloaded) == stored
+
+
+def test_a_configuration_trains_the_same_on_any_worker(tmp_path: Path, monkeypatch) -> None:
+    """Worker 1 trains an enqueued configuration as worker 0 does: same seed, same
+    accuracy (only the sampler's seed depends on the worker)."""
+    from ecotune.search import BuiltinObjective, _objective
+    from ecotune.search._study import open_study
+
+    spec_data = _worker_spec_data(tmp_path)
+    prepare(spec_data)
+    seeds = []
+    train = _objective.train
+    monkeypatch.setattr(_objective, "train", lambda *a, seed, **k: seeds.append(seed) or
+                        train(*a, seed=seed, **k))
+    accuracies = []
+    for index in (0, 1):
+        spec = load_spec(spec_data)
+        study = open_study(spec, index)
+        study.enqueue_trial({"lr": 0.01, "width": 0.5})
+        study.optimize(BuiltinObjective(spec), n_trials=1)
+        accuracies.append(study.trials[-1].values[0])
+    assert seeds == [3, 3]
+    assert accuracies[0] == accuracies[1]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+
+from ecotune.spec import DEFAULT_STORAGE
+from ecotune.storage import STORAGE_ENV
 
 if TYPE_CHECKING:
     import optuna
@@ -16,9 +20,38 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 REPORT_ROOT = Path("ecotune-report")
 
+# A password in a URL given here shows in `ps` and shell history: docs/scaling.md.
+STORAGE_HELP = f"storage URL (default: ${STORAGE_ENV}, else {DEFAULT_STORAGE})"
+#: ``--storage`` of the commands that run a study file, which may name a storage itself.
+STORAGE_OVERRIDE_HELP = (f"storage URL, replacing the file's (else ${STORAGE_ENV}, else "
+                         f"{DEFAULT_STORAGE})")
+
 
 class BadInput(Exception):
     """Input the user must fix; reported in one line with exit status 2."""
+
+
+class Command:
+    """One ``ecotune`` command in Optuna's ``_BaseCommand`` shape: the arguments it takes
+    (:meth:`add_arguments`) and what it does with them (:meth:`take_action`, which returns
+    the exit status and raises :class:`BadInput` for input the user must fix).
+
+    torch, optuna, plotly and pandas are imported inside ``take_action`` where needed, so
+    that ``--help`` and a bad study file answer at once rather than after ~3 s of imports.
+    """
+
+    #: The command's name and its line in ``ecotune --help``.
+    name = ""
+    help = ""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        raise NotImplementedError
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        raise NotImplementedError
 
 
 def _one_line(err: Exception) -> str:

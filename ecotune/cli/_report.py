@@ -8,12 +8,16 @@ import gc
 import math
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from ecotune.cli._common import (
     REPORT_ROOT,
+    STORAGE_HELP,
     BadInput,
+    Command,
     _choose_storage,
     _print_front,
     _print_not_drawn,
@@ -21,11 +25,53 @@ from ecotune.cli._common import (
     _storage_failed,
 )
 
-
-def _report(args: argparse.Namespace, console: Console) -> int:
+if TYPE_CHECKING:
     import optuna
 
-    from ecotune.report import NothingToReport, safe_name, write_report
+
+class ReportCommand(Command):
+    name = "report"
+    help = "write a study's Pareto plot and front"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--storage", help=STORAGE_HELP)
+        parser.add_argument("--study-name",
+                            help="the study (default: the only one in storage)")
+        parser.add_argument("--out", type=Path,
+                            help="report directory (default: ecotune-report/STUDY_NAME)")
+        parser.add_argument("--color-by", help="a parameter to colour the Pareto plot by")
+        parser.add_argument("--no-png", action="store_true", help="skip the PNG export")
+        parser.add_argument("--reference", metavar="V1,V2,...",
+                            help="hypervolume reference point, one value per objective in "
+                                 "the study's order (default: the worst feasible value of "
+                                 "each, plus 10 %% of its range; accuracy 0)")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from ecotune.report import NothingToReport, safe_name, write_report
+
+        study = _load_study(args, self.console)
+        reference = _reference(args.reference, study)
+        out = args.out or REPORT_ROOT / safe_name(study.study_name)
+        try:
+            with _loading_many_objects():
+                paths = write_report(study, out, png=False if args.no_png else None,
+                                     color_by=args.color_by, reference=reference)
+        except NothingToReport as err:  # a study with nothing to show: an error, not bad input
+            Console(stderr=True).print(f"[bold red]ecotune: error:[/] {err}", highlight=False,
+                                       soft_wrap=True)
+            return 1
+        except ValueError as err:
+            raise BadInput(str(err)) from None
+        _print_front(study, self.console)
+        _print_not_drawn(paths, self.console)
+        _print_paths(paths, self.console)
+        return 0
+
+
+def _load_study(args: argparse.Namespace, console: Console) -> optuna.Study:
+    """The study ``--storage`` and ``--study-name`` name (the storage's only one by
+    default), read through a view that hides passwords."""
+    import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage, source = _choose_storage(args.storage, must_exist=True)
@@ -57,23 +103,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         name = names[0]
     elif name not in names:
         raise BadInput(f"no study {name!r} in {shown}; it holds {names}")
-    study = optuna.load_study(study_name=name, storage=storage_obj)
-    reference = _reference(args.reference, study)
-    out = args.out or REPORT_ROOT / safe_name(name)
-    try:
-        with _loading_many_objects():
-            paths = write_report(study, out, png=False if args.no_png else None,
-                                 color_by=args.color_by, reference=reference)
-    except NothingToReport as err:  # a study with nothing to show: an error, not bad input
-        Console(stderr=True).print(f"[bold red]ecotune: error:[/] {err}", highlight=False,
-                                   soft_wrap=True)
-        return 1
-    except ValueError as err:
-        raise BadInput(str(err)) from None
-    _print_front(study, console)
-    _print_not_drawn(paths, console)
-    _print_paths(paths, console)
-    return 0
+    return optuna.load_study(study_name=name, storage=storage_obj)
 
 
 def _reference(text: str | None, study) -> list[float] | None:

@@ -2,58 +2,41 @@
 
 ``load_data(name, **options)`` returns :class:`DataSplits`; results are cached per
 process, so trials after the first do not reload. This layer knows nothing of Optuna.
+Which options each data set takes (:data:`DATASET_OPTIONS`, :func:`options_for`) is
+importable without torch: the study file's ``[data]`` section is checked with it.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ecotune import names
-from ecotune.data._digits import load_digits_splits
-from ecotune.data._fake import load_fake_splits
-from ecotune.data._splits import DataSplits, carve_validation, stratified_split
-from ecotune.data._vision import (
-    DataNotFoundError,
-    default_root,
-    load_cifar10_splits,
-    load_fashion_mnist_splits,
-    load_gtsrb_splits,
-    load_mnist_splits,
-)
-from ecotune.names import check_implements
+from ecotune._lazy import lazy_exports
+from ecotune.data._options import DATASET_OPTIONS, IMAGE_SETS, options_for, takes_option
 
-__all__ = ["DataNotFoundError", "DataSplits", "DATASETS", "carve_validation", "default_root",
-           "load_data", "stratified_split"]
-
-DATASETS = {
-    "digits": load_digits_splits,
-    "fake": load_fake_splits,
-    "fashion_mnist": load_fashion_mnist_splits,
-    "mnist": load_mnist_splits,
-    "cifar10": load_cifar10_splits,
-    "gtsrb": load_gtsrb_splits,
+_EXPORTS = {
+    "DataNotFoundError": "ecotune.data._vision",
+    "DataSplits": "ecotune.data._splits",
+    "DATASETS": "ecotune.data._load",
+    "carve_validation": "ecotune.data._splits",
+    "default_root": "ecotune.data._vision",
+    "load_data": "ecotune.data._load",
+    "stratified_split": "ecotune.data._splits",
+    # The loaders behind DATASETS, one per data set.
+    "load_cifar10_splits": "ecotune.data._vision",
+    "load_digits_splits": "ecotune.data._digits",
+    "load_fake_splits": "ecotune.data._fake",
+    "load_fashion_mnist_splits": "ecotune.data._vision",
+    "load_gtsrb_splits": "ecotune.data._vision",
+    "load_mnist_splits": "ecotune.data._vision",
 }
-check_implements("data set", names.DATASETS, DATASETS)
 
+__all__ = ["DATASET_OPTIONS", "DataNotFoundError", "DataSplits", "DATASETS", "IMAGE_SETS",
+           "carve_validation", "default_root", "load_data", "options_for",
+           "stratified_split", "takes_option"]
 
-def load_data(name: str, train_samples: int | None = None, **options: Any) -> DataSplits:
-    """Load data set ``name`` with ``options`` (cached per process).
+if TYPE_CHECKING:
+    from ecotune.data._load import DATASETS, load_data
+    from ecotune.data._splits import DataSplits, carve_validation, stratified_split
+    from ecotune.data._vision import DataNotFoundError, default_root
 
-    Args:
-        train_samples: keep only this many (fixed, random) training examples.
-
-    Raises:
-        ValueError: unknown data set name.
-        DataNotFoundError: the files are not on disk (the message says where to put them).
-    """
-    if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; expected one of {sorted(DATASETS)}")
-    # Lists are not hashable; the cache key takes tuples.
-    key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
-    return _cached(name, key).limit_train(train_samples)
-
-
-@functools.lru_cache(maxsize=2)
-def _cached(name: str, options: tuple) -> DataSplits:
-    return DATASETS[name](**dict(options))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

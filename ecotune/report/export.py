@@ -206,6 +206,20 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
     if with_png:
         start_browser()  # in the background, while the other files are written
     front = pareto_front(study)
+    paths, document = _write_front(study, front, energy_name, not_drawn, out)
+    paths.update(_write_tables(study, history, out))
+    paths.update(_write_plots(figures, out, with_png))
+    paths["index"] = _write_index(study, figures, front, document, not_drawn, paths, out)
+    if with_png:  # all of them in one batch, to the one browser
+        write_pngs({paths[f"{name}_png"]: figure for name, figure in figures.items()})
+    if dashboard and figures:
+        save_to_dashboard(study, figures)
+    return paths
+
+
+def _write_front(study: optuna.Study, front: pd.DataFrame, energy_name: str | None,
+                 not_drawn: dict[str, str], out: Path) -> tuple[dict[str, Path], dict]:
+    """front.csv and front.json; their paths, and front.json's content."""
     names = objective_names(study)
     paths = {"csv": out / "front.csv", "json": out / "front.json"}
     front.to_csv(paths["csv"], index=False)
@@ -220,6 +234,12 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
     }
     paths["json"].write_text(json.dumps(document, indent=2, default=str) + "\n",
                              encoding="utf-8")
+    return paths, document
+
+
+def _write_tables(study: optuna.Study, history: pd.DataFrame, out: Path) -> dict[str, Path]:
+    """The CSV tables that have rows (energy profiles, predictions, hypervolume)."""
+    paths: dict[str, Path] = {}
     tables = {  # kind -> (file, table); a table with no rows is not written
         "profile_csv": ("energy_profile.csv", layer_profile(study)),
         "profile_types_csv": ("energy_profile_by_type.csv", layer_type_profile(study)),
@@ -230,7 +250,13 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
         if len(table):
             paths[kind] = out / file_name
             table.to_csv(paths[kind], index=False)
-    paths["plotlyjs"] = write_plotlyjs(out)
+    return paths
+
+
+def _write_plots(figures: dict[str, go.Figure], out: Path, with_png: bool,
+                 ) -> dict[str, Path]:
+    """plotly.js and a page per plot; the PNGs' paths (drawn later, in one batch)."""
+    paths = {"plotlyjs": write_plotlyjs(out)}
     for name, figure in figures.items():
         paths.update({f"{name}_{kind}": path for kind, path in write_figure(
             figure, out, name, png=False, plotlyjs=PLOTLYJS_FILE).items()})
@@ -240,16 +266,19 @@ def write_report(study: optuna.Study, out_dir: str | Path, png: bool | None = No
         paths["html"] = paths["pareto_html"]
         if "pareto_png" in paths:
             paths["png"] = paths["pareto_png"]
+    return paths
+
+
+def _write_index(study: optuna.Study, figures: dict[str, go.Figure], front: pd.DataFrame,
+                 document: dict, not_drawn: dict[str, str], paths: dict[str, Path],
+                 out: Path) -> Path:
+    """index.html: every plot and the front on one page, listing the other files."""
     n_complete = sum(t.state == optuna.trial.TrialState.COMPLETE
                      for t in study.get_trials(deepcopy=False))
     summary = (f"{len(study.get_trials(deepcopy=False))} trial(s), {n_complete} complete; "
                f"objectives {', '.join(document['objectives'])}; energy: {document['energy']}")
-    paths["index"] = out / "index.html"
+    index = out / "index.html"
     files = sorted({p.name for k, p in paths.items() if k != "index"})
-    paths["index"].write_text(report_page(study.study_name, figures, front, names, summary,
-                                          not_drawn, files), encoding="utf-8")
-    if with_png:  # all of them in one batch, to the one browser
-        write_pngs({paths[f"{name}_png"]: figure for name, figure in figures.items()})
-    if dashboard and figures:
-        save_to_dashboard(study, figures)
-    return paths
+    index.write_text(report_page(study.study_name, figures, front, objective_names(study),
+                                 summary, not_drawn, files), encoding="utf-8")
+    return index

@@ -40,15 +40,18 @@ __all__ = ["BuiltinObjective", "evaluates_test", "suggest_knobs", "train_config"
 def train_config(spec: StudySpec, knobs: dict[str, Any]) -> TrainConfig:
     """The spec's training settings with the sampled ``knobs`` applied."""
     model, training = spec._with_knobs(knobs)
+    # The seed is train()'s argument, not a knob of the run it configures; test evaluation
+    # is the objective's decision, after training.
     return TrainConfig(model=model.name, width=model.width,
-                       **training.model_dump(exclude={"test_evaluation"}))
+                       **training.model_dump(exclude={"seed", "test_evaluation"}))
 
 
 class BuiltinObjective:
     """Objective for ``study.optimize`` that trains the spec's model on the spec's data.
 
-    Every trial trains from the same seed (``study.seed``, default 0), so trials differ by
-    their knobs, not by their initial weights or batch order. Why a trial failed is
+    Every trial trains from the same seed (``[training] seed``: default the study's seed,
+    else 0), whichever worker runs it, so trials differ by their knobs, not by their
+    initial weights or batch order. Why a trial failed is
     recorded by the measurement window (and by the worker around it).
     """
 
@@ -80,7 +83,7 @@ class BuiltinObjective:
                      freeze_at_epoch=config.freeze_at_epoch,
                      low_precision_at_epoch=config.low_precision_at_epoch,
                      device=config.device, gpus=spec.energy.gpus) as m:
-            result = train(data, config, seed=spec.study.seed or 0, on_epoch=m, test=False)
+            result = train(data, config, seed=spec.training.seed, on_epoch=m, test=False)
             m.summary.update(_training_summary(result))
         # Outside the window: estimating inference energy is not training energy.
         m.record_model(result.model, _inference_sample(result, data))

@@ -61,8 +61,9 @@ def run(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
     """
     from ecotune.devices import resolve_device
 
-    resolve_device(load_spec(spec).training.device)  # a missing GPU: before any storage
-    spec, study = prepare(spec, **overrides)
+    spec = load_spec(spec).with_overrides(**overrides)  # validated once, here
+    resolve_device(spec.training.device)  # a missing GPU: before any storage
+    spec, study = prepare(spec)
     optimize(spec, study, callbacks)
     return study
 

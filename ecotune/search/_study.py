@@ -128,7 +128,7 @@ def prepare(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
 
     Everything that can be wrong with the spec is reported before storage is touched.
     """
-    spec = load_spec(spec).with_overrides(**overrides)
+    spec = load_spec(spec).with_overrides(**overrides)  # no overrides: the spec itself
     study = open_study(spec)
     stored = spec.model_dump(mode="json")
     # Anyone who can read the study reads its attributes: keep the password out of them.

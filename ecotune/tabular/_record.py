@@ -33,7 +33,13 @@ from ecotune.names import (
     ATTR_TEST_ACCURACY,
     ATTR_TRAINING,
 )
-from ecotune.spec import StudySpec, load_spec
+from ecotune.spec import (
+    BudgetsSection,
+    CategoricalParam,
+    EarlyStoppingSection,
+    StudySpec,
+    load_spec,
+)
 from ecotune.tabular._table import (
     TableError,
     config_key,
@@ -94,6 +100,16 @@ def table_spec(spec: StudySpec) -> dict[str, Any]:
                       "seed": study["seed"]}, **raw}
 
 
+def _as_recorded_now(described: dict[str, Any]) -> dict[str, Any]:
+    """A table's ``spec`` header as :func:`table_spec` writes it today: a table recorded
+    before ``[training] seed`` existed trained with the study's seed (else 0)."""
+    training = described.get("training")
+    if isinstance(training, dict) and "seed" not in training:
+        seed = (described.get("study") or {}).get("seed")
+        described = {**described, "training": {**training, "seed": seed or 0}}
+    return described
+
+
 def machine_description() -> str:
     """The machine, in one line: OS, CPU, cores, Python and torch versions (no host name)."""
     cpu = platform.processor() or platform.machine()
@@ -115,16 +131,15 @@ def machine_description() -> str:
             f"torch {torch_version}")
 
 
-def _point_spec(spec: StudySpec, point: Mapping[str, Any]) -> dict[str, Any]:
-    raw = spec.model_dump()
-    raw["early_stopping"] = {"enabled": False}
-    raw["budgets"] = {}
-    raw["training"]["test_evaluation"] = "all"  # the table has every trial's test figures
-    raw["study"].update(name=f"{spec.study.name}-record", storage="sqlite:///:memory:",
-                        sampler={"name": "random"}, n_trials=1)
+def _point_spec(spec: StudySpec, point: Mapping[str, Any]) -> StudySpec:
     # One-valued categoricals: the trial's params are exactly the grid point.
-    raw["search_space"] = {k: {"type": "categorical", "choices": [v]} for k, v in point.items()}
-    return raw
+    space = {k: CategoricalParam(type="categorical", choices=(v,)) for k, v in point.items()}
+    return spec.model_copy(update={
+        "early_stopping": EarlyStoppingSection(), "budgets": BudgetsSection(),
+        "search_space": space}).with_settings(
+            study={"name": f"{spec.study.name}-record", "storage": "sqlite:///:memory:",
+                   "sampler": "random", "n_trials": 1},
+            training={"test_evaluation": "all"})  # the table has every trial's test figures
 
 
 def _now() -> str:
@@ -194,7 +209,7 @@ def record_table(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
         if table.knobs and table.knobs != names:
             raise TableError(f"{path} was recorded over the knobs {table.knobs}, the study "
                              f"file searches {names}")
-        if table.spec != json.loads(json.dumps(described)):
+        if _as_recorded_now(table.spec) != json.loads(json.dumps(described)):
             raise TableError(f"{path} was recorded from another study spec (data, model, "
                              "training or search space differ): record into a new table")
         if table.incomplete or not path.read_text(encoding="utf-8").endswith("\n"):

@@ -248,7 +248,9 @@ def check_fits(table: RecordedTable, spec: StudySpec) -> None:
     sections = ("search_space", "data", "model", "training")
     mine = table_spec(spec)
     try:  # the header's sections as today's spec reads them (defaults and dumps change)
-        theirs = table_spec(load_spec({"study": {"name": spec.study.name},
+        # A table recorded before [training] seed existed trained with its study seed.
+        study = {"name": spec.study.name, "seed": table.spec.get("study", {}).get("seed")}
+        theirs = table_spec(load_spec({"study": study,
                                        **{s: table.spec[s] for s in sections
                                           if s in table.spec}}))
     except SpecError as err:
@@ -261,11 +263,7 @@ def check_fits(table: RecordedTable, spec: StudySpec) -> None:
 
 
 def _with_stopping(spec: StudySpec, method: Method) -> StudySpec:
-    if not method.early_stopping:
-        return spec
-    raw = spec.model_dump()
-    raw["early_stopping"].update(method.early_stopping)
-    return load_spec(raw)
+    return spec.with_settings(early_stopping=method.early_stopping)
 
 
 def replay(table: RecordedTable, spec: StudySpec | Mapping[str, Any] | str,

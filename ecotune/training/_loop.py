@@ -143,20 +143,8 @@ def train(
                                device.type, config.low_precision_dtype)
     optimizer = _optimizer(config, model.parameters())
     batch_order = torch.Generator().manual_seed(seed)  # on the CPU: one order everywhere
-    curve: list[EpochRecord] = []
-    stop_reason = None
-    t0_s = time.perf_counter()
-    with EATPenalty(model, config.eat_lambda, config.eat_sigma) as eat:
-        for epoch in range(1, config.epochs + 1):
-            decisions = runtime.start_epoch(epoch)
-            train_loss = _train_epoch(model, data, config, epoch, optimizer, eat, runtime,
-                                      projector, batch_order, device, on_device)
-            record = EpochRecord(epoch, train_loss, accuracy(model, data.x_val, data.y_val),
-                                 time.perf_counter() - t0_s, decisions=decisions)
-            curve.append(record)
-            stop_reason = notify(watchers, record)
-            if stop_reason is not None:
-                break
+    curve, stop_reason = _run_epochs(model, data, config, optimizer, runtime, projector,
+                                     watchers, batch_order, device, on_device)
     final_val = patience.restore_best() if patience is not None else curve[-1].val_accuracy
     budget_ratio = None
     if projector is not None:
@@ -198,6 +186,28 @@ def evaluate_test(result: TrainResult, data: DataSplits) -> TrainResult:
     test_accuracy, density = accuracy_and_density(result.model, x_test, data.y_test)
     return dataclasses.replace(result, test_accuracy=test_accuracy,
                                activation_density=density)
+def _run_epochs(model: nn.Module, data: DataSplits, config: TrainConfig,
+                optimizer: torch.optim.Optimizer, runtime: RuntimeDecisions,
+                projector: EnergyBudgetProjector | None, watchers: list[EpochWatcher],
+                batch_order: torch.Generator, device: torch.device, on_device: bool,
+                ) -> tuple[list[EpochRecord], str | None]:
+    """Train epoch after epoch until the last or until a watcher stops training; the
+    learning curve and the stop reason (None: every epoch ran)."""
+    curve: list[EpochRecord] = []
+    stop_reason = None
+    t0_s = time.perf_counter()
+    with EATPenalty(model, config.eat_lambda, config.eat_sigma) as eat:
+        for epoch in range(1, config.epochs + 1):
+            decisions = runtime.start_epoch(epoch)
+            train_loss = _train_epoch(model, data, config, epoch, optimizer, eat, runtime,
+                                      projector, batch_order, device, on_device)
+            record = EpochRecord(epoch, train_loss, accuracy(model, data.x_val, data.y_val),
+                                 time.perf_counter() - t0_s, decisions=decisions)
+            curve.append(record)
+            stop_reason = notify(watchers, record)
+            if stop_reason is not None:
+                break
+    return curve, stop_reason
 
 
 def _train_epoch(model: nn.Module, data: DataSplits, config: TrainConfig, epoch: int,
