@@ -1,7 +1,7 @@
 """Energy-budget training on Fashion-MNIST: accuracy and estimated energy per budget.
 
 The built-in cnn trains on Fashion-MNIST with the weights projected onto a fraction of the
-dense model's estimated inference energy (Eyeriss-style model, METHODS.md section 2) every
+dense model's estimated inference energy (Eyeriss-style model; docs/knobs.md) every
 10 steps, once per budget, same seed and settings. Printed per budget: test accuracy, the
 final model's estimated energy over the dense model's (the budget must hold), the share of
 weights kept, and the accuracy against the dense (budget 1.0) run.

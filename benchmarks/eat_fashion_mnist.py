@@ -3,7 +3,7 @@
 The built-in cnn trains on Fashion-MNIST (54,000 training images; Debian's
 dataset-fashion-mnist package or torchvision's layout under $ECOTUNE_DATA) with the same
 seed and settings, once per lambda; for each, the test accuracy and the zero-skipping ASIC
-energy ratio (EAT's metric, METHODS.md section 1) on a batch of 512 validation images,
+energy ratio (EAT's metric; docs/knobs.md) on a batch of 512 validation images,
 costed as the authors' code does (weights read once for the batch), are printed,
 with the ratio's decrease against standard training (lambda = 0).
 

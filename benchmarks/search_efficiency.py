@@ -1,4 +1,4 @@
-"""How much search energy each sampler spends for how good a front (METHODS.md section 3).
+"""How much search energy each sampler spends for how good a front (docs/searching.md).
 
 Runs the same search space (width, lr, epochs, eat_lambda of the built-in cnn on digits)
 under each sampler, with the same number of trials, through ``ecotune.search.run``; then

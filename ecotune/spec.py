@@ -212,11 +212,11 @@ class TrainingSection(_Strict):
     weight_decay: Float = Field(default=0.0, ge=0)
     eat_lambda: Float = Field(default=0.0, ge=0)
     eat_sigma: Float = Field(default=1e-4, gt=0)
-    # Runtime decisions (METHODS.md section 5): epochs counted from 1; None: never.
+    # Runtime decisions (Reguero et al. 2024; docs/knobs.md): epochs counted from 1; None: never.
     freeze_at_epoch: int | None = Field(default=None, ge=1)
     low_precision_at_epoch: int | None = Field(default=None, ge=1)
     early_stopping_patience: int | None = Field(default=None, ge=1)
-    # Energy budget (METHODS.md section 2): a fraction of the dense model's estimated
+    # Energy budget (Yang et al. 2019; docs/knobs.md): a fraction of the dense model's estimated
     # inference energy; the weights are projected onto it every budget_every_batches steps.
     energy_budget: Float | None = Field(default=None, gt=0, le=1)
     budget_every_batches: int = Field(default=10, ge=1)
@@ -267,7 +267,7 @@ class BudgetsSection(_Strict):
 
 
 class EarlyStoppingSection(_Strict):
-    """Energy-aware early stopping across trials (METHODS.md section 5)."""
+    """Energy-aware early stopping across trials (after Reguero et al. 2024)."""
 
     enabled: bool = False
     # "predict": stop a trial whose predicted final point the front dominates;

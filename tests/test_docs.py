@@ -63,3 +63,10 @@ def test_relative_links_in_the_docs_resolve() -> None:
               for link in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text())
               if not (page.parent / link).exists()]
     assert not broken, broken
+
+
+def test_docstrings_cite_the_papers_or_the_docs_not_files_outside_the_repository() -> None:
+    package = DOCS.parent / "ecotune"
+    outside = [str(p.relative_to(package)) for p in package.rglob("*.py")
+               if "METHODS.md" in p.read_text()]
+    assert not outside, outside

@@ -3,7 +3,7 @@
 The knob ``energy_budget`` is a fraction of the *dense* model's estimated inference energy
 on the Eyeriss-style array (:mod:`ecotune.energy.hardware.eyeriss`): the energy with every
 weight and every input value counted as non-zero. Every ``every_batches`` optimiser steps
-the weights are projected onto the budget by a greedy knapsack (METHODS.md section 2):
+the weights are projected onto the budget by a greedy knapsack (Yang et al. 2019):
 
 1. on a fixed sample batch, each weight's energy cost is priced from the model: a conv
    weight costs ``3`` per non-zero input it multiplies (the compute term) plus its share of

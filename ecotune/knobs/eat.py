@@ -1,6 +1,6 @@
 """EAT: energy-aware training by a sparsity penalty on hidden activations.
 
-Lazzaro et al., ICIAP 2023 (METHODS.md section 1). The training loss becomes
+Lazzaro et al., ICIAP 2023 (arXiv 2307.00368; docs/knobs.md). The training loss becomes
 
     CE(x, y; w) + lambda * mean_k [ sum_j a_kj^2 / (a_kj^2 + sigma) / numel(a_k) ]
 

@@ -2,7 +2,7 @@
 
 Each trial of the built-in trainer stores each costed layer's share of its estimated
 inference energy (ASIC model). These functions turn that into tables: one row per trial
-and layer, and each layer type's share per trial (METHODS.md section 3: convolutions
+and layer, and each layer type's share per trial (Yarally et al., CAIN 2023: convolutions
 dominate, linear layers add little).
 """
 

@@ -6,7 +6,7 @@ predicts where the trial will end, as (validation accuracy, training energy); if
 already on the study's Pareto front beats that predicted point by a margin in both, the
 rest of the training cannot buy a point on the front, and training stops.
 
-The predictor (after Reguero et al. 2024, METHODS.md section 5, simplified):
+The predictor (after Reguero et al. 2024, Computer Standards & Interfaces, simplified):
 
 - energy: the energy spent so far plus, for each remaining epoch, the mean energy of a
   full-precision unfrozen epoch times the mode multiplier of that epoch (0.77 once frozen,

@@ -8,7 +8,7 @@ caller's ``on_epoch`` first (in a study, the measurement window's
 study's energy budget and energy-aware early stopping), then patience early stopping. A
 watcher ends training by raising :class:`~ecotune.epochs.StopTraining`.
 
-Energy budget (Yang et al. 2019, METHODS.md section 2): with ``energy_budget = f`` the
+Energy budget (Yang et al. 2019, docs/knobs.md): with ``energy_budget = f`` the
 weights are projected every ``budget_every_batches`` steps so that the model's estimated
 inference energy stays within f x the dense model's (:mod:`ecotune.knobs.budget`); the
 final model is projected onto f exactly, and its validation accuracy measured after that.

@@ -1,4 +1,4 @@
-"""Runtime decisions during training (Reguero et al. 2024, METHODS.md section 5).
+"""Runtime decisions during training (Reguero et al. 2024; docs/knobs.md).
 
 - ``freeze_at_epoch = k``: from epoch k on, every parameter but the last layer's is frozen
   (and BatchNorm statistics stop updating), so backward stops at the last layer.

@@ -1,4 +1,4 @@
-"""The zero-skipping ASIC energy model of EAT (Lazzaro et al. 2023; METHODS.md section 1).
+"""The zero-skipping ASIC energy model of EAT (Lazzaro et al. 2023; docs/knobs.md).
 
 Per layer, in picojoules (45 nm fp32 figures after Horowitz, ISSCC 2014)::
 

@@ -1,6 +1,6 @@
 """The Eyeriss-style systolic-array energy model of Yang, Zhu and Liu (ICLR 2019).
 
-Relative units (METHODS.md section 2): a MAC costs 3 (register reads/writes included), a
+Relative units (Yang et al. 2019; docs/knobs.md): a MAC costs 3 (register reads/writes included), a
 DRAM access 200, a cache access 6, a register-file access 1; the array is 12 x 14 (m, n);
 the input cache holds 51,200 entries and the weight cache 4,096. Per layer,
 E = E_compute + E_weights + E_inputs:

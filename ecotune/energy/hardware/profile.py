@@ -1,6 +1,6 @@
 """Per-layer energy profile: each layer's and each layer type's share of the estimate.
 
-Yarally et al. (CAIN 2023; METHODS.md section 3) found convolutional layers dominate
+Yarally et al. (CAIN 2023, arXiv 2303.13972) found convolutional layers dominate
 training energy and linear layers add little; this table shows where a model's estimated
 inference energy goes under either hardware model.
 """
