@@ -63,13 +63,11 @@ def _study(sampler: SkoptSampler, n_trials: int) -> optuna.Study:
     return study
 
 
-@pytest.mark.parametrize("options", [{}, {"cost_objective": "energy_j", "cost_exponent": 0.0},
-                                     {"cost_objective": "energy_j", "cost_cooling": True,
-                                      "cost_budget_trials": 5}])
+@pytest.mark.parametrize("options", [{}, {"cost_objective": "energy_j", "cost_exponent": 0.0}])
 def test_without_a_cost_weight_every_proposal_is_scikit_optimizes_own_ask(options):
-    """Plain, cost_exponent = 0 and a cooling budget already spent (alpha = 0): each of
-    the 15 GP proposals of a 20-trial study is what skopt.Optimizer.ask() proposes, told
-    the same points, with the random_state the sampler documents drawing."""
+    """Plain and with cost_exponent = 0: each of the 15 GP proposals of a 20-trial study is
+    what skopt.Optimizer.ask() proposes, told the same points, with the random_state the
+    sampler documents drawing."""
     from skopt import Optimizer
     from skopt.space import Integer, Real
 
