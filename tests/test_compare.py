@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import pandas as pd
 import pytest
 
-from ecotune.comparison._runs import comparison_runs
+from ecotune.comparison import comparison_runs
 from ecotune.spec import SpecError
 from tests.conftest import free_port as _free_port
 from tests.conftest import get_json as _get_json
@@ -71,20 +73,17 @@ def test_compare_bad_input_exits_2(tmp_path: Path, args: list[str], message: str
     assert not (tmp_path / "ecotune.db").exists()
 
 
-def test_dashboard_serves_the_study_with_ecotunes_plots(tmp_path: Path) -> None:
-    from ecotune import create_study, write_report
-
-    study = create_study("dash", storage="sqlite:///dash.db", sampler="random", seed=0)
-    for accuracy, energy_j in [(0.5, 1.0), (0.8, 3.0)]:
-        study.add_trial(optuna.trial.create_trial(values=[accuracy, energy_j]))
-    write_report(study, tmp_path / "report", png=False)
+@contextlib.contextmanager
+def _dashboard(cwd: Path, storage: str) -> Iterator[tuple[str, dict]]:
+    """A running ``ecotune dashboard`` on a free port: its base URL and its study list,
+    once it answers (polled, up to 60 s: a loaded 2-core machine starts it slowly)."""
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "ecotune", "dashboard", "--storage", "sqlite:///dash.db",
-         "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [sys.executable, "-m", "ecotune", "dashboard", "--storage", storage,
+         "--port", str(port)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(600):  # up to 60 s: a loaded 2-core machine starts it slowly
+        for _ in range(600):
             try:
                 studies = _get_json(f"{base}/api/studies")
                 break
@@ -93,6 +92,20 @@ def test_dashboard_serves_the_study_with_ecotunes_plots(tmp_path: Path) -> None:
                 time.sleep(0.1)
         else:
             pytest.fail("the dashboard did not answer within 60 s")
+        yield base, studies
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_dashboard_serves_the_study_with_ecotunes_plots(tmp_path: Path) -> None:
+    from ecotune import create_study, write_report
+
+    study = create_study("dash", storage="sqlite:///dash.db", sampler="random", seed=0)
+    for accuracy, energy_j in [(0.5, 1.0), (0.8, 3.0)]:
+        study.add_trial(optuna.trial.create_trial(values=[accuracy, energy_j]))
+    write_report(study, tmp_path / "report", png=False)
+    with _dashboard(tmp_path, "sqlite:///dash.db") as (base, studies):
         [summary] = studies["study_summaries"]
         assert summary["study_name"] == "dash"
         detail = _get_json(f"{base}/api/studies/{summary['study_id']}")
@@ -101,9 +114,6 @@ def test_dashboard_serves_the_study_with_ecotunes_plots(tmp_path: Path) -> None:
         assert {"ecotune-pareto", "ecotune-hypervolume"} <= ids
         # The artifact folder is made at the first upload, not when the dashboard starts.
         assert not (tmp_path / "ecotune-artifacts").exists()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_dashboard_lists_the_constraints_of_an_infeasible_trial(tmp_path: Path) -> None:
@@ -120,28 +130,12 @@ def test_dashboard_lists_the_constraints_of_an_infeasible_trial(tmp_path: Path) 
     stored = study.trials[0].system_attrs
     assert "constraints" not in stored and stored["constraints:trial_energy_j"] == 3.0
     assert [t.number for t in study.best_trials] == [1]  # the over-budget trial is not best
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "ecotune", "dashboard", "--storage", "sqlite:///feas.db",
-         "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(600):  # polls until the port answers (up to 60 s), no fixed sleep
-            try:
-                [summary] = _get_json(f"{base}/api/studies")["study_summaries"]
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode()
-                time.sleep(0.1)
-        else:
-            pytest.fail("the dashboard did not answer within 60 s")
+    with _dashboard(tmp_path, "sqlite:///feas.db") as (base, studies):
+        [summary] = studies["study_summaries"]
         detail = _get_json(f"{base}/api/studies/{summary['study_id']}")
         constraints = {t["number"]: t["constraints"] for t in detail["trials"]}
         # In name order: inference_energy_pj, trial_energy_j.
         assert constraints == {0: [-1.0, 3.0], 1: [-1.0, -3.0]}
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     # Nothing was written: the study is as Optuna stored it.
     assert "constraints" not in optuna.load_study(
         study_name="feas", storage="sqlite:///feas.db").trials[0].system_attrs
