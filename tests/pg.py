@@ -69,8 +69,14 @@ def temporary_postgres(bin_dir: Path, password: str | None = None) -> Iterator[t
             try:
                 psycopg.connect(admin).close()
                 break
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as err:
+                error = err
                 time.sleep(0.1)
+        else:  # never a dead server: say why it did not answer
+            log = root / "log"
+            raise RuntimeError(f"the test PostgreSQL server on port {port} never accepted a "
+                               f"connection in 5 s: {error}; its log: "
+                               + (log.read_text()[-2000:] if log.exists() else "(none)"))
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}", admin
     finally:
         subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)

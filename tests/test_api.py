@@ -4,7 +4,6 @@ imported first; ``create_study`` takes Optuna's optional arguments."""
 from __future__ import annotations
 
 import importlib
-import itertools
 import pkgutil
 import subprocess
 import sys
@@ -84,14 +83,29 @@ def test_create_study_loads_an_existing_study_or_refuses_by_optunas_rule(tmp_pat
         ecotune.create_study("s", storage=url, load_if_exists=False)
 
 
+PAIRS_CHECK = """
+import itertools, sys
+names = ["ecotune.search._measure", "ecotune.search._runner", "ecotune.search._study"]
+for a, b in itertools.permutations(names, 2):
+    for name in [m for m in sys.modules if m == "ecotune" or m.startswith("ecotune.")]:
+        del sys.modules[name]  # each pair from nothing of ecotune imported
+    __import__(a)
+    __import__(b)
+    import ecotune
+    assert callable(ecotune.measure) and callable(ecotune.run), (a, b)
+    assert callable(ecotune.create_study), (a, b)
+    assert ecotune.measure is sys.modules["ecotune.search._measure"].measure, (a, b)
+print("ok")
+"""
+
+
 def test_every_pair_of_orders_gives_the_same_names() -> None:
-    """Within one process too: importing submodules in any order keeps the names."""
-    for a, b in itertools.permutations(["ecotune.search._measure", "ecotune.search._runner",
-                                        "ecotune.search._study"], 2):
-        importlib.import_module(a)
-        importlib.import_module(b)
-        assert callable(ecotune.measure) and callable(ecotune.run)
-        assert callable(ecotune.create_study)
+    """Within one process too: importing submodules in any order keeps the names. In a
+    fresh process, each pair imported after every ecotune module is forgotten (this
+    process has imported everything already, whatever the order)."""
+    out = subprocess.run([sys.executable, "-c", PAIRS_CHECK], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
 def _module_imports(root=None) -> dict[str, set[str]]:

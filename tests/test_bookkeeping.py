@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import math
 import random
+import types
 import weakref
 from pathlib import Path
 
@@ -89,14 +90,25 @@ def test_incremental_bookkeeping_equals_reading_everything(storage, tmp_path: Pa
     assert sum(t.state == State.COMPLETE for t in other.trials) > 10
 
 
-def test_a_stopper_reads_the_front_at_most_every_refresh_period() -> None:
+def test_a_stopper_reads_the_front_at_most_every_refresh_period(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a patched clock: the front is read at the first check, kept until
+    FRONT_REFRESH_S (1 s) has passed, read again at exactly 1 s."""
+    now_s = [100.0]
+    monkeypatch.setattr(early_stopping, "time", types.SimpleNamespace(monotonic=lambda: now_s[0]))
     study = optuna.create_study(directions=["maximize", "minimize"])
     study.set_metric_names(["accuracy", "energy_j"])
     stopper = EnergyAwareStopper(study, planned_epochs=5)
     assert len(stopper.front()) == 0
     study.add_trial(optuna.trial.create_trial(values=[0.9, 1.0]))
+    now_s[0] += 0.999
     assert len(stopper.front()) == 0  # within FRONT_REFRESH_S of its first read
     assert EnergyAwareStopper(study, planned_epochs=5).front().tolist() == [[0.9, 1.0]]
+    now_s[0] += 0.001  # 1 s after the first read
+    assert stopper.front().tolist() == [[0.9, 1.0]]
+    study.add_trial(optuna.trial.create_trial(values=[0.95, 2.0]))
+    now_s[0] += 0.5
+    assert stopper.front().tolist() == [[0.9, 1.0]]  # 0.5 s after the second read
 
 
 def test_bookkeeping_on_postgresql_with_two_study_objects(postgres_url: str) -> None:

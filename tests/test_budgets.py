@@ -42,39 +42,49 @@ def test_budgets_must_be_positive() -> None:
         StudyEnergyBudget(-5.0)
 
 
-def test_over_budget_trials_are_infeasible_and_never_on_the_front() -> None:
-    first = ecotune.run(_spec())  # no budget: learn what an epoch costs here
-    per_epoch_j = min(t.user_attrs["energy_j"] for t in first.trials) / 4
-    # A budget of about two and a half epochs: every 4-epoch trial is stopped early.
-    spec = _spec(budgets={"trial_energy_j": 2.5 * per_epoch_j})
-    spec["study"]["name"] = "budgeted"
-    study = ecotune.run(spec)
-    stopped = [t for t in study.trials if t.user_attrs["training"]["stop_reason"]
-               == "trial_energy_budget"]
-    assert stopped, "some trial should have hit the budget"
-    for t in stopped:
-        assert t.constraints["trial_energy_j"] > 0
-        assert t.user_attrs["training"]["epochs_run"] < 4
+@pytest.fixture
+def step_meters(monkeypatch: pytest.MonkeyPatch):
+    """Trials measured by step meters (tests/test_own_loop.py), not the clock: call with
+    each trial's joules per epoch, in trial order."""
+    from ecotune.search import _measure, _objective
+    from tests.test_own_loop import StepMeter
+
+    def use(*steps_j: float) -> None:
+        steps = iter(steps_j)
+        monkeypatch.setattr(_measure, "get_meter", lambda *a, **k: StepMeter(next(steps)))
+        monkeypatch.setattr(_objective, "get_meter", lambda *a, **k: StepMeter())
+
+    return use
+
+
+def test_over_budget_trials_are_infeasible_and_never_on_the_front(step_meters) -> None:
+    """A 2.5 J budget for 4 epochs: trials at 1 J an epoch stop after epoch 2 (2 J spent,
+    the next epoch would reach 3 J) and are infeasible by 4 - 2.5 = 1.5 J planned; trials
+    at 0.5 J an epoch finish at 2 J, feasible by 0.5 J."""
+    step_meters(1.0, 0.5, 1.0, 0.5)
+    study = ecotune.run(_spec(budgets={"trial_energy_j": 2.5}))
+    stopped = {t.number for t in study.trials if t.user_attrs["training"]["stop_reason"]
+               == "trial_energy_budget"}
+    assert stopped == {0, 2}
+    for t in study.trials:
+        training = t.user_attrs["training"]
+        assert t.user_attrs["energy_j"] == pytest.approx(2.0)
+        assert training["epochs_run"] == (2 if t.number in stopped else 4)
+        assert t.constraints["trial_energy_j"] == pytest.approx(
+            1.5 if t.number in stopped else -0.5)
     front = set(pareto_front(study)["trial"])
-    assert not front & {t.number for t in stopped}
-    assert front == {t.number for t in study.trials
-                     if t.constraints["trial_energy_j"] <= 0} & front
+    assert front and not front & stopped
 
 
-def test_study_budget_stops_new_trials_across_runs() -> None:
-    spec = _spec()
+def test_study_budget_stops_new_trials_across_runs(step_meters) -> None:
+    """4 J a trial (4 epochs of 1 J), a 10 J budget: trials 0-2 start (8 J spent before
+    the third), then none; a second run starts none."""
+    step_meters(*[1.0] * 50)
+    spec = _spec(budgets={"study_energy_j": 10.0})
     spec["study"]["n_trials"] = 50
-    probe = ecotune.run({**_spec(), "study": {**_spec()["study"], "name": "probe",
-                                              "n_trials": 1}})
-    one_trial_j = probe.trials[0].user_attrs["energy_j"]
-    spec["budgets"] = {"study_energy_j": 2.5 * one_trial_j}
-    spec["study"]["name"] = "capped"
     study = ecotune.run(spec)
-    assert 2 <= len(study.trials) < 10  # stopped by the budget, far short of 50
-    spent = study_energy_j(study)
-    assert spent >= 2.5 * one_trial_j
-    # The last trial started before the budget was reached.
-    assert spent - study.trials[-1].user_attrs["energy_j"] < 2.5 * one_trial_j
+    assert len(study.trials) == 3
+    assert study_energy_j(study) == pytest.approx(12.0)
     again = ecotune.run(spec)  # spent already: no new trial starts
     assert len(again.trials) == len(study.trials)
 

@@ -115,7 +115,6 @@ def _wait_for_running_after_complete(db: Path, process: subprocess.Popen) -> dic
     raise AssertionError("no trial was running after a complete one")
 
 
-@pytest.mark.slow
 def _wait_until_silent_for(db: Path, trial_number: int, grace_s: float) -> None:
     """Wait until the trial's newest sign of life (heartbeat, else its start) is older
     than ``grace_s`` by the clocks that stamped it."""
@@ -136,6 +135,7 @@ def _wait_until_silent_for(db: Path, trial_number: int, grace_s: float) -> None:
     raise AssertionError("the killed trial never went silent")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_at", ["created", "running"])
 def test_a_killed_run_resumes(tmp_path: Path, kill_at: str) -> None:
     """A worker killed right after its trial was created (before any heartbeat: what a busy

@@ -75,13 +75,19 @@ def nondominated_ranks(points: np.ndarray) -> np.ndarray:
 def crowding_distance(points: np.ndarray) -> np.ndarray:
     """NSGA-II's crowding distance of each point within its set (one front): the two ends
     of each objective get infinity, the others the normalised gap between their
-    neighbours, summed over the objectives.
+    neighbours, summed over the objectives. Equal points share the distance of their
+    value (computed over the distinct points).
 
     Example:
         >>> crowding_distance(np.array([[0.9, 8.0], [0.7, 4.0], [0.5, 2.0], [0.1, 0.0]]))
         array([ inf, 1.25, 1.25,  inf])
     """
     points = np.asarray(points, dtype=float).reshape(-1, 2)
+    # Equal points get one distance, that of their value: which row of a tie is an end
+    # (infinity) must not depend on the order of the rows.
+    unique, inverse = np.unique(points, axis=0, return_inverse=True)
+    if len(unique) < len(points):
+        return crowding_distance(unique)[inverse.reshape(-1)]
     n = len(points)
     distance = np.zeros(n)
     if n <= 2:
