@@ -31,6 +31,8 @@ _EXPORTS = {
     "StudySpec": "ecotune.spec",
     "load_spec": "ecotune.spec",
     "MeasurementWindow": "ecotune.search",
+    "EnergyOptions": "ecotune.search",
+    "TrainingPlan": "ecotune.search",
     "create_study": "ecotune.search",
     "measure": "ecotune.search",
     "run": "ecotune.search",
@@ -40,6 +42,8 @@ _EXPORTS = {
 
 __all__ = [
     "MeasurementWindow",
+    "EnergyOptions",
+    "TrainingPlan",
     "SpecError",
     "StudySpec",
     "__version__",
@@ -53,7 +57,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from ecotune.report import pareto_front, write_report
-    from ecotune.search import MeasurementWindow, create_study, measure, run
+    from ecotune.search import (
+        EnergyOptions,
+        MeasurementWindow,
+        TrainingPlan,
+        create_study,
+        measure,
+        run,
+    )
     from ecotune.spec import SpecError, StudySpec, load_spec
 
 

@@ -17,7 +17,8 @@ __all__ = [
     "STOP_SUCCESSIVE_HALVING", "STOP_TRIAL_BUDGET",
     "ATTR_ENERGY", "ATTR_CPU_ENERGY", "ATTR_GPU_ENERGY", "ATTR_RAM_ENERGY", "ATTR_DURATION",
     "ATTR_CO2", "ATTR_METER", "ATTR_ENERGY_IS_ESTIMATE", "ATTR_ENERGY_SCOPE",
-    "ATTR_ENERGY_DETAILS", "MEASUREMENT_ATTRS",
+    "ATTR_ENERGY_DETAILS", "ATTR_ENERGY_ATTRIBUTION", "MEASUREMENT_ATTRS",
+    "ATTRIBUTION_EXCLUSIVE", "ATTRIBUTION_SHARED", "ENERGY_ATTRIBUTIONS",
     "ATTR_FAIL_REASON", "ATTR_TRAINING", "ATTR_INFERENCE", "ATTR_EARLY_STOPPING",
     "ATTR_SUCCESSIVE_HALVING", "ATTR_TEST_ACCURACY", "ATTR_ACTIVATION_DENSITY",
     "ATTR_EVALUATION_ENERGY", "ATTR_STOP", "ATTR_REPLAY_STOPPED",
@@ -82,9 +83,17 @@ ATTR_ENERGY_IS_ESTIMATE = "energy_is_estimate"
 ATTR_ENERGY_SCOPE = "energy_scope"
 #: Other backends' figures, which backend measured which device, CPU share, warnings.
 ATTR_ENERGY_DETAILS = "energy_details"
+#: How the window's energy was attributed: one of :data:`ENERGY_ATTRIBUTIONS`.
+ATTR_ENERGY_ATTRIBUTION = "energy_attribution"
+#: The window was the only one open on its meter's counters: it got every reading whole.
+ATTRIBUTION_EXCLUSIVE = "exclusive"
+#: Other windows of the process were open on the same counters for part of it: each
+#: reading was split among the windows open over its interval (docs/scaling.md).
+ATTRIBUTION_SHARED = "shared"
+ENERGY_ATTRIBUTIONS = (ATTRIBUTION_EXCLUSIVE, ATTRIBUTION_SHARED)
 MEASUREMENT_ATTRS = (ATTR_ENERGY, ATTR_CPU_ENERGY, ATTR_GPU_ENERGY, ATTR_RAM_ENERGY,
                      ATTR_DURATION, ATTR_CO2, ATTR_METER, ATTR_ENERGY_IS_ESTIMATE,
-                     ATTR_ENERGY_SCOPE, ATTR_ENERGY_DETAILS)
+                     ATTR_ENERGY_SCOPE, ATTR_ENERGY_ATTRIBUTION, ATTR_ENERGY_DETAILS)
 
 # Other trial user attributes.
 #: Why a trial failed, in one line; written wherever a trial fails.

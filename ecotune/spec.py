@@ -105,6 +105,8 @@ class StudySection(_Strict):
     storage: str = DEFAULT_STORAGE
     sampler: SamplerSpec = SamplerSpec()
     n_trials: int | None = Field(default=None, gt=0)
+    #: Trials each worker process runs at once, in threads (Optuna's ``n_jobs``).
+    n_jobs: int = Field(default=1, ge=1, le=256)
     objectives: tuple[str, ...] = ("accuracy", "energy_j")
     seed: int | None = None
 

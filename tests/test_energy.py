@@ -42,10 +42,10 @@ def pinned_intensity(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_codecarbon_window_is_labelled_and_consistent(pinned_intensity: None) -> None:
-    meter = CodeCarbonMeter(country="DEU")
-    with meter.window() as w:
+    meter = CodeCarbonMeter()
+    with ecotune.measure(meter=meter, country="DEU") as window:
         _busy()
-    m = w.measurement
+    m = window.measurement
     assert m.meter == "codecarbon"
     # CodeCarbon always models RAM power, so its figure is (at least partly) an estimate.
     assert m.is_estimate is True
@@ -93,7 +93,7 @@ def test_codecarbon_windows_share_one_tracker(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(_CountingTracker, "made", 0)
     _shared_tracker.cache_clear()  # the tracker is made here
     try:
-        a, b = (CodeCarbonMeter("FRA", measure_power_secs=123.0) for _ in range(2))
+        a, b = (CodeCarbonMeter(measure_power_secs=123.0) for _ in range(2))
         for meter in (a, b, a):
             with meter.window():
                 pass
@@ -124,12 +124,12 @@ def test_codecarbon_laps_add_up_to_the_window(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_cputime_meter_counts_cpu_seconds(pinned_intensity: None) -> None:
-    meter = CpuTimeMeter(watts_per_core=10.0, country="FRA")
+    meter = CpuTimeMeter(watts_per_core=10.0)
     cpu0_s = time.process_time()
-    with meter.window() as w:
+    with ecotune.measure(meter=meter, country="FRA") as window:
         _busy()
     cpu_s = time.process_time() - cpu0_s
-    m = w.measurement
+    m = window.measurement
     assert (m.meter, m.is_estimate, m.ram_j, m.gpu_j) == ("cputime", True, None, None)
     # The process's CPU seconds (not wall time: a busy machine gives it less) x 10 W.
     assert m.energy_j == pytest.approx(cpu_s * 10, rel=0.2, abs=0.02)
@@ -143,7 +143,8 @@ def test_get_meter_choices_and_errors() -> None:
     with pytest.raises(MeterError, match="unknown meter 'rapl2'"):
         get_meter("rapl2")
     with pytest.raises(ValueError, match="unknown country code 'ZZZ'"):
-        get_meter("cputime", country="ZZZ")
+        with ecotune.measure(meter="cputime", country="ZZZ"):
+            pass
 
 
 def test_carbon_intensity_orders_countries() -> None:
@@ -195,7 +196,7 @@ def test_reading_figures_inside_the_window_is_an_error() -> None:
 
 
 def test_codecarbon_laps_between_readings_extrapolate_at_the_last_mean_power() -> None:
-    meter = CodeCarbonMeter(country="USA", measure_power_secs=60.0)
+    meter = CodeCarbonMeter(measure_power_secs=60.0)
     meter.start()
     _busy(200_000)
     real = meter.lap()  # the first lap is a real reading

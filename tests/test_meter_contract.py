@@ -118,7 +118,7 @@ def _codecarbon_break_probe(m: pytest.MonkeyPatch) -> None:
 
 
 def _codecarbon_case(mp: pytest.MonkeyPatch, tmp_path: Path) -> Case:
-    meter = CodeCarbonMeter(country="USA")
+    meter = CodeCarbonMeter()
     tracker = meter._tracker()
     gpu = any(type(h).__name__ == "GPU" for h in tracker._hardware)
 

@@ -39,7 +39,7 @@ class StepMeter(Meter):
         return Measurement(float(self._reads), energy_j, energy_j, None, None, None,
                            self.name, True)
 
-    def lap(self, exact: bool = False) -> Measurement:
+    def _lap(self, exact: bool = False) -> Measurement:
         self._reads += 1
         return self._reading()
 

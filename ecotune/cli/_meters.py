@@ -48,7 +48,7 @@ class MetersCommand(Command):
             table.add_row(name, "yes" if status.available else "[yellow]no[/]", MEASURES[name],
                           sample)
         console.print(table)
-        auto = get_meter("auto", args.country)
+        auto = get_meter("auto")
         sources = getattr(auto, "chosen", None)
         choice = (", ".join(f"{device} from {meter.name}" for device, meter in sources.items())
                   if sources else f"everything from {auto.name}")
@@ -63,7 +63,7 @@ def _busy_window(name: str, seconds: float, country: str) -> str:
 
     from ecotune.energy import get_meter
 
-    meter = get_meter(name, country)
+    meter = get_meter(name)
     with meter.window() as window:
         end_s = time.perf_counter() + seconds
         while time.perf_counter() < end_s:

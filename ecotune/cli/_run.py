@@ -62,6 +62,10 @@ class RunCommand(Command):
                                  "visible GPU, CUDA_VISIBLE_DEVICES): indices of this "
                                  "process's GPUs or UUIDs")
         parser.add_argument("--seed", type=int, help="sampler seed, replacing the file's")
+        parser.add_argument("--jobs", type=int, metavar="N",
+                            help="trials each worker runs at once, in threads (replacing "
+                                 "[study] n_jobs; each trial is charged its share of the "
+                                 "energy read while it ran: docs/scaling.md)")
 
     def take_action(self, args: argparse.Namespace) -> int:
         console = self.console
@@ -107,6 +111,8 @@ def _check_counts(args: argparse.Namespace) -> None:
         raise BadInput(f"--n-trials must be > 0 (got {args.n_trials})")
     if args.workers <= 0:
         raise BadInput(f"--workers must be >= 1 (got {args.workers})")
+    if args.jobs is not None and args.jobs <= 0:
+        raise BadInput(f"--jobs must be >= 1 (got {args.jobs})")
     if args.total_trials is not None and args.total_trials <= 0:
         raise BadInput(f"--total-trials must be > 0 (got {args.total_trials})")
     if args.total_trials is not None and args.n_trials is not None:
@@ -122,7 +128,7 @@ def _spec(args: argparse.Namespace) -> tuple[StudySpec, str]:
         storage, source = _choose_storage(args.storage, _file_storage(spec))
         spec = spec.with_overrides(storage=storage, n_trials=args.n_trials,
                                    sampler=args.sampler, study_name=args.study_name,
-                                   seed=args.seed)
+                                   seed=args.seed, n_jobs=args.jobs)
     except SpecError as err:
         raise BadInput(str(err)) from None
     if args.workers > 1 and ":memory:" in spec.study.storage:
@@ -180,12 +186,15 @@ def _print_plan(spec: StudySpec, source: str, workers: int, before: int, n_trial
                 console: Console) -> None:
     from ecotune.storage import describe_storage
 
+    n_jobs = spec.study.n_jobs
+    jobs = f", {n_jobs} trials at once per worker" if n_jobs > 1 else ""
     console.print(f"study [bold]{spec.study.name}[/] in "
                   f"{describe_storage(spec.study.storage, source)}: "
                   f"{before} trial(s) stored, adding {n_trials} "
                   f"({spec.study.sampler.name} sampler, objectives "
                   f"{', '.join(spec.study.objectives)}"
-                  f"{f', {workers} workers' if workers > 1 else ''})",
+                  f"{f', {workers} workers' if workers > 1 else ''}"
+                  f"{jobs})",
                   highlight=False, soft_wrap=True)
     if workers > 1 and spec.study.storage.startswith("sqlite"):
         console.print(f"[yellow]note:[/] {workers} workers share one SQLite file: fine on "

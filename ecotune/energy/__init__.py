@@ -1,7 +1,9 @@
 """Energy measurement: meters that measure a window of work, and carbon intensity.
 
 This layer knows nothing of Optuna. ``get_meter(name)`` returns the process's meter for a
-backend (one per backend and configuration, reused across trials):
+backend (one per backend and configuration, reused across trials, and shared by trials
+that run at once: each reading is split among the windows open over it). Meters measure
+energy; emissions are computed once, from a window's energy (:func:`co2_g_for`):
 
 - ``rapl``: CPU package and DRAM energy counters (Linux powercap): hardware figures.
 - ``nvml``: NVIDIA GPU energy counters, or integrated power samples on older GPUs.
@@ -28,11 +30,13 @@ import functools
 from ecotune.energy._auto import CombinedMeter
 from ecotune.energy._base import (
     SCOPES,
+    SHARED_RULE,
     Availability,
     Measurement,
     Meter,
     MeterError,
     MeterWindow,
+    thread_cpu_clock,
 )
 from ecotune.energy._codecarbon import CodeCarbonMeter, codecarbon_scope, codecarbon_status
 from ecotune.energy._cputime import CpuTimeMeter, cputime_status
@@ -56,6 +60,8 @@ __all__ = [
     "MeterError",
     "MeterWindow",
     "SCOPES",
+    "SHARED_RULE",
+    "thread_cpu_clock",
     "CodeCarbonMeter",
     "codecarbon_scope",
     "CombinedMeter",
@@ -106,11 +112,12 @@ def meter_status(name: str) -> Availability:
         return Availability(False, f"{name} probe failed: {err!r}")
 
 
-def make_meter(name: str, country: str = "USA", pue: float = 1.0,
-               gpus: tuple[int, ...] | None = None) -> Meter:
-    """A new meter for backend ``name`` (uncached; :func:`get_meter` is the cached one)."""
+def make_meter(name: str, gpus: tuple[int, ...] | None = None) -> Meter:
+    """A new meter for backend ``name`` (uncached; :func:`get_meter` is the cached one).
+    ``auto`` combines the process's cached backends, so that its windows share their
+    counters with every other window of the process."""
     if name == "auto":
-        return _auto(country, pue, gpus)
+        return _auto(gpus)
     if name not in METER_BACKENDS:
         raise MeterError(f"unknown meter {name!r}; expected 'auto' or one of "
                          f"{list(METER_BACKENDS)}")
@@ -118,21 +125,31 @@ def make_meter(name: str, country: str = "USA", pue: float = 1.0,
     if not status.available:
         raise MeterError(f"the {name} meter is not available here: {status.reason}")
     if name == "rapl":
-        return RaplMeter(root=RAPL_ROOT, country=country, pue=pue)
+        return RaplMeter(root=RAPL_ROOT)
     if name == "nvml":
-        return NvmlMeter(country=country, pue=pue, cuda_indices=gpus)
+        return NvmlMeter(cuda_indices=gpus)
     if name == "codecarbon":
         # None: CodeCarbon's own default, the GPUs of CUDA_VISIBLE_DEVICES.
-        return CodeCarbonMeter(country=country, pue=pue,
-                               gpu_ids=None if gpus is None else tuple(gpu_entries(gpus)))
-    return CpuTimeMeter(country=country, pue=pue)
+        return CodeCarbonMeter(gpu_ids=None if gpus is None else tuple(gpu_entries(gpus)))
+    return CpuTimeMeter()
 
 
-def _auto(country: str, pue: float, gpus: tuple[int, ...] | None) -> Meter:
+def _backend(name: str, gpus: tuple[int, ...] | None) -> Meter:
+    """The process's meter of one backend: only NVML and CodeCarbon depend on the GPUs
+    (RAPL and CPU time read the same counters whatever the work's GPU)."""
+    return get_meter(name, gpus=gpus if name in ("nvml", "codecarbon") else None)
+
+
+def _auto(gpus: tuple[int, ...] | None) -> Meter:
     # No GPU of the work's to read: NVML is not even an alternative (an idle GPU's draw).
     available = [n for n in METER_BACKENDS if not (n == "nvml" and gpus == ())
                  and meter_status(n).available]
-    meters = {n: make_meter(n, country, pue, gpus) for n in available}
+    meters = {}
+    for n in available:
+        # Where NVML reads the GPUs, CodeCarbon reads the CPU and RAM only: one tracker for
+        # every GPU's windows, so the process's CPU is never counted once per GPU.
+        n_gpus = () if n == "codecarbon" and "nvml" in available else gpus
+        meters[n] = _backend(n, n_gpus)
     chosen: dict[str, Meter] = {}
     if "rapl" in meters:
         chosen.update({device: meters["rapl"] for device in meters["rapl"].devices})
@@ -147,27 +164,36 @@ def _auto(country: str, pue: float, gpus: tuple[int, ...] | None) -> Meter:
     others = [m for m in meters.values() if m not in chosen.values()]
     if not others and len(set(chosen.values())) == 1:
         return fallback
-    return CombinedMeter(chosen, alternatives=others, country=country, pue=pue)
+    return CombinedMeter(chosen, alternatives=others)
 
 
 @functools.cache
-def get_meter(name: str = "auto", country: str = "USA", pue: float = 1.0,
-              gpus: tuple[int, ...] | None = None) -> Meter:
-    """The process's meter for backend ``name`` (cached: one per name, country, PUE and
-    GPUs).
+def _cached_meter(name: str, gpus: tuple[int, ...] | None) -> Meter:
+    return make_meter(name, gpus)
+
+
+def get_meter(name: str = "auto", gpus: tuple[int, ...] | None = None) -> Meter:
+    """The process's meter for backend ``name`` (cached: one per name and GPUs).
 
     ``gpus`` are the CUDA device indices (``cuda:i``) of this process the measured work
     uses: only those GPUs are read, and ``()`` (work on the CPU) reads none, so no idle
     GPU is charged. None reads every visible GPU (the whole machine's, where
     ``CUDA_VISIBLE_DEVICES`` is unset).
 
+    Several windows may be open on a meter at once (trials in threads): each reading is
+    split among them (:mod:`ecotune.energy._base`). Meters measure energy only; emissions
+    are :func:`co2_g_for` of a window's energy.
+
     Raises:
         MeterError: ``name`` is unknown, or names a backend this machine cannot use.
-        ValueError: ``country`` is unknown or ``pue`` < 1.
 
     Example:
         >>> get_meter("cputime").name
         'cputime'
+        >>> get_meter("cputime") is get_meter("cputime")
+        True
     """
-    co2_g_for(0.0, country, pue)  # an unknown country or a bad PUE fails here, before any work
-    return make_meter(name, country, pue, None if gpus is None else tuple(gpus))
+    return _cached_meter(name, None if gpus is None else tuple(gpus))
+
+
+get_meter.cache_clear = _cached_meter.cache_clear  # type: ignore[attr-defined]

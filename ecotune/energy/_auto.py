@@ -8,10 +8,10 @@ in :attr:`Measurement.alternatives`, so software and hardware figures can be com
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from ecotune.energy._base import Measurement, Meter, MeterError
-from ecotune.energy.carbon import co2_g_for
+from ecotune import names
+from ecotune.energy._base import Measurement, Meter, MeterError, MeterWindow, thread_cpu_clock
 
 __all__ = ["CombinedMeter"]
 
@@ -24,8 +24,10 @@ class CombinedMeter(Meter):
     Args:
         chosen: device -> the meter whose figure for that device is used.
         alternatives: further meters that read the same window only for comparison.
-        country: ISO alpha-3 code for the emissions figure.
-        pue: power usage effectiveness of the site, >= 1.
+
+    Its windows are windows on each backend: a backend shared with other combined meters
+    (``get_meter("auto", gpus=(0,))`` and ``gpus=(1,)`` read one RAPL meter, each its own
+    NVML meter) splits its readings among all their windows.
 
     Example:
         >>> from ecotune.energy import CpuTimeMeter
@@ -39,8 +41,7 @@ class CombinedMeter(Meter):
         ('cputime', ['cputime-9w'], {'cpu': 'cputime'})
     """
 
-    def __init__(self, chosen: Mapping[str, Meter], alternatives: Sequence[Meter] = (),
-                 country: str = "USA", pue: float = 1.0) -> None:
+    def __init__(self, chosen: Mapping[str, Meter], alternatives: Sequence[Meter] = ()) -> None:
         super().__init__()
         unknown = set(chosen) - set(DEVICES)
         if unknown or not chosen:
@@ -50,48 +51,37 @@ class CombinedMeter(Meter):
         self.meters = primaries + [m for m in alternatives if m not in primaries]
         self.name = "+".join(m.name for m in primaries)
         self.devices = tuple(d for d in DEVICES if d in self.chosen)
-        self.country = country
-        self.pue = pue
 
-    def _start(self) -> None:
-        # Load the carbon table now, not between two backends' stops, where its one-off
-        # cost would fall inside some windows and not others.
-        for meter in self.meters:
-            co2_g_for(0.0, getattr(meter, "country", self.country),
-                      getattr(meter, "pue", self.pue))
-        started: list[Meter] = []
+    def open(self, cpu_clock: Callable[[], float | None] | None = None) -> MeterWindow:
+        """A window on every backend at once (see :class:`_CombinedWindow`)."""
+        cpu_clock = cpu_clock or thread_cpu_clock()
+        opened: list[MeterWindow] = []
         try:
             for meter in self.meters:
-                meter.start()
-                started.append(meter)
+                opened.append(meter.open(cpu_clock))
         except Exception:
-            for meter in started:  # leave every backend closed
-                meter.stop()
+            for window in opened:  # leave every backend closed
+                window.close()
             raise
+        return _CombinedWindow(self, opened)
 
-    def _stop(self) -> Measurement:
-        readings: dict[str, Measurement] = {}
-        errors: list[str] = []
-        for meter in self.meters:
-            try:
-                readings[meter.name] = meter.stop()
-            except MeterError as err:
-                errors.append(str(err))
-        return self._combine(readings, errors)
+    def _start(self) -> None:  # pragma: no cover - its windows are the backends'
+        raise NotImplementedError
+
+    def _stop(self) -> Measurement:  # pragma: no cover
+        raise NotImplementedError
 
     def warm_up(self) -> None:
         for meter in self.meters:
             meter.warm_up()
 
-    def lap(self, exact: bool = False) -> Measurement:
-        """Every backend's cumulative lap, combined; the window stays open."""
-        if not self._open:
-            raise MeterError(f"{self.name} meter: lap() called with no open window")
+    def _read_all(self, windows: Sequence[MeterWindow], closing: bool,
+                  exact: bool = False) -> Measurement:
         readings: dict[str, Measurement] = {}
         errors: list[str] = []
-        for meter in self.meters:
+        for meter, window in zip(self.meters, windows):
             try:
-                readings[meter.name] = meter.lap(exact)
+                readings[meter.name] = window.close() if closing else window.lap(exact)
             except MeterError as err:
                 errors.append(str(err))
         return self._combine(readings, errors)
@@ -120,7 +110,7 @@ class CombinedMeter(Meter):
             cpu_j=parts.get("cpu"),
             gpu_j=parts.get("gpu"),
             ram_j=parts.get("ram"),
-            co2_g=co2_g_for(energy_j, self.country, self.pue),
+            co2_g=None,
             meter=self.name,
             is_estimate=any(m.is_estimate for m in used),
             scope="machine" if any(m.scope == "machine" for m in used) else "process",
@@ -131,4 +121,35 @@ class CombinedMeter(Meter):
                      if parts[device] is not None},
             cpu_share=cpu_source.cpu_share if cpu_source is not None else None,
             warnings=warnings,
+            attribution=(names.ATTRIBUTION_SHARED
+                         if any(m.attribution == names.ATTRIBUTION_SHARED for m in used)
+                         else names.ATTRIBUTION_EXCLUSIVE),
         )
+
+
+class _CombinedWindow(MeterWindow):
+    """A window of a :class:`CombinedMeter`: one window on each of its backends."""
+
+    def __init__(self, meter: CombinedMeter, windows: Sequence[MeterWindow]) -> None:
+        super().__init__(None, lambda: None)
+        self._combined = meter
+        self._backend_windows = list(windows)
+
+    @property
+    def shared(self) -> bool:  # type: ignore[override]
+        return any(w.shared for w in self._backend_windows)
+
+    @shared.setter
+    def shared(self, value: bool) -> None:
+        pass
+
+    def lap(self, exact: bool = False) -> Measurement:
+        if self.closed:
+            raise MeterError("lap() on a window that is closed")
+        return self._combined._read_all(self._backend_windows, closing=False, exact=exact)
+
+    def close(self) -> Measurement:
+        if self.closed:
+            raise MeterError("close() on a window that is already closed")
+        self.measurement = self._combined._read_all(self._backend_windows, closing=True)
+        return self.measurement

@@ -1,6 +1,6 @@
 """CodeCarbon's offline tracker as a meter.
 
-One tracker per process (its first start probes the hardware for about 1.3 s; later
+One tracker per process and set of GPUs (its first start probes the hardware for about 1.3 s; later
 windows cost a few ms), shared by every :class:`CodeCarbonMeter` of the process and used
 through its ``start_task``/``stop_task`` per-window API. The offline tracker takes a
 country code and makes no network calls (the online one probes the network: never used).
@@ -28,7 +28,7 @@ import threading
 import time
 
 from ecotune.energy._base import Availability, Measurement, Meter, MeterError
-from ecotune.energy.carbon import J_PER_KWH, co2_g_for
+from ecotune.energy.carbon import J_PER_KWH
 
 __all__ = ["CodeCarbonMeter", "codecarbon_available", "codecarbon_status", "codecarbon_scope"]
 
@@ -62,17 +62,17 @@ def codecarbon_status() -> Availability:
 
 
 @functools.cache
-def _shared_tracker(country: str, measure_power_secs: float,
-                    gpu_ids: tuple[str, ...] | None = None):
-    """The process's tracker for ``country`` (and GPUs); created once (the slow hardware
-    probe). ``gpu_ids``: ``CUDA_VISIBLE_DEVICES`` entries to read (None: CodeCarbon's
-    default, the visible GPUs)."""
+def _shared_tracker(measure_power_secs: float, gpu_ids: tuple[str, ...] | None = None):
+    """The process's tracker (for these GPUs); created once (the slow hardware probe).
+    ``gpu_ids``: ``CUDA_VISIBLE_DEVICES`` entries to read (None: CodeCarbon's default, the
+    visible GPUs). Its country only feeds CodeCarbon's own emissions figure, which ecotune
+    does not use (emissions come from the window's energy)."""
     # Its INFO/WARNING lines at start-up say nothing a user of ecotune needs.
     logging.getLogger("codecarbon").setLevel(logging.ERROR)
     from codecarbon import OfflineEmissionsTracker
 
     return OfflineEmissionsTracker(
-        country_iso_code=country,
+        country_iso_code="USA",
         log_level="error",
         output_methods=[],  # ecotune stores the figures itself: no emissions.csv
         measure_power_secs=measure_power_secs,
@@ -90,7 +90,7 @@ class CodeCarbonMeter(Meter):
     visible GPU; empty: none, so work on the CPU is not charged an idle GPU's draw).
 
     Example:
-        >>> meter = CodeCarbonMeter(country="FRA")
+        >>> meter = CodeCarbonMeter()
         >>> with meter.window() as w:
         ...     _ = sum(i * i for i in range(100_000))
         >>> w.measurement.meter, w.measurement.energy_j > 0
@@ -100,22 +100,20 @@ class CodeCarbonMeter(Meter):
     name = "codecarbon"
     devices = ("cpu", "gpu", "ram")
 
-    def __init__(self, country: str = "USA", measure_power_secs: float = 1.0,
-                 pue: float = 1.0, gpu_ids: tuple[str, ...] | None = None) -> None:
+    def __init__(self, measure_power_secs: float = 1.0,
+                 gpu_ids: tuple[str, ...] | None = None) -> None:
         super().__init__()
         if not codecarbon_available():
             raise MeterError("the codecarbon meter needs the codecarbon package: "
                              "pip install codecarbon")
-        self.country = country
         self.measure_power_secs = measure_power_secs
-        self.pue = pue
         self.gpu_ids = None if gpu_ids is None else tuple(gpu_ids)
         self._last_lap: Measurement | None = None  # the last real reading
         self._reported: Measurement | None = None  # the last figure lap() returned
         self._last_lap_t_s = 0.0
 
     def _key(self) -> tuple:
-        return (self.country, self.measure_power_secs, self.gpu_ids or None)
+        return (self.measure_power_secs, self.gpu_ids or None)
 
     def _tracker(self):
         return _shared_tracker(*self._key())
@@ -123,16 +121,16 @@ class CodeCarbonMeter(Meter):
     def warm_up(self) -> None:
         """Create the process's tracker and run one empty task now: CodeCarbon probes the
         hardware (about 1.3 s) when the tracker is made and again at its first task."""
-        if self._open:
-            return
-        self._start()
-        self._stop()
+        with self._share_lock:
+            if self._open:
+                return
+            self._start()
+            self._stop()
 
-    def start(self) -> None:
+    def _begin(self) -> None:
         self._last_lap = self._reported = None
-        super().start()
 
-    def lap(self, exact: bool = False) -> Measurement:
+    def _lap(self, exact: bool = False) -> Measurement:
         """The window so far. A real reading (stop and restart the task, about 8 ms) at
         most once per ``measure_power_secs``; in between, the last reading extended by the
         time since it was taken, at that reading's mean power: CodeCarbon samples no more
@@ -153,7 +151,7 @@ class CodeCarbonMeter(Meter):
             since_s = now_s - self._last_lap_t_s
             self._reported = _scaled(last, (last.duration_s + since_s) / last.duration_s)
         else:
-            self._last_lap = super().lap()
+            self._last_lap = super()._lap()
             self._last_lap_t_s = time.perf_counter()
             self._reported = _at_least(self._last_lap, self._reported)
         return self._reported
@@ -192,8 +190,7 @@ class CodeCarbonMeter(Meter):
             cpu_j=cpu_j,
             gpu_j=gpu_j,
             ram_j=ram_j,
-            # The same shipped intensity data CodeCarbon uses, plus the site's PUE.
-            co2_g=co2_g_for(energy_j, self.country, self.pue),
+            co2_g=None,  # the window's: from energy_j, with the study's country and PUE
             meter=self.name,
             is_estimate=_is_estimate(tracker),
             scope=scope,

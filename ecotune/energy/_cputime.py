@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 
 from ecotune.energy._base import Availability, Measurement, Meter
-from ecotune.energy.carbon import co2_g_for
 
 __all__ = ["CpuTimeMeter", "cputime_status"]
 
@@ -37,14 +36,11 @@ class CpuTimeMeter(Meter):
     name = "cputime"
     devices = ("cpu",)
 
-    def __init__(self, watts_per_core: float = DEFAULT_WATTS_PER_CORE,
-                 country: str = "USA", pue: float = 1.0) -> None:
+    def __init__(self, watts_per_core: float = DEFAULT_WATTS_PER_CORE) -> None:
         super().__init__()
         if watts_per_core <= 0:
             raise ValueError(f"watts_per_core must be > 0 (got {watts_per_core})")
         self.watts_per_core = watts_per_core
-        self.country = country
-        self.pue = pue
         self._t0_s = 0.0
         self._cpu0_s = 0.0
 
@@ -61,7 +57,7 @@ class CpuTimeMeter(Meter):
             cpu_j=cpu_j,
             gpu_j=None,
             ram_j=None,
-            co2_g=co2_g_for(cpu_j, self.country, self.pue),
+            co2_g=None,
             meter=self.name,
             is_estimate=True,
             scope="process",

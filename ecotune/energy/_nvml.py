@@ -45,7 +45,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from ecotune.energy._base import Availability, Measurement, Meter, MeterError
-from ecotune.energy.carbon import co2_g_for
 
 try:  # optional at import time: the probe says what to install
     import pynvml
@@ -233,8 +232,6 @@ class NvmlMeter(Meter):
     """GPU energy from NVML (hardware figures, whole-GPU scope).
 
     Args:
-        country: ISO alpha-3 code for the emissions figure.
-        pue: power usage effectiveness of the site, >= 1.
         sample_interval_s: power-sampling period on GPUs read by power; 0 samples only
             at start, lap and stop (tests call :meth:`sample` themselves).
         clock: seconds clock for the power samples (tests pass a fake).
@@ -251,7 +248,7 @@ class NvmlMeter(Meter):
     name = "nvml"
     devices = ("gpu",)
 
-    def __init__(self, country: str = "USA", pue: float = 1.0, sample_interval_s: float = 0.1,
+    def __init__(self, sample_interval_s: float = 0.1,
                  clock: Callable[[], float] = time.perf_counter,
                  cuda_indices: Sequence[int] | None = None, method: str = "auto") -> None:
         super().__init__()
@@ -265,8 +262,6 @@ class NvmlMeter(Meter):
             raise MeterError("the nvml meter measures GPUs, and this work uses none (device "
                              "cpu): measure with meter 'auto', or every visible GPU with "
                              "[energy] gpus = \"visible\"")
-        self.country = country
-        self.pue = pue
         self.sample_interval_s = sample_interval_s
         self.clock = clock
         self.method = method
@@ -393,7 +388,7 @@ class NvmlMeter(Meter):
                              "(NVML's power reading may be a 1 s mean)",)
         return Measurement(
             duration_s=duration_s, energy_j=gpu_j, cpu_j=None,
-            gpu_j=gpu_j, ram_j=None, co2_g=co2_g_for(gpu_j, self.country, self.pue),
+            gpu_j=gpu_j, ram_j=None, co2_g=None,
             meter=self.name, is_estimate=False, scope="machine", sources={"gpu": self.name},
             warnings=warnings)
 
@@ -404,8 +399,6 @@ class NvmlMeter(Meter):
             self._sampler = None
         return self._read()
 
-    def lap(self, exact: bool = False) -> Measurement:
+    def _lap(self, exact: bool = False) -> Measurement:
         """The open window so far (a plain read); the window stays open."""
-        if not self._open:
-            raise MeterError(f"{self.name} meter: lap() called with no open window")
         return self._read()

@@ -39,7 +39,6 @@ from typing import NamedTuple
 
 from ecotune.energy._base import Availability, Measurement, Meter, MeterError
 from ecotune.energy._share import CpuShareClock, CpuTimes, cpu_share
-from ecotune.energy.carbon import co2_g_for
 
 __all__ = ["RaplMeter", "rapl_status", "RAPL_ROOT", "grant_access_hint", "PHYSICAL_MAX_W",
            "counter_step_uj"]
@@ -193,8 +192,6 @@ class RaplMeter(Meter):
 
     Args:
         root: the powercap sysfs directory (tests point it at a temporary directory).
-        country: ISO alpha-3 code for the emissions figure.
-        pue: power usage effectiveness of the site, >= 1.
         attribute: attribute the machine's energy to this process by its share of busy
             CPU time (scope ``"process"``); False keeps whole-machine figures.
         poll_interval_s: read the counters this often while a window is open, so that a
@@ -209,16 +206,14 @@ class RaplMeter(Meter):
 
     name = "rapl"
 
-    def __init__(self, root: str | Path = RAPL_ROOT, country: str = "USA", pue: float = 1.0,
-                 attribute: bool = True, poll_interval_s: float = 60.0,
+    def __init__(self, root: str | Path = RAPL_ROOT, attribute: bool = True,
+                 poll_interval_s: float = 60.0,
                  share_clock: CpuShareClock | None = None,
                  clock: Callable[[], float] | None = None) -> None:
         super().__init__()
         # Settings only: the counters are first read when a window opens (or `domains`
         # is asked for), so that making a meter costs nothing and never touches sysfs.
         self.root = str(root)
-        self.country = country
-        self.pue = pue
         self.attribute = attribute
         self.poll_interval_s = poll_interval_s
         self.share_clock = share_clock or CpuShareClock()
@@ -230,6 +225,12 @@ class RaplMeter(Meter):
         self._total_uj: list[int] = []
         self._t0_s = 0.0
         self._times0 = CpuTimes(0.0, None)
+        # Attribution per reading: the counters' energy since the last reading times this
+        # process's CPU share over that interval, so that readings add up.
+        self._seen_uj: list[int] = []
+        self._times_read = CpuTimes(0.0, None)
+        self._attributed_j: dict[str, float] = {}
+        self._unattributed = False
         self._stop_event = threading.Event()
         self._poller: threading.Thread | None = None
 
@@ -297,7 +298,10 @@ class RaplMeter(Meter):
             self._last_t_s = self._now()
             self._total_uj = [0] * len(self.domains)
             self._faults = []
-        self._times0 = self.share_clock.read()
+        self._times0 = self._times_read = self.share_clock.read()
+        self._seen_uj = [0] * len(self.domains)
+        self._attributed_j = {}
+        self._unattributed = False
         self._t0_s = time.perf_counter()
         if self.poll_interval_s > 0:
             self._stop_event.clear()
@@ -308,28 +312,37 @@ class RaplMeter(Meter):
     def _read(self) -> Measurement:
         self.poll()
         duration_s = time.perf_counter() - self._t0_s
-        share = cpu_share(self._times0, self.share_clock.read()) if self.attribute else None
-        parts: dict[str, float] = {}
-        for domain, total_uj in zip(self.domains, self._total_uj):
-            parts[domain.device] = parts.get(domain.device, 0.0) + total_uj * 1e-6
+        times = self.share_clock.read() if self.attribute else None
+        # The share over the interval since the last reading prices that interval's energy.
+        share = cpu_share(self._times_read, times) if times is not None else None
+        if share is None:
+            self._unattributed = True
+        for i, domain in enumerate(self.domains):
+            new_j = (self._total_uj[i] - self._seen_uj[i]) * 1e-6
+            self._seen_uj[i] = self._total_uj[i]
+            self._attributed_j[domain.device] = (self._attributed_j.get(domain.device, 0.0)
+                                                 + new_j * (1.0 if share is None else share))
+        if times is not None:
+            self._times_read = times
+        window_share = cpu_share(self._times0, times) if times is not None else None
+        parts = dict(self._attributed_j)
         warnings: tuple[str, ...] = ()
         scope = "process"
-        if share is None:
+        if self._unattributed:
             scope = "machine"
+            window_share = None
             warnings = ("rapl: whole-machine figure: it includes every process running "
                         "on this machine over the window" +
                         ("" if not self.attribute else " (the machine's CPU time could not "
                          "be read to attribute it)"),)
-        else:
-            parts = {device: energy_j * share for device, energy_j in parts.items()}
         with self._lock:
             warnings += tuple(dict.fromkeys(self._faults))
         energy_j = sum(parts.values())
         return Measurement(
             duration_s=duration_s, energy_j=energy_j, cpu_j=parts.get("cpu"), gpu_j=None,
-            ram_j=parts.get("ram"), co2_g=co2_g_for(energy_j, self.country, self.pue),
+            ram_j=parts.get("ram"), co2_g=None,
             meter=self.name, is_estimate=False, scope=scope,
-            sources={device: self.name for device in parts}, cpu_share=share,
+            sources={device: self.name for device in parts}, cpu_share=window_share,
             warnings=warnings)
 
     def _stop(self) -> Measurement:
@@ -339,8 +352,6 @@ class RaplMeter(Meter):
             self._poller = None
         return self._read()
 
-    def lap(self, exact: bool = False) -> Measurement:
+    def _lap(self, exact: bool = False) -> Measurement:
         """The open window so far: a plain read of the counters; the window stays open."""
-        if not self._open:
-            raise MeterError(f"{self.name} meter: lap() called with no open window")
         return self._read()

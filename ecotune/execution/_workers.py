@@ -13,6 +13,11 @@ The calling sequence of one worker (:func:`run_worker`):
 4. release the lock as soon as the trial exists, then train;
 5. repeat.
 
+With ``[study] n_jobs = k`` (``ecotune run --jobs k``) a worker runs that loop in ``k``
+threads of its process, trials at once sharing its meters (each trial is charged its share
+of the energy read while it ran, :mod:`ecotune.energy`); the claim lock is then taken by
+one thread of the process at a time, then across processes as above.
+
 Because a trial is counted and created under one lock, N workers together add exactly
 ``target_trials - trials stored`` trials: never one per worker too many. A run of
 ``n_trials`` computes its target once at start (trials stored + ``n_trials``) and hands it
@@ -147,6 +152,29 @@ def claim_lock(storage_url: str | None, study_name: str) -> Any:
     return _ThreadLock()
 
 
+class _ThreadsThen:
+    """A claim lock taken by one thread of this process at a time, then across processes
+    (an advisory lock or lock file does not exclude threads sharing it)."""
+
+    def __init__(self, lock: Any) -> None:
+        self._threads = threading.Lock()
+        self._lock = lock
+
+    def acquire(self) -> None:
+        self._threads.acquire()
+        try:
+            self._lock.acquire()
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            self._lock.release()
+        finally:
+            self._threads.release()
+
+
 class _Trial:
     """Runs the objective for one trial: releases the claim lock once the trial exists,
     records why a trial failed, fails non-finite values."""
@@ -207,8 +235,12 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
     Returns:
         The study energy budget (its ``reached`` says whether it ended the run), or None.
 
+    With ``[study] n_jobs = k`` the trials run in ``k`` threads (see the module's
+    docstring); Ctrl-C then lets the running trials end and starts no new one.
+
     Raises:
         KeyboardInterrupt: on Ctrl-C, after the running trial was failed.
+        ValueError: ``n_jobs > 1`` on an in-memory SQLite database (one per connection).
 
     Example:
         >>> import optuna
@@ -219,32 +251,80 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
         >>> count_trials(study)
         3
     """
+    if spec.study.n_jobs > 1 and ":memory:" in spec.study.storage:
+        raise ValueError(f"[study] n_jobs = {spec.study.n_jobs} needs storage its threads "
+                         f"share; {spec.study.storage} is one database per connection (use "
+                         "a file: sqlite:///study.db)")
     budget = (StudyEnergyBudget(spec.budgets.study_energy_j)
               if spec.budgets.study_energy_j is not None else None)
-    lock = claim_lock(spec.study.storage, spec.study.name)
+    lock = _ThreadsThen(claim_lock(spec.study.storage, spec.study.name))
     fail_dead_trials(study)  # a killed run's trial ends failed at once, with a reason
-    while True:
-        held = True
-        lock.acquire()
+    done = threading.Event()  # any thread saw the end: the others start no new trial
 
-        def release() -> None:
-            nonlocal held
-            if held:
-                held = False
-                lock.release()
-
+    def loop() -> None:
         try:
-            if budget is not None and budget.exhausted(study):
-                break
-            if count_trials(study) >= target_trials:
-                break
-            study.optimize(_Trial(objective, release, spec.study.storage), n_trials=1,
-                           catch=(Exception,), callbacks=list(callbacks))
+            _trials()
         finally:
-            release()
-        if study._stop_flag:  # a callback called study.stop()
-            break
+            done.set()
+
+    def _trials() -> None:
+        while not done.is_set():
+            held = True
+            lock.acquire()
+
+            def release() -> None:
+                nonlocal held
+                if held:
+                    held = False
+                    lock.release()
+
+            try:
+                # Under the lock: the budget counts the trials running in every thread and
+                # worker, so none starts once it is spent.
+                if budget is not None and budget.exhausted(study):
+                    break
+                if count_trials(study) >= target_trials:
+                    break
+                study.optimize(_Trial(objective, release, spec.study.storage), n_trials=1,
+                               catch=(Exception,), callbacks=list(callbacks) + [stopped])
+            finally:
+                release()
+            if study._stop_flag:  # a callback called study.stop()
+                break
+
+    def stopped(_study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        # Another thread's next study.optimize() resets Optuna's stop flag: keep it here.
+        if study._stop_flag:
+            done.set()
+
+    n_jobs = spec.study.n_jobs
+    if n_jobs == 1:
+        loop()
+        return budget
+    errors: list[BaseException] = []
+    threads = [threading.Thread(target=_catching(loop, errors), daemon=True,
+                                name=f"ecotune-trials-{i}") for i in range(n_jobs)]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:
+        done.set()  # the running trials finish; no new one starts
+        raise
+    if errors:
+        raise errors[0]
     return budget
+
+
+def _catching(loop: Callable[[], None], errors: list[BaseException]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            loop()
+        except BaseException as err:  # raised again in the worker's own thread
+            errors.append(err)
+
+    return run
 
 
 # ---------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from ecotune.names import (
     ATTR_CPU_ENERGY,
     ATTR_DURATION,
     ATTR_ENERGY,
+    ATTR_ENERGY_ATTRIBUTION,
     ATTR_ENERGY_IS_ESTIMATE,
     ATTR_EVALUATION_ENERGY,
     ATTR_GPU_ENERGY,
@@ -38,7 +39,8 @@ R = TypeVar("R")
 
 #: Trial user attributes shown beside the objectives (those a trial has).
 ENERGY_ATTRS = (ATTR_ENERGY, ATTR_CPU_ENERGY, ATTR_GPU_ENERGY, ATTR_RAM_ENERGY, ATTR_DURATION,
-                ATTR_CO2, ATTR_METER, ATTR_ENERGY_IS_ESTIMATE, ATTR_TEST_ACCURACY,
+                ATTR_CO2, ATTR_METER, ATTR_ENERGY_IS_ESTIMATE, ATTR_ENERGY_ATTRIBUTION,
+                ATTR_TEST_ACCURACY,
                 ATTR_EVALUATION_ENERGY, ATTR_ACTIVATION_DENSITY)
 #: Scalars of the built-in trainer's ``training`` attribute shown beside them.
 TRAINING_KEYS = ("n_params", "macs", "activation_density", "epochs_run", "stop_reason")

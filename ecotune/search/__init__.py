@@ -17,6 +17,8 @@ from ecotune._lazy import lazy_exports
 
 _EXPORTS = {
     "MeasurementWindow": "ecotune.search._measure",
+    "EnergyOptions": "ecotune.search._measure",
+    "TrainingPlan": "ecotune.search._measure",
     "measure": "ecotune.search._measure",
     "BuiltinObjective": "ecotune.search._objective",
     "suggest_knobs": "ecotune.search._knobs",
@@ -32,6 +34,8 @@ _EXPORTS = {
 __all__ = [
     "BuiltinObjective",
     "MeasurementWindow",
+    "EnergyOptions",
+    "TrainingPlan",
     "StudyMismatchError",
     "create_study",
     "measure",
@@ -45,7 +49,12 @@ __all__ = [
 
 if TYPE_CHECKING:
     from ecotune.search._knobs import suggest_knobs
-    from ecotune.search._measure import MeasurementWindow, measure
+    from ecotune.search._measure import (
+        EnergyOptions,
+        MeasurementWindow,
+        TrainingPlan,
+        measure,
+    )
     from ecotune.search._objective import BuiltinObjective
     from ecotune.search._runner import optimize, planned_trials, run, start_workers
     from ecotune.search._study import StudyMismatchError, create_study, prepare

@@ -29,6 +29,7 @@ same ones.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 import warnings
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecotune import names
 from ecotune.devices import cuda_indices, device_info, resolve_device, synchronizer
-from ecotune.energy import Measurement, Meter, get_meter
+from ecotune.energy import Measurement, Meter, MeterWindow, co2_g_for, get_meter
 from ecotune.epochs import EpochRecord, StopTraining, notify
 from ecotune.execution import record_failure
 from ecotune.pareto import dominated
@@ -51,7 +52,47 @@ if TYPE_CHECKING:
 
     from ecotune.rules import EnergyAwareStopper
 
-__all__ = ["measure", "MeasurementWindow"]
+__all__ = ["measure", "MeasurementWindow", "EnergyOptions", "TrainingPlan"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EnergyOptions:
+    """What measures a window and where the work runs (``measure(trial, energy=...)``).
+
+    Attributes:
+        meter: ``"auto"``, a backend name or a :class:`~ecotune.energy.Meter`.
+        country: ISO alpha-3 code of the grid, for the emissions figure.
+        pue: power usage effectiveness of the site (>= 1), scales the emissions figure.
+        device: where the work runs: ``"auto"`` (the first visible CUDA GPU if there is
+            one, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device``.
+        gpus: ``"used"``: measure the GPU of ``device`` only (none for the CPU);
+            ``"visible"``: every GPU this process sees, idle ones included.
+        sync: waits for queued work before each reading (default: synchronise
+            ``device``; the CPU needs nothing).
+    """
+
+    meter: str | Meter = "auto"
+    country: str = "USA"
+    pue: float = 1.0
+    device: Any = "auto"
+    gpus: str = "used"
+    sync: Callable[[], None] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingPlan:
+    """What training is planned (``measure(trial, plan=...)``), so that the rules can
+    project the rest of it: ``epochs`` (energy-aware early stopping and the trial energy
+    budget), and the epochs of planned runtime decisions, so energy predictions price
+    them in."""
+
+    epochs: int | None = None
+    freeze_at_epoch: int | None = None
+    low_precision_at_epoch: int | None = None
+
+
+_ENERGY_KEYS = frozenset(f.name for f in dataclasses.fields(EnergyOptions))
+_PLAN_KEYS = frozenset(f.name for f in dataclasses.fields(TrainingPlan))
 
 
 class MeasurementWindow:
@@ -74,8 +115,11 @@ class MeasurementWindow:
                  freeze_at_epoch: int | None = None,
                  low_precision_at_epoch: int | None = None,
                  sync: Callable[[], None] | None = None,
-                 device: Mapping[str, Any] | None = None) -> None:
+                 device: Mapping[str, Any] | None = None,
+                 country: str = "USA", pue: float = 1.0) -> None:
         self._meter = meter
+        self._handle: MeterWindow | None = None  # the training window on the meter
+        self._co2 = (country, pue)
         #: Waits for the device's queued work; called before every meter reading.
         self.sync = sync or (lambda: None)
         #: The device the work runs on, as recorded in the ``training`` attribute.
@@ -99,7 +143,23 @@ class MeasurementWindow:
         if self.measurement is not None:
             return self.measurement.energy_j
         self.sync()
-        return self._meter.lap().energy_j
+        return self._lap().energy_j
+
+    def _lap(self, exact: bool = False) -> Measurement:
+        if self._handle is None:
+            raise RuntimeError("the measurement window is not open")
+        return self._handle.lap(exact)
+
+    def _open(self) -> None:
+        self._handle = self._meter.open()
+
+    def _close(self) -> Measurement:
+        assert self._handle is not None
+        return self._with_co2(self._handle.close())
+
+    def _with_co2(self, m: Measurement) -> Measurement:
+        """The meter's energy with its emissions, computed once, here."""
+        return dataclasses.replace(m, co2_g=co2_g_for(m.energy_j, *self._co2))
 
     def report(self, epoch: int, accuracy: float, *, train_loss: float | None = None,
                decisions: tuple[str, ...] = (), **extra: Any) -> None:
@@ -119,7 +179,7 @@ class MeasurementWindow:
         if not math.isfinite(accuracy):
             raise ValueError(f"report(): accuracy {accuracy} is not finite")
         self.sync()  # the epoch's GPU work is part of this reading
-        lap = self._meter.lap(exact=epoch == self.epochs)
+        lap = self._lap(exact=epoch == self.epochs)
         record = EpochRecord(epoch, train_loss, float(accuracy),
                              time.perf_counter() - self._t0_s, lap.energy_j,
                              tuple(decisions), dict(extra))
@@ -239,7 +299,7 @@ class MeasurementWindow:
             raise RuntimeError("a trial's test split is evaluated once: evaluation() again")
         self._evaluated = True
         self.sync()  # the training window's queued work is not the evaluation's
-        self._meter.start()
+        handle = self._meter.open()
         synced = False
         try:
             yield None
@@ -252,7 +312,7 @@ class MeasurementWindow:
         finally:
             if not synced:
                 _sync_quietly(self.sync)
-            self.evaluation_measurement = self._meter.stop()
+            self.evaluation_measurement = self._with_co2(handle.close())
             if self._trial is not None:
                 self._trial.set_user_attr(names.ATTR_EVALUATION_ENERGY,
                                           self.evaluation_measurement.energy_j)
@@ -354,16 +414,11 @@ class MeasurementWindow:
 @contextlib.contextmanager
 def measure(
     trial: optuna.trial.BaseTrial | None = None,
-    meter: str | Meter = "auto",
-    country: str = "USA",
-    pue: float = 1.0,
-    epochs: int | None = None,
-    freeze_at_epoch: int | None = None,
-    low_precision_at_epoch: int | None = None,
+    energy: EnergyOptions | str | Meter | None = None,
+    *,
+    plan: TrainingPlan | None = None,
     rules: TrialRules | Mapping[str, Any] | None = None,
-    device: str | torch.device = "auto",
-    gpus: str = "used",
-    sync: Callable[[], None] | None = None,
+    **options: Any,
 ) -> Iterator[MeasurementWindow]:
     """Measure the enclosed work and record the figures on ``trial``'s user attributes.
 
@@ -383,27 +438,26 @@ def measure(
     budget is spent ends at once as pruned (``optuna.TrialPruned``), with the reason, and
     ``study.optimize`` stops.
 
+    Trials may run in threads (``study.optimize(..., n_jobs=k)``): their windows share
+    the process's meters, each reading is split among the windows open over it, and
+    ``energy_attribution`` says whether a trial's was (``shared``) or not
+    (``exclusive``); see docs/scaling.md.
+
     Args:
         trial: the Optuna trial to record on (None: just measure).
-        meter: ``"auto"``, a backend name or a :class:`~ecotune.energy.Meter`.
-        epochs: the planned epochs (energy-aware early stopping and the trial energy
-            budget project the rest of training from them).
-        freeze_at_epoch, low_precision_at_epoch: planned runtime decisions, so energy
-            predictions price them in.
+        energy: how to measure (:class:`EnergyOptions`: meter, country, PUE, device,
+            GPUs, sync); a meter name or :class:`~ecotune.energy.Meter` alone is
+            ``EnergyOptions(meter=...)``.
+        plan: the planned training (:class:`TrainingPlan`: epochs, runtime decisions).
         rules: the rules to apply instead of the study's own (``early_stopping``,
             ``budgets``).
-        device: where the work runs: ``"auto"`` (the first visible CUDA GPU if there is
-            one, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device``.
-            Pass ``"cpu"`` for work on the CPU of a machine with a GPU. Recorded with the
-            learning curve (``training`` attribute).
-        gpus: ``"used"``: measure the GPU of ``device`` only (none for the CPU);
-            ``"visible"``: every GPU this process sees, idle ones included.
-        sync: waits for queued work before each reading (default: synchronise
-            ``device``; the CPU needs nothing). Work on another framework's GPU queue can
-            pass its own.
+        **options: the fields of :class:`EnergyOptions` and :class:`TrainingPlan` as
+            keywords (``meter="cputime"``, ``epochs=10``, ...), as before they were
+            grouped; each replaces the group's value.
 
     Raises:
         ecotune.devices.DeviceError: ``device`` names a GPU this machine lacks.
+        TypeError: an unknown keyword.
 
     Example:
         >>> with measure(meter="cputime", epochs=2) as m:
@@ -413,6 +467,17 @@ def measure(
         >>> m.meter, m.is_estimate, m.energy_j >= 0, m.accuracy, len(m.curve)
         ('cputime', True, True, 0.7, 2)
     """
+    unknown = set(options) - _ENERGY_KEYS - _PLAN_KEYS
+    if unknown:
+        raise TypeError(f"measure() got unknown keyword(s) {sorted(unknown)}; expected "
+                        f"energy=, plan=, rules= or one of {sorted(_ENERGY_KEYS | _PLAN_KEYS)}")
+    if energy is None or isinstance(energy, (str, Meter)):
+        energy = EnergyOptions() if energy is None else EnergyOptions(meter=energy)
+    energy = dataclasses.replace(energy, **{k: v for k, v in options.items()
+                                            if k in _ENERGY_KEYS})
+    plan = dataclasses.replace(plan or TrainingPlan(),
+                               **{k: v for k, v in options.items() if k in _PLAN_KEYS})
+    co2_g_for(0.0, energy.country, energy.pue)  # an unknown country or bad PUE: before work
     study = getattr(trial, "study", None)  # a FixedTrial has none: no stored rules
     if rules is not None:
         rules = load_rules(rules)
@@ -421,16 +486,18 @@ def measure(
     if study is not None:
         _check_budget_left(trial, rules)
         _warn_if_objectives_swapped(trial)
-    if gpus not in names.ENERGY_GPUS:
-        raise ValueError(f"gpus={gpus!r}: expected one of {list(names.ENERGY_GPUS)}")
-    torch_device = resolve_device(device)
+    if energy.gpus not in names.ENERGY_GPUS:
+        raise ValueError(f"gpus={energy.gpus!r}: expected one of {list(names.ENERGY_GPUS)}")
+    torch_device = resolve_device(energy.device)
+    meter = energy.meter
     meter_obj = meter if isinstance(meter, Meter) else get_meter(
-        meter, country, pue, cuda_indices(torch_device) if gpus == "used" else None)
-    window = MeasurementWindow(meter_obj, trial, epochs, rules, freeze_at_epoch,
-                               low_precision_at_epoch, sync or synchronizer(torch_device),
-                               device_info(torch_device))
+        meter, cuda_indices(torch_device) if energy.gpus == "used" else None)
+    window = MeasurementWindow(meter_obj, trial, plan.epochs, rules, plan.freeze_at_epoch,
+                               plan.low_precision_at_epoch,
+                               energy.sync or synchronizer(torch_device),
+                               device_info(torch_device), energy.country, energy.pue)
     window.sync()  # work queued before the window is not its work
-    meter_obj.start()
+    window._open()
     window._t0_s = time.perf_counter()
     synced = False
     try:
@@ -445,7 +512,7 @@ def measure(
         if not synced:
             _sync_quietly(window.sync)
         # Also when the work raised: the energy a failed trial spent is still spent.
-        window.measurement = meter_obj.stop()
+        window.measurement = window._close()
         if trial is not None:
             window._record(trial)
 

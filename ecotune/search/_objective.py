@@ -30,7 +30,7 @@ from ecotune.names import (
     STOP_SUCCESSIVE_HALVING,
 )
 from ecotune.search._knobs import suggest_knobs
-from ecotune.search._measure import MeasurementWindow, measure
+from ecotune.search._measure import EnergyOptions, MeasurementWindow, TrainingPlan, measure
 from ecotune.spec import StudySpec
 from ecotune.training import TrainConfig, TrainResult, evaluate_test, train
 
@@ -72,17 +72,18 @@ class BuiltinObjective:
         # The meter the trials will use: the one for the GPUs of the trainer's device.
         device = resolve_device(spec.training.device)
         gpus = cuda_indices(device) if spec.energy.gpus == "used" else None
-        get_meter(spec.energy.meter, spec.energy.country, spec.energy.pue, gpus).warm_up()
+        get_meter(spec.energy.meter, gpus).warm_up()
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         spec = self.spec
         config = train_config(spec, suggest_knobs(trial, spec))
         data = load_data(spec.data.name, **spec.data.loader_options())
-        with measure(trial, meter=self.meter or spec.energy.meter, country=spec.energy.country,
-                     pue=spec.energy.pue, epochs=config.epochs,
-                     freeze_at_epoch=config.freeze_at_epoch,
-                     low_precision_at_epoch=config.low_precision_at_epoch,
-                     device=config.device, gpus=spec.energy.gpus) as m:
+        energy = EnergyOptions(meter=self.meter or spec.energy.meter,
+                               country=spec.energy.country, pue=spec.energy.pue,
+                               device=config.device, gpus=spec.energy.gpus)
+        plan = TrainingPlan(config.epochs, config.freeze_at_epoch,
+                            config.low_precision_at_epoch)
+        with measure(trial, energy, plan=plan) as m:
             result = train(data, config, seed=spec.training.seed, on_epoch=m, test=False)
             m.summary.update(_training_summary(result))
         # Outside the window: estimating inference energy is not training energy.

@@ -1,0 +1,249 @@
+"""Trials at once: windows that overlap on one meter, threads (n_jobs), several GPUs,
+several worker processes. Concurrency is driven step by step (fake counters and CPU
+clocks set between the windows' events), never by sleeping."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+import ecotune
+from ecotune import names
+from ecotune.energy import CpuTimes, Measurement, Meter, RaplMeter, get_meter
+from tests import fake_nvml
+from tests.test_meters import FakeRapl
+
+
+class CounterMeter(Meter):
+    """A backend whose counters the test sets: ``cpu_j``, ``ram_j`` and time ``t_s``."""
+
+    name = "counter"
+    devices = ("cpu", "ram")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cpu_j = self.ram_j = self.t_s = 0.0
+        self.lock = threading.Lock()
+        self._base = (0.0, 0.0, 0.0)
+
+    def add(self, cpu_j: float, ram_j: float = 0.0, dt_s: float = 0.0) -> None:
+        with self.lock:
+            self.cpu_j += cpu_j
+            self.ram_j += ram_j
+            self.t_s += dt_s
+
+    def _start(self) -> None:
+        self._base = (self.cpu_j, self.ram_j, self.t_s)
+
+    def _lap(self, exact: bool = False) -> Measurement:
+        cpu_j, ram_j = self.cpu_j - self._base[0], self.ram_j - self._base[1]
+        return Measurement(self.t_s - self._base[2], cpu_j + ram_j, cpu_j, None, ram_j, None,
+                           self.name, False)
+
+    def _stop(self) -> Measurement:
+        return self._lap()
+
+
+def test_overlapping_windows_split_each_reading_and_add_up_to_the_meter() -> None:
+    meter = CounterMeter()
+    clocks = {"a": 0.0, "b": 0.0}
+    a = meter.open(cpu_clock=lambda: clocks["a"])
+    meter.add(4.0, 2.0, 1.0)  # a alone: all of it
+    clocks["a"] += 1.0
+    b = meter.open(cpu_clock=lambda: clocks["b"])
+    meter.add(6.0, 4.0, 2.0)  # cpu by thread CPU time (1 s : 2 s), ram equally
+    clocks["a"] += 1.0
+    clocks["b"] += 2.0
+    lap = a.lap()
+    assert (lap.cpu_j, lap.ram_j, lap.duration_s) == (pytest.approx(6.0), pytest.approx(4.0),
+                                                      pytest.approx(3.0))
+    assert lap.attribution == names.ATTRIBUTION_SHARED
+    meter.add(3.0, 2.0, 1.0)  # neither thread used the CPU: equally
+    m_a = a.close()
+    meter.add(2.0, 1.0, 1.0)  # b alone again
+    clocks["b"] += 1.0
+    m_b = b.close()
+    assert (m_a.cpu_j, m_a.ram_j, m_a.energy_j) == (pytest.approx(7.5), pytest.approx(5.0),
+                                                    pytest.approx(12.5))
+    assert (m_b.cpu_j, m_b.ram_j, m_b.energy_j) == (pytest.approx(7.5), pytest.approx(4.0),
+                                                    pytest.approx(11.5))
+    assert m_a.duration_s == m_b.duration_s == pytest.approx(4.0)
+    # Conserved: the windows add up to what the meter read over the same time.
+    assert m_a.energy_j + m_b.energy_j == pytest.approx(meter.cpu_j + meter.ram_j)
+    assert m_a.as_attrs()[names.ATTR_ENERGY_ATTRIBUTION] == names.ATTRIBUTION_SHARED
+    assert "thread CPU time" in m_a.as_attrs()[names.ATTR_ENERGY_DETAILS]["shared_by"]
+    # A window alone from start to end gets the backend's reading unchanged.
+    c = meter.open()
+    meter.add(1.0, 0.5, 1.0)
+    m_c = c.close()
+    assert (m_c.energy_j, m_c.attribution) == (pytest.approx(1.5), names.ATTRIBUTION_EXCLUSIVE)
+
+
+def test_unreadable_thread_clocks_split_cpu_equally() -> None:
+    meter = CounterMeter()
+    a, b = meter.open(cpu_clock=lambda: None), meter.open(cpu_clock=lambda: None)
+    meter.add(8.0)
+    assert a.close().cpu_j == pytest.approx(4.0) and b.close().cpu_j == pytest.approx(4.0)
+
+
+def test_one_window_per_thread_through_start_and_stop() -> None:
+    meter = CounterMeter()
+    meter.start()
+    results = {}
+
+    def other() -> None:
+        meter.start()  # another thread: its own window, not "already open"
+        meter.add(2.0)
+        results["other"] = meter.stop()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join()
+    mine = meter.stop()
+    assert mine.energy_j + results["other"].energy_j == pytest.approx(2.0)
+
+
+def test_windows_on_two_gpus_get_their_own_gpu_and_share_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = fake_nvml.install(monkeypatch, fake_nvml.FakeNvml(energy_mj=[0, 0],
+                                                            power_mw=[None, None]))
+    gpu0, gpu1 = get_meter("nvml", gpus=(0,)), get_meter("nvml", gpus=(1,))
+    assert gpu0 is not gpu1 and gpu0 is get_meter("nvml", gpus=(0,))
+    first, second, other = gpu0.open(), gpu0.open(), gpu1.open()
+    fake.energy_mj[:] = [10_000, 4_000]
+    m_other, m_first, m_second = other.close(), first.close(), second.close()
+    assert (m_other.gpu_j, m_other.attribution) == (pytest.approx(4.0),
+                                                    names.ATTRIBUTION_EXCLUSIVE)
+    assert m_first.gpu_j == m_second.gpu_j == pytest.approx(5.0)
+    assert m_first.attribution == names.ATTRIBUTION_SHARED
+    # auto on two GPUs: one CPU/RAM backend for both (never the process's CPU twice).
+    auto0, auto1 = get_meter("auto", gpus=(0,)), get_meter("auto", gpus=(1,))
+    assert auto0.chosen["cpu"] is auto1.chosen["cpu"]
+    assert auto0.chosen["gpu"] is gpu0 and auto1.chosen["gpu"] is gpu1
+
+
+def _shared_counter_objective(meter: CounterMeter, joules: float = 10.0):
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        x = trial.suggest_float("x", 0, 1)
+        with ecotune.measure(trial, meter=meter) as m:
+            meter.add(joules)  # inside the window: some window is always charged for it
+            time.sleep(0)
+        return x, m.energy_j
+
+    return objective
+
+
+def test_study_optimize_n_jobs_with_measure_every_trial_charged_once() -> None:
+    # The issue's reproduction, with the real CPU-time meter: it used to raise MeterError.
+    study = ecotune.create_study(sampler="random", storage=None, seed=0)
+
+    def busy(trial: optuna.Trial) -> tuple[float, float]:
+        x = trial.suggest_float("x", 0, 1)
+        with ecotune.measure(trial, meter="cputime") as m:
+            sum(i * i for i in range(200_000))
+        return x, m.energy_j
+
+    study.optimize(busy, n_trials=6, n_jobs=2)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 6
+    assert {t.user_attrs[names.ATTR_ENERGY_ATTRIBUTION] for t in study.trials} <= set(
+        names.ENERGY_ATTRIBUTIONS)
+    # With a shared counter the trials' energies add up to the counter exactly.
+    meter = CounterMeter()
+    study = ecotune.create_study(sampler="random", storage=None, seed=0)
+    study.optimize(_shared_counter_objective(meter), n_trials=8, n_jobs=2)
+    assert sum(t.user_attrs[names.ATTR_ENERGY] for t in study.trials) == pytest.approx(80.0)
+
+
+def test_study_energy_budget_under_n_jobs_overshoots_by_the_running_trials_at_most() -> None:
+    meter = CounterMeter()
+    study = ecotune.create_study(sampler="random", storage=None, seed=0,
+                                 budgets={"study_energy_j": 25.0})
+    study.optimize(_shared_counter_objective(meter), n_trials=20, n_jobs=2)
+    states = [t.state.name for t in study.trials]
+    complete = states.count("COMPLETE")
+    # 10 J a trial: the budget is spent after 3; one more may have been running then.
+    assert 3 <= complete <= 3 + 1
+    assert "PRUNED" in states and len(states) <= complete + 2
+    assert all("energy_j" not in t.user_attrs for t in study.trials if t.state.name == "PRUNED")
+
+
+def test_run_with_n_jobs_runs_the_builtin_trainer_in_threads(tmp_path: Path) -> None:
+    study = ecotune.run({
+        "study": {"name": "jobs", "storage": f"sqlite:///{tmp_path / 'j.db'}", "n_trials": 4,
+                  "n_jobs": 2, "sampler": "random", "seed": 0},
+        "model": {"name": "mlp"}, "training": {"epochs": 1},
+        "energy": {"meter": "cputime"},
+        "search_space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}})
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    assert all(names.ATTR_ENERGY_ATTRIBUTION in t.user_attrs for t in study.trials)
+    with pytest.raises(ValueError, match="needs storage its threads share"):
+        ecotune.run({"study": {"name": "m", "storage": "sqlite:///:memory:", "n_jobs": 2}})
+
+
+def test_jobs_option_is_checked(capsys: pytest.CaptureFixture) -> None:
+    from ecotune.cli import main
+
+    assert main(["run", "missing.toml", "--jobs", "0"]) == 2
+    assert "--jobs must be >= 1" in capsys.readouterr().err
+
+
+# --- several worker processes on one machine's counters ---------------------------------
+
+class FileShareClock:
+    """This process's real CPU time; the machine's busy time is the sum of what every
+    worker wrote into ``folder`` (the test machine is shared: its /proc/stat counts other
+    people's work too)."""
+
+    def __init__(self, folder: str, index: int) -> None:
+        self.folder, self.index = Path(folder), index
+
+    def publish(self) -> None:
+        (self.folder / f"cpu{self.index}").write_text(repr(time.process_time()))
+
+    def read(self) -> CpuTimes:
+        machine_s = sum(float(p.read_text()) for p in self.folder.glob("cpu*"))
+        return CpuTimes(time.process_time(), machine_s)
+
+
+def _rapl_worker(root: str, folder: str, index: int, work: int, barrier, results) -> None:
+    clock = FileShareClock(folder, index)
+    meter = RaplMeter(root=root, poll_interval_s=0, share_clock=clock)
+    assert meter.domains  # found now, not inside the window's first reading
+    clock.publish()
+    barrier.wait()
+    meter.start()
+    barrier.wait()
+    sum(i * i for i in range(work))  # this worker's share of the machine's CPU time
+    clock.publish()
+    barrier.wait()  # the parent has advanced the counters
+    m = meter.stop()
+    results.put((index, m.energy_j, m.cpu_share))
+
+
+def test_two_worker_processes_split_the_machines_rapl_reading(tmp_path: Path) -> None:
+    rapl = FakeRapl(tmp_path / "powercap", max_uj=10**12)
+    rapl.set(1_000_000, 500_000)
+    folder = tmp_path / "cpu"
+    folder.mkdir()
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(3), context.Queue()
+    workers = [context.Process(target=_rapl_worker,
+                               args=(str(rapl.root), str(folder), i, work, barrier, results))
+               for i, work in enumerate((1_000_000, 3_000_000))]
+    for worker in workers:
+        worker.start()
+    barrier.wait(timeout=120)  # both published their CPU time
+    barrier.wait(timeout=60)  # both windows open
+    rapl.set(1_000_000 + 10_000_000, 500_000 + 2_000_000)  # the machine: +10 J, +2 J
+    barrier.wait(timeout=120)  # both finished their work
+    got = dict((i, (j, share)) for i, j, share in (results.get(timeout=60) for _ in workers))
+    for worker in workers:
+        worker.join(timeout=60)
+    total = got[0][0] + got[1][0]
+    assert total == pytest.approx(12.0, rel=0.02)  # the machine's reading, none twice
+    assert got[1][0] > got[0][0]  # more CPU time, more of the energy
