@@ -43,12 +43,18 @@ PEER = Path(__file__).resolve().parent / "peer_moasha.py"
 
 def methods(table_size: int, n_trials: int) -> list[Method]:
     """The six samplers; early stopping (+es) and successive halving (+sh) on three; the
-    energy-aware skopt option (+cost). Grid search runs the whole table."""
+    energy-aware skopt option (+cost) and its cost cooling (+cool). Grid search runs the
+    whole table."""
     def trials(sampler: str) -> int:
         return table_size if sampler == "grid" else n_trials
 
     out = [Method(s, s, n_trials=trials(s)) for s in PLAIN]
     out.append(Method("skopt+cost", "skopt", {"cost_objective": "energy_j"},
+                      n_trials=n_trials))
+    # Cost cooling (CArBO): EI / energy^alpha, alpha from 1 to 0 over the run's trials.
+    out.append(Method("skopt+cool", "skopt", {"cost_objective": "energy_j",
+                                              "cost_cooling": True,
+                                              "cost_budget_trials": n_trials},
                       n_trials=n_trials))
     for s in STOPPED:
         for stopping, tag in (("predict", "es"), ("successive_halving", "sh")):
@@ -266,7 +272,7 @@ def target_lines(summary, runs: dict, errors: dict, added: float,
     best = None
     for label, group in runs.items():
         base = label.split("+")[0]  # "tpe+sh/c" is measured against "tpe"
-        if "+" not in label or label.endswith("+cost") or base not in runs:
+        if "+" not in label or label.endswith(("+cost", "+cool")) or base not in runs:
             continue
         spent = np.array([r.energy_j.sum() for r in group])
         spent0 = np.array([r.energy_j.sum() for r in runs[base]])

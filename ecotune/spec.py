@@ -133,6 +133,22 @@ class StudySection(_Strict):
             raise ValueError("lists an objective twice")
         return value
 
+    @model_validator(mode="after")
+    def _skopt_options(self) -> StudySection:
+        # The skopt sampler checks its own options; here a bad one fails when the file loads.
+        if self.sampler.name == "skopt":
+            from ecotune.samplers import make_sampler
+
+            try:
+                make_sampler("skopt", seed=0, options=self.sampler.options)
+            except ValueError as err:
+                raise ValueError(f"sampler.options: {err}") from None
+            cost = self.sampler.options.get("cost_objective")
+            if cost is not None and cost not in self.objectives:
+                raise ValueError(f"sampler.options: cost_objective {cost!r} is not one of the "
+                                 f"study's objectives {list(self.objectives)}")
+        return self
+
     @field_validator("storage")
     @classmethod
     def _storage_url(cls, value: str) -> str:

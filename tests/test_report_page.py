@@ -93,7 +93,7 @@ def test_plots_answer_the_first_question(tmp_path: Path) -> None:
     # Hypervolume: units on both axes, and whether the energy is an estimate.
     layout = figures["plot-hypervolume"]["layout"]
     assert layout["xaxis"]["title"]["text"] == (
-        "search energy spent, cumulative (J) [estimate, codecarbon]")
+        "search energy spent (training + test evaluation), cumulative (J) [estimate, codecarbon]")
     assert layout["yaxis"]["title"]["text"] == "hypervolume of the front (accuracy x J)"
 
     # Learning curves: each front trial named in the legend, the others grouped apart.
@@ -143,7 +143,8 @@ def test_a_plain_optuna_study_reports_its_objectives(names, tmp_path: Path) -> N
     history = pd.read_csv(paths["hypervolume_csv"])
     assert history["cumulative_energy_j"].tolist() == [1.0, 5.0, 7.0, 10.0]
     hv_axis = figures["plot-hypervolume"]["layout"]["xaxis"]["title"]["text"]
-    assert hv_axis == f"search energy spent, cumulative ({energy}) [meter unknown]"
+    assert hv_axis == (f"search energy spent (training + test evaluation), cumulative ({energy})"
+                       " [meter unknown]")
     document = json.loads(paths["json"].read_text())
     assert list(document["not_drawn"]) == ["learning_curves"]
     assert "no per-epoch data" in document["not_drawn"]["learning_curves"]

@@ -4,24 +4,35 @@ With ``cost_objective = "energy_j"``, the sampler models the log of each trial's
 energy as linear in the knobs (scaled to [0, 1] as the GP sees them; a ridge fit: energy
 is close to a product of powers of width, epochs and the like, and a linear fit costs
 microseconds where a second GP costs a second per trial on 2 cores), and proposes the candidate
-that maximises ``EI(x) / predicted_energy(x) ** cost_exponent`` instead of ``EI(x)``
-alone (Snoek et al. 2012, "expected improvement per second", with energy for time). A
-trial's cost is thus weighed before it runs: of two equally promising configurations, the
-cheaper goes first, so the low-energy end of the front is found cheaply and dear
-configurations are paid for only when they promise enough.
+that maximises ``EI(x) / predicted_energy(x) ** alpha`` instead of ``EI(x)`` alone (Snoek
+et al. 2012, "expected improvement per second", with energy for time). A trial's cost is
+thus weighed before it runs: of two equally promising configurations, the cheaper goes
+first.
+
+``alpha`` is ``cost_exponent``, or, with cost cooling (Lee et al. 2020, "CArBO"; SMAC3's
+cost-aware acquisition does the same), ``cost_exponent`` times
+:func:`cooled_exponent`: 1 once the startup trials are spent, falling linearly to 0 as
+the rest of the search budget is spent, so that the search starts cheap and ends as plain
+EI.
+
+The candidates are exactly those scikit-optimize's ``Optimizer`` evaluated its own
+acquisition on (the same draws from its random state), and with ``alpha = 0`` the proposal
+*is* ``Optimizer.ask()``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["cost_aware_proposal", "log_cost_fit"]
+__all__ = ["cooled_exponent", "cost_aware_proposal", "log_cost_fit"]
 
 #: Ridge penalty of the log-cost fit: keeps it steady with few trials.
 RIDGE = 1e-3
+
+#: The acquisition functions a cost can divide (non-negative, larger is better).
+COST_AWARE_ACQ_FUNCS = ("EI", "PI")
 
 
 def log_cost_fit(x: np.ndarray, log_costs: np.ndarray) -> np.ndarray:
@@ -39,29 +50,63 @@ def log_cost_fit(x: np.ndarray, log_costs: np.ndarray) -> np.ndarray:
     return np.linalg.solve(design.T @ design + penalty, design.T @ np.asarray(log_costs))
 
 
-def cost_aware_proposal(optimizer: Any, xs: Sequence[Sequence[Any]], costs: Sequence[float],
-                        n_candidates: int, cost_exponent: float,
-                        rng: np.random.RandomState) -> list[Any]:
-    """The candidate (in the optimizer's space) with the largest EI per predicted cost.
+def cooled_exponent(spent: float, initial: float, budget: float) -> float:
+    """CArBO's cost cooling: ``(budget - spent) / (budget - initial)``, clipped to [0, 1].
 
     Args:
-        optimizer: a ``skopt.Optimizer`` already told every trial (its last model fitted).
-        xs: the trials' points, as told to it.
-        costs: each trial's cost (> 0), e.g. its training energy in joules.
-        n_candidates: random candidates the ratio is evaluated on.
-        cost_exponent: 0 ignores the cost; 1 is EI per joule.
-        rng: the source of the candidates.
+        spent: the budget spent so far (joules, or trials).
+        initial: what the startup (random) trials spent of it.
+        budget: the whole search budget, in the same unit.
+
+    A budget the startup trials already used up cools to 0 at once (plain EI).
+
+    Example:
+        >>> cooled_exponent(10, 10, 50), cooled_exponent(30, 10, 50), cooled_exponent(50, 10, 50)
+        (1.0, 0.5, 0.0)
+        >>> cooled_exponent(80, 10, 50), cooled_exponent(12, 12, 10)
+        (0.0, 0.0)
     """
-    from skopt.acquisition import gaussian_ei
+    if budget <= initial:
+        return 0.0
+    return float(min(1.0, max(0.0, (budget - spent) / (budget - initial))))
+
+
+def cost_aware_proposal(optimizer: Any, rng_state: Any, costs: np.ndarray,
+                        alpha: float) -> list[Any]:
+    """The candidate (in the optimizer's space) with the largest acquisition per
+    ``predicted_cost ** alpha``.
+
+    Args:
+        optimizer: a ``skopt.Optimizer`` with ``acq_optimizer="sampling"``, told every trial
+            (one ``tell``; its last model fitted).
+        rng_state: ``optimizer.rng.get_state()`` taken just before that ``tell``: the
+            candidates are redrawn from it, so they are the ones the optimizer evaluated.
+        costs: each told trial's cost (> 0), in the order told, e.g. training energy (J).
+        alpha: the cost's exponent; 0 returns ``optimizer.ask()`` itself.
+
+    A candidate already evaluated is passed over for the next best (scikit-optimize avoids
+    duplicates too); if every candidate was, a random point is drawn, as it does.
+    """
+    if alpha == 0:
+        return list(optimizer.ask())
+    from skopt.acquisition import _gaussian_acquisition
 
     space = optimizer.space
-    model = optimizer.models[-1]
-    train = space.transform(list(xs))
+    rng = np.random.RandomState()
+    rng.set_state(rng_state)
+    candidates = space.transform(space.rvs(n_samples=optimizer.n_points, random_state=rng))
+    # Negated (scikit-optimize minimises), hence the minus below.
+    acquisition = -_gaussian_acquisition(candidates, optimizer.models[-1],
+                                         y_opt=float(np.min(optimizer.yi)),
+                                         acq_func=optimizer.acq_func,
+                                         acq_func_kwargs=optimizer.acq_func_kwargs)
     log_costs = np.log(np.maximum(np.asarray(costs, dtype=float), 1e-12))
-    coef = log_cost_fit(train, log_costs)
-    candidates = space.rvs(n_samples=n_candidates, random_state=rng)
-    transformed = space.transform(candidates)
-    ei = gaussian_ei(transformed, model, y_opt=float(np.min(optimizer.yi)))
-    predicted = np.exp(np.column_stack([np.ones(len(transformed)), transformed]) @ coef)
-    score = ei / np.maximum(predicted, 1e-12) ** cost_exponent
-    return list(candidates[int(np.argmax(score))])
+    coef = log_cost_fit(space.transform(optimizer.Xi), log_costs)
+    log_predicted = np.column_stack([np.ones(len(candidates)), candidates]) @ coef
+    score = acquisition * np.exp(-alpha * log_predicted)
+    points = space.inverse_transform(candidates)
+    seen = {tuple(x) for x in optimizer.Xi}
+    for index in np.argsort(-score, kind="stable"):
+        if tuple(points[index]) not in seen:
+            return list(points[index])
+    return list(space.rvs(random_state=optimizer.rng)[0])

@@ -17,6 +17,7 @@ per trial aims the search at a different part of the front each time.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -111,8 +112,23 @@ class SkoptSampler(optuna.samplers.BaseSampler):
         n_candidates: points the acquisition function is evaluated on per proposal.
         cost_objective: an objective to treat as each trial's cost (e.g. ``"energy_j"``):
             proposals then maximise expected improvement per predicted cost
-            (:mod:`ecotune.samplers._cost_model`). None: plain EI.
-        cost_exponent: the cost's weight, ``EI / cost ** cost_exponent``.
+            (:mod:`ecotune.samplers._cost_model`; ``acq_func`` ``"EI"`` or ``"PI"``).
+            None: plain EI.
+        cost_exponent: the cost's weight ``alpha`` (>= 0), ``EI / cost ** alpha``; 0 is
+            plain EI, exactly.
+        cost_cooling: cool ``alpha`` from ``cost_exponent`` after the startup trials to 0
+            when the budget is spent (CArBO, Lee et al. 2020); needs one of:
+        cost_budget: the search budget in the cost objective's unit (joules for
+            ``energy_j``; e.g. the study's ``[budgets] study_energy_j``), spent by the
+            complete trials' costs;
+        cost_budget_trials: the search budget in complete trials (e.g. ``n_trials``).
+
+    Each proposal builds one ``skopt.Optimizer`` (``n_initial_points=0``,
+    ``acq_optimizer="sampling"``, ``n_points=n_candidates``), tells it every complete
+    trial at once and asks it: its ``random_state`` is the next
+    ``RandomState(seed).randint(2**31 - 1)``, then a multi-objective study draws its
+    ParEGO weights from the same generator. With no cost (or ``alpha = 0``) the proposal is
+    that optimizer's ``ask()``, nothing else.
 
     Constraints (``trial.set_constraint``) are not modelled: infeasible trials count as
     ordinary observations.
@@ -127,10 +143,17 @@ class SkoptSampler(optuna.samplers.BaseSampler):
 
     def __init__(self, seed: int | None = None, n_startup_trials: int = 10,
                  acq_func: str = "EI", n_candidates: int = 2000,
-                 cost_objective: str | None = None, cost_exponent: float = 1.0) -> None:
+                 cost_objective: str | None = None, cost_exponent: float = 1.0,
+                 cost_cooling: bool = False, cost_budget: float | None = None,
+                 cost_budget_trials: int | None = None) -> None:
+        _check_cost_options(acq_func, cost_objective, cost_exponent, cost_cooling,
+                            cost_budget, cost_budget_trials)
         self.seed = seed
         self.cost_objective = cost_objective
-        self.cost_exponent = cost_exponent
+        self.cost_exponent = float(cost_exponent)
+        self.cost_cooling = cost_cooling
+        self.cost_budget = None if cost_budget is None else float(cost_budget)
+        self.cost_budget_trials = cost_budget_trials
         self.n_startup_trials = n_startup_trials
         self.acq_func = acq_func
         self.n_candidates = n_candidates
@@ -159,8 +182,10 @@ class SkoptSampler(optuna.samplers.BaseSampler):
             return {}
         from skopt import Optimizer
 
-        names = sorted(search_space)
-        dims = [_Dimension(search_space[name]) for name in names]
+        trials.sort(key=lambda t: t.number)
+        params = sorted(search_space)
+        dims = [_Dimension(search_space[name]) for name in params]
+        costs = self._costs(study, trials)  # checked before anything is drawn
         # Draw from our own generator in a fixed order: same seed, same sequence.
         state = int(self._rng.randint(2**31 - 1))
         values = self._objective(study, trials)
@@ -169,21 +194,54 @@ class SkoptSampler(optuna.samplers.BaseSampler):
                               acq_optimizer="sampling",
                               acq_optimizer_kwargs={"n_points": self.n_candidates},
                               random_state=state)
-        xs = [[d.to_skopt(t.params[name]) for d, name in zip(dims, names)] for t in trials]
+        xs = [[d.to_skopt(t.params[name]) for d, name in zip(dims, params)] for t in trials]
+        # The candidates tell() draws next; the cost-aware proposal redraws the same ones.
+        rng_state = optimizer.rng.get_state()
         optimizer.tell(xs, values.tolist())
-        if self.cost_objective is not None:
+        alpha = 0.0 if costs is None else self.cost_alpha(costs)
+        if costs is None or alpha == 0:
+            proposal = optimizer.ask()
+        else:
             from ecotune.samplers._cost_model import cost_aware_proposal
 
-            names = study.metric_names or []
-            if self.cost_objective not in names:
-                raise ValueError(f"cost_objective {self.cost_objective!r} is not an objective "
-                                 f"of the study (got {names})")
-            costs = [t.values[names.index(self.cost_objective)] for t in trials]
-            proposal = cost_aware_proposal(optimizer, xs, costs, self.n_candidates,
-                                           self.cost_exponent, self._rng)
+            proposal = cost_aware_proposal(optimizer, rng_state, costs, alpha)
+        return {name: d.to_optuna(v) for name, d, v in zip(params, dims, proposal)}
+
+    def cost_alpha(self, costs: Sequence[float]) -> float:
+        """The cost's exponent for the next proposal, given the complete trials' costs (in
+        trial order): ``cost_exponent``, cooled if ``cost_cooling``
+        (:func:`~ecotune.samplers._cost_model.cooled_exponent`; the startup trials are the
+        first ``n_startup_trials``).
+
+        Example:
+            >>> s = SkoptSampler(n_startup_trials=2, cost_objective="energy_j",
+            ...                  cost_cooling=True, cost_budget=100.0)
+            >>> s.cost_alpha([10, 10]), s.cost_alpha([10, 10, 40]), s.cost_alpha([50, 50])
+            (1.0, 0.5, 0.0)
+        """
+        if not self.cost_cooling:
+            return self.cost_exponent
+        from ecotune.samplers._cost_model import cooled_exponent
+
+        if self.cost_budget_trials is not None:
+            fraction = cooled_exponent(len(costs), min(self.n_startup_trials, len(costs)),
+                                       self.cost_budget_trials)
         else:
-            proposal = optimizer.ask()
-        return {name: d.to_optuna(v) for name, d, v in zip(names, dims, proposal)}
+            assert self.cost_budget is not None
+            fraction = cooled_exponent(float(np.sum(costs)),
+                                       float(np.sum(costs[:self.n_startup_trials])),
+                                       self.cost_budget)
+        return self.cost_exponent * fraction
+
+    def _costs(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> np.ndarray | None:
+        if self.cost_objective is None:
+            return None
+        names = study.metric_names or []
+        if self.cost_objective not in names:
+            raise ValueError(f"cost_objective {self.cost_objective!r} is not an objective "
+                             f"of the study (got {names})")
+        index = names.index(self.cost_objective)
+        return np.array([t.values[index] for t in trials], dtype=float)
 
     def _objective(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> np.ndarray:
         signs = np.array([-1.0 if d == optuna.study.StudyDirection.MAXIMIZE else 1.0
@@ -197,3 +255,43 @@ class SkoptSampler(optuna.samplers.BaseSampler):
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
         return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+
+def _check_cost_options(acq_func: Any, cost_objective: Any, cost_exponent: Any,
+                        cost_cooling: Any, cost_budget: Any, cost_budget_trials: Any) -> None:
+    """Refuse a bad cost option with a message that names it (ValueError)."""
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    if cost_objective is not None and not isinstance(cost_objective, str):
+        raise ValueError(f"cost_objective must be an objective's name (got {cost_objective!r})")
+    if not number(cost_exponent) or not math.isfinite(cost_exponent) or cost_exponent < 0:
+        raise ValueError(f"cost_exponent must be a number >= 0 (got {cost_exponent!r})")
+    if not isinstance(cost_cooling, bool):
+        raise ValueError(f"cost_cooling must be true or false (got {cost_cooling!r})")
+    if cost_budget is not None and (not number(cost_budget) or not math.isfinite(cost_budget)
+                                    or cost_budget <= 0):
+        raise ValueError(f"cost_budget must be a number > 0 (got {cost_budget!r})")
+    if cost_budget_trials is not None and (not isinstance(cost_budget_trials, int)
+                                           or isinstance(cost_budget_trials, bool)
+                                           or cost_budget_trials <= 0):
+        raise ValueError(f"cost_budget_trials must be an integer > 0 "
+                         f"(got {cost_budget_trials!r})")
+    budgets = [name for name, value in (("cost_budget", cost_budget),
+                                        ("cost_budget_trials", cost_budget_trials))
+               if value is not None]
+    if cost_cooling:
+        if cost_objective is None:
+            raise ValueError("cost_cooling needs a cost_objective (e.g. \"energy_j\")")
+        if len(budgets) != 1:
+            raise ValueError("cost_cooling needs exactly one budget to cool over: cost_budget "
+                             "(in the cost objective's unit, e.g. [budgets] study_energy_j) "
+                             f"or cost_budget_trials (e.g. n_trials); got {budgets or 'none'}")
+    elif budgets:
+        raise ValueError(f"{budgets[0]} is only used with cost_cooling = true")
+    if cost_objective is not None:
+        from ecotune.samplers._cost_model import COST_AWARE_ACQ_FUNCS
+
+        if acq_func not in COST_AWARE_ACQ_FUNCS:
+            raise ValueError(f"cost_objective needs acq_func one of "
+                             f"{list(COST_AWARE_ACQ_FUNCS)} (got {acq_func!r})")
