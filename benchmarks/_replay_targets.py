@@ -29,7 +29,7 @@ from ecotune.tabular import LEVELS, Method, read_table, replay, summarize
 PLAIN = ("grid", "random", "tpe", "gp", "nsga2", "skopt")
 STOPPED = ("grid", "random", "tpe")
 #: Samplers whose runs take tens of seconds each (a GP fitted per trial): ``--slow-seeds``.
-SLOW = ("gp", "skopt", "skopt+cost")
+SLOW = ("gp", "skopt", "skopt+cost", "skopt+cool")
 #: Bootstrap resamples for the confidence intervals of savings between methods.
 BOOTSTRAP = 4000
 #: Seeds per sampler timed in bare Optuna, against the replay's runs of the same seeds.

@@ -84,7 +84,7 @@ def main() -> None:
                         help="replay runs in this many processes (with --replay)")
     parser.add_argument("--methods", help="with --replay: only these labels, e.g. grid,tpe+sh")
     parser.add_argument("--slow-seeds", type=int,
-                        help="with --replay: seeds for gp, skopt and skopt+cost (tens of "
+                        help="with --replay: seeds for gp and the three skopt methods (tens of "
                              "seconds a run; default: as many as the others)")
     args = parser.parse_args()
     if args.replay:
