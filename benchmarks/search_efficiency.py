@@ -16,10 +16,14 @@ each Bayesian sampler's energy to 95 % compares with grid search's.
     .venv/bin/python benchmarks/search_efficiency.py --n-trials 40 --repeats 3
 
 With ``--replay`` it trains nothing: it replays a recorded table (default the
-Fashion-MNIST one) under 30 seeds per method, with 95 % confidence intervals, and says
-which of the issue's targets hold (benchmarks/_replay_targets.py):
+Fashion-MNIST one) under 30 seeds per method, with 95 % confidence intervals (energy to
+90/95/99/99.5 % of the reference hypervolume, log hypervolume difference, ratios to random
+and grid search), the predictor's errors and the replay's cost against bare Optuna, and
+ends with one line per target of issue 19 (benchmarks/_replay_targets.py):
 
     .venv/bin/python benchmarks/search_efficiency.py --replay --processes 2
+    .venv/bin/python benchmarks/search_efficiency.py --replay benchmarks/tables/digits_cnn.csv \
+        --study benchmarks/tables/digits_cnn.toml
 """
 
 from __future__ import annotations
@@ -79,6 +83,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1,
                         help="replay runs in this many processes (with --replay)")
     parser.add_argument("--methods", help="with --replay: only these labels, e.g. grid,tpe+sh")
+    parser.add_argument("--slow-seeds", type=int,
+                        help="with --replay: seeds for gp and the three skopt methods (tens of "
+                             "seconds a run; default: as many as the others)")
     args = parser.parse_args()
     if args.replay:
         from _replay_targets import main as replay_main
@@ -86,7 +93,7 @@ def main() -> None:
         replay_main(Path(args.replay), Path(args.study),
                     30 if args.repeats == 1 else args.repeats,
                     None if args.n_trials == 30 else args.n_trials, args.processes,
-                    args.methods.split(",") if args.methods else None)
+                    args.methods.split(",") if args.methods else None, args.slow_seeds)
         return
     n_trials, epochs, repeats = args.n_trials, args.epochs, args.repeats
     if args.quick:

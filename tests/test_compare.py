@@ -53,6 +53,13 @@ def test_compare_command(tmp_path: Path) -> None:
     assert table["sampler"].tolist() == ["random", "skopt"]
     assert (table["runs"] == 2).all() and (table["trials"] == 3).all()
     assert ((table["hypervolume_ratio"] > 0) & (table["hypervolume_ratio"] <= 1)).all()
+    # The replay's metrics, from the same pareto functions: every level, the log
+    # hypervolume difference, and the ratio to random search (random against itself: 1).
+    assert {"energy_to_99.5_j", "reached_99.5", "final_log_hv_difference",
+            "energy_to_99_vs_random_bound"} <= set(table.columns)
+    assert (table["final_log_hv_difference"] <= 0).all()
+    assert table.set_index("sampler").loc["random", "energy_to_99_vs_random"] == 1.0
+    assert "99 % vs random" in result.stdout
     histories = pd.read_csv(tmp_path / "out" / "compare-hypervolume.csv")
     assert len(histories) == 12 and (tmp_path / "out" / "compare.html").is_file()
     # Running again would mix old and new trials: refused, nothing changed.

@@ -127,3 +127,30 @@ def test_front_edge_cases() -> None:
     single.add([2.0])
     single.add([3.0])
     assert single.hypervolume == 3.0 and single.points.tolist() == [[2.0]]
+
+
+def test_log_hv_difference_is_log10_of_the_gap_floored() -> None:
+    from ecotune.pareto import LOG_HV_DIFFERENCE_FLOOR, log_hv_difference
+
+    ratios = np.array([0.0, 0.5, 0.99, 0.995, 1.0, 1.0 + 1e-15])
+    expected = np.log10(np.maximum(1 - ratios, 10.0 ** LOG_HV_DIFFERENCE_FLOOR))
+    assert log_hv_difference(ratios).tolist() == pytest.approx(expected.tolist())
+    assert log_hv_difference([1.0])[0] == LOG_HV_DIFFERENCE_FLOOR
+
+
+def test_energy_ratio_censors_runs_that_never_reached_the_level() -> None:
+    from ecotune.pareto import energy_ratio
+
+    nan = float("nan")
+    exact = energy_ratio([1.0, 3.0], [9.0, 9.0], [4.0, 4.0], [9.0, 9.0])
+    assert (exact.value, exact.bound) == (0.5, "=") and exact.low <= 0.5 <= exact.high
+    # A baseline run that never reached it counts its total: the ratio is an upper bound.
+    upper = energy_ratio([2.0, 2.0], [9.0, 9.0], [4.0, nan], [9.0, 8.0])
+    assert (upper.value, upper.bound) == (pytest.approx(2.0 / 6.0), "<=")
+    lower = energy_ratio([2.0, nan], [9.0, 6.0], [4.0, 4.0], [9.0, 9.0])
+    assert (lower.value, lower.bound) == (pytest.approx(1.0), ">=")
+    neither = energy_ratio([nan], [9.0], [nan], [9.0])
+    assert neither.bound == "" and neither.text() == "n/a"
+    # Same seed, same interval; every draw within the range of possible ratios.
+    assert energy_ratio([1.0, 3.0], [9.0, 9.0], [4.0, 2.0], [9.0, 9.0]) == energy_ratio(
+        [1.0, 3.0], [9.0, 9.0], [4.0, 2.0], [9.0, 9.0])

@@ -212,6 +212,36 @@ def test_the_replays_hypervolume_history_ignores_an_infeasible_trial():
     assert states == ["COMPLETE"] * 3 and values[1] == (0.9, 1.0)
 
 
+def test_the_summary_reports_every_level_the_log_difference_and_ratios_to_baselines():
+    from ecotune.pareto import energy_ratio, energy_to_reach, log_hv_difference
+    from ecotune.tabular import LEVELS, mean_curves
+
+    table = read_table(DIGITS_TABLE)
+    runs = replay(table, DIGITS_STUDY, [Method("grid", "grid"), Method("random", "random"),
+                                        Method("tpe", "tpe")], repeats=3, n_trials=12)
+    summary = summarize(runs, budget_j=0.25 * table.total_energy_j()).set_index("method")
+    assert [f"reached_{t}" in summary for t in ("90", "95", "99", "99.5")] == [True] * 4
+    assert LEVELS == (0.90, 0.95, 0.99, 0.995)
+    tpe, random = runs["tpe"], runs["random"]
+    finals = log_hv_difference([r.hypervolume_ratio[-1] for r in tpe])
+    assert summary.loc["tpe", "final_log_hv_difference"] == pytest.approx(finals.mean())
+    # The ratio columns are pareto.energy_ratio of the per-run energies, nothing else.
+    reach = [[energy_to_reach(r.cumulative_energy_j, r.hypervolume_ratio, 0.99) for r in g]
+             for g in (tpe, random)]
+    expected = energy_ratio(reach[0], [r.energy_j.sum() for r in tpe], reach[1],
+                            [r.energy_j.sum() for r in random])
+    got = summary.loc["tpe", ["energy_to_99_vs_random", "energy_to_99_vs_random_low",
+                              "energy_to_99_vs_random_high", "energy_to_99_vs_random_bound"]]
+    assert list(got.iloc[:3]) == pytest.approx(list(expected)[:3], nan_ok=True)
+    assert got.iloc[3] == expected.bound
+    assert summary.loc["grid", "energy_to_99_vs_grid"] == 1.0
+    assert summary.loc["random", "energy_to_99.5_vs_random_bound"] == "="
+    # The log curve is the log difference of the ratio curve, point by point.
+    ratio = mean_curves({"tpe": tpe[:1]}, points=50)
+    log = mean_curves({"tpe": tpe[:1]}, points=50, metric="log_hv_difference")
+    assert log["mean"].tolist() == pytest.approx(log_hv_difference(ratio["mean"]).tolist())
+
+
 def test_mean_ci_with_one_value_has_no_interval():
     m = mean_ci([0.5, math.nan])
     assert (m.mean, m.n) == (0.5, 1) and math.isnan(m.half_width)
@@ -299,7 +329,8 @@ def test_cli_replays_the_digits_table_and_writes_the_comparison(tmp_path):
                      "--samplers", "random,tpe", "--repeats", "3", "--out", str(tmp_path),
                      "--no-png")
     assert result.returncode == 0, result.stderr
-    assert "J to 95 %" in result.stdout
+    assert "J to 95 %" in result.stdout and "J to 99.5 %" in result.stdout
+    assert "99 % vs random" in result.stdout and "final log HV diff" in result.stdout
     import pandas as pd
 
     table = pd.read_csv(tmp_path / "compare.csv")
@@ -307,6 +338,9 @@ def test_cli_replays_the_digits_table_and_writes_the_comparison(tmp_path):
     curves = pd.read_csv(tmp_path / "compare-curves.csv")
     assert (curves["low"] <= curves["mean"] + 1e-12).all()
     assert (tmp_path / "compare.html").stat().st_size > 100_000
+    assert (tmp_path / "compare-log-hv.html").stat().st_size > 100_000
+    log = pd.read_csv(tmp_path / "compare-log-hv-curves.csv")
+    assert (log["mean"] <= 0).all() and (log["mean"] >= -4).all()
 
 
 @pytest.mark.parametrize("args, message", [

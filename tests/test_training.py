@@ -141,3 +141,48 @@ def test_fake_data_is_deterministic() -> None:
     b = load_fake_splits(n_samples=40, image_shape=(3, 8, 8), n_classes=4)
     assert torch.equal(a.x_train, b.x_train) and a.input_shape == (3, 8, 8)
     assert int(a.y_train.max()) < 4
+
+
+
+def test_a_shorter_run_is_the_prefix_of_a_longer_one_bit_for_bit(digits, monkeypatch) -> None:
+    """What a recording that trains each curve once to the largest ``epochs`` and reads the
+    shorter values from its prefix would rely on (issue 19, item 2): on the CPU, nothing
+    in training depends on the planned epochs. Runtime decisions at fixed epochs and EAT
+    are fine. Not so ``early_stopping_patience`` (it restores the best epoch's weights at
+    the end) and ``energy_budget`` (a last projection when training ends): they change
+    the end of a run, so they are left out here."""
+    import copy
+    import dataclasses
+
+    import ecotune.training._loop as loop
+    from ecotune.training import evaluate_test
+
+    knobs = dict(model="cnn", width=0.5, lr=3e-3, batch_size=64, eat_lambda=0.5,
+                 freeze_at_epoch=3, low_precision_at_epoch=2, device="cpu")
+    built: list[torch.nn.Module] = []
+    build = loop.build_model
+
+    def build_and_keep(*args, **kwargs):
+        built.append(build(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(loop, "build_model", build_and_keep)
+    states: list[dict[str, torch.Tensor]] = []
+
+    def keep_state(record) -> None:  # after each epoch: the weights the run has then
+        states.append({k: v.detach().clone() for k, v in built[-1].state_dict().items()})
+
+    long = train(digits, TrainConfig(epochs=4, **knobs), on_epoch=keep_state, test=False)
+    assert len(states) == 4
+    for epochs in (1, 2, 3):
+        short = train(digits, TrainConfig(epochs=epochs, **knobs))
+        assert [(r.train_loss, r.val_accuracy) for r in short.curve] == [
+            (r.train_loss, r.val_accuracy) for r in long.curve[:epochs]]
+        mine = short.model.state_dict()
+        assert all(torch.equal(mine[k], states[epochs - 1][k]) for k in mine)
+        # Its test figures are those of the prefix's weights.
+        prefix = copy.deepcopy(short.model)
+        prefix.load_state_dict(states[epochs - 1])
+        again = evaluate_test(dataclasses.replace(long, model=prefix), digits)
+        assert (again.test_accuracy, again.activation_density) == (
+            short.test_accuracy, short.activation_density)

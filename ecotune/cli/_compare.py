@@ -160,13 +160,24 @@ def _print_comparison(comparison: Comparison, console: Console) -> None:
                         f"hypervolume {comparison.reference_hypervolume:.4g}, of the front "
                         "of all runs together)")
     for column in ("sampler", "runs", "trials", "search energy (J)", "final hypervolume",
-                   "ratio to reference", "energy to 95 % (J)", "runs reaching 95 %"):
+                   "ratio to reference", "final log HV diff", "energy to 95 % (J)",
+                   "runs reaching 95 %", "J to 99 % (runs)", "J to 99.5 % (runs)"):
         table.add_column(column, justify="right")
+
+    def energy(value: float) -> str:
+        return "never" if value != value else f"{value:.4g}"
+
     for _, row in comparison.table.iterrows():
-        to_target = row["energy_to_target_j"]
         table.add_row(row["sampler"], str(row["runs"]), f"{row['trials']:.3g}",
                       f"{row['search_energy_j']:.4g}", f"{row['final_hypervolume']:.4g}",
                       f"{row['hypervolume_ratio']:.3f}",
-                      "never" if to_target != to_target else f"{to_target:.4g}",
-                      str(row["reached_target"]))
+                      f"{row['final_log_hv_difference']:.2f}",
+                      energy(row["energy_to_target_j"]), str(row["reached_target"]),
+                      *[f"{energy(row[f'energy_to_{tag}_j'])} ({row[f'reached_{tag}']})"
+                        for tag in ("99", "99.5")])
     console.print(table)
+    from ecotune.cli._tabular import _print_ratios
+    from ecotune.report.compare import BASELINES
+
+    _print_ratios(comparison.table, console,
+                  [b for b in BASELINES if b in set(comparison.table["sampler"])], "sampler")

@@ -5,7 +5,12 @@ of the complete, feasible trials of every run together, or one given) and one re
 hypervolume: that of the front of all runs together, the best front known. Every number
 comes from the same code as a study's report (:mod:`ecotune.pareto`). A sampler is then
 judged by the search energy it spent to reach 95 % of that reference hypervolume
-(:func:`ecotune.pareto.energy_to_reach`).
+(:func:`ecotune.pareto.energy_to_reach`), and beside it, as the replay of a recorded table
+reports them (:mod:`ecotune.tabular`): the search energy to each of
+:data:`ecotune.pareto.LEVELS` (90, 95, 99, 99.5 %), the final log hypervolume difference
+(:func:`ecotune.pareto.log_hv_difference`) and, per level, the ratio of a sampler's search
+energy to random search's and to grid search's where they ran
+(:func:`ecotune.pareto.energy_ratio`).
 """
 
 from __future__ import annotations
@@ -18,17 +23,29 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from ecotune.pareto import energy_to_reach, hypervolume, objective_names
+from ecotune.pareto import (
+    LEVELS,
+    EnergyRatio,
+    energy_ratio,
+    energy_to_reach,
+    hypervolume,
+    level_tag,
+    log_hv_difference,
+    objective_names,
+)
 from ecotune.report.history import (
     hypervolume_history,
     reference_point,
     study_points,
 )
 
-__all__ = ["Comparison", "compare_studies", "TARGET_FRACTION"]
+__all__ = ["Comparison", "compare_studies", "TARGET_FRACTION", "BASELINES"]
 
 #: Fraction of the reference hypervolume a run must reach to count as done.
 TARGET_FRACTION = 0.95
+#: The samplers every other is set against, where they ran: random search (the field's
+#: baseline) and grid search.
+BASELINES = ("random", "grid")
 
 
 class Comparison(NamedTuple):
@@ -51,7 +68,11 @@ def compare_studies(runs: Mapping[str, Sequence[optuna.Study]],
     ``search_energy_j`` (mean total), ``final_hypervolume`` (mean),
     ``hypervolume_ratio`` (mean final hypervolume / reference hypervolume),
     ``energy_to_target_j`` (mean over the runs that reached the target; NaN if none) and
-    ``reached_target`` (how many runs did).
+    ``reached_target`` (how many runs did); ``final_log_hv_difference`` (mean of
+    :func:`ecotune.pareto.log_hv_difference` of each run's final ratio); per level of
+    :data:`ecotune.pareto.LEVELS` ``energy_to_<level>_j`` and ``reached_<level>``; and for
+    each of :data:`BASELINES` that ran, ``energy_to_<level>_vs_<baseline>`` with
+    ``*_low``, ``*_high`` and ``*_bound`` (:class:`ecotune.pareto.EnergyRatio`).
 
     Example:
         >>> def study(points):
@@ -86,8 +107,11 @@ def compare_studies(runs: Mapping[str, Sequence[optuna.Study]],
     target = target_fraction * reference_hv
     histories: dict[str, pd.DataFrame] = {}
     rows = []
+    reach: dict[str, dict[float, np.ndarray]] = {}
+    totals: dict[str, np.ndarray] = {}
     for label, studies in runs.items():
         finals, spent, trials, reached = [], [], [], []
+        at_level: dict[float, list[float]] = {level: [] for level in LEVELS}
         for r, s in enumerate(studies):
             history = hypervolume_history(s, reference)
             histories[f"{label} r{r}"] = history
@@ -99,7 +123,14 @@ def compare_studies(runs: Mapping[str, Sequence[optuna.Study]],
                       if reference_hv > 0 else math.nan)
             if not math.isnan(energy):
                 reached.append(energy)
-        rows.append({
+            for level in LEVELS:
+                at_level[level].append(
+                    energy_to_reach(history["cumulative_energy_j"],
+                                    history["hypervolume"] / reference_hv, level)
+                    if reference_hv > 0 and len(history) else math.nan)
+        reach[label] = {level: np.array(v) for level, v in at_level.items()}
+        totals[label] = np.array(spent, dtype=float)
+        row = {
             "sampler": label, "runs": len(studies), "trials": float(np.mean(trials)),
             "search_energy_j": float(np.mean(spent)),
             "final_hypervolume": float(np.mean(finals)),
@@ -107,5 +138,24 @@ def compare_studies(runs: Mapping[str, Sequence[optuna.Study]],
                                   else np.nan),
             "energy_to_target_j": float(np.mean(reached)) if reached else np.nan,
             "reached_target": len(reached),
-        })
+            "final_log_hv_difference": (
+                float(np.mean(log_hv_difference(np.array(finals) / reference_hv)))
+                if reference_hv > 0 else np.nan),
+        }
+        for level, values in reach[label].items():
+            done = values[~np.isnan(values)]
+            row[f"energy_to_{level_tag(level)}_j"] = float(done.mean()) if len(done) else np.nan
+            row[f"reached_{level_tag(level)}"] = len(done)
+        rows.append(row)
+    for row in rows:
+        label = row["sampler"]
+        for base in BASELINES:
+            if base not in runs:
+                continue
+            for level in LEVELS:
+                ratio = (EnergyRatio(1.0, 1.0, 1.0, "=") if label == base else
+                         energy_ratio(reach[label][level], totals[label], reach[base][level],
+                                      totals[base]))
+                key = f"energy_to_{level_tag(level)}_vs_{base}"
+                row[key], row[f"{key}_low"], row[f"{key}_high"], row[f"{key}_bound"] = ratio
     return Comparison(reference, reference_hv, histories, pd.DataFrame(rows))

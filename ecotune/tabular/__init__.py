@@ -9,7 +9,7 @@ price of one recording.
 
 from __future__ import annotations
 
-from ecotune.tabular._figure import replay_figure
+from ecotune.tabular._figure import log_hv_difference_figure, replay_figure
 from ecotune.tabular._record import RecordSession, grid_configs, machine_description, record_table
 from ecotune.tabular._replay import (
     Method,
@@ -20,6 +20,7 @@ from ecotune.tabular._replay import (
     replay,
 )
 from ecotune.tabular._summary import (
+    BASELINES,
     LEVELS,
     MeanCI,
     mean_ci,
@@ -30,12 +31,14 @@ from ecotune.tabular._summary import (
 from ecotune.tabular._table import ConfigRecord, RecordedTable, TableError, read_table
 
 __all__ = [
+    "BASELINES",
     "LEVELS",
     "MeanCI",
     "Method",
     "ReplayRun",
     "TableObjective",
     "check_fits",
+    "log_hv_difference_figure",
     "mean_ci",
     "mean_curves",
     "methods_for",
