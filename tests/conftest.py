@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
-    return tmp_path
+    yield tmp_path
+    # A test that put a fake pynvml in place leaves no probe or meter made from it behind:
+    # the next test on this worker must see this machine's real NVML (monkeypatch puts
+    # pynvml back right after this; the cached probe and meters are ecotune's).
+    from tests import fake_nvml
+
+    if fake_nvml.used:
+        from ecotune.energy import get_meter, nvml_status
+
+        nvml_status.cache_clear()
+        get_meter.cache_clear()
+        fake_nvml.used = False
 
 
 def has_energy_counters() -> bool:

@@ -145,12 +145,18 @@ class TimedFakeNvml(FakeNvml):
         return round(levels[handle] * 1000.0)
 
 
+#: Whether a test installed a fake since the last cleanup (tests/conftest.py).
+used = False
+
+
 def install(monkeypatch: pytest.MonkeyPatch, fake: FakeNvml | None,
             visible: str | None = None) -> FakeNvml | None:
     """Put ``fake`` in place of pynvml (None: "not installed"), with
     ``CUDA_VISIBLE_DEVICES = visible`` (None: unset), and forget cached probes/meters."""
     from ecotune.energy import _nvml, get_meter
 
+    global used
+    used = True  # tests/conftest.py forgets what was made from the fake after the test
     monkeypatch.setattr(_nvml, "pynvml", fake)
     # The counters' update period the meter assumes: the fake's own.
     monkeypatch.setattr(_nvml, "COUNTER_PERIOD_S", getattr(fake, "refresh_s", 0.1))
