@@ -130,3 +130,20 @@ def test_the_study_energy_sum_does_not_keep_a_study_alive() -> None:
     del study
     gc.collect()
     assert alive() is None  # and its entry left the table with it
+
+
+def test_the_kept_front_and_energy_sum_do_not_keep_a_study_alive() -> None:
+    """Both per-study caches hold the study weakly: a study nobody uses is freed."""
+    import gc
+    import weakref
+
+    from ecotune.rules import study_energy_j, study_front
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(values=[0.5, 2.0], user_attrs={"energy_j": 2.0}))
+    assert study_front(study, [0, 1], [True, False]).tolist() == [[0.5, 2.0]]
+    assert study_energy_j(study) == 2.0
+    ref = weakref.ref(study)
+    del study
+    gc.collect()
+    assert ref() is None

@@ -177,7 +177,7 @@ def _print_comparison(comparison: Comparison, console: Console) -> None:
                         for tag in ("99", "99.5")])
     console.print(table)
     from ecotune.cli._tabular import _print_ratios
-    from ecotune.report.compare import BASELINES
+    from ecotune.pareto import BASELINES
 
     _print_ratios(comparison.table, console,
                   [b for b in BASELINES if b in set(comparison.table["sampler"])], "sampler")

@@ -109,11 +109,10 @@ def _write_replay(args, console, spec, table, runs, budget_j: float) -> int:
     from rich.table import Table
 
     from ecotune.cli._common import REPORT_ROOT, _print_paths
-    from ecotune.pareto import level_tag
+    from ecotune.pareto import BASELINES, level_tag
     from ecotune.report import png_export_available, safe_name
     from ecotune.report.export import write_figure
     from ecotune.tabular import (
-        BASELINES,
         LEVELS,
         log_hv_difference_figure,
         mean_curves,

@@ -22,16 +22,18 @@ from ecotune.pareto._feasible import is_feasible
 from ecotune.pareto._history import REACH_TOLERANCE, energy_to_reach, hypervolume_history
 from ecotune.pareto._hypervolume import ParetoFront, hypervolume
 from ecotune.pareto._metrics import (
+    BASELINES,
     LEVELS,
     LOG_HV_DIFFERENCE_FLOOR,
     EnergyRatio,
+    baseline_ratios,
     energy_ratio,
     level_tag,
     log_hv_difference,
 )
 from ecotune.pareto._objectives import objective_names
 
-__all__ = ["LEVELS", "LOG_HV_DIFFERENCE_FLOOR", "REACH_TOLERANCE", "EnergyRatio", "ParetoFront",
-           "dominated", "energy_ratio", "energy_to_reach", "hypervolume", "hypervolume_history",
-           "is_feasible", "level_tag", "log_hv_difference", "non_dominated", "objective_names",
-           "to_costs"]
+__all__ = ["BASELINES", "LEVELS", "LOG_HV_DIFFERENCE_FLOOR", "REACH_TOLERANCE", "EnergyRatio",
+           "ParetoFront", "baseline_ratios", "dominated", "energy_ratio", "energy_to_reach",
+           "hypervolume", "hypervolume_history", "is_feasible", "level_tag", "log_hv_difference",
+           "non_dominated", "objective_names", "to_costs"]

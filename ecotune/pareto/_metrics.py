@@ -26,16 +26,19 @@ of a recorded table (:mod:`ecotune.tabular`).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["LEVELS", "LOG_HV_DIFFERENCE_FLOOR", "EnergyRatio", "energy_ratio", "level_tag",
-           "log_hv_difference"]
+__all__ = ["BASELINES", "LEVELS", "LOG_HV_DIFFERENCE_FLOOR", "EnergyRatio", "baseline_ratios",
+           "energy_ratio", "level_tag", "log_hv_difference"]
 
 #: Fractions of the reference hypervolume whose search energy is reported.
 LEVELS = (0.90, 0.95, 0.99, 0.995)
+#: The methods others are compared with: random search (the field's baseline), and grid.
+BASELINES = ("random", "grid")
 #: The floor of :func:`log_hv_difference`: within 0.01 % of the reference hypervolume
 #: counts as the reference front.
 LOG_HV_DIFFERENCE_FLOOR = -4.0
@@ -118,3 +121,29 @@ def energy_ratio(energies: ArrayLike, totals: ArrayLike, baseline_energies: Arra
     low, high = np.percentile(draws_a / draws_b, [2.5, 97.5])
     return EnergyRatio(float(a.mean() / b.mean()), float(low), float(high), bound)
 
+
+def baseline_ratios(label: str, reach: Mapping[str, Mapping[float, ArrayLike]],
+                    totals: Mapping[str, ArrayLike], baselines: Sequence[str] = BASELINES,
+                    levels: Sequence[float] = LEVELS) -> dict[str, float | str]:
+    """The columns ``energy_to_<level>_vs_<baseline>`` (with ``_low``, ``_high``,
+    ``_bound``) of method ``label``: :func:`energy_ratio` against each baseline that ran
+    (a key of ``reach``), at each level. ``reach[m][level]``: method ``m``'s search energy
+    to ``level`` per run (NaN: never); ``totals[m]``: its runs' total search energy.
+
+    Example:
+        >>> reach = {"a": {0.9: [2.0, 2.0]}, "random": {0.9: [4.0, 4.0]}}
+        >>> totals = {"a": [5.0, 5.0], "random": [5.0, 5.0]}
+        >>> baseline_ratios("a", reach, totals, levels=[0.9])["energy_to_90_vs_random"]
+        0.5
+    """
+    row: dict[str, float | str] = {}
+    for base in baselines:
+        if base not in reach:
+            continue
+        for level in levels:
+            ratio = (EnergyRatio(1.0, 1.0, 1.0, "=") if label == base else
+                     energy_ratio(reach[label][level], totals[label], reach[base][level],
+                                  totals[base]))
+            key = f"energy_to_{level_tag(level)}_vs_{base}"
+            row[key], row[f"{key}_low"], row[f"{key}_high"], row[f"{key}_bound"] = ratio
+    return row

@@ -25,8 +25,7 @@ import pandas as pd
 
 from ecotune.pareto import (
     LEVELS,
-    EnergyRatio,
-    energy_ratio,
+    baseline_ratios,
     energy_to_reach,
     hypervolume,
     level_tag,
@@ -39,13 +38,10 @@ from ecotune.report.history import (
     study_points,
 )
 
-__all__ = ["Comparison", "compare_studies", "TARGET_FRACTION", "BASELINES"]
+__all__ = ["Comparison", "compare_studies", "TARGET_FRACTION"]
 
 #: Fraction of the reference hypervolume a run must reach to count as done.
 TARGET_FRACTION = 0.95
-#: The samplers every other is set against, where they ran: random search (the field's
-#: baseline) and grid search.
-BASELINES = ("random", "grid")
 
 
 class Comparison(NamedTuple):
@@ -71,7 +67,7 @@ def compare_studies(runs: Mapping[str, Sequence[optuna.Study]],
     ``reached_target`` (how many runs did); ``final_log_hv_difference`` (mean of
     :func:`ecotune.pareto.log_hv_difference` of each run's final ratio); per level of
     :data:`ecotune.pareto.LEVELS` ``energy_to_<level>_j`` and ``reached_<level>``; and for
-    each of :data:`BASELINES` that ran, ``energy_to_<level>_vs_<baseline>`` with
+    each of :data:`ecotune.pareto.BASELINES` that ran, ``energy_to_<level>_vs_<baseline>`` with
     ``*_low``, ``*_high`` and ``*_bound`` (:class:`ecotune.pareto.EnergyRatio`).
 
     Example:
@@ -148,14 +144,5 @@ def compare_studies(runs: Mapping[str, Sequence[optuna.Study]],
             row[f"reached_{level_tag(level)}"] = len(done)
         rows.append(row)
     for row in rows:
-        label = row["sampler"]
-        for base in BASELINES:
-            if base not in runs:
-                continue
-            for level in LEVELS:
-                ratio = (EnergyRatio(1.0, 1.0, 1.0, "=") if label == base else
-                         energy_ratio(reach[label][level], totals[label], reach[base][level],
-                                      totals[base]))
-                key = f"energy_to_{level_tag(level)}_vs_{base}"
-                row[key], row[f"{key}_low"], row[f"{key}_high"], row[f"{key}_bound"] = ratio
+        row.update(baseline_ratios(row["sampler"], reach, totals))
     return Comparison(reference, reference_hv, histories, pd.DataFrame(rows))

@@ -170,7 +170,8 @@ class _StudyFront:
 
     def __init__(self, study: optuna.Study, columns: Sequence[int],
                  maximize: Sequence[bool]) -> None:
-        self._cursor = TrialCursor(study)
+        # A proxy: the front, kept in a weak dictionary by study, must not keep it alive.
+        self._cursor = TrialCursor(weakref.proxy(study))
         self._front = ParetoFront(maximize)
         self._columns = list(columns)
 

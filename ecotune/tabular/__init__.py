@@ -20,7 +20,6 @@ from ecotune.tabular._replay import (
     replay,
 )
 from ecotune.tabular._summary import (
-    BASELINES,
     LEVELS,
     MeanCI,
     mean_ci,
@@ -31,7 +30,6 @@ from ecotune.tabular._summary import (
 from ecotune.tabular._table import ConfigRecord, RecordedTable, TableError, read_table
 
 __all__ = [
-    "BASELINES",
     "LEVELS",
     "MeanCI",
     "Method",

@@ -23,19 +23,17 @@ import numpy as np
 import pandas as pd
 
 from ecotune.pareto import (
+    BASELINES,
     LEVELS,
-    EnergyRatio,
-    energy_ratio,
+    baseline_ratios,
     energy_to_reach,
     level_tag,
     log_hv_difference,
 )
 from ecotune.tabular._replay import ReplayRun
 
-__all__ = ["BASELINES", "LEVELS", "MeanCI", "mean_ci", "ratio_at", "summarize", "mean_curves"]
+__all__ = ["LEVELS", "MeanCI", "mean_ci", "ratio_at", "summarize", "mean_curves"]
 
-#: The methods every other is set against: random search (the field's baseline) and grid.
-BASELINES = ("random", "grid")
 #: What :func:`mean_curves` can draw against search energy.
 CURVE_METRICS = ("ratio", "log_hv_difference")
 
@@ -130,15 +128,7 @@ def summarize(runs: Mapping[str, Sequence[ReplayRun]], budget_j: float,
             tag = level_tag(level)
             key = f"energy_to_{tag}_j"
             row[key], row[f"{key}_ci"], row[f"reached_{tag}"] = m.mean, m.half_width, m.n
-        for base in baselines:
-            if base not in runs:
-                continue
-            for level in levels:
-                ratio = (EnergyRatio(1.0, 1.0, 1.0, "=") if label == base else
-                         energy_ratio(reach[label][level], totals[label], reach[base][level],
-                                      totals[base]))
-                key = f"energy_to_{level_tag(level)}_vs_{base}"
-                row[key], row[f"{key}_low"], row[f"{key}_high"], row[f"{key}_bound"] = ratio
+        row.update(baseline_ratios(label, reach, totals, baselines, levels))
         row["wall_s_per_run"] = float(np.mean([r.wall_s for r in group]))
         rows.append(row)
     return pd.DataFrame(rows)
