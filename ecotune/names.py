@@ -18,7 +18,7 @@ __all__ = [
     "ATTR_ENERGY", "ATTR_CPU_ENERGY", "ATTR_GPU_ENERGY", "ATTR_RAM_ENERGY", "ATTR_DURATION",
     "ATTR_CO2", "ATTR_METER", "ATTR_ENERGY_IS_ESTIMATE", "ATTR_ENERGY_SCOPE",
     "ATTR_ENERGY_DETAILS", "ATTR_ENERGY_ATTRIBUTION", "MEASUREMENT_ATTRS",
-    "ATTRIBUTION_EXCLUSIVE", "ATTRIBUTION_SHARED", "ENERGY_ATTRIBUTIONS",
+    "ATTRIBUTION_EXCLUSIVE", "ATTRIBUTION_SHARED", "ATTRIBUTION_UNSPLIT", "ENERGY_ATTRIBUTIONS",
     "ATTR_FAIL_REASON", "ATTR_TRAINING", "ATTR_INFERENCE", "ATTR_EARLY_STOPPING",
     "ATTR_SUCCESSIVE_HALVING", "ATTR_TEST_ACCURACY", "ATTR_ACTIVATION_DENSITY",
     "ATTR_EVALUATION_ENERGY", "ATTR_STOP", "ATTR_REPLAY_STOPPED",
@@ -90,7 +90,13 @@ ATTRIBUTION_EXCLUSIVE = "exclusive"
 #: Other windows of the process were open on the same counters for part of it: each
 #: reading was split among the windows open over its interval (docs/scaling.md).
 ATTRIBUTION_SHARED = "shared"
-ENERGY_ATTRIBUTIONS = (ATTRIBUTION_EXCLUSIVE, ATTRIBUTION_SHARED)
+#: Part of the figure is a whole-device reading booked whole to this process: it could not
+#: be split with other processes using the device (CodeCarbon's RAPL or NVML reads, a GPU
+#: read by power, RAPL without the machine's CPU time), so concurrent workers on one
+#: machine each include the others' draw (docs/scaling.md).
+ATTRIBUTION_UNSPLIT = "unsplit"
+#: In order of precedence: a figure made of parts takes the last of theirs.
+ENERGY_ATTRIBUTIONS = (ATTRIBUTION_EXCLUSIVE, ATTRIBUTION_SHARED, ATTRIBUTION_UNSPLIT)
 MEASUREMENT_ATTRS = (ATTR_ENERGY, ATTR_CPU_ENERGY, ATTR_GPU_ENERGY, ATTR_RAM_ENERGY,
                      ATTR_DURATION, ATTR_CO2, ATTR_METER, ATTR_ENERGY_IS_ESTIMATE,
                      ATTR_ENERGY_SCOPE, ATTR_ENERGY_ATTRIBUTION, ATTR_ENERGY_DETAILS)

@@ -14,7 +14,15 @@ import pytest
 
 import ecotune
 from ecotune import names
-from ecotune.energy import CpuTimes, Measurement, Meter, RaplMeter, get_meter
+from ecotune.energy import (
+    CombinedMeter,
+    CpuTimes,
+    Measurement,
+    Meter,
+    NvmlMeter,
+    RaplMeter,
+    get_meter,
+)
 from tests import fake_nvml
 from tests.test_meters import FakeRapl
 
@@ -247,3 +255,116 @@ def test_two_worker_processes_split_the_machines_rapl_reading(tmp_path: Path) ->
     total = got[0][0] + got[1][0]
     assert total == pytest.approx(12.0, rel=0.02)  # the machine's reading, none twice
     assert got[1][0] > got[0][0]  # more CPU time, more of the energy
+
+
+def _rapl_and_nvml_worker(root: str, folder: str, gpus_file: str, index: int, work: int,
+                          barrier, results) -> None:
+    # Worker i sees the shared GPU 0 and a GPU of its own (1 + i), as --gpus would give.
+    fake_nvml.install_in_process(fake_nvml.FileFakeNvml(gpus_file), visible=f"0,{1 + index}")
+    clock = FileShareClock(folder, index)
+    rapl = RaplMeter(root=root, poll_interval_s=0, share_clock=clock)
+    assert rapl.domains
+    shared_gpu, own_gpu = (NvmlMeter(sample_interval_s=0, cuda_indices=(i,)) for i in (0, 1))
+    for meter in (shared_gpu, own_gpu):
+        meter.counter_period_s = 0.0  # the fake counters update whenever they are written
+    trial = CombinedMeter({"cpu": rapl, "ram": rapl, "gpu": shared_gpu})
+    clock.publish()
+    barrier.wait()
+    windows = [trial.open(), own_gpu.open()]
+    if index == 1:  # a second trial of this worker in a thread, on the shared GPU only
+        windows.append(shared_gpu.open())
+    barrier.wait()
+    sum(i * i for i in range(work))
+    clock.publish()
+    barrier.wait()  # the parent has advanced the counters
+    measured = [w.close() for w in windows]
+    results.put((index, [(m.energy_j, m.gpu_j, m.attribution) for m in measured]))
+
+
+def test_two_worker_processes_split_rapl_and_a_shared_gpu_and_keep_their_own(
+        tmp_path: Path) -> None:
+    rapl = FakeRapl(tmp_path / "powercap", max_uj=10**12)
+    rapl.set(1_000_000, 500_000)
+    gpus_file = tmp_path / "gpus.json"
+    fake_nvml.write_counters(gpus_file, [50_000, 60_000, 70_000])
+    folder = tmp_path / "cpu"
+    folder.mkdir()
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(3), context.Queue()
+    workers = [context.Process(target=_rapl_and_nvml_worker,
+                               args=(str(rapl.root), str(folder), str(gpus_file), i, work,
+                                     barrier, results))
+               for i, work in enumerate((1_000_000, 3_000_000))]
+    for worker in workers:
+        worker.start()
+    barrier.wait(timeout=120)
+    barrier.wait(timeout=60)  # every window open: 1 + 2 of them on GPU 0
+    rapl.set(1_000_000 + 10_000_000, 500_000 + 2_000_000)  # the machine: +10 J, +2 J
+    fake_nvml.write_counters(gpus_file, [50_000 + 9_000, 60_000 + 4_000, 70_000 + 6_000])
+    barrier.wait(timeout=120)
+    got = dict(results.get(timeout=60) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=60)
+    (trial_0, own_0), (trial_1, own_1, second_1) = got[0], got[1]
+    # GPU 0's 9 J split among the three windows open on it in two processes, exactly.
+    assert [trial_0[1], trial_1[1], second_1[1]] == [pytest.approx(3.0)] * 3
+    assert {trial_0[2], trial_1[2], second_1[2]} == {names.ATTRIBUTION_SHARED}
+    # Each worker's own GPU whole, and only its own.
+    assert (own_0[1], own_0[2]) == (pytest.approx(4.0), names.ATTRIBUTION_EXCLUSIVE)
+    assert (own_1[1], own_1[2]) == (pytest.approx(6.0), names.ATTRIBUTION_EXCLUSIVE)
+    # Every trial's energy adds up to the machine's: RAPL 12 J (by CPU-time share, hence
+    # the 2 %) and the GPUs' 19 J, none counted twice.
+    total = sum(m[0] for ms in got.values() for m in ms)
+    assert total == pytest.approx(12.0 + 19.0, rel=0.02)
+    assert sum(m[0] - (m[1] or 0.0) for ms in got.values() for m in ms) == pytest.approx(
+        12.0, rel=0.02)
+
+
+def test_the_gpu_ledger_splits_by_open_windows_and_drops_dead_processes(
+        tmp_path: Path) -> None:
+    import json
+
+    from ecotune.energy._ledger import GpuLedger
+
+    counter = {"j": 100.0}
+    a, b = GpuLedger("GPU-x", tmp_path), GpuLedger("GPU-x", tmp_path)
+    assert a.settle(lambda: counter["j"], 1) == (0.0, False)  # joins: nothing yet
+    counter["j"] += 10.0  # a alone
+    assert b.settle(lambda: counter["j"], 2).account_j == 0.0  # b joins with two windows
+    counter["j"] += 30.0  # 1 : 2
+    assert a.settle(lambda: counter["j"], 1) == (pytest.approx(20.0), True)
+    assert b.settle(lambda: counter["j"], 0) == (pytest.approx(20.0), True)  # b leaves
+    counter["j"] -= 50.0  # a counter reset (a driver reload): nobody's energy
+    assert a.settle(lambda: counter["j"], 1).account_j == pytest.approx(20.0)
+    # A participant whose process is gone is dropped: it takes no share.
+    state = json.loads(a.path.read_text())
+    state["participants"]["dead"] = {"pid": 2**22 + 12345, "windows": 5, "j": 0.0,
+                                     "shared": False}
+    a.path.write_text(json.dumps(state))
+    counter["j"] += 8.0
+    assert a.settle(lambda: counter["j"], 1).account_j == pytest.approx(28.0)
+    assert "dead" not in json.loads(a.path.read_text())["participants"]
+
+
+def test_codecarbon_reading_counters_says_its_figure_is_unsplit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """CodeCarbon reads RAPL in every process itself: ecotune cannot split that with other
+    processes, and the trial says so instead of claiming its share."""
+    from ecotune.energy import CodeCarbonMeter, _codecarbon
+    from tests.test_energy import _CountingTracker
+
+    tracker = _CountingTracker()
+    tracker._hardware = [type("CPU", (), {"_mode": "intel_rapl",
+                                          "_tracking_mode": "process"})()]
+    monkeypatch.setattr(_codecarbon, "_shared_tracker", lambda *key: tracker)
+    meter = CodeCarbonMeter()
+    with meter.window() as alone:
+        pass
+    assert (alone.measurement.scope, alone.measurement.attribution) == (
+        "machine", names.ATTRIBUTION_UNSPLIT)
+    first, second = meter.open(), meter.open()  # two trials in threads: still split
+    m_first, m_second = first.close(), second.close()
+    assert m_first.attribution == m_second.attribution == names.ATTRIBUTION_UNSPLIT
+    assert any("concurrent windows" in w for w in m_first.warnings)
+    attrs = m_first.as_attrs()
+    assert attrs[names.ATTR_ENERGY_ATTRIBUTION] == names.ATTRIBUTION_UNSPLIT
