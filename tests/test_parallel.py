@@ -368,3 +368,148 @@ def test_codecarbon_reading_counters_says_its_figure_is_unsplit(
     assert any("concurrent windows" in w for w in m_first.warnings)
     attrs = m_first.as_attrs()
     assert attrs[names.ATTR_ENERGY_ATTRIBUTION] == names.ATTRIBUTION_UNSPLIT
+
+
+# --- the built-in trainer's trials at once on GPUs (torch and NVML faked) --------------
+
+def _fake_cuda_training(monkeypatch: pytest.MonkeyPatch, n_gpus: int) -> dict:
+    """torch believes it has ``n_gpus`` CUDA GPUs, NVML reads ``n_gpus`` fake counters; the
+    trainer's tensors stay on the CPU. Each trial, inside its window, waits until the other
+    trial is training too (so the two are known to run at once), then draws 1 J x (GPU
+    index + 1) on the GPU it was given. Returns what each trial's trainer asked for."""
+    import types
+
+    import torch
+
+    from ecotune.training import _loop
+
+    fake = fake_nvml.install(monkeypatch, fake_nvml.FakeNvml([0] * n_gpus, [None] * n_gpus))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: n_gpus)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda i: types.SimpleNamespace(name=f"Fake GPU {i}", uuid=f"{i}abc"))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    # The optimizer's CUDA-graph check would initialise CUDA: the tensors are on the CPU.
+    monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda *a, **k: None)
+    both_training = threading.Barrier(2)
+    lock = threading.Lock()
+    asked: dict = {"devices": []}
+    real_resolve = _loop.resolve_device
+
+    def resolve_on_cpu(device):
+        gpu = real_resolve(device).index or 0  # the GPU this trial was given
+        both_training.wait(timeout=60)
+        with lock:
+            asked["devices"].append(device)
+            fake.energy_mj[gpu] += 1000 * (gpu + 1)
+        return torch.device("cpu")
+
+    monkeypatch.setattr(_loop, "resolve_device", resolve_on_cpu)
+    return asked
+
+
+def _two_trials_at_once(tmp_path: Path) -> list[optuna.trial.FrozenTrial]:
+    study = ecotune.run({
+        "study": {"name": "gpus", "storage": f"sqlite:///{tmp_path / 'g.db'}", "n_trials": 2,
+                  "n_jobs": 2, "sampler": "random", "seed": 0},
+        "model": {"name": "mlp"}, "training": {"epochs": 1, "test_evaluation": "none"},
+        "energy": {"meter": "nvml"},
+        "search_space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}})
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 2
+    return study.trials
+
+
+def test_builtin_trainer_gives_each_trial_at_once_its_own_gpu(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = _fake_cuda_training(monkeypatch, n_gpus=2)
+    trials = _two_trials_at_once(tmp_path)
+    assert sorted(asked["devices"]) == ["cuda:0", "cuda:1"]
+    by_gpu = {t.user_attrs[names.ATTR_TRAINING]["device"]["index"]: t for t in trials}
+    assert sorted(by_gpu) == [0, 1]
+    # Each its own GPU's energy, whole: 1 J on GPU 0, 2 J on GPU 1.
+    for index, joules in ((0, 1.0), (1, 2.0)):
+        attrs = by_gpu[index].user_attrs
+        assert attrs[names.ATTR_GPU_ENERGY] == pytest.approx(joules)
+        assert attrs[names.ATTR_ENERGY_ATTRIBUTION] == names.ATTRIBUTION_EXCLUSIVE
+
+
+def test_builtin_trainer_trials_at_once_share_the_one_gpu(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = _fake_cuda_training(monkeypatch, n_gpus=1)
+    trials = _two_trials_at_once(tmp_path)
+    assert asked["devices"] == ["auto", "auto"]
+    assert [t.user_attrs[names.ATTR_TRAINING]["device"]["index"] for t in trials] == [0, 0]
+    # The GPU drew 2 J while both were open: split between them, none counted twice.
+    assert sum(t.user_attrs[names.ATTR_GPU_ENERGY] for t in trials) == pytest.approx(2.0)
+    assert {t.user_attrs[names.ATTR_ENERGY_ATTRIBUTION] for t in trials} == {
+        names.ATTRIBUTION_SHARED}
+
+
+def test_lightning_callback_trials_at_once_each_charged_once(tmp_path: Path) -> None:
+    try:
+        import pytorch_lightning as pl
+    except ImportError:
+        import os
+
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must install pytorch_lightning (.ci/setup does)")
+        pytest.skip("pytorch_lightning is not installed (CI installs it)")
+    import torch
+    from torch import nn
+
+    from ecotune.data import load_data
+    from ecotune.integration import EnergyCallback
+
+    data = load_data("digits")
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(data.x_train, data.y_train), batch_size=128)
+    val = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(data.x_val, data.y_val), batch_size=256)
+    meter = CounterMeter()
+    both_fitting = threading.Barrier(2)
+
+    class Tiny(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+        def training_step(self, batch, _):
+            x, y = batch
+            return nn.functional.cross_entropy(self.net(x), y)
+
+        def validation_step(self, batch, _):
+            x, y = batch
+            self.log("val_acc", (self.net(x).argmax(1) == y).float().mean())
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    class Draw(pl.Callback):
+        """Both trials' windows are open before either trains; 1 J per epoch each."""
+
+        def on_train_start(self, trainer, pl_module) -> None:
+            both_fitting.wait(timeout=60)
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            meter.add(1.0)
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        trial.suggest_float("x", 0, 1)
+        callback = EnergyCallback(trial, monitor="val_acc", meter=meter)
+        trainer = pl.Trainer(max_epochs=3, callbacks=[callback, Draw()], logger=False,
+                             enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False, default_root_dir=tmp_path,
+                             accelerator="cpu")
+        trainer.fit(Tiny(), loader, val)
+        return callback.window.accuracy, callback.window.energy_j
+
+    study = ecotune.create_study(sampler="random", storage=None, seed=0)
+    study.optimize(objective, n_trials=2, n_jobs=2)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 2
+    assert [len(t.user_attrs[names.ATTR_TRAINING]["learning_curve"])
+            for t in study.trials] == [3, 3]
+    # 2 trials x 3 epochs x 1 J, drawn while both windows were open: split, none twice.
+    assert sum(t.user_attrs[names.ATTR_ENERGY] for t in study.trials) == pytest.approx(6.0)
+    assert {t.user_attrs[names.ATTR_ENERGY_ATTRIBUTION] for t in study.trials} == {
+        names.ATTRIBUTION_SHARED}

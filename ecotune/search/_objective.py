@@ -15,14 +15,16 @@ evaluated."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import optuna
 
 from ecotune.data import DataSplits, load_data
-from ecotune.devices import cuda_indices, resolve_device
+from ecotune.devices import cuda_indices, job_device, resolve_device
 from ecotune.energy import Meter, get_meter
 from ecotune.energy.hardware import INFERENCE_SAMPLE
+from ecotune.execution import job_index
 from ecotune.names import (
     ATTR_ACTIVATION_DENSITY,
     ATTR_TEST_ACCURACY,
@@ -77,6 +79,8 @@ class BuiltinObjective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         spec = self.spec
         config = train_config(spec, suggest_knobs(trial, spec))
+        # Trials at once (n_jobs) on a machine with several GPUs: a GPU each.
+        config = dataclasses.replace(config, device=job_device(config.device, job_index()))
         data = load_data(spec.data.name, **spec.data.loader_options())
         energy = EnergyOptions(meter=self.meter or spec.energy.meter,
                                country=spec.energy.country, pue=spec.energy.pue,
