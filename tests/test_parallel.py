@@ -323,6 +323,7 @@ def test_two_worker_processes_split_rapl_and_a_shared_gpu_and_keep_their_own(
 def test_the_gpu_ledger_splits_by_open_windows_and_drops_dead_processes(
         tmp_path: Path) -> None:
     import json
+    import os
 
     from ecotune.energy._ledger import GpuLedger
 
@@ -336,14 +337,17 @@ def test_the_gpu_ledger_splits_by_open_windows_and_drops_dead_processes(
     assert b.settle(lambda: counter["j"], 0) == (pytest.approx(20.0), True)  # b leaves
     counter["j"] -= 50.0  # a counter reset (a driver reload): nobody's energy
     assert a.settle(lambda: counter["j"], 1).account_j == pytest.approx(20.0)
-    # A participant whose process is gone is dropped: it takes no share.
+    # A participant whose process is gone is dropped: it takes no share; so is one whose
+    # pid now belongs to another process (this one, started at another time).
     state = json.loads(a.path.read_text())
     state["participants"]["dead"] = {"pid": 2**22 + 12345, "windows": 5, "j": 0.0,
                                      "shared": False}
+    state["participants"]["reused"] = {"pid": os.getpid(), "started": "1", "windows": 5,
+                                       "j": 0.0, "shared": False}
     a.path.write_text(json.dumps(state))
     counter["j"] += 8.0
     assert a.settle(lambda: counter["j"], 1).account_j == pytest.approx(28.0)
-    assert "dead" not in json.loads(a.path.read_text())["participants"]
+    assert set(json.loads(a.path.read_text())["participants"]) == {a.participant}
 
 
 def test_codecarbon_reading_counters_says_its_figure_is_unsplit(

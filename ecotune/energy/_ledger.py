@@ -12,7 +12,8 @@ is open is nobody's).
 
 The ledger is a small JSON file per GPU UUID, under :func:`ledger_dir`, changed only under
 an exclusive ``flock``. A participant whose process is gone is dropped at the next
-settlement. Processes that do not share a file system path for it (separate containers
+settlement (a pid reused by another process is told apart by its start time). Processes
+that do not share a file system path for it (separate containers
 with their own ``/tmp``) cannot share a ledger: set ``ECOTUNE_GPU_LEDGER_DIR`` to a shared
 directory, or each is charged the whole GPU.
 """
@@ -57,14 +58,26 @@ class Settlement(NamedTuple):
     shared: bool
 
 
-def _alive(pid: int) -> bool:
+def _started(pid: int) -> str | None:
+    """When process ``pid`` started (Linux: clock ticks after boot), so that a reused pid
+    is not taken for the participant that died; None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
+            return file.read().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(participant: dict) -> bool:
+    pid = participant["pid"]
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:  # another user's process: alive
-        return True
-    return True
+        pass
+    started = participant.get("started")
+    return started is None or _started(pid) in (None, started)
 
 
 class GpuLedger:
@@ -111,7 +124,7 @@ class GpuLedger:
         with self._locked() as state:
             counter_j = read_j()
             participants: dict[str, dict] = state["participants"]
-            for key in [k for k, p in participants.items() if not _alive(p["pid"])]:
+            for key in [k for k, p in participants.items() if not _alive(p)]:
                 del participants[key]
             last_j = state.get("last_j")
             # A counter that went back (a driver reload) restarts the ledger's reference.
@@ -129,8 +142,9 @@ class GpuLedger:
                         p["shared"] = True
 
             mark_shared()  # over the interval just settled
-            me = participants.setdefault(self.participant, {"pid": os.getpid(), "windows": 0,
-                                                            "j": 0.0, "shared": False})
+            me = participants.setdefault(self.participant, {
+                "pid": os.getpid(), "started": _started(os.getpid()), "windows": 0, "j": 0.0,
+                "shared": False})
             me["windows"] = windows
             mark_shared()  # from now on
             settlement = Settlement(me["j"], me["shared"])
