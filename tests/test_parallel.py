@@ -348,6 +348,28 @@ def test_the_gpu_ledger_splits_by_open_windows_and_drops_dead_processes(
     counter["j"] += 8.0
     assert a.settle(lambda: counter["j"], 1).account_j == pytest.approx(28.0)
     assert set(json.loads(a.path.read_text())["participants"]) == {a.participant}
+    a.leave()  # a window whose counter could not be read leaves without a settlement
+    assert json.loads(a.path.read_text())["participants"] == {}
+
+
+def test_two_meters_of_one_process_on_one_gpu_split_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A window on GPU 0 beside one reading every visible GPU: GPU 0 is split, GPU 1 not.
+    fake = fake_nvml.install(monkeypatch, fake_nvml.FakeNvml(energy_mj=[0, 0],
+                                                            power_mw=[None, None]))
+    one, every = get_meter("nvml", gpus=(0,)), get_meter("nvml")
+    w_one, w_every = one.open(), every.open()
+    fake.energy_mj[:] = [10_000, 4_000]
+    m_one, m_every = w_one.close(), w_every.close()
+    assert (m_one.gpu_j, m_every.gpu_j) == (pytest.approx(5.0), pytest.approx(9.0))
+    assert m_one.attribution == m_every.attribution == names.ATTRIBUTION_SHARED
+    # Unsplit on request: each books the whole counter, and says so.
+    whole = NvmlMeter(cuda_indices=(0,), share_across_processes=False)
+    with whole.window() as w:
+        fake.energy_mj[0] += 3_000
+    assert (w.measurement.gpu_j, w.measurement.attribution) == (
+        pytest.approx(3.0), names.ATTRIBUTION_UNSPLIT)
+    assert any("booked whole" in warning for warning in w.measurement.warnings)
 
 
 def test_codecarbon_reading_counters_says_its_figure_is_unsplit(

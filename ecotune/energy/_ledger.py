@@ -91,7 +91,12 @@ class GpuLedger:
     def __init__(self, uuid: str, folder: Path | None = None) -> None:
         if fcntl is None:  # pragma: no cover
             raise OSError("no flock on this platform: GPU ledgers need it")
+        default = folder is None and not os.environ.get(LEDGER_DIR_ENV)
         folder = Path(folder) if folder is not None else ledger_dir()
+        if default:  # the per-user directory in the shared /tmp: this user's alone
+            folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if hasattr(os, "getuid") and folder.parent.stat().st_uid != os.getuid():
+                raise OSError(f"{folder.parent} belongs to another user")
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = folder / (re.sub(r"[^0-9A-Za-z_.-]", "_", uuid) + ".json")
         self.participant = f"{os.getpid()}-{id(self):x}"
@@ -115,6 +120,12 @@ class GpuLedger:
                 file.flush()
             finally:
                 fcntl.flock(file, fcntl.LOCK_UN)
+
+    def leave(self) -> None:
+        """Leave without a settlement (the counter could not be read): the advance since
+        the last settlement goes to the others at the next one."""
+        with self._locked() as state:
+            state["participants"].pop(self.participant, None)
 
     def settle(self, read_j: Callable[[], float], windows: int) -> Settlement:
         """Split the counter's advance since the last settlement among the participants by

@@ -473,7 +473,19 @@ class NvmlMeter(Meter):
             self._stop_event.set()
             self._sampler.join()
             self._sampler = None
-        return self._read(0)  # 0: this meter leaves the GPUs' ledgers
+        try:
+            return self._read(0)  # 0: this meter leaves the GPUs' ledgers
+        except BaseException:
+            self._leave_ledgers()  # no share of the others' work once this window is gone
+            raise
+
+    def _leave_ledgers(self) -> None:
+        for ledger in self._ledgers:
+            if ledger is not None:
+                try:
+                    ledger.leave()
+                except OSError:
+                    pass
 
     def _lap(self, exact: bool = False) -> Measurement:
         """The open window so far (a plain read); the window stays open."""
