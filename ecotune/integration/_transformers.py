@@ -40,6 +40,12 @@ class HFEnergyCallback(TrainerCallback):
             Trainer passes to its own ``train(trial=...)``.
         metric: the evaluation metric to report, higher is better, as the Trainer logs
             it (``"eval_accuracy"`` for a ``compute_metrics`` returning ``accuracy``).
+        inference_sample: validation inputs (one batch tensor, the model's first
+            argument): after training, :meth:`~ecotune.MeasurementWindow.record_model`
+            runs on them (the hardware-model estimates; measured too with
+            ``measure_inference=True``), in a window of its own.
+        measure_inference: measure the trained model's inference energy on
+            ``inference_sample`` (the ``inference_energy_measured_j`` objective).
         **measure_options: passed to :func:`ecotune.measure` (``meter``, ``country``,
             ...). ``epochs`` (the planned evaluations) defaults to what the training
             arguments plan: the epochs with ``eval_strategy="epoch"``, the steps over
@@ -54,15 +60,21 @@ class HFEnergyCallback(TrainerCallback):
     """
 
     def __init__(self, trial: optuna.trial.BaseTrial | None = None,
-                 metric: str = "eval_accuracy", **measure_options: Any) -> None:
+                 metric: str = "eval_accuracy", *, inference_sample: Any = None,
+                 measure_inference: bool = False, **measure_options: Any) -> None:
         import optuna
 
         if trial is not None and not isinstance(trial, optuna.trial.BaseTrial):
             raise TypeError(f"HFEnergyCallback: trial must be an Optuna trial or None "
                             f"(inside trainer.hyperparameter_search); got "
                             f"{type(trial).__name__}")
+        if measure_inference and inference_sample is None:
+            raise ValueError("HFEnergyCallback: measure_inference=True needs an "
+                             "inference_sample (one batch of validation inputs)")
         self.trial = trial
         self.metric = metric
+        self.inference_sample = inference_sample
+        self.measure_inference = measure_inference
         self.measure_options = measure_options
         self.window: MeasurementWindow | None = None
         self._stack: contextlib.ExitStack | None = None
@@ -107,8 +119,12 @@ class HFEnergyCallback(TrainerCallback):
         if window.should_stop():
             control.should_training_stop = True
 
-    def on_train_end(self, args, state, control, **kwargs) -> None:
+    def on_train_end(self, args, state, control, model=None, **kwargs) -> None:
+        was_open = self._stack is not None
         self._close(None)
+        if was_open and self.inference_sample is not None and model is not None:
+            self.window.record_model(model, self.inference_sample,
+                                     measure_inference=self.measure_inference)
 
     # -- helpers ----------------------------------------------------------------------
 

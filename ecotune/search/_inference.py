@@ -32,7 +32,7 @@ __all__ = ["INFERENCE_BATCHES", "INFERENCE_MAX_S", "measure_inference_energy", "
 INFERENCE_BATCHES = 20
 #: Seconds after which it stops starting batches. With the defaults the measurement stays
 #: under 5 % of a quickstart trial (docs/api.md: measured inference energy).
-INFERENCE_MAX_S = 0.1
+INFERENCE_MAX_S = 0.05
 
 
 def check_fits(model: nn.Module, sample_inputs: torch.Tensor) -> None:
