@@ -134,7 +134,8 @@ def test_hyperparameter_search_reports_each_evaluation_and_a_budget_stops_one(
 
     # 1 J per evaluation for the small model, 3 J for the wide one; 3 planned, 5 allowed.
     meter = StepMeter()
-    callback = HFEnergyCallback(metric="eval_accuracy", meter=meter)
+    callback = HFEnergyCallback(metric="eval_accuracy", meter=meter,
+                                inference_sample=hf.x_val[:32], measure_inference=True)
 
     def model_init(trial):
         hidden = 16 if trial is None else trial.suggest_categorical("hidden", [16, 64])
@@ -161,6 +162,9 @@ def test_hyperparameter_search_reports_each_evaluation_and_a_budget_stops_one(
         assert trial.user_attrs["energy_meter"] == "step"
         assert trial.user_attrs["energy_is_estimate"] is True
         assert trial.user_attrs["training"]["device"]["type"] == "cpu"
+        inference = trial.user_attrs["inference"]  # after training, in its own window
+        assert inference["asic_pj"] > 0 and inference["measured"]["meter"] == "step"
+        assert inference["measured"]["batch_size"] == 32
     curve = small.user_attrs["training"]["learning_curve"]
     assert [p["epoch"] for p in curve] == [1, 2, 3]
     assert [p["energy_j"] for p in curve] == [1.0, 2.0, 3.0]
@@ -206,6 +210,8 @@ def test_bad_input_is_one_line_and_stores_nothing_wrong(hf, tmp_path: Path) -> N
 
     with pytest.raises(TypeError, match="must be an Optuna trial"):
         HFEnergyCallback({"lr": 0.1})
+    with pytest.raises(ValueError, match="needs an inference_sample"):
+        HFEnergyCallback(measure_inference=True)
     # Outside any trial: refused when training starts, before anything is measured.
     trainer = hf.transformers.Trainer(
         model=hf.model(), args=hf.arguments(tmp_path, epochs=1), train_dataset=hf.train,
