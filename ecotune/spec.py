@@ -506,10 +506,10 @@ class StudySpec(_Strict):
                              f"(got {list(self.study.objectives)})")
         if self.energy.inference != "measured":
             if "inference_energy_measured_j" in self.study.objectives:
-                raise ValueError('the objective inference_energy_measured_j needs [energy] '
+                raise ValueError('the objective inference_energy_measured_j needs energy.'
                                  'inference = "measured"')
             if self.budgets.inference_energy_measured_j is not None:
-                raise ValueError('budgets.inference_energy_measured_j needs [energy] '
+                raise ValueError('budgets.inference_energy_measured_j needs energy.'
                                  'inference = "measured"')
         if self.study.sampler.name == "grid":
             if not self.search_space:
