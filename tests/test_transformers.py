@@ -181,6 +181,42 @@ def test_hyperparameter_search_reports_each_evaluation_and_a_budget_stops_one(
     assert [b.run_id for b in best] == [str(small.number)]  # the wide one is infeasible
 
 
+def test_a_trial_predicted_dominated_stops_and_ends_pruned(hf, tmp_path: Path) -> None:
+    from ecotune.integration import HFEnergyCallback
+
+    # The first trial reaches 0.9 for 3 J; the second reads 0.5 at 3 J per evaluation:
+    # predicted to end at 0.5 for 9 J, dominated, it stops after its first evaluation.
+    meter, level = StepMeter(), {}
+    callback = HFEnergyCallback(metric="eval_accuracy", meter=meter)
+
+    def model_init(trial):
+        hidden = 16 if trial is None else trial.suggest_categorical("hidden", [16, 64])
+        meter.step_j, level["accuracy"] = (1.0, 0.9) if hidden == 16 else (3.0, 0.5)
+        return hf.model(hidden)
+
+    trainer = hf.transformers.Trainer(
+        model_init=model_init, args=hf.arguments(tmp_path), train_dataset=hf.train,
+        eval_dataset=hf.val, compute_metrics=lambda prediction: dict(level),
+        callbacks=[callback])
+    study, storage = _ecotune_study(tmp_path, early_stopping={"enabled": True,
+                                                              "min_epochs": 1})
+    study.enqueue_trial({"hidden": 16})
+    study.enqueue_trial({"hidden": 64})
+    trainer.hyperparameter_search(
+        backend="optuna", direction=["maximize", "minimize"], n_trials=2,
+        hp_space=lambda trial: {},
+        compute_objective=lambda metrics: (metrics["eval_accuracy"], metrics["energy_j"]),
+        storage=storage, study_name="hf", load_if_exists=True)
+
+    first, second = optuna.load_study(study_name="hf", storage=storage).trials
+    assert first.state == optuna.trial.TrialState.COMPLETE and first.values == [0.9, 3.0]
+    assert second.state == optuna.trial.TrialState.PRUNED
+    training = second.user_attrs["training"]
+    assert training["stop_reason"] == "energy_aware_stop"
+    assert [p["energy_j"] for p in training["learning_curve"]] == [3.0]
+    assert second.user_attrs["early_stopping"]["stopped_at_epoch"] == 1
+
+
 def test_a_plain_objective_that_builds_a_trainer(hf, tmp_path: Path) -> None:
     from ecotune.integration import HFEnergyCallback
 

@@ -30,7 +30,9 @@ class HFEnergyCallback(TrainerCallback):
     ``metric`` as its accuracy; the energy so far is added to the evaluation's metrics as
     ``energy_j``, so ``compute_objective`` can return it. When the study's rules
     (energy-aware early stopping, the trial energy budget) say stop, the Trainer stops
-    after that evaluation (``control.should_training_stop``). After ``train``,
+    after that evaluation (``control.should_training_stop``); a trial energy-aware early
+    stopping or successive halving stopped then ends pruned (``optuna.TrialPruned`` from
+    ``train``) where the study's ``on_stop`` is ``"prune"`` (the default). After ``train``,
     ``callback.window`` holds the figures and the curve; the trial has the attributes
     every ecotune trial has.
 
@@ -120,11 +122,21 @@ class HFEnergyCallback(TrainerCallback):
             control.should_training_stop = True
 
     def on_train_end(self, args, state, control, model=None, **kwargs) -> None:
-        was_open = self._stack is not None
+        if self._stack is None:
+            return
         self._close(None)
-        if was_open and self.inference_sample is not None and model is not None:
-            self.window.record_model(model, self.inference_sample,
-                                     measure_inference=self.measure_inference)
+        window = self.window
+        if self.inference_sample is not None and model is not None:
+            window.record_model(model, self.inference_sample,
+                                measure_inference=self.measure_inference)
+        if window.stop_reason in (names.STOP_ENERGY_AWARE, names.STOP_SUCCESSIVE_HALVING) \
+                and window.rules.early_stopping.on_stop == "prune":
+            import optuna
+
+            # As the built-in trainer does: the study's [early_stopping] on_stop says a
+            # stopped trial ends pruned (a budget stop ends complete and infeasible).
+            raise optuna.TrialPruned(f"{window.stop_reason} after evaluation "
+                                     f"{len(window.curve)}")
 
     # -- helpers ----------------------------------------------------------------------
 
