@@ -261,7 +261,8 @@ class MeasurementWindow:
         or, once :meth:`record_model` has run, its inference-energy budget). True without
         a study, and where an objective is one the window does not know (the window knows
         ``accuracy``, ``energy_j``, ``duration_s``, after the block ``co2_g``, after
-        :meth:`record_model` ``inference_energy``). Inside the block the energy so far is
+        :meth:`record_model` ``inference_energy``, and ``inference_energy_measured_j``
+        once measured). Inside the block the energy so far is
         a meter reading (:meth:`energy_so_far_j`). One storage read per call, of the
         trials finished since the last (:func:`ecotune.rules.study_front`).
         """
@@ -620,7 +621,7 @@ def _warn_if_objectives_swapped(trial: optuna.trial.BaseTrial) -> None:
     # The energy at the last report is as right (a Trainer's search returns the values of
     # its last evaluation: HFEnergyCallback); swapped objectives match neither.
     curve = (previous.user_attrs.get(names.ATTR_TRAINING) or {}).get("learning_curve") or []
-    candidates = [recorded] + [curve[-1]["energy_j"]] if curve else [recorded]
+    candidates = [recorded, curve[-1]["energy_j"]] if curve else [recorded]
     if not any(math.isclose(returned, c, rel_tol=1e-6, abs_tol=1e-9) for c in candidates):
         _warned_studies.add(key)
         warnings.warn(
