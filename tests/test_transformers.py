@@ -275,3 +275,30 @@ def test_bad_input_is_one_line_and_stores_nothing_wrong(hf, tmp_path: Path) -> N
     assert trial.state == optuna.trial.TrialState.FAIL
     assert "eval_f1" in trial.user_attrs["fail_reason"]
     assert "learning_curve" not in trial.user_attrs.get("training", {})
+
+
+def test_a_training_that_raises_leaves_no_window_open_on_the_meter(hf, tmp_path) -> None:
+    from ecotune.integration import HFEnergyCallback
+
+    meter = StepMeter()  # one meter: a window left open would share its readings
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        def metrics(prediction):
+            if trial.number == 0:
+                raise ValueError("compute_metrics failed")
+            return hf.accuracy(prediction)
+
+        callback = HFEnergyCallback(trial, metric="eval_accuracy", meter=meter)
+        hf.transformers.Trainer(
+            model=hf.model(), args=hf.arguments(tmp_path, epochs=1),
+            train_dataset=hf.train, eval_dataset=hf.val, compute_metrics=metrics,
+            callbacks=[callback]).train()
+        return callback.window.accuracy, callback.window.energy_j
+
+    study, _ = _ecotune_study(tmp_path)
+    study.optimize(objective, n_trials=2, catch=(ValueError,))
+    failed, second = study.trials
+    assert failed.state == optuna.trial.TrialState.FAIL
+    assert second.state == optuna.trial.TrialState.COMPLETE
+    assert second.user_attrs["energy_attribution"] == "exclusive"
+    assert second.user_attrs["energy_j"] == 1.0

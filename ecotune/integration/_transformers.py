@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = ["HFEnergyCallback"]
+
+# The callback whose window is open in this thread. The Trainer has no event for an error
+# in train(): a window it left open is closed when the thread's next training starts, so
+# it does not stay open on the shared meter (where it would take a share of every later
+# window's readings).
+_open_here = threading.local()
 
 
 class HFEnergyCallback(TrainerCallback):
@@ -94,10 +101,13 @@ class HFEnergyCallback(TrainerCallback):
         options = dict(self.measure_options)
         options.setdefault("epochs", planned)
         options.setdefault("device", str(args.device))
-        self._close(None)  # a window a raising train() left open (no event closes it)
+        left = getattr(_open_here, "callback", None)
+        if left is not None:
+            left._abandon()
         self._last_step = None
         self._stack = contextlib.ExitStack()
         self.window = self._stack.enter_context(measure(trial, **options))
+        _open_here.callback = self
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs) -> None:
         window = self.window
@@ -140,10 +150,19 @@ class HFEnergyCallback(TrainerCallback):
 
     # -- helpers ----------------------------------------------------------------------
 
+    def _abandon(self) -> None:
+        """Close a window a raising ``train()`` left open; its trial has finished (failed),
+        so what cannot be recorded on it any more is dropped."""
+        with contextlib.suppress(Exception):
+            self._close(RuntimeError("training raised before on_train_end"))
+        self._stack = None
+
     def _close(self, error: BaseException | None) -> None:
         if self._stack is None:
             return
         stack, self._stack = self._stack, None
+        if getattr(_open_here, "callback", None) is self:
+            _open_here.callback = None
         if error is None:
             stack.close()
         else:
