@@ -12,7 +12,7 @@ from __future__ import annotations
 __all__ = [
     "SAMPLERS", "DATASETS", "MODELS", "METERS", "METER_BACKENDS", "OPTIMIZERS",
     "BUDGET_SCHEDULES", "EARLY_STOPPING_ACTIONS", "EARLY_STOPPING_METHODS", "DEVICE_PATTERN",
-    "LOW_PRECISION_DTYPES", "ENERGY_GPUS", "TEST_EVALUATIONS",
+    "LOW_PRECISION_DTYPES", "ENERGY_GPUS", "TEST_EVALUATIONS", "INFERENCE_MODES",
     "STOP_REASONS", "STOP_COMPLETED", "STOP_PATIENCE", "STOP_ENERGY_AWARE",
     "STOP_SUCCESSIVE_HALVING", "STOP_TRIAL_BUDGET",
     "ATTR_ENERGY", "ATTR_CPU_ENERGY", "ATTR_GPU_ENERGY", "ATTR_RAM_ENERGY", "ATTR_DURATION",
@@ -24,6 +24,7 @@ __all__ = [
     "ATTR_EVALUATION_ENERGY", "ATTR_STOP", "ATTR_REPLAY_STOPPED",
     "STUDY_ATTR_SPEC", "STUDY_ATTR_OBJECTIVES", "STUDY_ATTR_RULES",
     "CONSTRAINT_TRIAL_ENERGY", "CONSTRAINT_INFERENCE_ENERGY",
+    "CONSTRAINT_INFERENCE_ENERGY_MEASURED",
     "check_implements",
 ]
 
@@ -51,6 +52,9 @@ ENERGY_GPUS = ("used", "visible")
 #: Which trials pay for a test-split evaluation (``[training] test_evaluation``): those on
 #: the feasible front when they finish, every trial that trains to the end, or none.
 TEST_EVALUATIONS = ("front", "all", "none")
+#: A trained model's inference energy (``[energy] inference``): the hardware models'
+#: ``estimate`` only, or also ``measured`` on the trial's device with its meter.
+INFERENCE_MODES = ("estimate", "measured")
 
 # Why a trial's training ended before its planned epochs (``StopTraining``'s reason, the
 # ``stop_reason`` of the ``training`` attribute), or that it did not.
@@ -136,6 +140,8 @@ STUDY_ATTR_RULES = "ecotune.rules"
 # Constraint names (Optuna's ``trial.set_constraint``: feasible when <= 0).
 CONSTRAINT_TRIAL_ENERGY = "trial_energy_j"
 CONSTRAINT_INFERENCE_ENERGY = "inference_energy_pj"
+#: Measured inference energy per sample over its budget, joules.
+CONSTRAINT_INFERENCE_ENERGY_MEASURED = "inference_energy_measured_j"
 
 
 def check_implements(what: str, names: tuple[str, ...], implemented: object) -> None:

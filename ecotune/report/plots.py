@@ -21,7 +21,7 @@ __all__ = ["ParetoPlotData", "pareto_plot_data", "pareto_figure", "energy_label"
            "parameter_effects_figure"]
 
 _UNITS = {"energy_j": "J", "duration_s": "s", "co2_g": "g CO2-eq", "accuracy": "0-1",
-          "inference_energy": "pJ"}
+          "inference_energy": "pJ", "inference_energy_measured_j": "J"}
 #: An energy axis is drawn on a log scale when its values span more than this factor.
 LOG_SPAN = 30.0
 # Colours of the front's trials in the learning curves (Plotly's default sequence).

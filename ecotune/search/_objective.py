@@ -91,7 +91,8 @@ class BuiltinObjective:
             result = train(data, config, seed=spec.training.seed, on_epoch=m, test=False)
             m.summary.update(_training_summary(result))
         # Outside the window: estimating inference energy is not training energy.
-        m.record_model(result.model, _inference_sample(result, data))
+        m.record_model(result.model, _inference_sample(result, data),
+                       measure_inference=spec.energy.inference == "measured")
         if m.stop_reason in (STOP_ENERGY_AWARE, STOP_SUCCESSIVE_HALVING) \
                 and spec.early_stopping.on_stop == "prune":
             raise optuna.TrialPruned(
@@ -109,6 +110,7 @@ class BuiltinObjective:
             "duration_s": m.duration_s,
             "co2_g": m.co2_g,
             "inference_energy": m.inference["asic_pj"] if m.inference else None,
+            "inference_energy_measured_j": m.inference_energy_measured_j,
         }
         return tuple(float(values[name]) for name in spec.study.objectives)
 
