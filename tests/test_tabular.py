@@ -78,6 +78,7 @@ def test_an_interrupted_recording_resumes_where_it_stopped(recorded):
     # first session trained 3 curves (6 configurations), the second the last one.
     assert (session.planned, session.already, len(session.trials), session.derived) == (
         8, 6, 1, 1)
+    assert session.in_table == 8
     text = path.read_text()
     assert text.startswith(first_text)  # the first session's rows are kept as written
     table = read_table(path)

@@ -85,6 +85,7 @@ class RecordSession:
     trials: list[optuna.trial.FrozenTrial] = field(default_factory=list)  # trained now
     derived: int = 0  # configurations recorded now from a trained run's prefix
     wall_s: float = 0.0
+    in_table: int = 0  # configurations in the table when the session ended (all recorders)
 
     @property
     def recorded(self) -> int:
@@ -411,6 +412,7 @@ def record_table(spec: StudySpec | Mapping[str, Any] | str | os.PathLike,
         if on_trial is not None:
             on_trial(trial, session.already + session.recorded, session.planned)
     session.wall_s = time.perf_counter() - started
+    session.in_table = len(read_table(path).configs) if path.exists() else 0
     if session.trials:
         write_rows(path, names, [], notes=[
             f"session: {_now()}, {session.recorded} configuration(s) recorded "
