@@ -21,6 +21,7 @@ _EXPORTS = {
     "TrainingPlan": "ecotune.search._measure",
     "measure": "ecotune.search._measure",
     "BuiltinObjective": "ecotune.search._objective",
+    "train_config": "ecotune.search._objective",
     "suggest_knobs": "ecotune.search._knobs",
     "planned_trials": "ecotune.search._runner",
     "optimize": "ecotune.search._runner",
@@ -45,6 +46,7 @@ __all__ = [
     "run",
     "start_workers",
     "suggest_knobs",
+    "train_config",
 ]
 
 if TYPE_CHECKING:
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
         TrainingPlan,
         measure,
     )
-    from ecotune.search._objective import BuiltinObjective
+    from ecotune.search._objective import BuiltinObjective, train_config
     from ecotune.search._runner import optimize, planned_trials, run, start_workers
     from ecotune.search._study import StudyMismatchError, create_study, prepare
 
