@@ -129,17 +129,28 @@ def _print_front(study: optuna.Study, console: Console) -> None:
     from ecotune.report import pareto_front
     from ecotune.report.plots import energy_label
 
+    from ecotune.report.noise import confirmed_count, interval_cell
+
     front = pareto_front(study)
     names = objective_names(study)  # objective_0, ... for a study without metric names
+    noise = ""
+    intervals = [n for n in names if f"{n}_ci_low" in front.columns]
+    if "measurements" in front.columns:
+        confirmed, overlapping = confirmed_count(front)
+        noise = (f"; {confirmed} of {len(front)} confirmed by repeats, {overlapping} "
+                 "with overlapping intervals")
     table = Table(title=f"Pareto front of {study.study_name} ({len(front)} trial(s); "
-                        f"energy: {energy_label(front)})")
+                        f"energy: {energy_label(front)}{noise})")
     params = [c for c in front.columns if c.startswith("params_")]
     extra = [c for c in ("test_accuracy",) if c in front.columns]
     columns = ["trial", *[n for n in names if n in front.columns], *params, *extra]
     for column in columns:
         table.add_column(column.removeprefix("params_"), justify="right")
+    for name in intervals:
+        table.add_column(f"{name} mean [95 % interval]", justify="right")
     for _, row in front.iterrows():
-        table.add_row(*(_cell(row[c]) for c in columns))
+        table.add_row(*(_cell(row[c]) for c in columns),
+                      *(interval_cell(row, name) for name in intervals))
     _print_unclipped(table, console)
 
 
