@@ -36,7 +36,7 @@ _EXPORTS = {
     "create_study": "ecotune.search",
     "measure": "ecotune.search",
     "run": "ecotune.search",
-    "confirm": "ecotune.confirm",
+    "confirm": "ecotune.noise",
     "pareto_front": "ecotune.report",
     "write_report": "ecotune.report",
 }
@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from ecotune.confirm import confirm
+    from ecotune.noise import confirm
     from ecotune.report import pareto_front, write_report
     from ecotune.search import (
         EnergyOptions,

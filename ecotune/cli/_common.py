@@ -127,9 +127,8 @@ def _print_front(study: optuna.Study, console: Console) -> None:
 
     from ecotune.pareto import objective_names
     from ecotune.report import pareto_front
-    from ecotune.report.plots import energy_label
-
     from ecotune.report.noise import confirmed_count, interval_cell
+    from ecotune.report.plots import energy_label
 
     front = pareto_front(study)
     names = objective_names(study)  # objective_0, ... for a study without metric names
@@ -137,10 +136,11 @@ def _print_front(study: optuna.Study, console: Console) -> None:
     intervals = [n for n in names if f"{n}_ci_low" in front.columns]
     if "measurements" in front.columns:
         confirmed, overlapping = confirmed_count(front)
-        noise = (f"; {confirmed} of {len(front)} confirmed by repeats, {overlapping} "
-                 "with overlapping intervals")
+        noise = (f"front: {confirmed} of {len(front)} point(s) confirmed by repeats (on "
+                 f"the front of the means, interval clear of the others); {overlapping} "
+                 "with overlapping intervals (*: the meter cannot order them)")
     table = Table(title=f"Pareto front of {study.study_name} ({len(front)} trial(s); "
-                        f"energy: {energy_label(front)}{noise})")
+                        f"energy: {energy_label(front)})")
     params = [c for c in front.columns if c.startswith("params_")]
     extra = [c for c in ("test_accuracy",) if c in front.columns]
     columns = ["trial", *[n for n in names if n in front.columns], *params, *extra]
@@ -152,6 +152,8 @@ def _print_front(study: optuna.Study, console: Console) -> None:
         table.add_row(*(_cell(row[c]) for c in columns),
                       *(interval_cell(row, name) for name in intervals))
     _print_unclipped(table, console)
+    if noise:
+        console.print(noise, highlight=False, soft_wrap=True)
 
 
 def _print_unclipped(renderable: object, console: Console) -> None:

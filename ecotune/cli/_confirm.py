@@ -40,7 +40,7 @@ class ConfirmCommand(Command):
         if args.noise_windows < 2:
             raise BadInput(f"--noise-windows must be >= 2 (got {args.noise_windows})")
         study = _load_study(args, self.console)
-        from ecotune.confirm import ConfirmError, confirm
+        from ecotune.noise import ConfirmError, confirm
 
         console = self.console
 

@@ -73,7 +73,7 @@ class MetersCommand(Command):
 
 def _noise(name: str, windows: int) -> str:
     """Backend ``name``'s variation over identical windows of the fixed workload."""
-    from ecotune.confirm import meter_noise
+    from ecotune.noise import meter_noise
 
     n = meter_noise(name, windows)
     return (f"{n.energy_cv:.2%} / {n.duration_cv:.2%} (mean {n.mean_energy_j:.3g} J, "

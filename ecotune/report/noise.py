@@ -1,5 +1,5 @@
 """The front with its measurement noise: mean and interval columns from the repeats
-``ecotune confirm`` stored (:mod:`ecotune.confirm`), the front of the means, the front
+``ecotune confirm`` stored (:mod:`ecotune.noise`), the front of the means, the front
 points whose intervals overlap (the meter cannot order them), and the plot's error bars.
 
 Columns (only on studies with repeats), for each repeated figure F (``energy_j``,
@@ -17,14 +17,15 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from ecotune.confirm import MEASURED, Interval, intervals_of, stored_repeats
+from ecotune.noise import MEASURED, Interval, intervals_of, stored_repeats
 from ecotune.pareto import non_dominated
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 __all__ = ["add_noise_columns", "has_repeats", "mean_values", "confirmed_mask",
-           "overlapping", "confirmed_count", "interval_cell", "add_interval_traces", "OVERLAP_COLOR"]
+           "overlapping", "confirmed_count", "interval_cell", "add_interval_traces",
+           "OVERLAP_COLOR"]
 
 #: The ring drawn around front points whose intervals overlap another's.
 OVERLAP_COLOR = "#d1242f"

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ecotune.confirm._stats import INTERVAL_RULE, Interval, t_interval
 from ecotune.names import (
     ATTR_DURATION,
     ATTR_ENERGY,
@@ -20,6 +19,7 @@ from ecotune.names import (
     ATTR_METER,
     STUDY_ATTR_REPEATS_PREFIX,
 )
+from ecotune.noise._stats import INTERVAL_RULE, Interval, t_interval
 
 if TYPE_CHECKING:
     import optuna

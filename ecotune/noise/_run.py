@@ -1,6 +1,6 @@
 """``confirm(study, repeats=K)``: re-run chosen trials of a built-in-trainer study K times
 with the same knobs and training seed, through the same trainer and meter, and store each
-repeat beside the trial it repeats (:mod:`ecotune.confirm._stored`)."""
+repeat beside the trial it repeats (:mod:`ecotune.noise._stored`)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ from typing import Any
 
 import optuna
 
-from ecotune.confirm._candidates import candidate_trials, complete_trials
-from ecotune.confirm._noise import DEFAULT_WINDOWS, MeterNoise, meter_noise
-from ecotune.confirm._stored import store_repeats, stored_repeats
 from ecotune.energy import Meter, get_meter
 from ecotune.names import (
     ATTR_TRAINING,
@@ -25,6 +22,9 @@ from ecotune.names import (
     STUDY_ATTR_METER_NOISE,
     STUDY_ATTR_SPEC,
 )
+from ecotune.noise._candidates import candidate_trials, complete_trials
+from ecotune.noise._noise import DEFAULT_WINDOWS, MeterNoise, meter_noise
+from ecotune.noise._stored import store_repeats, stored_repeats
 from ecotune.spec import StudySpec
 
 __all__ = ["confirm", "ConfirmResult", "ConfirmError", "NotConfirmable", "study_noise",
@@ -77,7 +77,7 @@ def confirm(study: optuna.Study, repeats: int = 3, candidates: str = "front",
         meter: a meter to measure with instead of the study file's ``[energy] meter``.
         noise: the meter's noise for ``"near-front"``; default the one stored in the
             study by an earlier confirm, else measured now (``noise_windows`` windows of
-            :func:`~ecotune.confirm.fixed_workload`, about 0.2 s each) and stored.
+            :func:`~ecotune.noise.fixed_workload`, about 0.2 s each) and stored.
 
     The trials' values stay as Optuna stored them; repeats create no trial.
 
@@ -155,7 +155,7 @@ def _meter_of(spec: StudySpec) -> Meter:
 def study_noise(study: optuna.Study, label: str, meter: Meter,
                 windows: int = DEFAULT_WINDOWS) -> MeterNoise:
     """The noise of ``meter`` stored in ``study`` under ``label``, else measured now
-    (:func:`~ecotune.confirm.meter_noise`) and stored there."""
+    (:func:`~ecotune.noise.meter_noise`) and stored there."""
     stored = study.user_attrs.get(STUDY_ATTR_METER_NOISE) or {}
     if isinstance(stored.get(label), dict):
         return MeterNoise.from_attr(stored[label])

@@ -7,7 +7,7 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
-from ecotune.confirm._stats import t_interval
+from ecotune.noise._stats import t_interval
 
 if TYPE_CHECKING:
     from ecotune.energy import Meter
