@@ -4,6 +4,7 @@ deviation and interval is known exactly; real training (digits, a tiny MLP), rea
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from ecotune.noise import (
     stored_repeats,
     t_interval,
 )
-from ecotune.report import pareto_figure, pareto_front, pareto_plot_data
+from ecotune.report import pareto_figure, pareto_front, pareto_plot_data, write_report
 from ecotune.search import _measure, _objective
 from ecotune.spec import load_spec
 from tests.conftest import run_cli, tiny_spec
@@ -148,6 +149,12 @@ def test_only_overlapping_front_points_are_flagged_and_drawn() -> None:
     assert sorted(ringed.x) == [9.0, 10.0]
     plain = pareto_figure(pareto_plot_data(study))
     assert not any("cannot order" in (t.name or "") for t in plain.data)
+
+    paths = write_report(study2, Path("rep"), png=False)
+    page = paths["index"].read_text()
+    assert "energy_j mean [95 % interval]" in page and "(n=3) *" in page
+    front_json = json.loads(paths["json"].read_text())["front"]
+    assert [row["energy_j_mean"] for row in front_json] == [10.0, 9.0]
 
 
 def test_near_front_adds_the_trials_the_meters_noise_could_put_on_the_front() -> None:
