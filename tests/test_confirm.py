@@ -259,3 +259,13 @@ def _toml(tmp_path: Path) -> Path:
     path = tmp_path / "cli.toml"
     path.write_text(tiny_study_toml("cli", training=("epochs = 1", 'test_evaluation = "none"')))
     return path
+
+
+def test_meters_noise_prints_each_available_meters_variation(tmp_path: Path) -> None:
+    done = run_cli("meters", "--noise", "--windows", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "noise: cv of energy / duration (2 windows)" in done.stdout
+    row = next(line for line in done.stdout.splitlines() if line.startswith("│ cputime"))
+    assert "%" in row and "estimate" in done.stdout
+    bad = run_cli("meters", "--noise", "--windows", "1", cwd=tmp_path)
+    assert bad.returncode == 2 and "--windows must be >= 2" in bad.stderr
