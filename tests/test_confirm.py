@@ -249,7 +249,7 @@ def test_confirm_command_prints_repeats_cost_and_confirmed_count(tmp_path: Path)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "repeat 2/2" in out and "(estimate, cputime)" in out
-    assert "the study's trials took" in out
+    assert "the study's trials' training took" in out
     assert "point(s) confirmed by repeats" in out and "mean [95 % interval]" in out
 
 

@@ -66,7 +66,8 @@ class ConfirmCommand(Command):
             f"({args.candidates}): {result.repeats_run} repeat(s) run now, "
             f"{result.repeats_kept} already stored; the repeats run now took "
             f"{result.energy_j:.4g} J and {result.duration_s:.3g} s of training "
-            f"({result.meter}); the study's trials took {spent_j:.4g} J and {spent_s:.3g} s",
+            f"({result.meter}); the study's trials' training took {spent_j:.4g} J and "
+            f"{spent_s:.3g} s",
             highlight=False, soft_wrap=True)
         if result.accuracy_differs:
             console.print(f"[yellow]note:[/] trial(s) {result.accuracy_differs} reached "
