@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -241,16 +246,40 @@ def test_bad_input_exits_2_with_one_line_and_stores_nothing(tmp_path: Path) -> N
         ecotune.confirm(empty, repeats=0)
 
 
-def test_confirm_command_prints_repeats_cost_and_confirmed_count(tmp_path: Path) -> None:
+def test_confirm_command_continues_after_ctrl_c_and_prints_what_it_cost(
+        tmp_path: Path) -> None:
     run = run_cli("run", "--no-report", "--storage", "sqlite:///cli.db", "--n-trials", "2",
                   str(_toml(tmp_path)), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    done = run_cli("confirm", "--storage", "sqlite:///cli.db", "--repeats", "2", cwd=tmp_path)
+    command = [sys.executable, "-m", "ecotune", "confirm", "--storage", "sqlite:///cli.db",
+               "--repeats", "3", "--candidates", "all"]
+    first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while _stored_repeat_keys(tmp_path / "cli.db") == 0:  # wait for a stored repeat
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 130 and "run the same confirm again" in err, err
+
+    done = run_cli(*command[3:], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "repeat 2/2" in out and "(estimate, cputime)" in out
+    kept = int(re.search(r"(\d+) already stored", out).group(1))
+    assert kept >= 1 and f"{6 - kept} repeat(s) run now" in out
+    assert "repeat 3/3" in out and "(estimate, cputime)" in out
     assert "the study's trials' training took" in out
     assert "point(s) confirmed by repeats" in out and "mean [95 % interval]" in out
+    study = optuna.load_study(study_name="cli", storage="sqlite:///cli.db")
+    assert [len(r["repeats"]) for r in stored_repeats(study).values()] == [3, 3]
+    assert len(study.trials) == 2
+
+
+def _stored_repeat_keys(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("select count(*) from study_user_attributes "
+                            "where key like 'ecotune.repeats.%'").fetchone()[0]
 
 
 def _toml(tmp_path: Path) -> Path:

@@ -47,14 +47,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     commands = {command.name: command(console) for command in COMMANDS}
     args = _parser(commands.values()).parse_args(argv)  # exits with status 2 if bad
+    command = commands[args.command]
     try:
-        return commands[args.command].take_action(args)
+        return command.take_action(args)
     except BadInput as err:
         Console(stderr=True).print(f"[bold red]ecotune: error:[/] {err}", highlight=False,
                                    soft_wrap=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        Console(stderr=True).print("ecotune: interrupted; the running trial (if any) ended as "
-                                   "failed, finished trials are kept", highlight=False,
+        Console(stderr=True).print(f"ecotune: {command.interrupted}", highlight=False,
                                    soft_wrap=True)
         return EXIT_INTERRUPTED

@@ -43,6 +43,9 @@ class Command:
     #: The command's name and its line in ``ecotune --help``.
     name = ""
     help = ""
+    #: What Ctrl-C (or SIGTERM) left behind, said in one line after ``ecotune: ``.
+    interrupted = ("interrupted; the running trial (if any) ended as failed, finished "
+                   "trials are kept")
 
     def __init__(self, console: Console) -> None:
         self.console = console

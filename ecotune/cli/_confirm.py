@@ -14,6 +14,8 @@ from ecotune.names import ATTR_DURATION, ATTR_ENERGY, CONFIRM_CANDIDATES
 class ConfirmCommand(Command):
     name = "confirm"
     help = "re-run a study's front K times to put intervals on its energy"
+    interrupted = ("interrupted; every repeat that finished is stored (the one running is "
+                   "not): run the same confirm again to continue")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--storage", help=STORAGE_HELP)
