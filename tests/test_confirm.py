@@ -296,5 +296,6 @@ def test_meters_noise_prints_each_available_meters_variation(tmp_path: Path) -> 
     assert "noise: cv of energy / duration (2 windows)" in done.stdout
     row = next(line for line in done.stdout.splitlines() if line.startswith("│ cputime"))
     assert "%" in row and "estimate" in done.stdout
+    assert "noise (cv of energy / duration):" in done.stdout  # auto's, the default meter
     bad = run_cli("meters", "--noise", "--windows", "1", cwd=tmp_path)
     assert bad.returncode == 2 and "--windows must be >= 2" in bad.stderr

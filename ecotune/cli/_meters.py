@@ -67,7 +67,9 @@ class MetersCommand(Command):
         choice = (", ".join(f"{device} from {meter.name}" for device, meter in sources.items())
                   if sources else f"everything from {auto.name}")
         sample = _busy_window("auto", args.seconds, args.country)
-        console.print(f"auto: {choice}; sample: {sample}", highlight=False)
+        noise = f"; noise (cv of energy / duration): {_noise('auto', args.windows)}" \
+            if args.noise else ""
+        console.print(f"auto: {choice}; sample: {sample}{noise}", highlight=False)
         return 0
 
 
