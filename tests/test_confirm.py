@@ -246,6 +246,7 @@ def test_bad_input_exits_2_with_one_line_and_stores_nothing(tmp_path: Path) -> N
         ecotune.confirm(empty, repeats=0)
 
 
+@pytest.mark.slow
 def test_confirm_command_continues_after_ctrl_c_and_prints_what_it_cost(
         tmp_path: Path) -> None:
     run = run_cli("run", "--no-report", "--storage", "sqlite:///cli.db", "--n-trials", "2",

@@ -17,7 +17,7 @@ __all__ = ["MeterNoise", "meter_noise", "fixed_workload", "DEFAULT_WINDOWS",
 
 #: Windows measured by default (after one unmeasured warm-up run).
 DEFAULT_WINDOWS = 5
-#: Training steps of the fixed workload: about 0.2 s on one core of the 2-core machine.
+#: Training steps of the fixed workload: 0.3 s to 2 s on the shared 2-core machine (load).
 WORKLOAD_STEPS = 150
 
 

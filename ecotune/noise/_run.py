@@ -77,7 +77,7 @@ def confirm(study: optuna.Study, repeats: int = 3, candidates: str = "front",
         meter: a meter to measure with instead of the study file's ``[energy] meter``.
         noise: the meter's noise for ``"near-front"``; default the one stored in the
             study by an earlier confirm, else measured now (``noise_windows`` windows of
-            :func:`~ecotune.noise.fixed_workload`, about 0.2 s each) and stored.
+            :func:`~ecotune.noise.fixed_workload`, 0.3 s to 2 s each here) and stored.
 
     The trials' values stay as Optuna stored them; repeats create no trial.
 
