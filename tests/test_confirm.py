@@ -19,6 +19,7 @@ import optuna
 import pytest
 
 import ecotune
+from ecotune import energy
 from ecotune.energy import Measurement, Meter
 from ecotune.noise import (
     ConfirmError,
@@ -300,3 +301,21 @@ def test_meters_noise_prints_each_available_meters_variation(tmp_path: Path) -> 
     assert "noise (cv of energy / duration):" in done.stdout  # auto's, the default meter
     bad = run_cli("meters", "--noise", "--windows", "1", cwd=tmp_path)
     assert bad.returncode == 2 and "--windows must be >= 2" in bad.stderr
+
+
+def test_a_study_whose_meter_this_machine_lacks_is_refused_before_anything_runs(
+        monkeypatch) -> None:
+    study = _made_up_study("elsewhere", POINTS[:2])
+    spec = dict(study.user_attrs["ecotune.spec"], energy={"meter": "rapl"})
+    study.set_user_attr("ecotune.spec", spec)
+    # As on a machine without RAPL counters (this one's, or CI's, whichever it is).
+    monkeypatch.setattr(energy, "meter_status",
+                        lambda name: energy.Availability(False, "no powercap (test)"))
+    energy.get_meter.cache_clear()  # no RAPL meter an earlier test made
+    try:
+        with pytest.raises(ConfirmError, match="cannot repeat the study's trials here.*"
+                                               "no powercap"):
+            ecotune.confirm(study)
+    finally:
+        energy.get_meter.cache_clear()
+    assert stored_repeats(study) == {}

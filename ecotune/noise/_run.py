@@ -12,7 +12,7 @@ from typing import Any
 
 import optuna
 
-from ecotune.energy import Meter, get_meter
+from ecotune.energy import Meter, MeterError, get_meter
 from ecotune.names import (
     ATTR_TRAINING,
     CONFIRM_CANDIDATES,
@@ -145,11 +145,15 @@ def _spec_of(study: optuna.Study) -> StudySpec:
 
 def _meter_of(spec: StudySpec) -> Meter:
     """The meter the study's trials used: ``[energy] meter`` for the trainer's GPUs."""
-    from ecotune.devices import cuda_indices, resolve_device
+    from ecotune.devices import DeviceError, cuda_indices, resolve_device
 
-    device = resolve_device(spec.training.device)
-    gpus = cuda_indices(device) if spec.energy.gpus == "used" else None
-    return get_meter(spec.energy.meter, gpus)
+    try:
+        device = resolve_device(spec.training.device)
+        gpus = cuda_indices(device) if spec.energy.gpus == "used" else None
+        return get_meter(spec.energy.meter, gpus)
+    except (DeviceError, MeterError) as err:  # the study ran on another machine
+        raise ConfirmError(f"cannot repeat the study's trials here with the same trainer "
+                           f"and meter: {err}") from None
 
 
 def study_noise(study: optuna.Study, label: str, meter: Meter,
