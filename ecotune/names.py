@@ -23,6 +23,7 @@ __all__ = [
     "ATTR_SUCCESSIVE_HALVING", "ATTR_TEST_ACCURACY", "ATTR_ACTIVATION_DENSITY",
     "ATTR_EVALUATION_ENERGY", "ATTR_STOP", "ATTR_REPLAY_STOPPED",
     "STUDY_ATTR_SPEC", "STUDY_ATTR_OBJECTIVES", "STUDY_ATTR_RULES",
+    "STUDY_ATTR_REPEATS_PREFIX", "STUDY_ATTR_METER_NOISE", "CONFIRM_CANDIDATES",
     "CONSTRAINT_TRIAL_ENERGY", "CONSTRAINT_INFERENCE_ENERGY",
     "CONSTRAINT_INFERENCE_ENERGY_MEASURED",
     "check_implements",
@@ -136,6 +137,15 @@ STUDY_ATTR_SPEC = "ecotune.spec"
 STUDY_ATTR_OBJECTIVES = "ecotune.objectives"
 #: Early-stopping and budget settings every ``measure()`` on the study applies.
 STUDY_ATTR_RULES = "ecotune.rules"
+#: A trial's repeated measurements (``ecotune confirm``), under this prefix plus the
+#: trial's number: Optuna refuses attribute writes on a finished trial
+#: (``UpdateFinishedTrialError``), so they are study attributes keyed by the trial.
+STUDY_ATTR_REPEATS_PREFIX = "ecotune.repeats."
+#: The meter noise ``confirm`` chose its near-front candidates with, by meter.
+STUDY_ATTR_METER_NOISE = "ecotune.meter_noise"
+#: Which trials ``ecotune confirm`` repeats: the front, those whose energy interval
+#: under the meter's noise could reach it, or every complete trial.
+CONFIRM_CANDIDATES = ("front", "near-front", "all")
 
 # Constraint names (Optuna's ``trial.set_constraint``: feasible when <= 0).
 CONSTRAINT_TRIAL_ENERGY = "trial_energy_j"

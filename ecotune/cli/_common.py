@@ -43,6 +43,9 @@ class Command:
     #: The command's name and its line in ``ecotune --help``.
     name = ""
     help = ""
+    #: What Ctrl-C (or SIGTERM) left behind, said in one line after ``ecotune: ``.
+    interrupted = ("interrupted; the running trial (if any) ended as failed, finished "
+                   "trials are kept")
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -127,10 +130,18 @@ def _print_front(study: optuna.Study, console: Console) -> None:
 
     from ecotune.pareto import objective_names
     from ecotune.report import pareto_front
+    from ecotune.report.noise import confirmed_count, interval_cell
     from ecotune.report.plots import energy_label
 
     front = pareto_front(study)
     names = objective_names(study)  # objective_0, ... for a study without metric names
+    noise = ""
+    intervals = [n for n in names if f"{n}_ci_low" in front.columns]
+    if "measurements" in front.columns:
+        confirmed, overlapping = confirmed_count(front)
+        noise = (f"front: {confirmed} of {len(front)} point(s) confirmed by repeats (on "
+                 f"the front of the means, interval clear of the others); {overlapping} "
+                 "with overlapping intervals (*: the meter cannot order them)")
     table = Table(title=f"Pareto front of {study.study_name} ({len(front)} trial(s); "
                         f"energy: {energy_label(front)})")
     params = [c for c in front.columns if c.startswith("params_")]
@@ -138,9 +149,14 @@ def _print_front(study: optuna.Study, console: Console) -> None:
     columns = ["trial", *[n for n in names if n in front.columns], *params, *extra]
     for column in columns:
         table.add_column(column.removeprefix("params_"), justify="right")
+    for name in intervals:
+        table.add_column(f"{name} mean [95 % interval]", justify="right")
     for _, row in front.iterrows():
-        table.add_row(*(_cell(row[c]) for c in columns))
+        table.add_row(*(_cell(row[c]) for c in columns),
+                      *(interval_cell(row, name) for name in intervals))
     _print_unclipped(table, console)
+    if noise:
+        console.print(noise, highlight=False, soft_wrap=True)
 
 
 def _print_unclipped(renderable: object, console: Console) -> None:

@@ -14,6 +14,7 @@ from ecotune.names import ATTR_ENERGY_ATTRIBUTION, ATTRIBUTION_SHARED, ATTRIBUTI
 from ecotune.pareto import objective_names
 from ecotune.report.checks import is_energy_name
 from ecotune.report.front import trials_frame
+from ecotune.report.noise import add_interval_traces
 from ecotune.report.trials import ParameterEffects
 
 __all__ = ["ParetoPlotData", "pareto_plot_data", "pareto_figure", "energy_label", "axis_type",
@@ -183,6 +184,7 @@ def pareto_figure(data: ParetoPlotData, color_by: str | None = None) -> go.Figur
         fig.add_trace(go.Scatter(x=front[data.x], y=front[data.y], mode="lines",
                                  line={"color": "#1a7f37", "shape": "hv", "dash": "dot"},
                                  showlegend=False, hoverinfo="skip"))
+    add_interval_traces(fig, frame, data.x, data.y, data.objectives or (data.y, data.x))
     fig.update_layout(title=data.title, xaxis_title=data.x_label, yaxis_title=data.y_label,
                       template="plotly_white", legend={"orientation": "h", "y": -0.2})
     for axis, name in ((fig.layout.xaxis, data.x), (fig.layout.yaxis, data.y)):

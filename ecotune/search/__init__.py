@@ -22,6 +22,7 @@ _EXPORTS = {
     "measure": "ecotune.search._measure",
     "measure_inference_energy": "ecotune.search._inference",
     "BuiltinObjective": "ecotune.search._objective",
+    "train_config": "ecotune.search._objective",
     "suggest_knobs": "ecotune.search._knobs",
     "planned_trials": "ecotune.search._runner",
     "optimize": "ecotune.search._runner",
@@ -47,6 +48,7 @@ __all__ = [
     "run",
     "start_workers",
     "suggest_knobs",
+    "train_config",
 ]
 
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
         TrainingPlan,
         measure,
     )
-    from ecotune.search._objective import BuiltinObjective
+    from ecotune.search._objective import BuiltinObjective, train_config
     from ecotune.search._runner import optimize, planned_trials, run, start_workers
     from ecotune.search._study import StudyMismatchError, create_study, prepare
 
