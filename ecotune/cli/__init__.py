@@ -16,7 +16,13 @@ from collections.abc import Iterable, Sequence
 from rich.console import Console
 
 from ecotune import __version__
-from ecotune.cli._common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BadInput, Command
+from ecotune.cli._common import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    BadInput,
+    Command,
+    print_error,
+)
 from ecotune.cli._compare import CompareCommand
 from ecotune.cli._confirm import ConfirmCommand
 from ecotune.cli._dashboard import DashboardCommand
@@ -51,8 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command.take_action(args)
     except BadInput as err:
-        Console(stderr=True).print(f"[bold red]ecotune: error:[/] {err}", highlight=False,
-                                   soft_wrap=True)
+        print_error(err)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         Console(stderr=True).print(f"ecotune: {command.interrupted}", highlight=False,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 from ecotune.spec import DEFAULT_STORAGE
 from ecotune.storage import STORAGE_ENV
@@ -25,6 +26,13 @@ STORAGE_HELP = f"storage URL (default: ${STORAGE_ENV}, else {DEFAULT_STORAGE})"
 #: ``--storage`` of the commands that run a study file, which may name a storage itself.
 STORAGE_OVERRIDE_HELP = (f"storage URL, replacing the file's (else ${STORAGE_ENV}, else "
                          f"{DEFAULT_STORAGE})")
+
+
+def print_error(err: object) -> None:
+    """One line on stderr: ``ecotune: error: <err>``. The message is escaped, so text such
+    as ``[energy]`` (a study-file section) prints as written, not as rich markup."""
+    Console(stderr=True).print(f"[bold red]ecotune: error:[/] {escape(str(err))}",
+                               highlight=False, soft_wrap=True)
 
 
 class BadInput(Exception):
