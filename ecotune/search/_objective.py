@@ -25,6 +25,7 @@ from ecotune.energy import Meter, get_meter
 from ecotune.energy.hardware import INFERENCE_SAMPLE
 from ecotune.names import (
     ATTR_ACTIVATION_DENSITY,
+    ATTR_BUDGET_UNMET,
     ATTR_TEST_ACCURACY,
     STOP_ENERGY_AWARE,
     STOP_SUCCESSIVE_HALVING,
@@ -86,6 +87,8 @@ class BuiltinObjective:
         with measure(trial, energy, plan=plan) as m:
             result = train(data, config, seed=spec.training.seed, on_epoch=m, test=False)
             m.summary.update(_training_summary(result))
+        if result.budget_unmet is not None:  # the trial says why it is over its budget
+            trial.set_user_attr(ATTR_BUDGET_UNMET, result.budget_unmet)
         # Outside the window: estimating inference energy is not training energy.
         m.record_model(result.model, _inference_sample(result, data))
         if m.stop_reason in (STOP_ENERGY_AWARE, STOP_SUCCESSIVE_HALVING) \
