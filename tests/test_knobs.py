@@ -427,3 +427,20 @@ def test_projection_meets_the_budget_with_depthwise_convolutions() -> None:
     assert eyeriss_energy(net, sample) <= 0.4 * dense_energy(net, sample)
     depthwise = [m for m in projector.masks_ if getattr(m, "groups", 1) > 1]
     assert depthwise and any(bool((projector.masks_[m] == 0).any()) for m in depthwise)
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_one_projection_round_meets_the_budget_on_the_models_own_prices(
+        digits, model: str, monkeypatch) -> None:
+    """The per-weight prices (w^2 / cost order, capacity = budget - input energy) are
+    close enough to the exact estimate that the first projection already meets 0.5, 0.3
+    and 0.2: the tightening rounds are a safety net, not what makes budgets hold."""
+    import ecotune.knobs.budget as budget
+
+    monkeypatch.setattr(budget, "_MAX_TIGHTENING_ROUNDS", 1)
+    for fraction in (0.5, 0.3, 0.2):
+        torch.manual_seed(0)
+        net = build_model(model, digits.input_shape, 10)
+        projector = budget.EnergyBudgetProjector(net, digits.x_train[:64], budget=fraction)
+        ratio = projector.finish() / projector.dense_energy_
+        assert projector.unmet_ is None and 0.9 * fraction < ratio <= fraction, fraction

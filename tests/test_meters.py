@@ -204,6 +204,17 @@ def test_rapl_jump_beyond_what_the_package_can_draw_is_a_reset_not_a_wrap(
     assert sum("reset" in w for w in m.warnings) == 2
 
 
+def test_rapl_steps_at_their_edges() -> None:
+    """Exact counter arithmetic: a wrap adds the range; a step of exactly what the domain
+    could draw is energy, one microjoule more is a reset."""
+    from ecotune.energy._rapl import counter_delta_uj, counter_step_uj
+
+    assert counter_delta_uj(999_990, 10, 1_000_000) == 20  # 10 to the wrap, 10 after it
+    assert counter_delta_uj(5, 5, 1_000_000) == 0
+    assert counter_step_uj(999_990, 10, 1_000_000, bound_uj=20) == (20, False)  # at it
+    assert counter_step_uj(999_990, 11, 1_000_000, bound_uj=20) == (11, True)   # past it
+
+
 def test_rapl_a_real_wrap_within_the_physical_bound_is_still_a_wrap(tmp_path: Path) -> None:
     fake = FakeRapl(tmp_path / "pc", dram=False, max_uj=262_143_328_850)  # a real range
     meter = RaplMeter(root=fake.root, clock=fake.clock, attribute=False, poll_interval_s=0)

@@ -45,6 +45,10 @@ def test_feasibility_is_optunas_rule_for_set_constraint() -> None:
     assert 0 < len(feasible) < 30
     legacy = optuna.trial.create_trial(values=[1.0, 1.0], system_attrs={"constraints": [0.5]})
     assert not is_feasible(legacy)
+    # At the boundary: a constraint of exactly 0 is feasible, the least bit above is not.
+    at_zero = optuna.trial.create_trial(values=[1.0, 1.0], constraints={"budget": 0.0})
+    above = optuna.trial.create_trial(values=[1.0, 1.0], constraints={"budget": 5e-324})
+    assert is_feasible(at_zero) and not is_feasible(above)
 
 
 @pytest.mark.parametrize("seed", range(10))

@@ -350,10 +350,13 @@ def test_cli_replays_the_digits_table_and_writes_the_comparison(tmp_path):
     (["--replay", str(DIGITS_TABLE), "--samplers", "tpe,nope"], "unknown sampler 'nope'"),
     ([], "--n-trials is required"),
 ])
-def test_cli_bad_tabular_input_exits_2(tmp_path, args, message):
-    result = run_cli("compare", str(DIGITS_STUDY), *args, cwd=tmp_path)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert message in result.stderr
+def test_cli_bad_tabular_input_exits_2(tmp_path, args, message, capsys):
+    """In-process (the same main() the command runs); the next test runs a real one."""
+    from ecotune.cli import main
+
+    assert main(["compare", str(DIGITS_STUDY), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "t.csv").exists()
 
 
