@@ -9,6 +9,7 @@ the exit status is 1 when any survived.
 
     nice -n 10 .venv/bin/python tests/mutations.py            # every mutant
     .venv/bin/python tests/mutations.py --only rung --list    # select by label; list them
+    .venv/bin/python tests/mutations.py --from 9              # resume at the 9th
 """
 
 from __future__ import annotations
@@ -188,13 +189,15 @@ def run_mutant(mutant: Mutant, tree: Path, timeout_s: float) -> tuple[str, float
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="run the mutants whose label contains this")
+    parser.add_argument("--from", dest="start", type=int, default=1,
+                        help="start at this mutant (1-based, in --list order)")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per mutant")
     args = parser.parse_args(argv)
-    chosen = [m for m in MUTANTS if args.only in m.label]
+    chosen = [m for m in MUTANTS if args.only in m.label][args.start - 1:]
     if args.list:
-        for m in chosen:
-            print(f"{m.label}  [{m.path}; {' '.join(m.tests)}]")
+        for i, m in enumerate(chosen, start=args.start):
+            print(f"{i}. {m.label}  [{m.path}; {' '.join(m.tests)}]")
         return 0
     survived = 0
     with tempfile.TemporaryDirectory(prefix="ecotune-mutants-") as tmp:
