@@ -9,7 +9,7 @@ import numpy as np
 import optuna
 import pytest
 
-from ecotune.pareto import ParetoFront, hypervolume, is_feasible, non_dominated
+from ecotune.pareto import ParetoFront, dominated, hypervolume, is_feasible, non_dominated
 
 
 def _dominates(a, b, maximize) -> bool:
@@ -158,3 +158,14 @@ def test_energy_ratio_censors_runs_that_never_reached_the_level() -> None:
     # Same seed, same interval; every draw within the range of possible ratios.
     assert energy_ratio([1.0, 3.0], [9.0, 9.0], [4.0, 2.0], [9.0, 9.0]) == energy_ratio(
         [1.0, 3.0], [9.0, 9.0], [4.0, 2.0], [9.0, 9.0])
+
+
+def test_dominated_at_its_edges() -> None:
+    """An equal point does not dominate; better in one objective and equal in the other
+    does; better in one and worse in the other does not (accuracy up, energy down)."""
+    maximize = [True, False]
+    assert not dominated([0.9, 5.0], [[0.9, 5.0]], maximize)
+    assert dominated([0.9, 5.0], [[0.9, 4.0]], maximize)
+    assert dominated([0.9, 5.0], [[0.95, 5.0]], maximize)
+    assert not dominated([0.9, 5.0], [[0.95, 6.0], [0.8, 1.0]], maximize)
+    assert not dominated([0.9, 5.0], [], maximize)
