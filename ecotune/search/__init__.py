@@ -20,6 +20,7 @@ _EXPORTS = {
     "EnergyOptions": "ecotune.search._measure",
     "TrainingPlan": "ecotune.search._measure",
     "measure": "ecotune.search._measure",
+    "measure_inference_energy": "ecotune.search._inference",
     "BuiltinObjective": "ecotune.search._objective",
     "suggest_knobs": "ecotune.search._knobs",
     "planned_trials": "ecotune.search._runner",
@@ -39,6 +40,7 @@ __all__ = [
     "StudyMismatchError",
     "create_study",
     "measure",
+    "measure_inference_energy",
     "optimize",
     "planned_trials",
     "prepare",
@@ -48,6 +50,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ecotune.search._inference import measure_inference_energy
     from ecotune.search._knobs import suggest_knobs
     from ecotune.search._measure import (
         EnergyOptions,
