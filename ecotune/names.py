@@ -21,7 +21,7 @@ __all__ = [
     "ATTRIBUTION_EXCLUSIVE", "ATTRIBUTION_SHARED", "ATTRIBUTION_UNSPLIT", "ENERGY_ATTRIBUTIONS",
     "ATTR_FAIL_REASON", "ATTR_TRAINING", "ATTR_INFERENCE", "ATTR_EARLY_STOPPING",
     "ATTR_SUCCESSIVE_HALVING", "ATTR_TEST_ACCURACY", "ATTR_ACTIVATION_DENSITY",
-    "ATTR_EVALUATION_ENERGY", "ATTR_STOP", "ATTR_REPLAY_STOPPED",
+    "ATTR_EVALUATION_ENERGY", "ATTR_STOP", "ATTR_REPLAY_STOPPED", "ATTR_BUDGET_UNMET",
     "STUDY_ATTR_SPEC", "STUDY_ATTR_OBJECTIVES", "STUDY_ATTR_RULES",
     "STUDY_ATTR_REPEATS_PREFIX", "STUDY_ATTR_METER_NOISE", "CONFIRM_CANDIDATES",
     "CONSTRAINT_TRIAL_ENERGY", "CONSTRAINT_INFERENCE_ENERGY",
@@ -129,6 +129,9 @@ ATTR_EVALUATION_ENERGY = "evaluation_energy_j"
 ATTR_STOP = "stop_reason"
 #: The epoch a replayed trial (ecotune.tabular) was stopped after.
 ATTR_REPLAY_STOPPED = "replay_stopped_at_epoch"
+#: Why the trained model's estimated inference energy ended above its ``energy_budget``
+#: (the weight projection could not reach it), in one line; absent when it is within.
+ATTR_BUDGET_UNMET = "energy_budget_unmet"
 
 # Study user attributes.
 #: The spec of the latest ``ecotune run`` of the study, as JSON data.

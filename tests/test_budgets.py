@@ -157,3 +157,23 @@ def test_early_stopping_needs_accuracy_and_energy_objectives() -> None:
     spec["study"]["objectives"] = ["accuracy", "duration_s"]
     with pytest.raises(SpecError, match="early_stopping needs the objectives"):
         load_spec(spec)
+
+
+def test_the_trial_budget_at_its_boundary() -> None:
+    """1 J an epoch, a 4 J budget, 5 planned: after epoch 3 the next would land exactly on
+    4 J, which is within the budget; after epoch 4 the next would pass it."""
+    budget = TrialEnergyBudget(4.0, planned_epochs=5)
+    for epoch in (1, 2, 3):
+        budget(EpochRecord(epoch, None, 0.5, float(epoch), energy_j=float(epoch)))
+    with pytest.raises(StopTraining):
+        budget(EpochRecord(4, None, 0.5, 4.0, energy_j=4.0))
+    assert budget.constraint_j(4.0, epochs_run=4) == 1.0  # 5 planned x 1 J - 4 J
+
+
+def test_the_study_budget_is_spent_at_exactly_its_sum() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for joules in (3.0, 5.0):
+        study.add_trial(optuna.trial.create_trial(values=[0.5, joules],
+                                                  user_attrs={"energy_j": joules}))
+    assert StudyEnergyBudget(8.0).exhausted(study)  # 3 + 5 J reach 8 J
+    assert not StudyEnergyBudget(8.5).exhausted(study)

@@ -83,25 +83,13 @@ def test_run_overrides_storage_and_name(tmp_path: Path, study_file: Path) -> Non
     assert not (tmp_path / "ecotune.db").exists() and not (tmp_path / "rep").exists()
 
 
+# One study-file mistake and one command-line mistake in a real process: its exit status
+# and stderr as a shell sees them. The other cases run in-process in test_bad_input.py
+# (the same main(), without a process start each).
 @pytest.mark.parametrize(
     ("edit", "args", "message"),
     [
-        (lambda s: s.replace('sampler = "tpe"', 'sampler = "cmaes"'), [],
-         "study.sampler.name: Input should be"),
-        (lambda s: s.replace("n_trials = 3", 'n_trials = "3"'), [],
-         "study.n_trials: Input should be a valid integer"),
-        (lambda s: s.replace("[energy]", "[energy]\ncountry = \"XYZ\""), [], "energy.country"),
-        (lambda s: s.replace("[model]", "[modle]"), [], "modle: unknown key"),
-        (lambda s: s.replace("[energy]", '[energy]\ninference = "measurd"'), [],
-         "energy.inference: Input should be 'estimate' or 'measured'"),
-        (lambda s: s.replace("seed = 1", 'seed = 1\nobjectives = ["accuracy", '
-                             '"inference_energy_measured_j"]'), [],
-         'the objective inference_energy_measured_j needs energy.inference = "measured"'),
         (lambda s: s.replace("low = 1e-3", "low = 0.0"), [], "search_space.lr: low must be > 0"),
-        (lambda s: "[study\n", [], "not valid TOML"),
-        (lambda s: s, ["--sampler", "anneal"], "study.sampler.name"),
-        (lambda s: s, ["--n-trials", "0"], "--n-trials must be > 0"),
-        (lambda s: s, ["--storage", "ecotune.db"], "write 'sqlite:///ecotune.db'"),
         (lambda s: s, ["--storage", "sqlite:///no/such/dir/x.db"],
          "no such directory 'no/such/dir'"),
     ],

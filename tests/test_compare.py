@@ -73,10 +73,15 @@ def test_compare_command(tmp_path: Path) -> None:
     (["--samplers", "random,anneal"], "unknown sampler 'anneal'"),
     (["--repeats", "0"], "repeats must be >= 1"),
 ])
-def test_compare_bad_input_exits_2(tmp_path: Path, args: list[str], message: str) -> None:
+def test_compare_bad_input_exits_2(tmp_path: Path, args: list[str], message: str,
+                                   capsys) -> None:
+    """In-process (the same main() the command runs; test_cli.py runs a real process)."""
+    from ecotune.cli import main
+
     (tmp_path / "cmp.toml").write_text(STUDY)
-    result = run_cli("compare", "cmp.toml", "--n-trials", "2", *args, cwd=tmp_path)
-    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert main(["compare", "cmp.toml", "--n-trials", "2", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "ecotune.db").exists()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import optuna
 import pytest
 import torch
 from torch import nn
@@ -238,3 +239,208 @@ def test_input_masking_cuts_first_layer_inputs(digits) -> None:
     plain = eyeriss_layer_costs(masked.model, sample)[0].nnz_inputs
     cut = eyeriss_layer_costs(masked.model, sample * masked.input_mask)[0].nnz_inputs
     assert cut < plain
+
+
+# --- the budget projection at its edges ------------------------------------------------
+
+class _SpyProjector:
+    """Patches the trainer's projector so a test sees every projection it makes: the
+    fraction in force, the estimate it reached, and the masks."""
+
+    def __init__(self, monkeypatch) -> None:
+        import ecotune.training._loop as training
+        from ecotune.knobs.budget import EnergyBudgetProjector
+
+        spy = self
+        self.projections: list[tuple[float, float]] = []  # (fraction, energy / dense)
+        self.projector: EnergyBudgetProjector | None = None
+
+        class Spied(EnergyBudgetProjector):
+            def __init__(self, *args, **kwargs) -> None:
+                super().__init__(*args, **kwargs)
+                spy.projector = self
+
+            def project(self, fraction: float) -> float:
+                energy = super().project(fraction)
+                spy.projections.append((fraction, energy / self.dense_energy_))
+                return energy
+
+        monkeypatch.setattr(training, "EnergyBudgetProjector", Spied)
+
+
+def test_the_schedule_through_train_projects_onto_each_steps_fraction(digits,
+                                                                      monkeypatch) -> None:
+    """Linear over 2 epochs to 0.3, a projection every 10 steps: step k projects onto
+    1 - 0.7 x (k / n_batches) / 2, each within its fraction, then the final 0.3."""
+    import math
+
+    spy = _SpyProjector(monkeypatch)
+    config = TrainConfig(model="mlp", epochs=3, energy_budget=0.3, budget_schedule="linear",
+                         budget_warmup_epochs=2, budget_every_batches=10)
+    result = train(digits, config, test=False)
+    n_batches = math.ceil(len(digits.y_train) / config.batch_size)
+    steps = range(10, 3 * n_batches + 1, 10)
+    expected = [max(0.3, 1 - 0.7 * (k / n_batches) / 2) for k in steps] + [0.3]
+    assert [f for f, _ in spy.projections] == pytest.approx(expected, abs=1e-12)
+    # From near 1.0 down to the target, which the warm-up reaches inside training.
+    assert expected == sorted(expected, reverse=True) and 0.3 < expected[0] < 0.8
+    assert expected[-2] == 0.3
+    assert all(ratio <= f for f, ratio in spy.projections)
+    assert result.budget_energy_ratio == spy.projections[-1][1] <= 0.3
+    assert result.budget_unmet is None
+
+
+def test_training_applies_the_weight_and_input_masks_at_every_step(digits,
+                                                                  monkeypatch) -> None:
+    """Every forward pass in training sees the pruned weights still zero (the masks are
+    re-applied after each optimiser step, Adam's momentum notwithstanding) and the masked
+    input positions zero."""
+    import ecotune.training._loop as training
+
+    spy = _SpyProjector(monkeypatch)
+    built: list[nn.Module] = []
+    checked = {"weights": 0, "inputs": 0}
+    real_build, real_mask = training.build_model, training.input_mask
+    masks: list[torch.Tensor] = []
+    monkeypatch.setattr(training, "input_mask",
+                        lambda *a, **k: masks.append(real_mask(*a, **k)) or masks[0])
+
+    def check(module, args) -> None:
+        if not module.training:
+            return
+        (x,) = args
+        assert (x[:, masks[0] == 0] == 0).all(), "a masked input reached the model"
+        checked["inputs"] += 1
+        for layer, mask in spy.projector.masks_.items():
+            assert (layer.weight[mask == 0] == 0).all(), "a pruned weight came back"
+        checked["weights"] += bool(spy.projector.masks_)
+
+    def build(*args, **kwargs):
+        net = real_build(*args, **kwargs)
+        net.register_forward_pre_hook(check)
+        built.append(net)
+        return net
+
+    monkeypatch.setattr(training, "build_model", build)
+    result = train(digits, TrainConfig(model="mlp", epochs=2, energy_budget=0.3,
+                                       budget_every_batches=5, input_keep_ratio=0.5),
+                   test=False)
+    n_batches = -(-len(digits.y_train) // 64)
+    assert checked["inputs"] == 2 * n_batches
+    assert checked["weights"] == 2 * n_batches - 5  # every step after the first projection
+    assert all(bool((m == 0).any()) for m in spy.projector.masks_.values())
+    assert result.budget_energy_ratio <= 0.3
+
+
+def test_a_budget_below_the_inputs_alone_is_said_so() -> None:
+    """The digits cnn costs 0.089 of its dense estimate with every weight pruned: a
+    budget of 0.05 cannot be met, and the projector says why instead of passing it
+    silently."""
+    from ecotune.knobs.budget import EnergyBudgetProjector
+
+    digits = load_data("digits")
+    torch.manual_seed(0)
+    net = build_model("cnn", digits.input_shape, 10)
+    projector = EnergyBudgetProjector(net, digits.x_train[:64], budget=0.05)
+    ratio = projector.finish() / projector.dense_energy_
+    assert 0.05 < ratio < 0.1
+    assert all(not m.any() for m in projector.masks_.values())
+    assert projector.unmet_ == (
+        "energy_budget 0.05 is below what the model costs with every weight pruned "
+        f"({ratio:.4g} of the dense model's estimate: its inputs alone), Eyeriss model")
+    projector.project(0.5)  # a reachable target clears it
+    assert projector.unmet_ is None
+
+
+def test_tightening_rounds_that_run_out_are_said_so(digits, monkeypatch) -> None:
+    """Prices at half the true marginal cost and one round: the first projection keeps
+    too much, and no round is left to tighten it."""
+    import ecotune.knobs.budget as budget
+
+    torch.manual_seed(0)
+    net = build_model("mlp", digits.input_shape, 10)
+    projector = budget.EnergyBudgetProjector(net, digits.x_train[:64], budget=0.3)
+    within = projector.project(0.3) / projector.dense_energy_
+    assert within <= 0.3 and projector.unmet_ is None  # with the real prices and rounds
+    real_costs = budget._weight_costs
+    monkeypatch.setattr(budget, "_weight_costs", lambda trace: real_costs(trace) / 2)
+    monkeypatch.setattr(budget, "_MAX_TIGHTENING_ROUNDS", 1)
+    torch.manual_seed(0)
+    net = build_model("mlp", digits.input_shape, 10)
+    projector = budget.EnergyBudgetProjector(net, digits.x_train[:64], budget=0.3)
+    ratio = projector.finish() / projector.dense_energy_
+    assert ratio > 0.3
+    assert projector.unmet_ == (f"energy_budget 0.3 not reached: {ratio:.4g} of the dense "
+                                "model's estimate after 1 tightening rounds, Eyeriss model")
+
+
+def test_a_trial_over_its_budget_records_why(tmp_path) -> None:
+    import ecotune
+    from ecotune.search import BuiltinObjective
+    from ecotune.spec import load_spec
+    from tests.test_own_loop import StepMeter
+
+    spec = load_spec({"study": {"name": "unmet"}, "data": {"name": "digits"},
+                      "model": {"name": "cnn"},
+                      "training": {"epochs": 1, "energy_budget": 0.05},
+                      "search_space": {"lr": {"type": "float", "low": 0.01, "high": 0.02}}})
+    study = ecotune.create_study("unmet", storage=None, sampler="random", seed=0)
+    study.optimize(BuiltinObjective(spec, meter=StepMeter()), n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert trial.user_attrs["energy_budget_unmet"].startswith(
+        "energy_budget 0.05 is below what the model costs with every weight pruned")
+    assert trial.user_attrs["training"]["budget_energy_ratio"] > 0.05
+
+
+def test_depthwise_weights_are_priced_by_their_own_channels_inputs() -> None:
+    """A depthwise conv (2 groups, 2 outputs per group) on a 3 x 3 input, one output
+    position: a weight multiplies the one input under it, of its own group's channel.
+    Each costs 3 per non-zero input under it plus ceil(1/12)*6 + 1*1 + 200."""
+    from ecotune.energy.hardware import trace_layers
+    from ecotune.knobs.budget import _weight_costs
+
+    conv = nn.Conv2d(2, 4, 3, groups=2, bias=False)
+    x = torch.zeros(1, 2, 3, 3)
+    x[0, 0] = 1.0  # channel 0: all 9 non-zero
+    x[0, 1, 0, :] = 1.0  # channel 1: the top row only
+    costs = _weight_costs(trace_layers(nn.Sequential(conv), x)[0])
+    assert costs.shape == (4, 1, 3, 3)
+    top_row = torch.zeros(3, 3)
+    top_row[0] = 1.0
+    for out_channel, inputs in ((0, torch.ones(3, 3)), (1, torch.ones(3, 3)),
+                                (2, top_row), (3, top_row)):
+        assert torch.equal(costs[out_channel, 0], 207.0 + 3.0 * inputs), out_channel
+
+
+def test_projection_meets_the_budget_with_depthwise_convolutions() -> None:
+    from ecotune.energy.hardware import dense_energy, eyeriss_energy
+    from ecotune.knobs.budget import EnergyBudgetProjector
+
+    torch.manual_seed(0)
+    net = build_model("mobilenet_v2", (3, 16, 16), 4, width=0.25)
+    assert any(m.groups > 1 for m in net.modules() if isinstance(m, nn.Conv2d))
+    sample = torch.rand(8, 3, 16, 16)
+    projector = EnergyBudgetProjector(net, sample, budget=0.4)
+    energy = projector.finish()
+    assert projector.unmet_ is None and energy <= 0.4 * projector.dense_energy_
+    assert eyeriss_energy(net, sample) <= 0.4 * dense_energy(net, sample)
+    depthwise = [m for m in projector.masks_ if getattr(m, "groups", 1) > 1]
+    assert depthwise and any(bool((projector.masks_[m] == 0).any()) for m in depthwise)
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_one_projection_round_meets_the_budget_on_the_models_own_prices(
+        digits, model: str, monkeypatch) -> None:
+    """The per-weight prices (w^2 / cost order, capacity = budget - input energy) are
+    close enough to the exact estimate that the first projection already meets 0.5, 0.3
+    and 0.2: the tightening rounds are a safety net, not what makes budgets hold."""
+    import ecotune.knobs.budget as budget
+
+    monkeypatch.setattr(budget, "_MAX_TIGHTENING_ROUNDS", 1)
+    for fraction in (0.5, 0.3, 0.2):
+        torch.manual_seed(0)
+        net = build_model(model, digits.input_shape, 10)
+        projector = budget.EnergyBudgetProjector(net, digits.x_train[:64], budget=fraction)
+        ratio = projector.finish() / projector.dense_energy_
+        assert projector.unmet_ is None and 0.9 * fraction < ratio <= fraction, fraction

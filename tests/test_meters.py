@@ -7,9 +7,6 @@ read, so every figure is exact.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 import types
 from pathlib import Path
@@ -205,6 +202,17 @@ def test_rapl_jump_beyond_what_the_package_can_draw_is_a_reset_not_a_wrap(
     m = meter.stop()
     assert m.cpu_j == pytest.approx(1.65)
     assert sum("reset" in w for w in m.warnings) == 2
+
+
+def test_rapl_steps_at_their_edges() -> None:
+    """Exact counter arithmetic: a wrap adds the range; a step of exactly what the domain
+    could draw is energy, one microjoule more is a reset."""
+    from ecotune.energy._rapl import counter_delta_uj, counter_step_uj
+
+    assert counter_delta_uj(999_990, 10, 1_000_000) == 20  # 10 to the wrap, 10 after it
+    assert counter_delta_uj(5, 5, 1_000_000) == 0
+    assert counter_step_uj(999_990, 10, 1_000_000, bound_uj=20) == (20, False)  # at it
+    assert counter_step_uj(999_990, 11, 1_000_000, bound_uj=20) == (11, True)   # past it
 
 
 def test_rapl_a_real_wrap_within_the_physical_bound_is_still_a_wrap(tmp_path: Path) -> None:
@@ -783,38 +791,74 @@ def test_meters_command_lists_backends_and_sample_readings(
     assert main(["meters", "--seconds", "0"]) == 2
 
 
-CURVE_CHECK = """
-import json, sys
-import ecotune
-study = ecotune.run({
-    "study": {"name": "curve", "storage": "sqlite:///:memory:", "n_trials": 2,
-              "sampler": "random", "seed": 0},
-    "data": {"name": "digits"}, "model": {"name": "cnn"},
-    "training": {"epochs": 10, "batch_size": 32},
-    "energy": {"meter": sys.argv[1]},
-    "search_space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}})
-print(json.dumps([{"energy_j": t.user_attrs["energy_j"],
-                   "duration_s": t.user_attrs["duration_s"],
-                   "curve": t.user_attrs["training"]["learning_curve"]}
-                  for t in study.trials]))
-"""
+class _FakeClock:
+    """A clock that moves only when the test says: ``perf_counter`` and ``process_time``
+    alike (the work is all CPU)."""
+
+    def __init__(self) -> None:
+        self.now_s = 100.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def advance(self, seconds: float) -> None:
+        self.now_s += seconds
+
+
+class _FakeCodeCarbonTracker:
+    """CodeCarbon's task API at ``power_w``: a task's duration and energy are the fake
+    clock's seconds since its start. Its first task first probes the hardware for 1.3 s,
+    which (as CodeCarbon's) the task's duration leaves out."""
+
+    _hardware: list = []
+
+    def __init__(self, clock: _FakeClock, power_w: float) -> None:
+        self.clock, self.power_w, self.probed, self._t0_s = clock, power_w, False, 0.0
+
+    def start_task(self) -> None:
+        if not self.probed:
+            self.clock.advance(1.3)
+            self.probed = True
+        self._t0_s = self.clock()
+
+    def stop_task(self):
+        from ecotune.energy.carbon import J_PER_KWH
+
+        duration_s = self.clock() - self._t0_s
+        kwh = self.power_w * duration_s / J_PER_KWH
+        return types.SimpleNamespace(duration=duration_s, cpu_energy=kwh, ram_energy=0.0,
+                                     gpu_energy=0.0, energy_consumed=kwh)
 
 
 @pytest.mark.parametrize("meter", ["codecarbon", "cputime"])
-def test_learning_curve_energy_is_consistent_from_the_first_trial_of_a_process(
-        meter: str) -> None:
-    """Trial 0 of a fresh process (where CodeCarbon's one-off hardware probe happens):
-    cumulative epoch energy never decreases, never grows faster than twice the trial's
-    mean power, and its last point is the trial's energy within 5 %. (The trial's energy
-    also covers the test-split evaluation after the last epoch: trials of about a second,
-    as here, keep that tail to a few percent.)"""
+def test_learning_curve_energy_adds_up_epoch_by_epoch_from_a_first_window(
+        meter: str, monkeypatch) -> None:
+    """Epochs of 0.25 s of CPU at a constant power, on a patched clock: every epoch of the
+    cumulative curve costs exactly power x 0.25 s (so never more than twice the mean
+    power), and its last point is the window's energy. For CodeCarbon it is the first
+    window of a fresh tracker, whose 1.3 s hardware probe must not count (laps between
+    real readings extrapolate from the last reading, never from the window's start)."""
+    from ecotune.energy import _codecarbon, _cputime
 
-    out = subprocess.run([sys.executable, "-c", CURVE_CHECK, meter], capture_output=True,
-                         text=True, timeout=300, check=True).stdout
-    for trial in json.loads(out.strip().splitlines()[-1]):
-        mean_power_w = trial["energy_j"] / trial["duration_s"]
-        points = [(0.0, 0.0)] + [(r["elapsed_s"], r["energy_j"]) for r in trial["curve"]]
-        for (t0, e0), (t1, e1) in zip(points, points[1:]):
-            assert e1 >= e0
-            assert e1 - e0 <= 2 * mean_power_w * (t1 - t0) + 1e-9, (trial, t1)
-        assert points[-1][1] == pytest.approx(trial["energy_j"], rel=0.05)
+    clock = _FakeClock()
+    fake_time = types.SimpleNamespace(perf_counter=clock, process_time=clock)
+    if meter == "codecarbon":
+        monkeypatch.setattr(_codecarbon, "time", fake_time)
+        power_w = 40.0
+        chosen = energy.CodeCarbonMeter(measure_power_secs=1.0)
+        tracker = _FakeCodeCarbonTracker(clock, power_w)
+        monkeypatch.setattr(chosen, "_tracker", lambda: tracker)
+    else:
+        monkeypatch.setattr(_cputime, "time", fake_time)
+        power_w = 12.0
+        chosen = CpuTimeMeter(watts_per_core=power_w)
+    epochs, epoch_s = 8, 0.25
+    with ecotune.measure(meter=chosen, epochs=epochs) as m:
+        for epoch in range(1, epochs + 1):
+            clock.advance(epoch_s)
+            m.report(epoch, 0.5)
+    energies = [0.0] + [r.energy_j for r in m.curve]
+    steps = [b - a for a, b in zip(energies, energies[1:])]
+    assert steps == pytest.approx([power_w * epoch_s] * epochs, rel=1e-9)
+    assert m.energy_j == pytest.approx(energies[-1], rel=1e-9)
+    assert m.energy_j / m.duration_s == pytest.approx(power_w, rel=1e-9)

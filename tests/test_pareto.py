@@ -9,7 +9,7 @@ import numpy as np
 import optuna
 import pytest
 
-from ecotune.pareto import ParetoFront, hypervolume, is_feasible, non_dominated
+from ecotune.pareto import ParetoFront, dominated, hypervolume, is_feasible, non_dominated
 
 
 def _dominates(a, b, maximize) -> bool:
@@ -45,6 +45,10 @@ def test_feasibility_is_optunas_rule_for_set_constraint() -> None:
     assert 0 < len(feasible) < 30
     legacy = optuna.trial.create_trial(values=[1.0, 1.0], system_attrs={"constraints": [0.5]})
     assert not is_feasible(legacy)
+    # At the boundary: a constraint of exactly 0 is feasible, the least bit above is not.
+    at_zero = optuna.trial.create_trial(values=[1.0, 1.0], constraints={"budget": 0.0})
+    above = optuna.trial.create_trial(values=[1.0, 1.0], constraints={"budget": 5e-324})
+    assert is_feasible(at_zero) and not is_feasible(above)
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -154,3 +158,14 @@ def test_energy_ratio_censors_runs_that_never_reached_the_level() -> None:
     # Same seed, same interval; every draw within the range of possible ratios.
     assert energy_ratio([1.0, 3.0], [9.0, 9.0], [4.0, 2.0], [9.0, 9.0]) == energy_ratio(
         [1.0, 3.0], [9.0, 9.0], [4.0, 2.0], [9.0, 9.0])
+
+
+def test_dominated_at_its_edges() -> None:
+    """An equal point does not dominate; better in one objective and equal in the other
+    does; better in one and worse in the other does not (accuracy up, energy down)."""
+    maximize = [True, False]
+    assert not dominated([0.9, 5.0], [[0.9, 5.0]], maximize)
+    assert dominated([0.9, 5.0], [[0.9, 4.0]], maximize)
+    assert dominated([0.9, 5.0], [[0.95, 5.0]], maximize)
+    assert not dominated([0.9, 5.0], [[0.95, 6.0], [0.8, 1.0]], maximize)
+    assert not dominated([0.9, 5.0], [], maximize)

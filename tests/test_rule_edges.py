@@ -128,6 +128,8 @@ def test_too_few_trials_at_a_rung_keep_only_the_top_one() -> None:
     # At exactly reduction_factor trials, still one kept; at twice, two.
     rung = [[0.9, 1.0], [0.8, 2.0], [0.7, 3.0], [0.6, 4.0], [0.5, 5.0], [0.4, 6.0]]
     assert [continues(rung[:3], i, 3) for i in range(3)] == [True, False, False]
+    # Between the two (5 // 3 = 1): the share is rounded down, still one.
+    assert [continues(rung[:5], i, 3) for i in range(5)] == [True] + [False] * 4
     assert [continues(rung, i, 3) for i in range(6)] == [True, True, False, False, False,
                                                          False]
 

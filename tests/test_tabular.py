@@ -11,6 +11,7 @@ import numpy as np
 import optuna
 import pytest
 
+from ecotune.energy import Measurement, Meter
 from ecotune.spec import load_spec
 from ecotune.tabular import (
     Method,
@@ -365,10 +366,13 @@ def test_cli_replays_the_digits_table_and_writes_the_comparison(tmp_path):
     (["--replay", str(DIGITS_TABLE), "--samplers", "tpe,nope"], "unknown sampler 'nope'"),
     ([], "--n-trials is required"),
 ])
-def test_cli_bad_tabular_input_exits_2(tmp_path, args, message):
-    result = run_cli("compare", str(DIGITS_STUDY), *args, cwd=tmp_path)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert message in result.stderr
+def test_cli_bad_tabular_input_exits_2(tmp_path, args, message, capsys):
+    """In-process (the same main() the command runs); the next test runs a real one."""
+    from ecotune.cli import main
+
+    assert main(["compare", str(DIGITS_STUDY), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "t.csv").exists()
 
 
@@ -457,3 +461,107 @@ def test_a_table_with_older_columns_replays_but_is_not_resumed(recorded, tmp_pat
     with pytest.raises(TableError, match="older ecotune"):
         record_table(tiny_grid_spec(), old)
     assert old.read_bytes() == before
+
+
+class _CurveMeter(Meter):
+    """A meter that reads a recorded learning curve: lap ``k`` is the curve's cumulative
+    energy at epoch ``k``; the closing reading adds the recorded tail (exact numbers)."""
+
+    name = "curve"
+    devices = ("cpu",)
+
+    def __init__(self, energy_j: list[float], tail_j: float) -> None:
+        super().__init__()
+        self.energy_j, self.tail_j = energy_j, tail_j
+
+    def _start(self) -> None:
+        self._laps = 0
+
+    def _at(self, energy_j: float) -> Measurement:
+        return Measurement(float(self._laps), energy_j, energy_j, None, None, None,
+                           self.name, True)
+
+    def _lap(self, exact: bool = False) -> Measurement:
+        self._laps += 1
+        return self._at(self.energy_j[self._laps - 1])
+
+    def _stop(self) -> Measurement:
+        return self._at((self.energy_j[self._laps - 1] if self._laps else 0.0) + self.tail_j)
+
+
+#: Three recorded trials over (lr, freeze_at_epoch), 4 epochs configured, arriving in this
+#: order: (accuracy, cumulative energy) per epoch run. Worked from the predictor (min_epochs
+#: 1, margin 0.01), front A = (0.8, 4.5 J) once A completes:
+#: - B freezes from epoch 2: after epoch 1 its rest is priced at 0.77 of 1.3 J an epoch,
+#:   4.303 J predicted, and A's 4.5 J is not below it: B trains on. Priced unfrozen (the
+#:   base config's plan) it would be 5.2 J and stop.
+#: - C ran 3 of its 4 configured epochs (patience ended it). After epoch 1, 4 epochs (the
+#:   last frozen) are 1.5 x 3.77 = 5.655 J: A beats it, C stops. Planned for the 3 epochs
+#:   run it would be 4.5 J, not beaten, and C would train on.
+RUNTIME_CURVES = {
+    (0.01, 4): ([0.5, 0.6, 0.7, 0.8], [1.0, 2.0, 3.0, 4.0]),   # A
+    (0.01, 2): ([0.4, 0.5, 0.6, 0.7], [1.3, 2.3, 3.3, 4.3]),   # B
+    (0.1, 4): ([0.3, 0.35, 0.35], [1.5, 3.0, 4.5]),            # C
+}
+RUNTIME_EXPECTED_STOP = {(0.01, 4): None, (0.01, 2): None, (0.1, 4): 1}
+
+
+def _runtime_spec() -> dict:
+    return {"study": {"name": "runtime", "seed": 0}, "training": {"epochs": 4},
+            "early_stopping": {"enabled": True, "method": "predict", "min_epochs": 1,
+                               "margin": 0.01},
+            "search_space": {
+                "lr": {"type": "float", "low": 0.01, "high": 0.1, "grid": [0.01, 0.1]},
+                "freeze_at_epoch": {"type": "int", "low": 2, "high": 4}}}
+
+
+def test_the_replay_of_a_predict_stopped_study_matches_the_live_run(tmp_path):
+    """Searched runtime decisions and the configured epochs plan the replay's stopping
+    as they plan the live trial's (the measurement window of an own loop fed the same
+    curves and energies)."""
+    import ecotune
+    from ecotune.search import suggest_knobs
+
+    tail_j = 0.5
+    rows = []
+    for (lr, freeze), (accuracy, energy) in RUNTIME_CURVES.items():
+        for e, (acc, joules) in enumerate(zip(accuracy, energy), start=1):
+            rows.append({"lr": lr, "freeze_at_epoch": freeze, "epoch": e,
+                         "val_accuracy": acc, "energy_j": joules, "elapsed_s": float(e),
+                         "state": "COMPLETE", "accuracy": accuracy[-1],
+                         "final_energy_j": energy[-1] + tail_j,
+                         "duration_s": float(len(energy)), "epochs_run": len(energy)})
+    spec = load_spec(_runtime_spec())
+    path = tmp_path / "runtime.csv"
+    write_rows(path, ["lr", "freeze_at_epoch"], rows,
+               header={"spec": json.dumps(table_spec(spec))})
+
+    def live(trial: optuna.Trial) -> tuple[float, float]:
+        knobs = suggest_knobs(trial, spec)
+        training = spec._with_knobs(knobs)[1]  # what the built-in trainer's plan reads
+        accuracy, energy = RUNTIME_CURVES[(knobs["lr"], knobs["freeze_at_epoch"])]
+        with ecotune.measure(trial, meter=_CurveMeter(energy, tail_j),
+                             epochs=training.epochs, freeze_at_epoch=training.freeze_at_epoch,
+                             low_precision_at_epoch=training.low_precision_at_epoch) as m:
+            for epoch, acc in enumerate(accuracy, start=1):
+                m.report(epoch, acc)
+                if m.should_stop():
+                    raise optuna.TrialPruned(m.stop_reason)
+        return m.accuracy, m.energy_j
+
+    live_study = ecotune.create_study("live", storage=None, sampler="random", seed=0,
+                                      early_stopping=_runtime_spec()["early_stopping"])
+    replayed = ecotune.create_study("replayed", storage=None, sampler="random", seed=0)
+    for study in (live_study, replayed):
+        for lr, freeze in RUNTIME_CURVES:
+            study.enqueue_trial({"lr": lr, "freeze_at_epoch": freeze})
+    live_study.optimize(live, n_trials=len(RUNTIME_CURVES))
+    replayed.optimize(TableObjective(read_table(path), spec, "predict"),
+                      n_trials=len(RUNTIME_CURVES))
+    for mine, theirs in zip(live_study.trials, replayed.trials, strict=True):
+        key = (mine.params["lr"], mine.params["freeze_at_epoch"])
+        stop = RUNTIME_EXPECTED_STOP[key]
+        assert mine.user_attrs["early_stopping"]["stopped_at_epoch"] == stop, key
+        assert theirs.user_attrs.get("replay_stopped_at_epoch") == stop, key
+        assert (theirs.state, theirs.values) == (mine.state, mine.values), key
+        assert theirs.user_attrs["energy_j"] == mine.user_attrs["energy_j"], key

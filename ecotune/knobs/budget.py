@@ -14,7 +14,9 @@ the weights are projected onto the budget by a greedy knapsack (Yang et al. 2019
    stays within ``budget - input energy``; the rest are set to zero;
 3. the projected model's exact estimate is computed; where the per-weight prices
    (marginal costs at the current weight count) under-priced it, the capacity is
-   tightened and the projection repeated, so the model ends at or under the budget.
+   tightened and the projection repeated, so the model ends at or under the budget; where
+   it cannot (the budget is below what the model costs with every weight pruned, or the
+   tightening rounds run out), ``unmet_`` says why.
 
 Pruned weights stay zero through later updates: a mask is re-applied after every
 optimiser step. The budget can be approached gradually (``schedule = "linear"`` or
@@ -140,6 +142,8 @@ class EnergyBudgetProjector:
         self.warmup_epochs = warmup_epochs
         self.masks_: dict[nn.Module, torch.Tensor] = {}
         self.energy_: float | None = None  # estimated energy after the last projection
+        #: Why the last projection ended above its target, in one line (None: within it).
+        self.unmet_: str | None = None
         self._steps = 0
 
     @functools.cached_property
@@ -168,7 +172,7 @@ class EnergyBudgetProjector:
 
     def finish(self) -> float:
         """Project onto the final budget; return the model's estimated energy (relative
-        units), at or under ``budget * dense_energy_``."""
+        units), at or under ``budget * dense_energy_`` unless ``unmet_`` says why not."""
         return self.project(self.budget)
 
     @torch.no_grad()
@@ -199,7 +203,18 @@ class EnergyBudgetProjector:
             # The marginal prices under-priced the model: tighten and project again.
             capacity *= 0.98 * target / energy
         self.energy_ = energy
+        self.unmet_ = None if energy <= target else self._why_unmet(fraction, energy,
+                                                                    keep.any())
         return energy
+
+    def _why_unmet(self, fraction: float, energy: float, kept_any: bool) -> str:
+        ratio = energy / self.dense_energy_
+        if not kept_any:
+            return (f"energy_budget {fraction:g} is below what the model costs with every "
+                    f"weight pruned ({ratio:.4g} of the dense model's estimate: its inputs "
+                    "alone), Eyeriss model")
+        return (f"energy_budget {fraction:g} not reached: {ratio:.4g} of the dense model's "
+                f"estimate after {_MAX_TIGHTENING_ROUNDS} tightening rounds, Eyeriss model")
 
     def _set_masks(self, modules: list[nn.Module], keep: torch.Tensor) -> None:
         start = 0

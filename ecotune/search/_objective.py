@@ -28,6 +28,7 @@ from ecotune.energy.hardware import INFERENCE_SAMPLE
 from ecotune.execution import job_index
 from ecotune.names import (
     ATTR_ACTIVATION_DENSITY,
+    ATTR_BUDGET_UNMET,
     ATTR_TEST_ACCURACY,
     STOP_ENERGY_AWARE,
     STOP_SUCCESSIVE_HALVING,
@@ -102,6 +103,8 @@ class BuiltinObjective:
             result = train(data, config, seed=spec.training.seed, on_epoch=m, test=False,
                            keep_states_at=self.keep_states_at)
             m.summary.update(_training_summary(result))
+        if result.budget_unmet is not None:  # the trial says why it is over its budget
+            trial.set_user_attr(ATTR_BUDGET_UNMET, result.budget_unmet)
         # Outside the window: estimating inference energy is not training energy.
         m.record_model(result.model, _inference_sample(result, data),
                        measure_inference=spec.energy.inference == "measured")

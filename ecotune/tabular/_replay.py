@@ -33,7 +33,7 @@ from ecotune.names import ATTR_ENERGY, ATTR_EVALUATION_ENERGY, ATTR_REPLAY_STOPP
 from ecotune.pareto import dominated, hypervolume_history
 from ecotune.rules import search_energy_j, study_front
 from ecotune.search import suggest_knobs
-from ecotune.spec import CategoricalParam, StudySpec, load_spec
+from ecotune.spec import CategoricalParam, IntParam, StudySpec, load_spec
 from ecotune.tabular._pareto import table_reference
 from ecotune.tabular._table import OBJECTIVE_COLUMNS, ConfigRecord, RecordedTable, TableError, cell
 
@@ -96,6 +96,10 @@ class _Snap:
         self.name = name
         self.by_cell = {c: c for c in cells}
         self.numeric = not isinstance(param, CategoricalParam)
+        # Each cell as the knob value it was recorded with (what the live trial trained).
+        choices = {} if self.numeric else {cell(c): c for c in param.choices}
+        parse = int if isinstance(param, IntParam) else float
+        self.value_of = {c: parse(c) if self.numeric else choices.get(c, c) for c in cells}
         if self.numeric:
             values = np.array([float(c) for c in cells])
             self.cells = [cells[i] for i in np.argsort(values)]
@@ -164,11 +168,15 @@ class TableObjective:
         the same watcher the live trainer's measurement window runs, fed the recorded
         curve."""
         settings = self.spec.early_stopping
-        planned = int(record.finals.get("epochs_run") or len(record.epochs))
+        # The live rules plan for the trial's own configuration (its knobs applied): the
+        # epochs configured, not those run (patience may have ended the recording sooner),
+        # and its searched runtime decisions.
+        training = self.spec._with_knobs({s.name: s.value_of[record.knobs[s.name]]
+                                          for s in self.snaps})[1]
+        planned = training.epochs
         if self.stopping == "predict":
             from ecotune.rules import EnergyAwareStopper
 
-            training = self.spec._with_knobs({})[1]
             watch = EnergyAwareStopper(trial.study, planned, settings.margin,
                                        settings.min_epochs, training.freeze_at_epoch,
                                        training.low_precision_at_epoch)

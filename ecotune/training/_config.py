@@ -65,6 +65,9 @@ class TrainResult:
                                                         compare=False)
     #: Estimated inference energy over the dense model's (Eyeriss model), with a budget.
     budget_energy_ratio: float | None = None
+    #: Why ``budget_energy_ratio`` is above the budget (the projection could not reach
+    #: it), in one line; None when within it or without a budget.
+    budget_unmet: str | None = None
     #: The device it trained on (``model`` is left there).
     device: torch.device = dataclasses.field(default=torch.device("cpu"), compare=False)
     #: The autocast type low precision used ("float16", "bfloat16"), None if never on.

@@ -12,6 +12,7 @@ Energy budget (Yang et al. 2019, docs/knobs.md): with ``energy_budget = f`` the
 weights are projected every ``budget_every_batches`` steps so that the model's estimated
 inference energy stays within f x the dense model's (:mod:`ecotune.knobs.budget`); the
 final model is projected onto f exactly, and its validation accuracy measured after that.
+Where the projection cannot reach f, ``budget_unmet`` says why.
 
 Device (``config.device``, :mod:`ecotune.devices`): the model, the batches and evaluation
 run there. A data set that fits in a quarter of the GPU's free memory is copied there
@@ -155,9 +156,10 @@ def train(
                                      watchers, batch_order, device, on_device,
                                      keep_states_at, states)
     final_val = patience.restore_best() if patience is not None else curve[-1].val_accuracy
-    budget_ratio = None
+    budget_ratio = budget_unmet = None
     if projector is not None:
         budget_ratio = projector.finish() / projector.dense_energy_
+        budget_unmet = projector.unmet_
         final_val = accuracy(model, data.x_val, data.y_val)  # of the projected model
     test_accuracy, density = (accuracy_and_density(model, data.x_test, data.y_test) if test
                               else (None, None))
@@ -173,6 +175,7 @@ def train(
         model=model,
         input_mask=None if mask is None else mask.cpu(),
         budget_energy_ratio=budget_ratio,
+        budget_unmet=budget_unmet,
         device=device,
         low_precision_dtype=(str(runtime.dtype).removeprefix("torch.") if runtime.low_precision
                              else None),
