@@ -1,5 +1,6 @@
 """Where studies live: storage URLs (checked, passwords hidden everywhere), Optuna
-storage opened as ecotune uses it, and an incremental reader of a study's trials.
+storage opened as ecotune uses it, an incremental reader of a study's trials, and a
+trial's attributes written in one transaction.
 
 The URL helpers import nothing heavy: the spec and the CLI use them before Optuna loads."""
 
@@ -25,6 +26,7 @@ _EXPORTS = {
     "JOURNAL_SCHEME": "ecotune.storage._open",
     "RedactedStorage": "ecotune.storage._open",
     "TrialCursor": "ecotune.storage._trial_cursor",
+    "set_user_attrs": "ecotune.storage._batch",
     "count_from": "ecotune.storage._trial_cursor",
 }
 
@@ -45,9 +47,11 @@ __all__ = [
     "redact_url",
     "scheme_problem",
     "scrub",
+    "set_user_attrs",
 ]
 
 if TYPE_CHECKING:
+    from ecotune.storage._batch import set_user_attrs
     from ecotune.storage._open import (
         JOURNAL_SCHEME,
         RedactedStorage,
