@@ -203,3 +203,23 @@ def test_a_trials_attributes_are_written_in_one_transaction(where: str, tmp_path
     assert (stored["test_accuracy"], stored["evaluation_energy_j"]) == (
         0.75, m.evaluation_energy_j)
     assert trial.user_attrs == stored  # the trial's own view, as after set_user_attr
+
+
+def test_the_redacted_view_redacts_a_finished_trial_once_and_follows_running_ones() -> None:
+    from ecotune.storage import RedactedStorage
+
+    inner = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=inner, study_name="r")
+    view = optuna.load_study(study_name="r", storage=RedactedStorage(inner))
+    done = study.ask()
+    done.set_user_attr("fail_reason", "postgresql://ann:pw@db/x refused")
+    study.tell(done, 1.0)
+    running = study.ask()
+    first = view.get_trials(deepcopy=False)
+    assert first[0].user_attrs["fail_reason"] == "postgresql://ann:***@db/x refused"
+    running.set_user_attr("note", "sqlite:///x.db")
+    again = view.get_trials(deepcopy=False)
+    assert again[0] is first[0]  # the finished trial: redacted once, kept
+    assert again[1].user_attrs == {"note": "sqlite:///x.db"}  # the running one: re-read
+    copied = view.get_trials(deepcopy=True)[0]
+    assert copied is not first[0] and copied.user_attrs == first[0].user_attrs

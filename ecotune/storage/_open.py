@@ -159,6 +159,9 @@ class RedactedStorage(optuna.storages.BaseStorage):
 
     def __init__(self, storage: optuna.storages.BaseStorage) -> None:
         self._storage = storage
+        # Finished trials never change: each is redacted once (a report reads the study's
+        # trials a dozen times; at 100,000 trials each walk of their attributes costs).
+        self._finished: dict[int, optuna.trial.FrozenTrial] = {}
 
     # Readers of attributes: redacted.
     def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
@@ -182,8 +185,18 @@ class RedactedStorage(optuna.storages.BaseStorage):
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Any = None) -> list[optuna.trial.FrozenTrial]:
-        return [_redacted_trial(t) for t in
-                self._storage.get_all_trials(study_id, deepcopy=deepcopy, states=states)]
+        trials = self._storage.get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        if deepcopy:  # the caller's own copies: never shared
+            return [_redacted_trial(t) for t in trials]
+        return [self._finished_redacted(t) for t in trials]
+
+    def _finished_redacted(self, trial: optuna.trial.FrozenTrial) -> optuna.trial.FrozenTrial:
+        if not trial.state.is_finished():
+            return _redacted_trial(trial)
+        done = self._finished.get(trial._trial_id)
+        if done is None:
+            done = self._finished[trial._trial_id] = _redacted_trial(trial)
+        return done
 
     # Everything else: as the wrapped storage does it.
     def create_new_study(self, *args: Any, **kwargs: Any) -> int:
