@@ -203,6 +203,15 @@ def test_a_trials_attributes_are_written_in_one_transaction(where: str, tmp_path
     assert (stored["test_accuracy"], stored["evaluation_energy_j"]) == (
         0.75, m.evaluation_energy_j)
     assert trial.user_attrs == stored  # the trial's own view, as after set_user_attr
+    from ecotune.storage import set_user_attrs
+
+    set_user_attrs(trial, {"energy_meter": "again", "new": [1, 2]})  # replaces, adds
+    assert {k: v for k, v in study.trials[0].user_attrs.items()
+            if k in ("energy_meter", "new")} == {"energy_meter": "again", "new": [1, 2]}
+    study.tell(trial, [0.8, 1.0])
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        set_user_attrs(trial, {"late": 1})  # as Optuna's own write: nothing stored
+    assert "late" not in study.trials[0].user_attrs
 
 
 def test_the_redacted_view_redacts_a_finished_trial_once_and_follows_running_ones() -> None:

@@ -2,15 +2,18 @@
 
 Optuna's public API writes one attribute per call, and on relational storage each call is
 a transaction of its own (a few ms on SQLite, a round trip on PostgreSQL): an ecotune
-trial records about fifteen. Optuna's relational storage writes each attribute through a
-helper that leaves the commit to its caller; :func:`set_user_attrs` calls it for every
-attribute inside one session, so they commit together (all or none). Any other storage,
-or an Optuna whose relational storage lacks those helpers, gets the public calls, one per
-attribute: the same rows either way.
+trial records about fifteen, and Optuna reads the trial again before each. On SQLite and
+PostgreSQL :func:`set_user_attrs` does what Optuna's write does once (the trial must still
+be running) and then writes every row with one upsert, in one transaction (all or none);
+other relational databases get Optuna's per-attribute helper inside one transaction. Any
+other storage, or an Optuna whose relational storage lacks those helpers, gets the public
+calls, one per attribute: the same rows either way.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,13 +61,38 @@ def _one_transaction(trial: optuna.trial.BaseTrial):
 
         write_one = backend._set_trial_attr_without_commit
         scoped = backend.scoped_session
+        updatable = backend.check_trial_is_updatable
     except (ImportError, AttributeError):
         return None
     trial_id = trial._trial_id
+    table = models.TrialUserAttributeModel.__table__
+    dialect = backend.engine.name
+    if dialect == "sqlite" and sqlite3.sqlite_version_info < (3, 24, 0):
+        dialect = "sqlite without upsert"  # as Optuna: its per-attribute write
 
     def write(attrs: Mapping[str, Any]) -> None:
         with _create_scoped_session(scoped, True) as session:
-            for key, value in attrs.items():
-                write_one(session, models.TrialUserAttributeModel, trial_id, key, value)
+            if dialect not in ("sqlite", "postgresql"):
+                for key, value in attrs.items():  # Optuna's way, one statement each
+                    write_one(session, models.TrialUserAttributeModel, trial_id, key, value)
+                return
+            # What Optuna's per-attribute write does, once: the trial must be running...
+            updatable(trial_id, models.TrialModel.find_or_raise_by_id(trial_id,
+                                                                      session).state)
+            # ...then one upsert of every row (a new value replaces the stored one).
+            insert = _dialect_insert(dialect)(table).values(
+                [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                 for key, value in attrs.items()])
+            session.execute(insert.on_conflict_do_update(
+                index_elements=[table.c.trial_id, table.c.key],
+                set_={"value_json": insert.excluded.value_json}))
 
     return write
+
+
+def _dialect_insert(dialect: str):
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert
