@@ -332,3 +332,38 @@ def test_a_5000_trial_study_reports(tmp_path) -> None:
     # The hypervolume figure and hypervolume.csv come from the same history.
     drawn = plotly.io.from_json(saved["ecotune-hypervolume"]).data[0]
     assert _array(drawn.y)[-1] == pytest.approx(history["hypervolume"].iloc[-1])
+
+
+@pytest.mark.parametrize("where", ["sqlite", "memory"])
+def test_dashboard_figures_are_saved_at_once_and_a_shorter_one_replaces_a_longer(
+        where: str, tmp_path) -> None:
+    """The figures' chunks go to storage in one transaction on SQLite; what
+    optuna-dashboard reads back is each figure as saved, also after a shorter one
+    replaced a longer one (its extra chunks cleared, as optuna-dashboard itself does)."""
+    import plotly.graph_objects as go
+    from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
+    from sqlalchemy import event
+
+    from ecotune.report.export import save_to_dashboard
+    from ecotune.storage import open_storage
+
+    storage = (open_storage(f"sqlite:///{tmp_path}/d.db") if where == "sqlite"
+               else optuna.storages.InMemoryStorage())
+    study = optuna.create_study(storage=storage)
+    commits: list[int] = []
+    if where == "sqlite":
+        event.listen(storage.engine, "commit", lambda _conn: commits.append(1))
+    big = go.Figure(go.Scatter(x=list(range(3000)), y=list(range(3000))))
+    small = go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))
+    assert save_to_dashboard(study, {"pareto": big, "other": small}) == [
+        "ecotune-pareto", "ecotune-other"]
+    if where == "sqlite":
+        assert len(commits) <= 3  # the chunks (more than 10 here) in one write
+    stored = storage.get_study_system_attrs(study._study_id)
+    assert sum(k.startswith("dashboard:plot_data:ecotune-pareto:") for k in stored) > 10
+    saved = get_plotly_graph_objects(stored)
+    assert saved["ecotune-pareto"] == big.to_json()
+    save_to_dashboard(study, {"pareto": small})
+    saved = get_plotly_graph_objects(storage.get_study_system_attrs(study._study_id))
+    assert saved["ecotune-pareto"] == small.to_json()
+    assert saved["ecotune-other"] == small.to_json()

@@ -27,6 +27,7 @@ _EXPORTS = {
     "RedactedStorage": "ecotune.storage._open",
     "TrialCursor": "ecotune.storage._trial_cursor",
     "set_user_attrs": "ecotune.storage._batch",
+    "set_study_system_attrs": "ecotune.storage._batch",
     "BulkReadRDBStorage": "ecotune.storage._bulk_read",
     "count_from": "ecotune.storage._trial_cursor",
 }
@@ -49,11 +50,12 @@ __all__ = [
     "redact_url",
     "scheme_problem",
     "scrub",
+    "set_study_system_attrs",
     "set_user_attrs",
 ]
 
 if TYPE_CHECKING:
-    from ecotune.storage._batch import set_user_attrs
+    from ecotune.storage._batch import set_study_system_attrs, set_user_attrs
     from ecotune.storage._bulk_read import BulkReadRDBStorage
     from ecotune.storage._open import (
         JOURNAL_SCHEME,

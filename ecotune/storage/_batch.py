@@ -19,7 +19,7 @@ from typing import Any
 
 import optuna
 
-__all__ = ["set_user_attrs"]
+__all__ = ["set_user_attrs", "set_study_system_attrs"]
 
 
 def set_user_attrs(trial: optuna.trial.BaseTrial, attrs: Mapping[str, Any]) -> None:
@@ -88,6 +88,49 @@ def _one_transaction(trial: optuna.trial.BaseTrial):
                 set_={"value_json": insert.excluded.value_json}))
 
     return write
+
+
+def set_study_system_attrs(storage: optuna.storages.BaseStorage, study_id: int,
+                           attrs: Mapping[str, Any]) -> None:
+    """``storage.set_study_system_attr(study_id, key, value)`` for each of ``attrs``, with
+    one upsert in one transaction on SQLite and PostgreSQL (e.g. optuna-dashboard's
+    figures: a few hundred chunks of 2 KB each). ``storage`` may wrap relational
+    storage (Optuna's trial cache, ecotune's redacted view): writes pass through them.
+
+    Example:
+        >>> storage = optuna.storages.RDBStorage("sqlite:///:memory:")
+        >>> study = optuna.create_study(storage=storage)
+        >>> set_study_system_attrs(storage, study._study_id, {"a:0": "x", "a:1": "y"})
+        >>> storage.get_study_system_attrs(study._study_id)
+        {'a:0': 'x', 'a:1': 'y'}
+    """
+    backend = storage
+    while not isinstance(backend, optuna.storages.RDBStorage):
+        inner = getattr(backend, "_backend", None) or getattr(backend, "_storage", None)
+        if inner is None:
+            break
+        backend = inner
+    dialect = getattr(getattr(backend, "engine", None), "name", None)
+    if not attrs:
+        return
+    if not isinstance(backend, optuna.storages.RDBStorage) or dialect not in (
+            "sqlite", "postgresql") or (dialect == "sqlite"
+                                        and sqlite3.sqlite_version_info < (3, 24, 0)):
+        for key, value in attrs.items():
+            storage.set_study_system_attr(study_id, key, value)
+        return
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    table = models.StudySystemAttributeModel.__table__
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        models.StudyModel.find_or_raise_by_id(study_id, session)  # as Optuna: KeyError
+        insert = _dialect_insert(dialect)(table).values(
+            [{"study_id": study_id, "key": key, "value_json": json.dumps(value)}
+             for key, value in attrs.items()])
+        session.execute(insert.on_conflict_do_update(
+            index_elements=[table.c.study_id, table.c.key],
+            set_={"value_json": insert.excluded.value_json}))
 
 
 def _dialect_insert(dialect: str):
