@@ -129,6 +129,8 @@ def open_storage(
 def _redacted(value: Any) -> Any:
     """``value`` (attribute data: JSON-like) with passwords in URLs hidden; the same object
     when there is none, so that reading a clean study copies nothing."""
+    if not _may_hold_password(value):
+        return value
     if isinstance(value, str):
         return scrub(value) if "@" in value or "passw" in value.lower() else value
     if isinstance(value, dict):
@@ -243,6 +245,22 @@ class RedactedStorage(optuna.storages.BaseStorage):
 
     def remove_session(self) -> None:
         self._storage.remove_session()
+
+
+def _may_hold_password(value: Any) -> bool:
+    """Whether a string in ``value`` might need :func:`scrub`: a walk that builds nothing
+    (most attribute data is numbers), so a clean trial costs little to check."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "@" in item or "passw" in item.lower():
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
 
 
 def dashboard_constraints(system_attrs: dict[str, Any]) -> dict[str, Any]:
