@@ -367,3 +367,35 @@ def test_dashboard_figures_are_saved_at_once_and_a_shorter_one_replaces_a_longer
     saved = get_plotly_graph_objects(storage.get_study_system_attrs(study._study_id))
     assert saved["ecotune-pareto"] == small.to_json()
     assert saved["ecotune-other"] == small.to_json()
+
+
+def test_a_long_front_draws_an_even_sample_of_its_learning_curves() -> None:
+    from ecotune.report.plots import MAX_FRONT_CURVES
+
+    rows = [{"trial": t, "epoch": e, "val_accuracy": 0.1 * e, "energy_j": 1.0 * e,
+             "early_stopped": False, "stop_reason": "completed"}
+            for t in range(300) for e in (1, 2)]
+    front = list(range(0, 300, 2))  # 150 front trials
+    fig = learning_curves_figure(pd.DataFrame(rows), "t", front_trials=front)
+    drawn_front = {t.name for t in fig.data if "Pareto front" in t.name}
+    assert len(drawn_front) == MAX_FRONT_CURVES
+    assert {"trial 0 (Pareto front)", "trial 298 (Pareto front)"} <= drawn_front
+    assert f"{MAX_FRONT_CURVES} of the front's 150" in fig.layout.title.text
+
+
+def test_the_terminal_shows_an_even_sample_of_a_long_front() -> None:
+    import io
+
+    from rich.console import Console
+
+    from ecotune.cli._common import MAX_FRONT_ROWS, _print_front
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_metric_names(["accuracy", "energy_j"])
+    for i in range(60):  # every trial on the front: more accurate, more energy
+        study.add_trial(optuna.trial.create_trial(values=[i / 100, float(i + 1)]))
+    out = io.StringIO()
+    _print_front(study, Console(file=out, width=200))
+    text = out.getvalue()
+    assert f"{MAX_FRONT_ROWS} of 60 front trials shown" in text
+    assert sum(line.startswith("│") for line in text.splitlines()) == MAX_FRONT_ROWS
