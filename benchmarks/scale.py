@@ -355,13 +355,18 @@ class _nothing:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--report-sizes", type=int, nargs="+",
+                        help="study sizes of the report part (default 1,000 10,000 100,000)")
+    parser.add_argument("--book-sizes", type=int, nargs="+",
+                        help="stored trials of the bookkeeping part (default 100 1,000 10,000)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     import warnings
 
     warnings.simplefilter("ignore")
-    report_sizes = [200, 500, 1000] if args.quick else [1000, 10000, 100000]
-    book_sizes = [100, 300, 1000] if args.quick else [100, 1000, 10000]
+    report_sizes = args.report_sizes or ([200, 500, 1000] if args.quick
+                                         else [1000, 10000, 100000])
+    book_sizes = args.book_sizes or ([100, 300, 1000] if args.quick else [100, 1000, 10000])
     print(f"benchmarks/scale.py{' --quick' if args.quick else ''}: {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} at start")
     with tempfile.TemporaryDirectory(prefix="ecotune-scale-") as tmp:
