@@ -160,7 +160,8 @@ def _cached_study(work: Path, name: str, n: int) -> str:
     if not cached.exists():
         partial = CACHE / f"{name}-partial.db"
         partial.unlink(missing_ok=True)
-        build_study(f"sqlite:///{partial}", name, n)
+        built = build_study(f"sqlite:///{partial}", name, n)
+        built._storage._backend.engine.dispose()  # closed (WAL checkpointed) before moving
         partial.rename(cached)
     shutil.copyfile(cached, work / f"{name}.db")
     return f"sqlite:///{work}/{name}.db"
