@@ -72,8 +72,11 @@ def _read_trials(engine, study_id: int, states, included_trial_ids: set[int],
     def children(model, *columns):
         table = model.__table__
         key = table.primary_key.columns.values()[0]
-        return conn.execute(select(table.c.trial_id, *(table.c[c] for c in columns))
-                            .where(table.c.trial_id.in_(chosen)).order_by(key)).all()
+        result = conn.execute(select(table.c.trial_id, *(table.c[c] for c in columns))
+                              .where(table.c.trial_id.in_(chosen)).order_by(key))
+        # In batches: 100,000 trials have 1.6 million attribute rows, JSON text each.
+        for batch in result.partitions(_BATCH_ROWS):
+            yield from batch
 
     with engine.connect() as conn, conn.begin():  # one snapshot where the database has them
         study_exists = conn.execute(
@@ -100,12 +103,13 @@ def _read_trials(engine, study_id: int, states, included_trial_ids: set[int],
                 dist = distributions[dist_json] = json_to_distribution(dist_json)
             parts[trial_id]["params"][name] = dist.to_external_repr(value)
             parts[trial_id]["distributions"][name] = dist
+        decode = _DECODER.decode
         for trial_id, key, value_json in children(models.TrialUserAttributeModel, "key",
                                                   "value_json"):
-            parts[trial_id]["user"][key] = json.loads(value_json)
+            parts[trial_id]["user"][_shared(key)] = decode(value_json)
         for trial_id, key, value_json in children(models.TrialSystemAttributeModel, "key",
                                                   "value_json"):
-            parts[trial_id]["system"][key] = json.loads(value_json)
+            parts[trial_id]["system"][_shared(key)] = decode(value_json)
         step_model = models.TrialIntermediateValueModel
         for trial_id, step, value, kind in children(
                 step_model, "step", "intermediate_value", "intermediate_value_type"):
@@ -123,6 +127,23 @@ def _read_trials(engine, study_id: int, states, included_trial_ids: set[int],
             system_attrs=p["system"], intermediate_values=p["intermediate"],
             trial_id=trial_id))
     return trials
+
+
+_BATCH_ROWS = 10_000
+
+#: One string object per distinct key (attribute names, the fields of a learning curve's
+#: points): every trial repeats the same few, and 100,000 trials hold millions of them.
+_KEYS: dict[str, str] = {}
+
+
+def _shared(key: str) -> str:
+    if len(_KEYS) > 100_000:  # keys that are data, not names: stop sharing them
+        _KEYS.clear()
+    return _KEYS.setdefault(key, key)
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=lambda pairs: {_shared(k): v for k, v in pairs})
 
 
 def _local(utc: datetime.datetime | None) -> datetime.datetime | None:
