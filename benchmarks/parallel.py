@@ -17,7 +17,9 @@ and releases the GIL, so two threads use two cores). For each pair the benchmark
   it, if each reading is split fairly and nothing is counted twice.
 
 Throughput is timed from the first trial's start to the last trial's end as stored, so
-worker processes' start-up (importing torch, about 3 s) is not counted. The CPU-time meter
+worker processes' start-up (importing torch, about 3 s) is not counted: each worker warms
+up (imports, torch's first products, the meter's first window) and the workers then start
+their trials together, as the threads do. The CPU-time meter
 is the default: on a machine without RAPL its figure is the work's CPU seconds, which the
 attribution must conserve. With a meter that includes a static part (CodeCarbon's RAM
 model, RAPL's idle package), two trials at once genuinely cost less each: that part of the
@@ -83,13 +85,28 @@ def threads(n_trials: int, n_jobs: int, work: int, meter: str) -> tuple[float, f
     return _figures(study)
 
 
-def _worker(storage: str, name: str, n_trials: int, work: int, meter: str) -> None:
+def _warm_up(work: int, meter: str) -> None:
+    """Pay a process's one-off costs (imports, torch's first products, the meter's first
+    window) outside the timed trials."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.optimize(_objective(min(work, 10), meter), n_trials=2)
+
+
+def _worker(storage: str, name: str, n_trials: int, work: int, meter: str, start) -> None:
     import optuna
     import torch
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    _study(storage, name).optimize(_objective(work, meter), n_trials=n_trials)
+    _warm_up(work, meter)
+    study = _study(storage, name)
+    # Every worker starts its trials together: one that is still importing would leave
+    # the other alone at the start of the timed span.
+    start.wait(timeout=300)
+    study.optimize(_objective(work, meter), n_trials=n_trials)
 
 
 def workers(n_trials: int, n_workers: int, work: int, meter: str,
@@ -100,8 +117,9 @@ def workers(n_trials: int, n_workers: int, work: int, meter: str,
     name = f"workers-{n_workers}"
     ecotune.create_study(name, sampler="random", storage=storage, seed=0)
     context = multiprocessing.get_context("spawn")
+    start = context.Barrier(n_workers)
     processes = [context.Process(target=_worker, args=(storage, name, n_trials // n_workers,
-                                                       work, meter))
+                                                       work, meter, start))
                  for _ in range(n_workers)]
     for process in processes:
         process.start()
@@ -122,7 +140,7 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before the run; "
           f"{args.trials} trials of {args.work} 256x256 products each, meter {args.meter}")
-    threads(2, 1, 10, args.meter)  # warm-up: imports, the meter's first window
+    _warm_up(args.work, args.meter)
     rows = []
     t0 = time.perf_counter()
     one, two = (threads(args.trials, n, args.work, args.meter) for n in (1, 2))

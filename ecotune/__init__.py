@@ -36,6 +36,7 @@ _EXPORTS = {
     "create_study": "ecotune.search",
     "measure": "ecotune.search",
     "run": "ecotune.search",
+    "confirm": "ecotune.noise",
     "pareto_front": "ecotune.report",
     "write_report": "ecotune.report",
 }
@@ -47,6 +48,7 @@ __all__ = [
     "SpecError",
     "StudySpec",
     "__version__",
+    "confirm",
     "create_study",
     "load_spec",
     "measure",
@@ -56,6 +58,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ecotune.noise import confirm
     from ecotune.report import pareto_front, write_report
     from ecotune.search import (
         EnergyOptions,

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["DeviceError", "resolve_device", "device_info", "synchronizer", "cuda_indices",
-           "parse_gpus", "check_gpus", "worker_gpu"]
+           "parse_gpus", "check_gpus", "worker_gpu", "job_device"]
 
 
 class DeviceError(ValueError):
@@ -76,6 +76,26 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         raise DeviceError(f"device {str(device)!r}: only {count} CUDA GPU(s) visible here "
                           f"(cuda:0 to cuda:{count - 1})")
     return torch.device("cuda", index)
+
+
+def job_device(device: str, job: int | None) -> str:
+    """The device trial thread ``job`` (``[study] n_jobs``) trains on: with several CUDA
+    GPUs visible, ``"auto"`` and ``"cuda"`` become GPU ``job mod count`` (``cuda:N``), so
+    that trials at once each have a GPU of their own, and its energy whole; with one GPU
+    (or ``job`` None, or a fixed ``cuda:N``/``cpu``) ``device`` is kept, and the trials at
+    once share it (and its energy, equally).
+
+    Example:
+        >>> job_device("cpu", 1), job_device("auto", None)
+        ('cpu', 'auto')
+    """
+    if job is None or device not in ("auto", "cuda"):
+        return device
+    import torch
+
+    if not torch.cuda.is_available() or torch.cuda.device_count() < 2:
+        return device
+    return f"cuda:{job % torch.cuda.device_count()}"
 
 
 def cuda_indices(device: torch.device) -> tuple[int, ...]:

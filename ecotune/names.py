@@ -12,18 +12,20 @@ from __future__ import annotations
 __all__ = [
     "SAMPLERS", "DATASETS", "MODELS", "METERS", "METER_BACKENDS", "OPTIMIZERS",
     "BUDGET_SCHEDULES", "EARLY_STOPPING_ACTIONS", "EARLY_STOPPING_METHODS", "DEVICE_PATTERN",
-    "LOW_PRECISION_DTYPES", "ENERGY_GPUS", "TEST_EVALUATIONS",
+    "LOW_PRECISION_DTYPES", "ENERGY_GPUS", "TEST_EVALUATIONS", "INFERENCE_MODES",
     "STOP_REASONS", "STOP_COMPLETED", "STOP_PATIENCE", "STOP_ENERGY_AWARE",
     "STOP_SUCCESSIVE_HALVING", "STOP_TRIAL_BUDGET",
     "ATTR_ENERGY", "ATTR_CPU_ENERGY", "ATTR_GPU_ENERGY", "ATTR_RAM_ENERGY", "ATTR_DURATION",
     "ATTR_CO2", "ATTR_METER", "ATTR_ENERGY_IS_ESTIMATE", "ATTR_ENERGY_SCOPE",
     "ATTR_ENERGY_DETAILS", "ATTR_ENERGY_ATTRIBUTION", "MEASUREMENT_ATTRS",
-    "ATTRIBUTION_EXCLUSIVE", "ATTRIBUTION_SHARED", "ENERGY_ATTRIBUTIONS",
+    "ATTRIBUTION_EXCLUSIVE", "ATTRIBUTION_SHARED", "ATTRIBUTION_UNSPLIT", "ENERGY_ATTRIBUTIONS",
     "ATTR_FAIL_REASON", "ATTR_TRAINING", "ATTR_INFERENCE", "ATTR_EARLY_STOPPING",
     "ATTR_SUCCESSIVE_HALVING", "ATTR_TEST_ACCURACY", "ATTR_ACTIVATION_DENSITY",
     "ATTR_EVALUATION_ENERGY", "ATTR_STOP", "ATTR_REPLAY_STOPPED",
     "STUDY_ATTR_SPEC", "STUDY_ATTR_OBJECTIVES", "STUDY_ATTR_RULES",
+    "STUDY_ATTR_REPEATS_PREFIX", "STUDY_ATTR_METER_NOISE", "CONFIRM_CANDIDATES",
     "CONSTRAINT_TRIAL_ENERGY", "CONSTRAINT_INFERENCE_ENERGY",
+    "CONSTRAINT_INFERENCE_ENERGY_MEASURED",
     "check_implements",
 ]
 
@@ -51,6 +53,9 @@ ENERGY_GPUS = ("used", "visible")
 #: Which trials pay for a test-split evaluation (``[training] test_evaluation``): those on
 #: the feasible front when they finish, every trial that trains to the end, or none.
 TEST_EVALUATIONS = ("front", "all", "none")
+#: A trained model's inference energy (``[energy] inference``): the hardware models'
+#: ``estimate`` only, or also ``measured`` on the trial's device with its meter.
+INFERENCE_MODES = ("estimate", "measured")
 
 # Why a trial's training ended before its planned epochs (``StopTraining``'s reason, the
 # ``stop_reason`` of the ``training`` attribute), or that it did not.
@@ -90,7 +95,13 @@ ATTRIBUTION_EXCLUSIVE = "exclusive"
 #: Other windows of the process were open on the same counters for part of it: each
 #: reading was split among the windows open over its interval (docs/scaling.md).
 ATTRIBUTION_SHARED = "shared"
-ENERGY_ATTRIBUTIONS = (ATTRIBUTION_EXCLUSIVE, ATTRIBUTION_SHARED)
+#: Part of the figure is a whole-device reading booked whole to this process: it could not
+#: be split with other processes using the device (CodeCarbon's RAPL or NVML reads, a GPU
+#: read by power, RAPL without the machine's CPU time), so concurrent workers on one
+#: machine each include the others' draw (docs/scaling.md).
+ATTRIBUTION_UNSPLIT = "unsplit"
+#: In order of precedence: a figure made of parts takes the last of theirs.
+ENERGY_ATTRIBUTIONS = (ATTRIBUTION_EXCLUSIVE, ATTRIBUTION_SHARED, ATTRIBUTION_UNSPLIT)
 MEASUREMENT_ATTRS = (ATTR_ENERGY, ATTR_CPU_ENERGY, ATTR_GPU_ENERGY, ATTR_RAM_ENERGY,
                      ATTR_DURATION, ATTR_CO2, ATTR_METER, ATTR_ENERGY_IS_ESTIMATE,
                      ATTR_ENERGY_SCOPE, ATTR_ENERGY_ATTRIBUTION, ATTR_ENERGY_DETAILS)
@@ -126,10 +137,21 @@ STUDY_ATTR_SPEC = "ecotune.spec"
 STUDY_ATTR_OBJECTIVES = "ecotune.objectives"
 #: Early-stopping and budget settings every ``measure()`` on the study applies.
 STUDY_ATTR_RULES = "ecotune.rules"
+#: A trial's repeated measurements (``ecotune confirm``), under this prefix plus the
+#: trial's number: Optuna refuses attribute writes on a finished trial
+#: (``UpdateFinishedTrialError``), so they are study attributes keyed by the trial.
+STUDY_ATTR_REPEATS_PREFIX = "ecotune.repeats."
+#: The meter noise ``confirm`` chose its near-front candidates with, by meter.
+STUDY_ATTR_METER_NOISE = "ecotune.meter_noise"
+#: Which trials ``ecotune confirm`` repeats: the front, those whose energy interval
+#: under the meter's noise could reach it, or every complete trial.
+CONFIRM_CANDIDATES = ("front", "near-front", "all")
 
 # Constraint names (Optuna's ``trial.set_constraint``: feasible when <= 0).
 CONSTRAINT_TRIAL_ENERGY = "trial_energy_j"
 CONSTRAINT_INFERENCE_ENERGY = "inference_energy_pj"
+#: Measured inference energy per sample over its budget, joules.
+CONSTRAINT_INFERENCE_ENERGY_MEASURED = "inference_energy_measured_j"
 
 
 def check_implements(what: str, names: tuple[str, ...], implemented: object) -> None:

@@ -37,6 +37,7 @@ from ecotune.names import (
     EARLY_STOPPING_ACTIONS,
     EARLY_STOPPING_METHODS,
     ENERGY_GPUS,
+    INFERENCE_MODES,
     LOW_PRECISION_DTYPES,
     METERS,
     MODELS,
@@ -281,6 +282,9 @@ class BudgetsSection(_Strict):
     # A trained model whose estimated inference energy (ASIC model, pJ) exceeds this is
     # infeasible.
     inference_energy_pj: Float | None = Field(default=None, gt=0)
+    # A trained model whose measured inference energy per sample (J) exceeds this is
+    # infeasible; needs [energy] inference = "measured".
+    inference_energy_measured_j: Float | None = Field(default=None, gt=0)
 
 
 
@@ -313,6 +317,10 @@ class EnergySection(_Strict):
     # CPU) or "visible" (every GPU this process sees, idle ones included: the whole machine
     # where CUDA_VISIBLE_DEVICES is unset).
     gpus: Literal[ENERGY_GPUS] = "used"
+    # A trained model's inference energy: "estimate" (the ASIC and Eyeriss hardware models
+    # only) or "measured" (also run on the trial's device, in a window of its own: the
+    # inference_energy_measured_j objective and budget).
+    inference: Literal[INFERENCE_MODES] = "estimate"
 
     @field_validator("country")
     @classmethod
@@ -496,6 +504,13 @@ class StudySpec(_Strict):
                 self.study.objectives):
             raise ValueError("early_stopping needs the objectives accuracy and energy_j "
                              f"(got {list(self.study.objectives)})")
+        if self.energy.inference != "measured":
+            if "inference_energy_measured_j" in self.study.objectives:
+                raise ValueError('the objective inference_energy_measured_j needs energy.'
+                                 'inference = "measured"')
+            if self.budgets.inference_energy_measured_j is not None:
+                raise ValueError('budgets.inference_energy_measured_j needs energy.'
+                                 'inference = "measured"')
         if self.study.sampler.name == "grid":
             if not self.search_space:
                 raise ValueError("the grid sampler needs a non-empty search_space")

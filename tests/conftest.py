@@ -30,6 +30,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
+    # Each test's GPU ledgers (ecotune.energy._ledger) of its own: fake GPUs of tests
+    # running at once share UUIDs, and their counters nothing else.
+    monkeypatch.setenv("ECOTUNE_GPU_LEDGER_DIR", str(tmp_path / "gpu-ledger"))
     yield tmp_path
     # A test that put a fake pynvml in place leaves no probe or meter made from it behind:
     # the next test on this worker must see this machine's real NVML (monkeypatch puts

@@ -14,7 +14,10 @@ or stepped backwards.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from pathlib import Path
 
 import pytest
 
@@ -143,6 +146,43 @@ class TimedFakeNvml(FakeNvml):
             return round(mean_w * 1000.0)
         levels = [lv for t, lv in self._segments if t <= self.now_s][-1]
         return round(levels[handle] * 1000.0)
+
+
+class FileFakeNvml(FakeNvml):
+    """GPUs whose energy counters live in a file, so that several processes read one
+    machine's GPUs, as real ones do: the test writes the counters
+    (:func:`write_counters`) between the workers' events; every read reads the file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        super().__init__(self._counters(), [None] * len(self._counters()))
+
+    def _counters(self) -> list[int | None]:
+        return json.loads(self.path.read_text())
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
+        self.energy_mj = self._counters()
+        return super().nvmlDeviceGetTotalEnergyConsumption(handle)
+
+
+def write_counters(path: str | Path, energy_mj: list[int]) -> None:
+    """Set every GPU's counter at once (a reader never sees a half-written file)."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(energy_mj))
+    os.replace(partial, path)
+
+
+def install_in_process(fake: FakeNvml, visible: str | None) -> None:
+    """:func:`install` for a spawned worker process (no monkeypatch: it exits after)."""
+    from ecotune.energy import _nvml
+
+    _nvml.pynvml = fake
+    if visible is None:
+        os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+    else:
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible
+    _nvml.nvml_status.cache_clear()
 
 
 #: Whether a test installed a fake since the last cleanup (tests/conftest.py).

@@ -16,7 +16,7 @@ import ecotune
 
 PACKAGES = ("ecotune", "ecotune.search", "ecotune.report", "ecotune.energy",
             "ecotune.energy.hardware", "ecotune.training", "ecotune.knobs", "ecotune.models",
-            "ecotune.data", "ecotune.cli")
+            "ecotune.data", "ecotune.cli", "ecotune.noise")
 
 # Import orders that broke `ecotune.measure` before (a submodule import replaced it).
 ORDERS = [

@@ -142,6 +142,13 @@ def test_a_directory_as_study_file(tmp_path: Path, capsys) -> None:
     _check_one_line_exit_2(["run", "dir.toml"], "cannot read the study file", capsys)
 
 
+def test_an_error_prints_brackets_as_written(tmp_path: Path, capsys) -> None:
+    """A message naming a study-file section, e.g. ``[energy]``, is not eaten as rich
+    markup: the file name here carries one."""
+    (tmp_path / "[energy] x.toml").mkdir()
+    _check_one_line_exit_2(["run", "[energy] x.toml"], "[energy] x.toml", capsys)
+
+
 def test_a_study_file_that_is_not_utf8(tmp_path: Path, capsys) -> None:
     (tmp_path / "latin1.toml").write_bytes(STUDY.replace("bad", "b\xe9").encode("latin-1"))
     _check_one_line_exit_2(["run", "latin1.toml"], "not UTF-8", capsys)

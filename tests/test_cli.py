@@ -92,6 +92,11 @@ def test_run_overrides_storage_and_name(tmp_path: Path, study_file: Path) -> Non
          "study.n_trials: Input should be a valid integer"),
         (lambda s: s.replace("[energy]", "[energy]\ncountry = \"XYZ\""), [], "energy.country"),
         (lambda s: s.replace("[model]", "[modle]"), [], "modle: unknown key"),
+        (lambda s: s.replace("[energy]", '[energy]\ninference = "measurd"'), [],
+         "energy.inference: Input should be 'estimate' or 'measured'"),
+        (lambda s: s.replace("seed = 1", 'seed = 1\nobjectives = ["accuracy", '
+                             '"inference_energy_measured_j"]'), [],
+         'the objective inference_energy_measured_j needs energy.inference = "measured"'),
         (lambda s: s.replace("low = 1e-3", "low = 0.0"), [], "search_space.lr: low must be > 0"),
         (lambda s: "[study\n", [], "not valid TOML"),
         (lambda s: s, ["--sampler", "anneal"], "study.sampler.name"),

@@ -5,6 +5,7 @@ and a PyTorch Lightning callback."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import optuna
@@ -241,3 +242,26 @@ def test_lightning_callback_reports_and_stops_a_real_trainer(tmp_path: Path) -> 
     assert training["stop_reason"] == "trial_energy_budget"
     assert [p["epoch"] for p in training["learning_curve"]] == [1, 2, 3]
     assert study.trials[0].constraints["trial_energy_j"] > 0
+
+
+def test_returning_the_energy_at_the_last_report_is_not_taken_for_a_swap() -> None:
+    """A Trainer's search returns the values of its last evaluation (HFEnergyCallback):
+    energy a little short of the window's own, which closes later."""
+
+    class TailMeter(StepMeter):
+        def _stop(self) -> Measurement:  # the close costs one more step
+            self._reads += 1
+            return self._reading()
+
+    study = _study("last-report")
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        trial.suggest_float("x", 0, 1)
+        with ecotune.measure(trial, meter=TailMeter(step_j=2.0), epochs=1) as m:
+            m.report(1, 0.9)
+        assert (m.curve[-1].energy_j, m.energy_j) == (2.0, 4.0)
+        return m.accuracy, m.curve[-1].energy_j
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        study.optimize(objective, n_trials=2)

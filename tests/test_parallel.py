@@ -14,7 +14,15 @@ import pytest
 
 import ecotune
 from ecotune import names
-from ecotune.energy import CpuTimes, Measurement, Meter, RaplMeter, get_meter
+from ecotune.energy import (
+    CombinedMeter,
+    CpuTimes,
+    Measurement,
+    Meter,
+    NvmlMeter,
+    RaplMeter,
+    get_meter,
+)
 from tests import fake_nvml
 from tests.test_meters import FakeRapl
 
@@ -247,3 +255,287 @@ def test_two_worker_processes_split_the_machines_rapl_reading(tmp_path: Path) ->
     total = got[0][0] + got[1][0]
     assert total == pytest.approx(12.0, rel=0.02)  # the machine's reading, none twice
     assert got[1][0] > got[0][0]  # more CPU time, more of the energy
+
+
+def _rapl_and_nvml_worker(root: str, folder: str, gpus_file: str, index: int, work: int,
+                          barrier, results) -> None:
+    # Worker i sees the shared GPU 0 and a GPU of its own (1 + i), as --gpus would give.
+    fake_nvml.install_in_process(fake_nvml.FileFakeNvml(gpus_file), visible=f"0,{1 + index}")
+    clock = FileShareClock(folder, index)
+    rapl = RaplMeter(root=root, poll_interval_s=0, share_clock=clock)
+    assert rapl.domains
+    shared_gpu, own_gpu = (NvmlMeter(sample_interval_s=0, cuda_indices=(i,)) for i in (0, 1))
+    for meter in (shared_gpu, own_gpu):
+        meter.counter_period_s = 0.0  # the fake counters update whenever they are written
+    trial = CombinedMeter({"cpu": rapl, "ram": rapl, "gpu": shared_gpu})
+    clock.publish()
+    barrier.wait()
+    windows = [trial.open(), own_gpu.open()]
+    if index == 1:  # a second trial of this worker in a thread, on the shared GPU only
+        windows.append(shared_gpu.open())
+    barrier.wait()
+    sum(i * i for i in range(work))
+    clock.publish()
+    barrier.wait()  # the parent has advanced the counters
+    measured = [w.close() for w in windows]
+    results.put((index, [(m.energy_j, m.gpu_j, m.attribution) for m in measured]))
+
+
+def test_two_worker_processes_split_rapl_and_a_shared_gpu_and_keep_their_own(
+        tmp_path: Path) -> None:
+    rapl = FakeRapl(tmp_path / "powercap", max_uj=10**12)
+    rapl.set(1_000_000, 500_000)
+    gpus_file = tmp_path / "gpus.json"
+    fake_nvml.write_counters(gpus_file, [50_000, 60_000, 70_000])
+    folder = tmp_path / "cpu"
+    folder.mkdir()
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(3), context.Queue()
+    workers = [context.Process(target=_rapl_and_nvml_worker,
+                               args=(str(rapl.root), str(folder), str(gpus_file), i, work,
+                                     barrier, results))
+               for i, work in enumerate((1_000_000, 3_000_000))]
+    for worker in workers:
+        worker.start()
+    barrier.wait(timeout=120)
+    barrier.wait(timeout=60)  # every window open: 1 + 2 of them on GPU 0
+    rapl.set(1_000_000 + 10_000_000, 500_000 + 2_000_000)  # the machine: +10 J, +2 J
+    fake_nvml.write_counters(gpus_file, [50_000 + 9_000, 60_000 + 4_000, 70_000 + 6_000])
+    barrier.wait(timeout=120)
+    got = dict(results.get(timeout=60) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=60)
+    (trial_0, own_0), (trial_1, own_1, second_1) = got[0], got[1]
+    # GPU 0's 9 J split among the three windows open on it in two processes, exactly.
+    assert [trial_0[1], trial_1[1], second_1[1]] == [pytest.approx(3.0)] * 3
+    assert {trial_0[2], trial_1[2], second_1[2]} == {names.ATTRIBUTION_SHARED}
+    # Each worker's own GPU whole, and only its own.
+    assert (own_0[1], own_0[2]) == (pytest.approx(4.0), names.ATTRIBUTION_EXCLUSIVE)
+    assert (own_1[1], own_1[2]) == (pytest.approx(6.0), names.ATTRIBUTION_EXCLUSIVE)
+    # Every trial's energy adds up to the machine's: RAPL 12 J (by CPU-time share, hence
+    # the 2 %) and the GPUs' 19 J, none counted twice.
+    total = sum(m[0] for ms in got.values() for m in ms)
+    assert total == pytest.approx(12.0 + 19.0, rel=0.02)
+    assert sum(m[0] - (m[1] or 0.0) for ms in got.values() for m in ms) == pytest.approx(
+        12.0, rel=0.02)
+
+
+def test_the_gpu_ledger_splits_by_open_windows_and_drops_dead_processes(
+        tmp_path: Path) -> None:
+    import json
+    import os
+
+    from ecotune.energy._ledger import GpuLedger
+
+    counter = {"j": 100.0}
+    a, b = GpuLedger("GPU-x", tmp_path), GpuLedger("GPU-x", tmp_path)
+    assert a.settle(lambda: counter["j"], 1) == (0.0, False)  # joins: nothing yet
+    counter["j"] += 10.0  # a alone
+    assert b.settle(lambda: counter["j"], 2).account_j == 0.0  # b joins with two windows
+    counter["j"] += 30.0  # 1 : 2
+    assert a.settle(lambda: counter["j"], 1) == (pytest.approx(20.0), True)
+    assert b.settle(lambda: counter["j"], 0) == (pytest.approx(20.0), True)  # b leaves
+    counter["j"] -= 50.0  # a counter reset (a driver reload): nobody's energy
+    assert a.settle(lambda: counter["j"], 1).account_j == pytest.approx(20.0)
+    # A participant whose process is gone is dropped: it takes no share; so is one whose
+    # pid now belongs to another process (this one, started at another time).
+    state = json.loads(a.path.read_text())
+    state["participants"]["dead"] = {"pid": 2**22 + 12345, "windows": 5, "j": 0.0,
+                                     "shared": False}
+    state["participants"]["reused"] = {"pid": os.getpid(), "started": "1", "windows": 5,
+                                       "j": 0.0, "shared": False}
+    a.path.write_text(json.dumps(state))
+    counter["j"] += 8.0
+    assert a.settle(lambda: counter["j"], 1).account_j == pytest.approx(28.0)
+    assert set(json.loads(a.path.read_text())["participants"]) == {a.participant}
+    a.leave()  # a window whose counter could not be read leaves without a settlement
+    assert json.loads(a.path.read_text())["participants"] == {}
+
+
+def test_two_meters_of_one_process_on_one_gpu_split_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A window on GPU 0 beside one reading every visible GPU: GPU 0 is split, GPU 1 not.
+    fake = fake_nvml.install(monkeypatch, fake_nvml.FakeNvml(energy_mj=[0, 0],
+                                                            power_mw=[None, None]))
+    one, every = get_meter("nvml", gpus=(0,)), get_meter("nvml")
+    w_one, w_every = one.open(), every.open()
+    fake.energy_mj[:] = [10_000, 4_000]
+    m_one, m_every = w_one.close(), w_every.close()
+    assert (m_one.gpu_j, m_every.gpu_j) == (pytest.approx(5.0), pytest.approx(9.0))
+    assert m_one.attribution == m_every.attribution == names.ATTRIBUTION_SHARED
+    # Unsplit on request: each books the whole counter, and says so.
+    whole = NvmlMeter(cuda_indices=(0,), share_across_processes=False)
+    with whole.window() as w:
+        fake.energy_mj[0] += 3_000
+    assert (w.measurement.gpu_j, w.measurement.attribution) == (
+        pytest.approx(3.0), names.ATTRIBUTION_UNSPLIT)
+    assert any("booked whole" in warning for warning in w.measurement.warnings)
+
+
+def test_codecarbon_reading_counters_says_its_figure_is_unsplit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """CodeCarbon reads RAPL in every process itself: ecotune cannot split that with other
+    processes, and the trial says so instead of claiming its share."""
+    from ecotune.energy import CodeCarbonMeter, _codecarbon
+    from tests.test_energy import _CountingTracker
+
+    tracker = _CountingTracker()
+    tracker._hardware = [type("CPU", (), {"_mode": "intel_rapl",
+                                          "_tracking_mode": "process"})()]
+    monkeypatch.setattr(_codecarbon, "_shared_tracker", lambda *key: tracker)
+    meter = CodeCarbonMeter()
+    with meter.window() as alone:
+        pass
+    assert (alone.measurement.scope, alone.measurement.attribution) == (
+        "machine", names.ATTRIBUTION_UNSPLIT)
+    first, second = meter.open(), meter.open()  # two trials in threads: still split
+    m_first, m_second = first.close(), second.close()
+    assert m_first.attribution == m_second.attribution == names.ATTRIBUTION_UNSPLIT
+    assert any("concurrent windows" in w for w in m_first.warnings)
+    attrs = m_first.as_attrs()
+    assert attrs[names.ATTR_ENERGY_ATTRIBUTION] == names.ATTRIBUTION_UNSPLIT
+
+
+# --- the built-in trainer's trials at once on GPUs (torch and NVML faked) --------------
+
+def _fake_cuda_training(monkeypatch: pytest.MonkeyPatch, n_gpus: int) -> dict:
+    """torch believes it has ``n_gpus`` CUDA GPUs, NVML reads ``n_gpus`` fake counters; the
+    trainer's tensors stay on the CPU. Each trial, inside its window, waits until the other
+    trial is training too (so the two are known to run at once), then draws 1 J x (GPU
+    index + 1) on the GPU it was given. Returns what each trial's trainer asked for."""
+    import types
+
+    import torch
+
+    from ecotune.training import _loop
+
+    fake = fake_nvml.install(monkeypatch, fake_nvml.FakeNvml([0] * n_gpus, [None] * n_gpus))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: n_gpus)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda i: types.SimpleNamespace(name=f"Fake GPU {i}", uuid=f"{i}abc"))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    # The optimizer's CUDA-graph check would initialise CUDA: the tensors are on the CPU.
+    monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda *a, **k: None)
+    both_training = threading.Barrier(2)
+    lock = threading.Lock()
+    asked: dict = {"devices": []}
+    real_resolve = _loop.resolve_device
+
+    def resolve_on_cpu(device):
+        gpu = real_resolve(device).index or 0  # the GPU this trial was given
+        both_training.wait(timeout=60)
+        with lock:
+            asked["devices"].append(device)
+            fake.energy_mj[gpu] += 1000 * (gpu + 1)
+        return torch.device("cpu")
+
+    monkeypatch.setattr(_loop, "resolve_device", resolve_on_cpu)
+    return asked
+
+
+def _two_trials_at_once(tmp_path: Path) -> list[optuna.trial.FrozenTrial]:
+    study = ecotune.run({
+        "study": {"name": "gpus", "storage": f"sqlite:///{tmp_path / 'g.db'}", "n_trials": 2,
+                  "n_jobs": 2, "sampler": "random", "seed": 0},
+        "model": {"name": "mlp"}, "training": {"epochs": 1, "test_evaluation": "none"},
+        "energy": {"meter": "nvml"},
+        "search_space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}})
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 2
+    return study.trials
+
+
+def test_builtin_trainer_gives_each_trial_at_once_its_own_gpu(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = _fake_cuda_training(monkeypatch, n_gpus=2)
+    trials = _two_trials_at_once(tmp_path)
+    assert sorted(asked["devices"]) == ["cuda:0", "cuda:1"]
+    by_gpu = {t.user_attrs[names.ATTR_TRAINING]["device"]["index"]: t for t in trials}
+    assert sorted(by_gpu) == [0, 1]
+    # Each its own GPU's energy, whole: 1 J on GPU 0, 2 J on GPU 1.
+    for index, joules in ((0, 1.0), (1, 2.0)):
+        attrs = by_gpu[index].user_attrs
+        assert attrs[names.ATTR_GPU_ENERGY] == pytest.approx(joules)
+        assert attrs[names.ATTR_ENERGY_ATTRIBUTION] == names.ATTRIBUTION_EXCLUSIVE
+
+
+def test_builtin_trainer_trials_at_once_share_the_one_gpu(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = _fake_cuda_training(monkeypatch, n_gpus=1)
+    trials = _two_trials_at_once(tmp_path)
+    assert asked["devices"] == ["auto", "auto"]
+    assert [t.user_attrs[names.ATTR_TRAINING]["device"]["index"] for t in trials] == [0, 0]
+    # The GPU drew 2 J while both were open: split between them, none counted twice.
+    assert sum(t.user_attrs[names.ATTR_GPU_ENERGY] for t in trials) == pytest.approx(2.0)
+    assert {t.user_attrs[names.ATTR_ENERGY_ATTRIBUTION] for t in trials} == {
+        names.ATTRIBUTION_SHARED}
+
+
+def test_lightning_callback_trials_at_once_each_charged_once(tmp_path: Path) -> None:
+    try:
+        import pytorch_lightning as pl
+    except ImportError:
+        import os
+
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must install pytorch_lightning (.ci/setup does)")
+        pytest.skip("pytorch_lightning is not installed (CI installs it)")
+    import torch
+    from torch import nn
+
+    from ecotune.data import load_data
+    from ecotune.integration import EnergyCallback
+
+    data = load_data("digits")
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(data.x_train, data.y_train), batch_size=128)
+    val = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(data.x_val, data.y_val), batch_size=256)
+    meter = CounterMeter()
+    both_fitting = threading.Barrier(2)
+
+    class Tiny(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+
+        def training_step(self, batch, _):
+            x, y = batch
+            return nn.functional.cross_entropy(self.net(x), y)
+
+        def validation_step(self, batch, _):
+            x, y = batch
+            self.log("val_acc", (self.net(x).argmax(1) == y).float().mean())
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    class Draw(pl.Callback):
+        """Both trials' windows are open before either trains; 1 J per epoch each."""
+
+        def on_train_start(self, trainer, pl_module) -> None:
+            both_fitting.wait(timeout=60)
+
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            meter.add(1.0)
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        trial.suggest_float("x", 0, 1)
+        callback = EnergyCallback(trial, monitor="val_acc", meter=meter)
+        trainer = pl.Trainer(max_epochs=3, callbacks=[callback, Draw()], logger=False,
+                             enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False, default_root_dir=tmp_path,
+                             accelerator="cpu")
+        trainer.fit(Tiny(), loader, val)
+        return callback.window.accuracy, callback.window.energy_j
+
+    study = ecotune.create_study(sampler="random", storage=None, seed=0)
+    study.optimize(objective, n_trials=2, n_jobs=2)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 2
+    assert [len(t.user_attrs[names.ATTR_TRAINING]["learning_curve"])
+            for t in study.trials] == [3, 3]
+    # 2 trials x 3 epochs x 1 J, drawn while both windows were open: split, none twice.
+    assert sum(t.user_attrs[names.ATTR_ENERGY] for t in study.trials) == pytest.approx(6.0)
+    assert {t.user_attrs[names.ATTR_ENERGY_ATTRIBUTION] for t in study.trials} == {
+        names.ATTRIBUTION_SHARED}

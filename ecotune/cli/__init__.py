@@ -1,5 +1,6 @@
 """The ``ecotune`` command: ``run`` a study file, write its ``report``, open the
-``dashboard``, ``compare`` samplers on one search space, list the energy ``meters``.
+``dashboard``, ``compare`` samplers on one search space, list the energy ``meters``,
+``confirm`` a front by repeating its trials.
 
 Exit status: 0 done; 2 bad input (study file, command line, storage, study name), with
 one line naming the problem and nothing created or changed in storage; 130 interrupted
@@ -15,8 +16,15 @@ from collections.abc import Iterable, Sequence
 from rich.console import Console
 
 from ecotune import __version__
-from ecotune.cli._common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BadInput, Command
+from ecotune.cli._common import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    BadInput,
+    Command,
+    print_error,
+)
 from ecotune.cli._compare import CompareCommand
+from ecotune.cli._confirm import ConfirmCommand
 from ecotune.cli._dashboard import DashboardCommand
 from ecotune.cli._meters import MetersCommand
 from ecotune.cli._report import ReportCommand
@@ -27,8 +35,8 @@ from ecotune.cli._run import RunCommand
 __all__ = ["main"]
 
 #: The commands, in the order ``ecotune --help`` lists them.
-COMMANDS: tuple[type[Command], ...] = (RunCommand, ReportCommand, MetersCommand,
-                                       DashboardCommand, CompareCommand)
+COMMANDS: tuple[type[Command], ...] = (RunCommand, ReportCommand, ConfirmCommand,
+                                       MetersCommand, DashboardCommand, CompareCommand)
 
 
 def _parser(commands: Iterable[Command]) -> argparse.ArgumentParser:
@@ -45,14 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     commands = {command.name: command(console) for command in COMMANDS}
     args = _parser(commands.values()).parse_args(argv)  # exits with status 2 if bad
+    command = commands[args.command]
     try:
-        return commands[args.command].take_action(args)
+        return command.take_action(args)
     except BadInput as err:
-        Console(stderr=True).print(f"[bold red]ecotune: error:[/] {err}", highlight=False,
-                                   soft_wrap=True)
+        print_error(err)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        Console(stderr=True).print("ecotune: interrupted; the running trial (if any) ended as "
-                                   "failed, finished trials are kept", highlight=False,
+        Console(stderr=True).print(f"ecotune: {command.interrupted}", highlight=False,
                                    soft_wrap=True)
         return EXIT_INTERRUPTED

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 from ecotune.spec import DEFAULT_STORAGE
 from ecotune.storage import STORAGE_ENV
@@ -27,6 +28,13 @@ STORAGE_OVERRIDE_HELP = (f"storage URL, replacing the file's (else ${STORAGE_ENV
                          f"{DEFAULT_STORAGE})")
 
 
+def print_error(err: object) -> None:
+    """One line on stderr: ``ecotune: error: <err>``. The message is escaped, so text such
+    as ``[energy]`` (a study-file section) prints as written, not as rich markup."""
+    Console(stderr=True).print(f"[bold red]ecotune: error:[/] {escape(str(err))}",
+                               highlight=False, soft_wrap=True)
+
+
 class BadInput(Exception):
     """Input the user must fix; reported in one line with exit status 2."""
 
@@ -43,6 +51,9 @@ class Command:
     #: The command's name and its line in ``ecotune --help``.
     name = ""
     help = ""
+    #: What Ctrl-C (or SIGTERM) left behind, said in one line after ``ecotune: ``.
+    interrupted = ("interrupted; the running trial (if any) ended as failed, finished "
+                   "trials are kept")
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -128,10 +139,18 @@ def _print_front(study: optuna.Study, console: Console) -> None:
 
     from ecotune.pareto import objective_names
     from ecotune.report import pareto_front
+    from ecotune.report.noise import confirmed_count, interval_cell
     from ecotune.report.plots import energy_label
 
     front = pareto_front(study)
     names = objective_names(study)  # objective_0, ... for a study without metric names
+    noise = ""
+    intervals = [n for n in names if f"{n}_ci_low" in front.columns]
+    if "measurements" in front.columns:
+        confirmed, overlapping = confirmed_count(front)
+        noise = (f"front: {confirmed} of {len(front)} point(s) confirmed by repeats (on "
+                 f"the front of the means, interval clear of the others); {overlapping} "
+                 "with overlapping intervals (*: the meter cannot order them)")
     table = Table(title=f"Pareto front of {study.study_name} ({len(front)} trial(s); "
                         f"energy: {energy_label(front)})")
     params = [c for c in front.columns if c.startswith("params_")]
@@ -139,6 +158,8 @@ def _print_front(study: optuna.Study, console: Console) -> None:
     columns = ["trial", *[n for n in names if n in front.columns], *params, *extra]
     for column in columns:
         table.add_column(column.removeprefix("params_"), justify="right")
+    for name in intervals:
+        table.add_column(f"{name} mean [95 % interval]", justify="right")
     # A long noisy study's front can hold hundreds of trials: an even sample of rows
     # (the report's front.csv holds them all).
     shown = front.iloc[np.unique(np.linspace(0, len(front) - 1, MAX_FRONT_ROWS).round()
@@ -147,8 +168,11 @@ def _print_front(study: optuna.Study, console: Console) -> None:
         table.caption = (f"{len(shown)} of {len(front)} front trials shown, evenly "
                          "spaced; the whole front: front.csv of `ecotune report`")
     for _, row in shown.iterrows():
-        table.add_row(*(_cell(row[c]) for c in columns))
+        table.add_row(*(_cell(row[c]) for c in columns),
+                      *(interval_cell(row, name) for name in intervals))
     _print_unclipped(table, console)
+    if noise:
+        console.print(noise, highlight=False, soft_wrap=True)
 
 
 #: Rows of the front the terminal table shows at most.

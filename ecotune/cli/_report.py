@@ -23,6 +23,7 @@ from ecotune.cli._common import (
     _print_not_drawn,
     _print_paths,
     _storage_failed,
+    print_error,
 )
 
 if TYPE_CHECKING:
@@ -57,8 +58,7 @@ class ReportCommand(Command):
                 paths = write_report(study, out, png=False if args.no_png else None,
                                      color_by=args.color_by, reference=reference)
         except NothingToReport as err:  # a study with nothing to show: an error, not bad input
-            Console(stderr=True).print(f"[bold red]ecotune: error:[/] {err}", highlight=False,
-                                       soft_wrap=True)
+            print_error(err)
             return 1
         except ValueError as err:
             raise BadInput(str(err)) from None

@@ -21,6 +21,7 @@ from ecotune.cli._common import (
     _print_not_drawn,
     _print_paths,
     _storage_failed,
+    print_error,
 )
 from ecotune.names import ATTR_FAIL_REASON, SAMPLERS
 from ecotune.spec import SpecError, StudySpec, load_spec
@@ -251,8 +252,7 @@ def _report(study: optuna.Study, out: Path | None, console: Console) -> int:
     try:
         paths = write_report(study, out)
     except NothingToReport as err:
-        Console(stderr=True).print(f"[bold red]ecotune: error:[/] {err}", highlight=False,
-                                   soft_wrap=True)
+        print_error(err)
         return 1
     except ValueError as err:  # e.g. objectives without energy: the run itself is kept
         _print_front(study, console)

@@ -6,7 +6,8 @@ that run at once: each reading is split among the windows open over it). Meters 
 energy; emissions are computed once, from a window's energy (:func:`co2_g_for`):
 
 - ``rapl``: CPU package and DRAM energy counters (Linux powercap): hardware figures.
-- ``nvml``: NVIDIA GPU energy counters, or integrated power samples on older GPUs.
+- ``nvml``: NVIDIA GPU energy counters, or integrated power samples on older GPUs; a
+  GPU's counter is split among the processes measuring it (``_ledger.py``).
 
 A meter can be asked for the GPUs a piece of work uses (``gpus``: this process's CUDA
 device indices; ``()`` for work on the CPU): GPUs outside them are not read, so work on
@@ -86,7 +87,8 @@ __all__ = [
 #: What each backend measures, in a few words (for listings such as ``ecotune meters``).
 MEASURES = {
     "rapl": "CPU package + DRAM, hardware counters; whole machine, attributed by CPU-time share",
-    "nvml": "visible NVIDIA GPUs, hardware energy counter or sampled power; whole GPU",
+    "nvml": "visible NVIDIA GPUs, hardware energy counter or sampled power; whole GPU, "
+            "split among the processes measuring it",
     "codecarbon": "CPU + RAM (+ GPU): counters where readable (whole machine), else a "
                   "TDP x process-load model and the process's RAM (estimate)",
     "cputime": "CPU only: process CPU seconds x an assumed power per core (estimate)",

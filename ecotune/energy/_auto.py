@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from ecotune import names
-from ecotune.energy._base import Measurement, Meter, MeterError, MeterWindow, thread_cpu_clock
+from ecotune.energy._base import (
+    Measurement,
+    Meter,
+    MeterError,
+    MeterWindow,
+    combined_attribution,
+    thread_cpu_clock,
+)
 
 __all__ = ["CombinedMeter"]
 
@@ -121,9 +127,7 @@ class CombinedMeter(Meter):
                      if parts[device] is not None},
             cpu_share=cpu_source.cpu_share if cpu_source is not None else None,
             warnings=warnings,
-            attribution=(names.ATTRIBUTION_SHARED
-                         if any(m.attribution == names.ATTRIBUTION_SHARED for m in used)
-                         else names.ATTRIBUTION_EXCLUSIVE),
+            attribution=combined_attribution(*(m.attribution for m in used)),
         )
 
 

@@ -23,7 +23,10 @@ add up to the backend's reading over the same time, never counted twice:
   GPU (``gpus``), so a window on ``cuda:1`` never shares ``cuda:0``'s counter.
 
 A window alone on its meter for its whole life gets the backend's reading unchanged
-(``attribution`` ``"exclusive"``); otherwise ``"shared"``.
+(``attribution`` ``"exclusive"``); otherwise ``"shared"``. Across processes, a backend
+whose counter other processes read too splits it with them where it can (NVML's GPU
+ledger, :mod:`ecotune.energy._ledger`; RAPL by CPU-time share) and says ``"shared"`` when
+it did; a figure with a whole-device part it could not split is ``"unsplit"``.
 
 The per-thread calls ``meter.start()``, ``meter.lap()``, ``meter.stop()`` are kept: each
 thread has one such window at a time (opening a second in the same thread before closing
@@ -43,7 +46,7 @@ from typing import NamedTuple
 from ecotune import names
 
 __all__ = ["Availability", "Measurement", "Meter", "MeterError", "MeterWindow", "SCOPES",
-           "SHARED_RULE", "thread_cpu_clock"]
+           "SHARED_RULE", "thread_cpu_clock", "combined_attribution"]
 
 #: How a shared window's energy is split, as recorded in ``energy_details``.
 SHARED_RULE = ("cpu by each window's thread CPU time (equally where unreadable); "
@@ -51,6 +54,18 @@ SHARED_RULE = ("cpu by each window's thread CPU time (equally where unreadable);
 
 #: What a figure covers: this process's work, or the whole machine (every process).
 SCOPES = ("process", "machine")
+
+
+def combined_attribution(*attributions: str) -> str:
+    """The attribution of a figure made of parts: ``unsplit`` over ``shared`` over
+    ``exclusive`` (:data:`ecotune.names.ENERGY_ATTRIBUTIONS`).
+
+    Example:
+        >>> combined_attribution("exclusive", "shared"), combined_attribution()
+        ('shared', 'exclusive')
+    """
+    return max(attributions, key=names.ENERGY_ATTRIBUTIONS.index,
+               default=names.ATTRIBUTION_EXCLUSIVE)
 
 
 class Availability(NamedTuple):
@@ -79,7 +94,9 @@ class Measurement:
     the machine's busy CPU time this process used over the window, where CPU energy was
     attributed by it; ``warnings`` are caveats a reader of the figure must know;
     ``attribution`` is ``"exclusive"`` (the window was alone on its meter) or ``"shared"``
-    (readings split with the other windows open at the same time, :data:`SHARED_RULE`).
+    (readings split with the other windows open at the same time, :data:`SHARED_RULE`,
+    in this process or, for NVML, in others), ``"unsplit"`` where a whole-device part
+    could not be split with other processes.
     ``co2_g`` is None from a meter: the measurement window adds it from ``energy_j``.
     """
 
@@ -167,9 +184,7 @@ class Measurement:
                        if len(cpu_s) == 2 and self.duration_s + other.duration_s > 0
                        else None),
             warnings=tuple(dict.fromkeys(self.warnings + other.warnings)),
-            attribution=(names.ATTRIBUTION_SHARED
-                         if names.ATTRIBUTION_SHARED in (self.attribution, other.attribution)
-                         else names.ATTRIBUTION_EXCLUSIVE),
+            attribution=combined_attribution(self.attribution, other.attribution),
         )
 
 
@@ -245,13 +260,18 @@ class MeterWindow:
         latest = self._latest
         assert latest is not None
         parts = {d: j for d, j in self._parts.items() if j is not None}
+        warnings = tuple(self._warnings)
+        if latest.attribution == names.ATTRIBUTION_UNSPLIT:
+            # "unsplit" names the caveat that matters more; the in-process split is noted.
+            warnings += (f"split among this process's concurrent windows: {SHARED_RULE}",)
         return Measurement(
             duration_s=self._duration_s,
             energy_j=sum(parts.values()) + self._other_j,
             cpu_j=self._parts["cpu"], gpu_j=self._parts["gpu"], ram_j=self._parts["ram"],
             co2_g=None, meter=latest.meter, is_estimate=latest.is_estimate,
             scope=latest.scope, sources=latest.sources, cpu_share=latest.cpu_share,
-            warnings=tuple(self._warnings), attribution=names.ATTRIBUTION_SHARED)
+            warnings=warnings,
+            attribution=combined_attribution(names.ATTRIBUTION_SHARED, latest.attribution))
 
 
 class Meter(abc.ABC):
@@ -293,6 +313,8 @@ class Meter(abc.ABC):
                 self._split(self._lap(False))
             window._cpu_last = window._read_cpu()
             self._windows.append(window)
+            if len(self._windows) > 1:
+                self._windows_changed(len(self._windows))
         return window
 
     def _lap_window(self, window: MeterWindow, exact: bool) -> Measurement:
@@ -317,6 +339,8 @@ class Meter(abc.ABC):
                 self._windows.remove(window)
                 if last:
                     self._open = False
+            if not last:
+                self._windows_changed(len(self._windows))
             window.measurement = reading if not window.shared else window._figure()
             return window.measurement
 
@@ -405,6 +429,11 @@ class Meter(abc.ABC):
 
     def _begin(self) -> None:  # noqa: B027 - a hook: most backends need nothing here
         """Called before the backend window opens (not at the restarts of a default lap)."""
+
+    def _windows_changed(self, n_windows: int) -> None:  # noqa: B027 - a hook, as _begin
+        """Called after a window opened or closed while the backend window stays open,
+        with the number now open (a backend that splits its counter with other processes
+        tells them)."""
 
     def _lap(self, exact: bool = False) -> Measurement:
         """The backend window so far, cumulative; it stays open.

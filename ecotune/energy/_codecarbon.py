@@ -17,6 +17,12 @@ process's share. Every counter it reads covers the whole device, whatever the mo
 GPUs; so does its ``constant`` CPU mode (half the TDP, however busy this process) and a
 user-forced RAM power. A window with any such part is scope ``machine``, with a warning
 naming the parts; ``process`` only where every figure is this process's share.
+
+Across processes: CodeCarbon reads those counters itself, in each process, and ecotune
+cannot split them with other processes (NVML's GPU ledger and RAPL's CPU-time share are
+ecotune's own meters'): a machine-scope window is ``attribution`` ``"unsplit"``, and
+concurrent workers on one machine each include the others' draw. Trials in threads of one
+process still split the tracker's readings among them.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import logging
 import threading
 import time
 
+from ecotune import names
 from ecotune.energy._base import Availability, Measurement, Meter, MeterError
 from ecotune.energy.carbon import J_PER_KWH
 
@@ -196,6 +203,9 @@ class CodeCarbonMeter(Meter):
             scope=scope,
             sources={device: self.name for device, j in parts.items() if j is not None},
             warnings=warnings,
+            # Its counters are read in every process: not split with other processes.
+            attribution=(names.ATTRIBUTION_UNSPLIT if scope == "machine"
+                         else names.ATTRIBUTION_EXCLUSIVE),
         )
 
 

@@ -32,7 +32,13 @@ GPU a trial trains on); without them, every visible GPU. A MIG instance has no c
 its own: its whole GPU is read, once however many of its instances are visible.
 
 A GPU's figure covers everything running on it, not only this process: the scope is
-"machine".
+"machine". Worker processes of one machine that read the same GPU split its counter
+through a ledger file per GPU (:mod:`ecotune.energy._ledger`): each reading's advance is
+shared among the windows open on that GPU in every process, so the workers' figures add
+up to the GPU's counter, none counted twice (``attribution`` ``"shared"`` where another
+process's window was open on it too). A GPU read by power (before Volta, or a window the
+counter cannot measure), or one whose ledger cannot be used, is booked whole:
+``"unsplit"``, with a warning.
 """
 
 from __future__ import annotations
@@ -44,7 +50,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from ecotune import names
 from ecotune.energy._base import Availability, Measurement, Meter, MeterError
+from ecotune.energy._ledger import GpuLedger, Settlement
 
 try:  # optional at import time: the probe says what to install
     import pynvml
@@ -239,6 +247,9 @@ class NvmlMeter(Meter):
             on); None: every visible GPU.
         method: ``"auto"`` (the energy counter where a GPU has one, polled power
             otherwise), ``"counter"`` or ``"power"`` (see :data:`NVML_METHODS`).
+        share_across_processes: split each GPU's counter with the other processes whose
+            windows are open on it (a ledger file per GPU, :mod:`ecotune.energy._ledger`);
+            False books each window the whole GPU's counter (``"unsplit"``).
 
     Raises:
         MeterError: NVML or a GPU is not available here, ``cuda_indices`` is empty or
@@ -250,7 +261,8 @@ class NvmlMeter(Meter):
 
     def __init__(self, sample_interval_s: float = 0.1,
                  clock: Callable[[], float] = time.perf_counter,
-                 cuda_indices: Sequence[int] | None = None, method: str = "auto") -> None:
+                 cuda_indices: Sequence[int] | None = None, method: str = "auto",
+                 share_across_processes: bool = True) -> None:
         super().__init__()
         if method not in NVML_METHODS:
             raise ValueError(f"unknown nvml method {method!r}; expected one of "
@@ -265,6 +277,7 @@ class NvmlMeter(Meter):
         self.sample_interval_s = sample_interval_s
         self.clock = clock
         self.method = method
+        self.share_across_processes = share_across_processes
         if method == "power":
             self.name = "nvml-power"
         try:
@@ -275,6 +288,7 @@ class NvmlMeter(Meter):
                                  "Volta): " + ", ".join(g.label for g, c in zip(gpus, counted)
                                                          if not c))
             self._counter = [g for g, c in zip(gpus, counted) if c]
+            self._uuids = [_uuid(g.handle) for g in self._counter]
             self._sampled = [g for g, c in zip(gpus, counted) if not c]
             for gpu in self._sampled:
                 pynvml.nvmlDeviceGetPowerUsage(gpu.handle)
@@ -282,8 +296,9 @@ class NvmlMeter(Meter):
             raise MeterError(f"nvml meter: a GPU reads neither energy nor power: {err}") \
                 from err
         self.gpus = tuple(g.label for g in gpus)
-        self._warnings = (f"nvml: gpu_j covers the whole GPU(s) {', '.join(self.gpus)}, "
-                          "including any other process using them",)
+        self._warnings = (f"nvml: gpu_j covers the whole GPU(s) {', '.join(self.gpus)}: "
+                          "split with ecotune's windows in other processes on them, and "
+                          "including the draw of any other work using them",)
         if any(g.mig for g in gpus):
             self._warnings += ("nvml: a MIG instance has no energy reading of its own: "
                                "gpu_j covers its whole GPU, every instance of it",)
@@ -302,6 +317,12 @@ class NvmlMeter(Meter):
         self._t0_s = 0.0
         self._stop_event = threading.Event()
         self._sampler: threading.Thread | None = None
+        # Per counter GPU: its ledger (None: booked whole), the account when the backend
+        # window opened, the last settlement, and why it could not be split (if so).
+        self._ledgers: list[GpuLedger | None] = []
+        self._account0_j: list[float] = []
+        self._settled: list[Settlement | None] = []
+        self._unsplit: list[str | None] = []
 
     def _power_w(self) -> list[float]:
         return [pynvml.nvmlDeviceGetPowerUsage(g.handle) / 1000.0 for g in self._polled]
@@ -352,6 +373,7 @@ class NvmlMeter(Meter):
             raise MeterError(f"nvml meter: could not start: {err}") from err
         self._last_mj = list(self._mj0)
         self._backwards = [None] * len(self._counter)
+        self._open_ledgers()
         self._sample_t_s = self._t0_s = self.clock()
         self._sampled_j = [0.0] * len(self._polled)
         if self._polled and self.sample_interval_s > 0:
@@ -360,23 +382,73 @@ class NvmlMeter(Meter):
                                              name="ecotune-nvml-sampler")
             self._sampler.start()
 
-    def _read(self) -> Measurement:
+    # -- the ledgers: one GPU's counter split among the processes reading it -------------
+
+    def _open_ledgers(self) -> None:
+        n = len(self._counter)
+        self._ledgers, self._unsplit = [None] * n, [None] * n
+        self._settled = [None] * n
+        self._account0_j = [0.0] * n
+        for i, uuid in enumerate(self._uuids):
+            if not self.share_across_processes:
+                self._unsplit[i] = "share_across_processes=False"
+                continue
+            try:
+                self._ledgers[i] = GpuLedger(uuid)
+            except OSError as err:
+                self._unsplit[i] = f"its ledger could not be opened ({err})"
+        self._settle(1)
+        self._account0_j = [s.account_j if s is not None else 0.0 for s in self._settled]
+
+    def _settle(self, n_windows: int) -> None:
+        """Settle each GPU's ledger with this meter's ``n_windows`` open windows."""
+        for i, (gpu, ledger) in enumerate(zip(self._counter, self._ledgers)):
+            if ledger is None:
+                continue
+            handle = gpu.handle
+            try:
+                self._settled[i] = ledger.settle(
+                    lambda h=handle: pynvml.nvmlDeviceGetTotalEnergyConsumption(h) / 1000.0,
+                    n_windows)
+            except OSError as err:
+                self._ledgers[i] = None
+                self._unsplit[i] = f"its ledger could not be read ({err})"
+            except pynvml.NVMLError as err:
+                raise MeterError(f"nvml meter: could not read the energy counter: {err}") \
+                    from err
+
+    def _windows_changed(self, n_windows: int) -> None:
+        self._settle(n_windows)
+
+    def _read(self, n_windows: int = 1) -> Measurement:
         self.sample()
         try:
             now_mj = self._check_counters() if self._counter else []
         except pynvml.NVMLError as err:
             raise MeterError(f"nvml meter: could not read the energy counter: {err}") from err
+        self._settle(n_windows)
         with self._lock:
             duration_s = self.clock() - self._t0_s
             by_power = dict(zip((g.label for g in self._polled), self._sampled_j))
             gpu_j = sum(self._sampled_j[:len(self._sampled)])
             warnings = self._warnings
-            for gpu, mj0, mj, backwards in zip(self._counter, self._mj0, now_mj,
-                                               self._backwards):
+            unsplit = [g.label for g in self._sampled]  # by power: no shared counter
+            shared = False
+            for i, (gpu, mj0, mj, backwards) in enumerate(zip(self._counter, self._mj0, now_mj,
+                                                              self._backwards)):
                 short = duration_s < self.counter_period_s
                 if backwards is None and not short:
-                    gpu_j += (mj - mj0) / 1000.0
+                    settled = self._settled[i]
+                    if self._ledgers[i] is not None and settled is not None:
+                        gpu_j += settled.account_j - self._account0_j[i]
+                        shared = shared or settled.shared
+                    else:
+                        gpu_j += (mj - mj0) / 1000.0
+                        unsplit.append(gpu.label)
+                        warnings += (f"nvml: {gpu.label} is booked whole, not split with "
+                                     f"other processes using it: {self._unsplit[i]}",)
                     continue
+                unsplit.append(gpu.label)
                 why = backwards or (f"the window ({duration_s * 1000:.0f} ms) is shorter "
                                     f"than {gpu.label}'s energy counter update period "
                                     f"({self.counter_period_s * 1000:.0f} ms)")
@@ -386,19 +458,35 @@ class NvmlMeter(Meter):
                 gpu_j += by_power[gpu.label]
                 warnings += (f"nvml: {why}: measured by polled power instead "
                              "(NVML's power reading may be a 1 s mean)",)
+        if unsplit:
+            attribution = names.ATTRIBUTION_UNSPLIT
+        else:
+            attribution = names.ATTRIBUTION_SHARED if shared else names.ATTRIBUTION_EXCLUSIVE
         return Measurement(
             duration_s=duration_s, energy_j=gpu_j, cpu_j=None,
             gpu_j=gpu_j, ram_j=None, co2_g=None,
             meter=self.name, is_estimate=False, scope="machine", sources={"gpu": self.name},
-            warnings=warnings)
+            warnings=warnings, attribution=attribution)
 
     def _stop(self) -> Measurement:
         if self._sampler is not None:
             self._stop_event.set()
             self._sampler.join()
             self._sampler = None
-        return self._read()
+        try:
+            return self._read(0)  # 0: this meter leaves the GPUs' ledgers
+        except BaseException:
+            self._leave_ledgers()  # no share of the others' work once this window is gone
+            raise
+
+    def _leave_ledgers(self) -> None:
+        for ledger in self._ledgers:
+            if ledger is not None:
+                try:
+                    ledger.leave()
+                except OSError:
+                    pass
 
     def _lap(self, exact: bool = False) -> Measurement:
         """The open window so far (a plain read); the window stays open."""
-        return self._read()
+        return self._read(max(len(self._windows), 1))

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+from ecotune import names
 from ecotune.energy._base import Availability, Measurement, Meter, MeterError
 from ecotune.energy._share import CpuShareClock, CpuTimes, cpu_share
 
@@ -343,7 +344,11 @@ class RaplMeter(Meter):
             ram_j=parts.get("ram"), co2_g=None,
             meter=self.name, is_estimate=False, scope=scope,
             sources={device: self.name for device in parts}, cpu_share=window_share,
-            warnings=warnings)
+            warnings=warnings,
+            # Attributed by CPU-time share, workers' figures add up to the machine's;
+            # whole-machine figures do not.
+            attribution=(names.ATTRIBUTION_UNSPLIT if scope == "machine"
+                         else names.ATTRIBUTION_EXCLUSIVE))
 
     def _stop(self) -> Measurement:
         if self._poller is not None:

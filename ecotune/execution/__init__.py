@@ -13,6 +13,7 @@ _EXPORTS = {
     "count_trials": "ecotune.execution._workers",
     "start_local_workers": "ecotune.execution._workers",
     "worker_entry": "ecotune.execution._workers",
+    "job_index": "ecotune.execution._workers",
     "record_failure": "ecotune.execution._failures",
     "fail_dead_trials": "ecotune.execution._failures",
     "DEAD_WORKER_REASON": "ecotune.execution._failures",
@@ -25,6 +26,7 @@ __all__ = [
     "claim_lock",
     "count_trials",
     "fail_dead_trials",
+    "job_index",
     "record_failure",
     "run_worker",
     "start_local_workers",
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from ecotune.execution._workers import (
         claim_lock,
         count_trials,
+        job_index,
         run_worker,
         start_local_workers,
         worker_entry,

@@ -16,7 +16,9 @@ The calling sequence of one worker (:func:`run_worker`):
 With ``[study] n_jobs = k`` (``ecotune run --jobs k``) a worker runs that loop in ``k``
 threads of its process, trials at once sharing its meters (each trial is charged its share
 of the energy read while it ran, :mod:`ecotune.energy`); the claim lock is then taken by
-one thread of the process at a time, then across processes as above.
+one thread of the process at a time, then across processes as above. Each thread knows
+its index (:func:`job_index`), by which the built-in trainer gives each of them a GPU of
+its own where several are visible (:func:`ecotune.devices.job_device`).
 
 Because a trial is counted and created under one lock, N workers together add exactly
 ``target_trials - trials stored`` trials: never one per worker too many. A run of
@@ -54,9 +56,22 @@ from ecotune.spec import StudySpec
 from ecotune.storage import count_from, journal_path, scrub
 
 __all__ = ["run_worker", "claim_lock", "count_trials", "start_local_workers", "worker_entry",
-           "INTERRUPTED_REASON"]
+           "job_index", "INTERRUPTED_REASON"]
 
 Callback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+
+_job = threading.local()
+
+
+def job_index() -> int | None:
+    """The index (0 to n_jobs - 1) of the trial thread this runs in, under ``[study]
+    n_jobs`` above 1; None otherwise (one trial at a time, or a thread of one's own).
+
+    Example:
+        >>> job_index() is None
+        True
+    """
+    return getattr(_job, "index", None)
 
 
 #: The trial count each study object last saw: trials are never deleted, so it is a lower
@@ -302,7 +317,7 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
         loop()
         return budget
     errors: list[BaseException] = []
-    threads = [threading.Thread(target=_catching(loop, errors), daemon=True,
+    threads = [threading.Thread(target=_catching(loop, errors, i), daemon=True,
                                 name=f"ecotune-trials-{i}") for i in range(n_jobs)]
     for thread in threads:
         thread.start()
@@ -317,8 +332,10 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
     return budget
 
 
-def _catching(loop: Callable[[], None], errors: list[BaseException]) -> Callable[[], None]:
+def _catching(loop: Callable[[], None], errors: list[BaseException],
+              index: int) -> Callable[[], None]:
     def run() -> None:
+        _job.index = index  # this thread's job_index()
         try:
             loop()
         except BaseException as err:  # raised again in the worker's own thread

@@ -30,6 +30,7 @@ from ecotune.names import (
     ATTR_TRAINING,
 )
 from ecotune.pareto import is_feasible, non_dominated, objective_names
+from ecotune.report.noise import add_noise_columns, confirmed_mask, overlapping
 
 __all__ = ["non_dominated", "pareto_front", "trials_frame", "sharing_trials_frames",
            "ENERGY_ATTRS"]
@@ -103,16 +104,26 @@ def _trials_frame(study: optuna.Study) -> pd.DataFrame:
     maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
     frame["on_front"] = (non_dominated(frame[names].to_numpy(), maximize)
                          if len(frame) else pd.Series(dtype=bool))
-    return frame
+    return add_noise_columns(frame, study)  # where `ecotune confirm` stored repeats
 
 
-def pareto_front(study: optuna.Study) -> pd.DataFrame:
+def pareto_front(study: optuna.Study, confirmed: bool = False) -> pd.DataFrame:
     """The non-dominated complete trials of a multi-objective study, as a table.
 
     Columns: ``trial`` (its number), each objective by name, ``params_<name>`` for each
     parameter, and the energy attributes the trials recorded (meter, estimate flag,
     per-device joules, CO2, test accuracy). Sorted by the first objective, best first.
     Infeasible trials (a positive constraint) are never on the front.
+
+    Where ``ecotune confirm`` stored repeats (:mod:`ecotune.report.noise`): the mean and
+    interval columns (``energy_j_mean``, ``energy_j_ci_low``, ``energy_j_ci_high``, ...,
+    ``measurements``), ``on_confirmed_front`` (on the front of the means) and
+    ``overlaps`` (the front's trials whose intervals overlap this one's).
+
+    Args:
+        confirmed: the front of the means instead: each repeated objective replaced by
+            its mean where a trial has repeats (the objective columns still hold the
+            values Optuna stored).
 
     Example:
         >>> import optuna
@@ -125,7 +136,15 @@ def pareto_front(study: optuna.Study) -> pd.DataFrame:
         ([0, 1], [0.9, 0.8], [10.0, 5.0])
     """
     frame = trials_frame(study)
+    names = objective_names(study)
+    if "measurements" in frame:
+        maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
+        frame["on_confirmed_front"] = confirmed_mask(frame, names, maximize)
+        if confirmed:
+            frame["on_front"] = frame["on_confirmed_front"]
     front = frame[frame["on_front"]].drop(columns="on_front")
+    if "measurements" in front:
+        front["overlaps"] = overlapping(front, names)
     first = front.columns[1] if len(front.columns) > 1 else "trial"
     ascending = study.directions[0] != optuna.study.StudyDirection.MAXIMIZE
     return front.sort_values([first, "trial"], ascending=[ascending, True]).reset_index(

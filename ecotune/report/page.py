@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
+from ecotune.report.noise import interval_cell
+
 __all__ = ["PLOTLYJS_FILE", "report_page", "write_plotlyjs"]
 
 #: plotly.js, written once into each report folder.
@@ -62,8 +64,13 @@ def _front_table(front: pd.DataFrame, objectives: Sequence[str]) -> str:
     params = [c for c in front.columns if c.startswith("params_")]
     extra = [c for c in ("test_accuracy", "energy_meter") if c in front.columns]
     columns = ["trial", *[o for o in objectives if o in front.columns], *params, *extra]
+    # After `ecotune confirm`: each repeated objective's mean and interval (report.noise).
+    intervals = [o for o in objectives if f"{o}_ci_low" in front.columns]
     head = "".join(f"<th>{html.escape(c.removeprefix('params_'))}</th>" for c in columns)
-    rows = "".join("<tr>" + "".join(f"<td>{_cell(row[c])}</td>" for c in columns) + "</tr>"
+    head += "".join(f"<th>{html.escape(o)} mean [95 % interval]</th>" for o in intervals)
+    rows = "".join("<tr>" + "".join(f"<td>{_cell(row[c])}</td>" for c in columns)
+                   + "".join(f"<td>{html.escape(interval_cell(row, o))}</td>"
+                             for o in intervals) + "</tr>"
                    for _, row in front.iterrows())
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 

@@ -10,10 +10,11 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
-from ecotune.names import ATTR_ENERGY_ATTRIBUTION, ATTRIBUTION_SHARED
+from ecotune.names import ATTR_ENERGY_ATTRIBUTION, ATTRIBUTION_SHARED, ATTRIBUTION_UNSPLIT
 from ecotune.pareto import objective_names
 from ecotune.report.checks import is_energy_name
 from ecotune.report.front import trials_frame
+from ecotune.report.noise import add_interval_traces
 from ecotune.report.trials import ParameterEffects
 
 __all__ = ["ParetoPlotData", "pareto_plot_data", "pareto_figure", "energy_label", "axis_type",
@@ -21,7 +22,7 @@ __all__ = ["ParetoPlotData", "pareto_plot_data", "pareto_figure", "energy_label"
            "parameter_effects_figure"]
 
 _UNITS = {"energy_j": "J", "duration_s": "s", "co2_g": "g CO2-eq", "accuracy": "0-1",
-          "inference_energy": "pJ"}
+          "inference_energy": "pJ", "inference_energy_measured_j": "J"}
 #: An energy axis is drawn on a log scale when its values span more than this factor.
 LOG_SPAN = 30.0
 # Colours of the front's trials in the learning curves (Plotly's default sequence).
@@ -67,15 +68,24 @@ class ParetoPlotData(NamedTuple):
 def energy_label(frame: pd.DataFrame) -> str:
     """How the energy figures were obtained, e.g. ``estimate, codecarbon``; with
     ``, shared`` where some trials ran at once and were charged their share of the
-    readings (``energy_attribution``, docs/scaling.md)."""
+    readings, ``, unsplit`` where some include a whole-device reading other processes'
+    trials may include too (``energy_attribution``, docs/scaling.md).
+
+    Example:
+        >>> energy_label(pd.DataFrame({"energy_meter": ["rapl+nvml"] * 2,
+        ...                            "energy_is_estimate": [False] * 2,
+        ...                            "energy_attribution": ["shared", "exclusive"]}))
+        'measured, rapl+nvml, shared'
+    """
     if "energy_meter" not in frame or frame.empty:
         return "meter unknown"
     meters = sorted(set(frame["energy_meter"].dropna()))
     estimate = bool(frame.get("energy_is_estimate", pd.Series([True])).fillna(True).any())
-    shared = (ATTR_ENERGY_ATTRIBUTION in frame
-              and bool((frame[ATTR_ENERGY_ATTRIBUTION] == ATTRIBUTION_SHARED).any()))
-    return (f"{'estimate' if estimate else 'measured'}, {'/'.join(meters) or 'unknown'}"
-            f"{', shared' if shared else ''}")
+    attributions = (set(frame[ATTR_ENERGY_ATTRIBUTION].dropna())
+                    if ATTR_ENERGY_ATTRIBUTION in frame else set())
+    notes = "".join(f", {a}" for a in (ATTRIBUTION_SHARED, ATTRIBUTION_UNSPLIT)
+                    if a in attributions)
+    return f"{'estimate' if estimate else 'measured'}, {'/'.join(meters) or 'unknown'}{notes}"
 
 
 def _axis_label(name: str, frame: pd.DataFrame) -> str:
@@ -177,6 +187,7 @@ def pareto_figure(data: ParetoPlotData, color_by: str | None = None) -> go.Figur
         fig.add_trace(go.Scatter(x=front[data.x], y=front[data.y], mode="lines",
                                  line={"color": "#1a7f37", "shape": "hv", "dash": "dot"},
                                  showlegend=False, hoverinfo="skip"))
+    add_interval_traces(fig, frame, data.x, data.y, data.objectives or (data.y, data.x))
     fig.update_layout(title=data.title, xaxis_title=data.x_label, yaxis_title=data.y_label,
                       template="plotly_white", legend={"orientation": "h", "y": -0.2})
     for axis, name in ((fig.layout.xaxis, data.x), (fig.layout.yaxis, data.y)):

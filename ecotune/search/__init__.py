@@ -20,7 +20,9 @@ _EXPORTS = {
     "EnergyOptions": "ecotune.search._measure",
     "TrainingPlan": "ecotune.search._measure",
     "measure": "ecotune.search._measure",
+    "measure_inference_energy": "ecotune.search._inference",
     "BuiltinObjective": "ecotune.search._objective",
+    "train_config": "ecotune.search._objective",
     "suggest_knobs": "ecotune.search._knobs",
     "planned_trials": "ecotune.search._runner",
     "optimize": "ecotune.search._runner",
@@ -39,15 +41,18 @@ __all__ = [
     "StudyMismatchError",
     "create_study",
     "measure",
+    "measure_inference_energy",
     "optimize",
     "planned_trials",
     "prepare",
     "run",
     "start_workers",
     "suggest_knobs",
+    "train_config",
 ]
 
 if TYPE_CHECKING:
+    from ecotune.search._inference import measure_inference_energy
     from ecotune.search._knobs import suggest_knobs
     from ecotune.search._measure import (
         EnergyOptions,
@@ -55,7 +60,7 @@ if TYPE_CHECKING:
         TrainingPlan,
         measure,
     )
-    from ecotune.search._objective import BuiltinObjective
+    from ecotune.search._objective import BuiltinObjective, train_config
     from ecotune.search._runner import optimize, planned_trials, run, start_workers
     from ecotune.search._study import StudyMismatchError, create_study, prepare
 

@@ -201,22 +201,52 @@ class MeasurementWindow:
         if self.should_stop():
             raise StopTraining(self.stop_reason)
 
-    def record_model(self, model: nn.Module, sample_inputs: torch.Tensor) -> dict[str, Any]:
+    def record_model(self, model: nn.Module, sample_inputs: torch.Tensor,
+                     measure_inference: bool = False) -> dict[str, Any]:
         """Estimate ``model``'s inference energy on ``sample_inputs`` (validation data,
         one batch) with both hardware models; store it on the trial at once (attribute
-        ``inference``) and check the study's inference-energy budget (a constraint).
+        ``inference``) and check the study's inference-energy budgets (constraints).
         Inside or after the block alike; after it, the estimate's own work is not
         counted as training energy. Returns the estimates (``asic_pj`` is the
-        ``inference_energy`` objective, picojoules per inference)."""
+        ``inference_energy`` objective, picojoules per inference).
+
+        With ``measure_inference=True`` (after the block only) the model also runs on the
+        sample for a fixed number of batches, in a meter window of its own, on the
+        device it is on: key ``measured`` holds the energy per sample (joules, the
+        ``inference_energy_measured_j`` objective), the latency per batch, the meter and
+        whether its figure is an estimate (``ecotune.search`` ``measure_inference_energy``).
+
+        Raises:
+            ValueError: with ``measure_inference``, a sample the model cannot run on
+                (nothing is stored).
+            RuntimeError: ``measure_inference`` inside the block (its energy would be
+                training energy, and the two windows would share the meter's readings).
+        """
         from ecotune.energy.hardware import inference_estimates
 
-        self.inference = inference_estimates(model, sample_inputs)
+        measured = None
+        if measure_inference:
+            if self.measurement is None:
+                raise RuntimeError("record_model(measure_inference=True) inside the `with "
+                                   "measure(...)` block: call it after the block, so the "
+                                   "inference is measured in a window of its own")
+            from ecotune.search._inference import measure_inference_energy
+
+            self.sync()  # the training window's queued work is not the inference's
+            measured = measure_inference_energy(model, sample_inputs, self._meter)
+        estimates = inference_estimates(model, sample_inputs)
+        self.inference = estimates if measured is None else {**estimates,
+                                                             "measured": measured}
         if self._trial is not None:
             self._trial.set_user_attr(names.ATTR_INFERENCE, self.inference)
             limit_pj = self.rules.budgets.inference_energy_pj
             if limit_pj is not None:
                 self._trial.set_constraint(names.CONSTRAINT_INFERENCE_ENERGY,
                                            self.inference["asic_pj"] - limit_pj)
+            limit_j = self.rules.budgets.inference_energy_measured_j
+            if limit_j is not None and measured is not None:
+                self._trial.set_constraint(names.CONSTRAINT_INFERENCE_ENERGY_MEASURED,
+                                           measured["energy_per_sample_j"] - limit_j)
         return self.inference
 
     inference: dict[str, Any] | None = None
@@ -232,7 +262,8 @@ class MeasurementWindow:
         or, once :meth:`record_model` has run, its inference-energy budget). True without
         a study, and where an objective is one the window does not know (the window knows
         ``accuracy``, ``energy_j``, ``duration_s``, after the block ``co2_g``, after
-        :meth:`record_model` ``inference_energy``). Inside the block the energy so far is
+        :meth:`record_model` ``inference_energy``, and ``inference_energy_measured_j``
+        once measured). Inside the block the energy so far is
         a meter reading (:meth:`energy_so_far_j`). One storage read per call, of the
         trials finished since the last (:func:`ecotune.rules.study_front`).
         """
@@ -268,6 +299,8 @@ class MeasurementWindow:
             return closed.co2_g if closed else None
         if name == "inference_energy":
             return self.inference["asic_pj"] if self.inference else None
+        if name == "inference_energy_measured_j":
+            return self.inference_energy_measured_j
         return None
 
     def _feasible(self, energy_j: float) -> bool:
@@ -276,8 +309,19 @@ class MeasurementWindow:
                 energy_j, len(self.curve)) > 0:
             return False
         limit_pj = self.rules.budgets.inference_energy_pj
-        return not (limit_pj is not None and self.inference is not None
-                    and self.inference["asic_pj"] > limit_pj)
+        if limit_pj is not None and self.inference is not None \
+                and self.inference["asic_pj"] > limit_pj:
+            return False
+        limit_j = self.rules.budgets.inference_energy_measured_j
+        measured_j = self.inference_energy_measured_j
+        return not (limit_j is not None and measured_j is not None and measured_j > limit_j)
+
+    @property
+    def inference_energy_measured_j(self) -> float | None:
+        """Measured inference energy per sample, joules (``record_model(...,
+        measure_inference=True)``); None until measured."""
+        measured = (self.inference or {}).get("measured")
+        return None if measured is None else measured["energy_per_sample_j"]
 
     @contextlib.contextmanager
     def evaluation(self) -> Iterator[dict[str, Any]]:
@@ -580,7 +624,11 @@ def _warn_if_objectives_swapped(trial: optuna.trial.BaseTrial) -> None:
         return
     returned = previous.values[metric_names.index("energy_j")]
     recorded = previous.user_attrs[names.ATTR_ENERGY]
-    if not math.isclose(returned, recorded, rel_tol=1e-6, abs_tol=1e-9):
+    # The energy at the last report is as right (a Trainer's search returns the values of
+    # its last evaluation: HFEnergyCallback); swapped objectives match neither.
+    curve = (previous.user_attrs.get(names.ATTR_TRAINING) or {}).get("learning_curve") or []
+    candidates = [recorded, curve[-1]["energy_j"]] if curve else [recorded]
+    if not any(math.isclose(returned, c, rel_tol=1e-6, abs_tol=1e-9) for c in candidates):
         _warned_studies.add(key)
         warnings.warn(
             f"trial {previous.number} returned energy_j = {returned:g} but its measurement "

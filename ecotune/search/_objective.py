@@ -15,14 +15,17 @@ evaluated."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Collection
 from typing import Any
 
 import optuna
 
 from ecotune.data import DataSplits, load_data
-from ecotune.devices import cuda_indices, resolve_device
+from ecotune.devices import cuda_indices, job_device, resolve_device
 from ecotune.energy import Meter, get_meter
 from ecotune.energy.hardware import INFERENCE_SAMPLE
+from ecotune.execution import job_index
 from ecotune.names import (
     ATTR_ACTIVATION_DENSITY,
     ATTR_TEST_ACCURACY,
@@ -35,6 +38,9 @@ from ecotune.spec import StudySpec
 from ecotune.training import TrainConfig, TrainResult, evaluate_test, train
 
 __all__ = ["BuiltinObjective", "evaluates_test", "suggest_knobs", "train_config"]
+
+#: ``BuiltinObjective(after_training=...)``: ``(trial, result, data, energy options)``.
+AfterTraining = Callable[[optuna.Trial, TrainResult, DataSplits, EnergyOptions], None]
 
 
 def train_config(spec: StudySpec, knobs: dict[str, Any]) -> TrainConfig:
@@ -55,11 +61,18 @@ class BuiltinObjective:
     recorded by the measurement window (and by the worker around it).
     """
 
-    def __init__(self, spec: StudySpec, meter: Meter | None = None) -> None:
+    def __init__(self, spec: StudySpec, meter: Meter | None = None,
+                 keep_states_at: Collection[int] = (),
+                 after_training: AfterTraining | None = None) -> None:
         self.spec = spec
         #: A meter to measure with instead of ``[energy] meter`` (e.g. one that also
         #: reads other backends over the same windows, as benchmarks/gpu.py does).
         self.meter = meter
+        #: Epochs whose weights ``train`` keeps (``TrainResult.states``).
+        self.keep_states_at = tuple(keep_states_at)
+        #: Called with ``(trial, result, data, energy)`` once the trial's windows are
+        #: closed (a recording derives its shorter runs there).
+        self.after_training = after_training
 
     def warm_up(self) -> None:
         """Pay the process's one-off costs before the first trial rather than inside it:
@@ -77,6 +90,8 @@ class BuiltinObjective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         spec = self.spec
         config = train_config(spec, suggest_knobs(trial, spec))
+        # Trials at once (n_jobs) on a machine with several GPUs: a GPU each.
+        config = dataclasses.replace(config, device=job_device(config.device, job_index()))
         data = load_data(spec.data.name, **spec.data.loader_options())
         energy = EnergyOptions(meter=self.meter or spec.energy.meter,
                                country=spec.energy.country, pue=spec.energy.pue,
@@ -84,10 +99,12 @@ class BuiltinObjective:
         plan = TrainingPlan(config.epochs, config.freeze_at_epoch,
                             config.low_precision_at_epoch)
         with measure(trial, energy, plan=plan) as m:
-            result = train(data, config, seed=spec.training.seed, on_epoch=m, test=False)
+            result = train(data, config, seed=spec.training.seed, on_epoch=m, test=False,
+                           keep_states_at=self.keep_states_at)
             m.summary.update(_training_summary(result))
         # Outside the window: estimating inference energy is not training energy.
-        m.record_model(result.model, _inference_sample(result, data))
+        m.record_model(result.model, _inference_sample(result, data),
+                       measure_inference=spec.energy.inference == "measured")
         if m.stop_reason in (STOP_ENERGY_AWARE, STOP_SUCCESSIVE_HALVING) \
                 and spec.early_stopping.on_stop == "prune":
             raise optuna.TrialPruned(
@@ -99,12 +116,15 @@ class BuiltinObjective:
                 result = evaluate_test(result, data)
                 attrs[ATTR_TEST_ACCURACY] = result.test_accuracy
                 attrs[ATTR_ACTIVATION_DENSITY] = result.activation_density
+        if self.after_training is not None:
+            self.after_training(trial, result, data, energy)
         values = {
             "accuracy": result.val_accuracy,
             "energy_j": m.energy_j,
             "duration_s": m.duration_s,
             "co2_g": m.co2_g,
             "inference_energy": m.inference["asic_pj"] if m.inference else None,
+            "inference_energy_measured_j": m.inference_energy_measured_j,
         }
         return tuple(float(values[name]) for name in spec.study.objectives)
 
