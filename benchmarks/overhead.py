@@ -1,24 +1,41 @@
-"""ecotune's cost per trial against a bare PyTorch loop doing the same training.
+"""ecotune's own cost per trial, against a bare PyTorch loop doing the same work.
 
 The same digits training (the built-in cnn, Adam, batch 64, validation accuracy after every
-epoch) runs as a bare loop and as an ecotune trial (sampler, SQLite storage, CodeCarbon
-measurement window, attributes), alternated in one process so that both see the same
-machine state. Prints median wall times, their ratio, and ecotune's fixed overhead per
-trial (ecotune minus bare) for a ~2 s trial and for a 1-epoch trial, and the first trial's
-extra cost (the first ecotune trial minus the median one), after the process's one-off
-warm-up (data set and its libraries, CodeCarbon's hardware probe), which `ecotune run`
-pays once before its first trial and which is printed on its own.
+epoch), the same test-split evaluation after it and the same inference estimates run as a
+bare loop and as an ecotune trial (``run_worker``, as ``ecotune run`` runs a trial: claim
+lock, trial count, sampler, SQLite storage, measurement window, rules, attributes),
+alternated in one process so that both see the same machine state. The study sets
+``[training] test_evaluation = "all"``, so every ecotune trial evaluates the test split, as
+every bare round does: like with like, the difference is ecotune's own cost.
 
-Targets (foundation issue): ratio <= 1.05 for a ~2 s trial; fixed overhead <= 50 ms per
-trial after the first; numbers-you-can-trust issue: the ratio no worse, and the first
-trial's extra cost under 0.5 s.
+Printed for each meter (``codecarbon`` and ``cputime``), for a ~1 s 20-epoch trial and a
+1-epoch trial: median wall times, their paired ratio, ecotune's cost per trial, and that
+cost split into parts, timed inside the same ecotune trials (wrappers around the sampler,
+the storage's methods and the meter's windows):
 
-    .venv/bin/python benchmarks/overhead.py [--rounds 11] [--epochs 20]
+- sampler: Optuna's sampler (``sample_*``, ``before_trial``, ``after_trial``);
+- storage writes, and their count per trial (trial creation, parameter, attributes,
+  constraints, state and values), and storage reads;
+- meter: opening and closing the windows (training and test evaluation), and the
+  readings after each epoch (ms per epoch);
+- the rest: ecotune's Python around them (rules, attribute building, the loop).
+
+The inference estimates and the test evaluation are work both sides do: their own time is
+printed as a reference, not as ecotune's cost. The per-epoch cost is the slope of ecotune's
+cost between the 1-epoch and the 20-epoch trial; the fixed cost its value at 0 epochs.
+
+Targets (issue 25, idle 2-core machine): ~1 s 20-epoch trial <= 1.03x the bare loop with
+CodeCarbon and <= 1.01x with cputime; fixed cost <= 20 ms per trial; <= 0.5 ms per epoch.
+
+    .venv/bin/python benchmarks/overhead.py [--rounds 11] [--epochs 20] \
+        [--meters codecarbon cputime]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import os
 import statistics
 import tempfile
 import time
@@ -29,12 +46,114 @@ import torch
 from torch import nn
 
 from ecotune.data import load_data
+from ecotune.energy import get_meter
+from ecotune.energy.hardware import INFERENCE_SAMPLE, inference_estimates
+from ecotune.execution import count_trials, run_worker
 from ecotune.models import build_model
 from ecotune.search import BuiltinObjective, prepare
 
+#: Storage methods that write (one transaction each on relational storage) and that read.
+WRITES = ("create_new_trial", "set_trial_param", "set_trial_user_attr",
+          "set_trial_system_attr", "set_trial_state_values", "set_trial_intermediate_value")
+READS = ("get_trial", "get_all_trials", "get_n_trials", "get_trial_id_from_study_id_trial_number",
+         "get_trial_system_attrs", "get_trial_user_attrs", "get_trial_params",
+         "get_study_system_attrs", "get_study_user_attrs", "get_study_directions")
+SAMPLER = ("infer_relative_search_space", "sample_relative", "sample_independent",
+           "before_trial", "after_trial")
 
-def bare_loop(epochs: int, seed: int = 0) -> float:
-    """The same training without ecotune: returns the last validation accuracy."""
+
+class Parts:
+    """Seconds and calls per part, added up by wrappers on live objects."""
+
+    def __init__(self) -> None:
+        self.seconds: collections.Counter = collections.Counter()
+        self.calls: collections.Counter = collections.Counter()
+        self.enabled = False
+
+    def wrap(self, obj: object, method: str, part: str) -> None:
+        inner = getattr(obj, method)
+
+        def timed(*args, **kwargs):
+            if not self.enabled:
+                return inner(*args, **kwargs)
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.seconds[part] += time.perf_counter() - start
+                self.calls[part] += 1
+
+        setattr(obj, method, timed)
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.calls.clear()
+
+
+class _TimedSampler(optuna.samplers.BaseSampler):
+    """Delegates to ``inner``; the methods are timed by :meth:`Parts.wrap`."""
+
+    def __init__(self, inner: optuna.samplers.BaseSampler) -> None:
+        self.inner = inner
+        for method in SAMPLER:
+            setattr(self, method, getattr(inner, method))
+
+    def infer_relative_search_space(self, study, trial):  # replaced per instance
+        raise NotImplementedError
+
+    def sample_relative(self, study, trial, search_space):  # replaced per instance
+        raise NotImplementedError
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        raise NotImplementedError  # replaced per instance
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
+
+
+def _timed_meter(name: str, parts: Parts):
+    """The meter ``name``, with its windows' opening, readings and closing timed."""
+    meter = get_meter(name)
+    open_window = meter.open
+
+    def timed_open(*args, **kwargs):
+        start = time.perf_counter()
+        window = open_window(*args, **kwargs)
+        if parts.enabled:
+            parts.seconds["meter open/close"] += time.perf_counter() - start
+            parts.calls["meter open/close"] += 1
+        parts.wrap(window, "lap", "meter reading")
+        parts.wrap(window, "close", "meter open/close")
+        return window
+
+    meter.open = timed_open
+    return meter
+
+
+def _count_writing_transactions(storage, parts: Parts) -> None:
+    """Count, as the call count of part "transactions that wrote", every commit on the
+    storage's database that followed an INSERT, UPDATE or DELETE."""
+    from sqlalchemy import event
+
+    engine = getattr(storage, "_backend", storage).engine
+    wrote = [False]
+
+    def statement(_conn, _cursor, sql: str, *_args) -> None:
+        wrote[0] = wrote[0] or sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE")
+
+    def commit(_conn) -> None:
+        if wrote[0] and parts.enabled:
+            parts.calls["transactions that wrote"] += 1
+        wrote[0] = False
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+
+
+def bare_loop(epochs: int, seed: int = 0) -> dict:
+    """The same training, test evaluation and estimates without ecotune: returns the
+    seconds of the training (and validation), the estimates and the test evaluation."""
+    start_s = time.perf_counter()
     data = load_data("digits")
     torch.set_num_threads(1)
     torch.manual_seed(seed)
@@ -42,7 +161,6 @@ def bare_loop(epochs: int, seed: int = 0) -> float:
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
-    accuracy = 0.0
     for _ in range(epochs):
         model.train()
         order = torch.randperm(len(data.y_train), generator=generator)
@@ -54,12 +172,15 @@ def bare_loop(epochs: int, seed: int = 0) -> float:
             optimizer.step()
         model.eval()
         with torch.no_grad():
-            accuracy = float((model(data.x_val).argmax(1) == data.y_val).float().mean())
-    return accuracy
-
-
-def ecotune_trial(study: optuna.Study, objective: BuiltinObjective) -> None:
-    study.optimize(objective, n_trials=1)
+            float((model(data.x_val).argmax(1) == data.y_val).float().mean())
+    t0 = time.perf_counter()
+    training_s = t0 - start_s
+    inference_estimates(model, data.x_val[:INFERENCE_SAMPLE])
+    t1 = time.perf_counter()
+    with torch.no_grad():
+        float((model(data.x_test).argmax(1) == data.y_test).float().mean())
+    t2 = time.perf_counter()
+    return {"training": training_s, "estimates": t1 - t0, "test evaluation": t2 - t1}
 
 
 def timed(fn, *args) -> float:
@@ -68,55 +189,148 @@ def timed(fn, *args) -> float:
     return time.perf_counter() - t0
 
 
-def compare(epochs: int, rounds: int, workdir: Path) -> tuple[float, float, float]:
+def compare(meter_name: str, epochs: int, rounds: int, workdir: Path) -> dict:
     spec = {
-        "study": {"name": f"overhead-{epochs}", "storage": f"sqlite:///{workdir}/bench.db",
-                  "sampler": "random", "seed": 0, "n_trials": 1},
+        "study": {"name": f"overhead-{meter_name}-{epochs}",
+                  "storage": f"sqlite:///{workdir}/bench.db", "sampler": "random", "seed": 0,
+                  "n_trials": 1},
         "model": {"name": "cnn"},
-        "training": {"epochs": epochs, "batch_size": 64, "lr": 0.01, "optimizer": "adam"},
-        # One choice: the trial samples a parameter (real sampler work) but trains the same.
-        "search_space": {"width": {"type": "categorical", "choices": [1.0]}},
+        "training": {"epochs": epochs, "batch_size": 64, "lr": 0.01, "optimizer": "adam",
+                     "test_evaluation": "all"},  # as the bare loop: every trial
+        "energy": {"meter": meter_name},
+        # Two learning rates 1e-12 apart: the sampler really samples (Optuna skips a
+        # single choice), and every trial trains as the bare loop does.
+        "search_space": {"lr": {"type": "categorical", "choices": [0.01, 0.01 + 1e-12]}},
     }
+    parts = Parts()
     spec, study = prepare(spec)
-    objective = BuiltinObjective(spec)
-    # As run_worker does before its first trial: one-off costs of the process.
+    study.sampler = _TimedSampler(study.sampler)
+    for method in SAMPLER:
+        parts.wrap(study.sampler, method, "sampler")
+    for method in WRITES:
+        parts.wrap(study._storage, method, f"write {method}")
+    for method in READS:
+        if hasattr(study._storage, method):
+            parts.wrap(study._storage, method, "storage reads")
+    # ecotune's batched attribute writes go past the storage object's methods: timed where
+    # the measurement window calls them, and every writing transaction counted on the
+    # database connection itself.
+    import ecotune.search._measure as window_module
+
+    if hasattr(window_module, "set_user_attrs"):  # a tree from before batching: none
+        parts.wrap(window_module, "set_user_attrs", "write set_user_attrs (batched)")
+    _count_writing_transactions(study._storage, parts)
+    objective = BuiltinObjective(spec, meter=_timed_meter(meter_name, parts))
+    # As `ecotune run` does before its first trial: one-off costs of the process.
     warm_up_s = timed(objective.warm_up)
-    first_s = timed(ecotune_trial, study, objective)
-    timed(bare_loop, epochs)
-    bare, eco = [], []
+
+    def ecotune_trial() -> None:
+        run_worker(spec, study, count_trials(study) + 1, objective)
+
+    first_s = timed(ecotune_trial)
+    bare_loop(epochs)
+    bare, eco, both = [], [], collections.Counter()
+    per_trial: list[Parts] = []
     for i in range(rounds):
+        def eco_round() -> None:
+            parts.reset()
+            parts.enabled = True
+            eco.append(timed(ecotune_trial))
+            parts.enabled = False
+            # The training window's duration (train() and the meter's readings in it).
+            window_s = study.trials[-1].user_attrs["duration_s"]
+            snapshot = Parts()
+            snapshot.seconds["training window"] = window_s
+            snapshot.seconds.update(parts.seconds)
+            snapshot.calls.update(parts.calls)
+            per_trial.append(snapshot)
+
+        def bare_round() -> None:
+            t0 = time.perf_counter()
+            both.update(bare_loop(epochs))
+            bare.append(time.perf_counter() - t0)
+
         # ABBA order: a slow drift of the machine affects both sides alike.
-        if i % 2 == 0:
-            bare.append(timed(bare_loop, epochs))
-            eco.append(timed(ecotune_trial, study, objective))
-        else:
-            eco.append(timed(ecotune_trial, study, objective))
-            bare.append(timed(bare_loop, epochs))
-    bare_s, eco_s = statistics.median(bare), statistics.median(eco)
-    # Paired per round: robust to the noise of a shared 2-core machine.
+        for side in ((bare_round, eco_round) if i % 2 == 0 else (eco_round, bare_round)):
+            side()
     ratio = statistics.median(e / b for e, b in zip(eco, bare))
-    overhead_s = statistics.median(e - b for e, b in zip(eco, bare))
-    first_extra_s = first_s - eco_s
-    print(f"{epochs:>3} epochs: bare {bare_s * 1e3:8.1f} ms   ecotune {eco_s * 1e3:8.1f} ms   "
-          f"ratio {ratio:.3f}   overhead {overhead_s * 1e3:+7.1f} ms/trial   "
-          f"(medians of {rounds} paired rounds; warm-up {warm_up_s * 1e3:.0f} ms, first "
-          f"ecotune trial {first_s * 1e3:.0f} ms: {first_extra_s * 1e3:+.0f} ms)")
-    return ratio, overhead_s, first_extra_s
+    cost_s = statistics.median(e - b for e, b in zip(eco, bare))
+    train_s = statistics.median(p.seconds.pop("training window") - p.seconds["meter reading"]
+                                for p in per_trial)
+    names = sorted({k for p in per_trial for k in (*p.seconds, *p.calls)})
+    median_parts = {k: statistics.median(p.seconds[k] for p in per_trial) for k in names}
+    median_calls = {k: statistics.median(p.calls[k] for p in per_trial) for k in names}
+    return {"meter": meter_name, "epochs": epochs, "bare_s": statistics.median(bare),
+            "eco_s": statistics.median(eco), "ratio": ratio, "cost_s": cost_s,
+            "parts": median_parts, "calls": median_calls, "warm_up_s": warm_up_s,
+            "first_s": first_s, "both": {k: v / rounds for k, v in both.items()},
+            "trainer_s": train_s}
+
+
+def show(result: dict) -> None:
+    r = result
+    print(f"\n{r['meter']}, {r['epochs']} epochs: bare {r['bare_s'] * 1e3:.1f} ms, ecotune "
+          f"{r['eco_s'] * 1e3:.1f} ms, ratio {r['ratio']:.3f}, ecotune's cost "
+          f"{r['cost_s'] * 1e3:+.1f} ms/trial (paired medians; warm-up "
+          f"{r['warm_up_s'] * 1e3:.0f} ms, first trial {r['first_s'] * 1e3:.0f} ms)")
+    parts, calls = r["parts"], r["calls"]
+    writes = [k for k in parts if k.startswith("write ")]
+    n_writes = sum(calls[k] for k in writes)
+    write_ms = sum(parts[k] for k in writes) * 1e3
+    print(f"  {'sampler':<34} {parts.get('sampler', 0) * 1e3:7.2f} ms")
+    print(f"  {'storage writes':<34} {write_ms:7.2f} ms  ({n_writes:.0f} calls per trial: " +
+          ", ".join(f"{k.removeprefix('write ')} {calls[k]:.0f}" for k in writes) +
+          f"; {calls.get('transactions that wrote', 0):.0f} writing transactions, "
+          "the heartbeat thread's included)")
+    print(f"  {'storage reads':<34} {parts.get('storage reads', 0) * 1e3:7.2f} ms  "
+          f"({calls.get('storage reads', 0):.0f} per trial)")
+    print(f"  {'meter open/close (2 windows)':<34} "
+          f"{parts.get('meter open/close', 0) * 1e3:7.2f} ms")
+    laps = calls.get("meter reading", 0)
+    lap_ms = parts.get("meter reading", 0) * 1e3
+    print(f"  {'meter readings':<34} {lap_ms:7.2f} ms  ({laps:.0f}: "
+          f"{lap_ms / max(laps, 1):.2f} ms each)")
+    both = r["both"]
+    trainer_ms = (r["trainer_s"] - both["training"]) * 1e3
+    print(f"  {'train() against the bare loop':<34} {trainer_ms:7.2f} ms  (the training "
+          "window's time less its readings, minus the bare loop's training)")
+    measured = sum(parts.values()) * 1e3 + trainer_ms
+    print(f"  {'the rest (rules, attributes, loop)':<34} {r['cost_s'] * 1e3 - measured:7.2f} ms"
+          "  (cost minus the parts above; noise included)")
+    print(f"  both sides do: test evaluation {both['test evaluation'] * 1e3:.2f} ms, "
+          f"inference estimates {both['estimates'] * 1e3:.2f} ms")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=11)
-    parser.add_argument("--epochs", type=int, default=20, help="epochs of the ~2 s trial")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs of the ~1 s trial")
+    parser.add_argument("--meters", nargs="+", default=["codecarbon", "cputime"])
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print(f"benchmarks/overhead.py: {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.2f} at start")
+    summary = []
     with tempfile.TemporaryDirectory() as tmp:
-        ratio, _, first_extra_s = compare(args.epochs, args.rounds, Path(tmp))
-        _, fixed_s, _ = compare(1, args.rounds, Path(tmp))
-    print(f"ratio for a ~2 s trial: {ratio:.3f} (target <= 1.05)")
-    print(f"fixed overhead per trial (1-epoch trial): {fixed_s * 1e3:.1f} ms (target <= 50 ms)")
-    print(f"first trial's extra cost after warm-up: {first_extra_s * 1e3:.0f} ms "
-          "(target < 500 ms)")
+        for meter in args.meters:
+            long = compare(meter, args.epochs, args.rounds, Path(tmp))
+            show(long)
+            short = compare(meter, 1, args.rounds, Path(tmp))
+            show(short)
+            per_epoch_s = (long["cost_s"] - short["cost_s"]) / (args.epochs - 1)
+            fixed_s = short["cost_s"] - per_epoch_s
+            summary.append((meter, long, per_epoch_s, fixed_s))
+    print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
+    targets = {"codecarbon": 1.03, "cputime": 1.01}
+    for meter, long, per_epoch_s, fixed_s in summary:
+        target = targets.get(meter)
+        held = "" if target is None else ("holds" if long["ratio"] <= target else "misses")
+        print(f"{meter}: {args.epochs}-epoch trial ({long['bare_s']:.2f} s bare) ratio "
+              f"{long['ratio']:.3f} (target <= {target}: {held}); fixed cost "
+              f"{fixed_s * 1e3:.1f} ms/trial (target <= 20 ms: "
+              f"{'holds' if fixed_s <= 0.020 else 'misses'}); per epoch "
+              f"{per_epoch_s * 1e3:.2f} ms (target <= 0.5 ms: "
+              f"{'holds' if per_epoch_s <= 0.0005 else 'misses'})")
 
 
 if __name__ == "__main__":

@@ -147,3 +147,88 @@ def test_the_kept_front_and_energy_sum_do_not_keep_a_study_alive() -> None:
     del study
     gc.collect()
     assert ref() is None
+
+
+def _commits(storage: optuna.storages.BaseStorage) -> list[int]:
+    """A list that grows by one at every transaction that wrote (inserted or updated
+    rows) committed on relational storage; reads commit too, and are not counted."""
+    from sqlalchemy import event
+
+    commits: list[int] = []
+    wrote = [False]
+    engine = getattr(storage, "_backend", storage).engine
+
+    def statement(_conn, _cursor, sql: str, *_args) -> None:
+        wrote[0] = wrote[0] or sql.lstrip().upper().startswith(("INSERT", "UPDATE"))
+
+    def commit(_conn) -> None:
+        if wrote[0]:
+            commits.append(1)
+        wrote[0] = False
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    return commits
+
+
+@pytest.mark.parametrize("where", ["sqlite", "postgresql", "memory"])
+def test_a_trials_attributes_are_written_in_one_transaction(where: str, tmp_path: Path,
+                                                            request) -> None:
+    """The measurement window's attributes (meter figures, learning curve, early stopping)
+    commit together, and the test evaluation's with its energy: the same rows as one
+    write each; on storage without transactions, the public calls."""
+    from ecotune import measure
+    from ecotune.search import create_study
+
+    url = {"sqlite": f"sqlite:///{tmp_path}/a.db", "memory": None,
+           "postgresql": request.getfixturevalue("postgres_url")
+           if where == "postgresql" else None}[where]
+    storage = open_storage(url) if url else optuna.storages.InMemoryStorage()
+    study = create_study("a", storage=storage, early_stopping={"enabled": True})
+    trial = study.ask()
+    commits = _commits(storage) if url else []
+    with measure(trial, meter="cputime", epochs=3) as m:
+        for epoch in (1, 2, 3):
+            m.report(epoch, 0.5 + 0.1 * epoch)
+    window_commits = len(commits)
+    with m.evaluation() as attrs:
+        attrs["test_accuracy"] = 0.75
+    evaluation_commits = len(commits) - window_commits
+    if url:
+        assert (window_commits, evaluation_commits) == (1, 1)
+    stored = optuna.load_study(study_name="a", storage=storage).trials[0].user_attrs
+    assert stored["energy_meter"] == "cputime"
+    assert [p["epoch"] for p in stored["training"]["learning_curve"]] == [1, 2, 3]
+    assert stored["early_stopping"]["planned_epochs"] == 3
+    assert (stored["test_accuracy"], stored["evaluation_energy_j"]) == (
+        0.75, m.evaluation_energy_j)
+    assert trial.user_attrs == stored  # the trial's own view, as after set_user_attr
+    from ecotune.storage import set_user_attrs
+
+    set_user_attrs(trial, {"energy_meter": "again", "new": [1, 2]})  # replaces, adds
+    assert {k: v for k, v in study.trials[0].user_attrs.items()
+            if k in ("energy_meter", "new")} == {"energy_meter": "again", "new": [1, 2]}
+    study.tell(trial, [0.8, 1.0])
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        set_user_attrs(trial, {"late": 1})  # as Optuna's own write: nothing stored
+    assert "late" not in study.trials[0].user_attrs
+
+
+def test_the_redacted_view_redacts_a_finished_trial_once_and_follows_running_ones() -> None:
+    from ecotune.storage import RedactedStorage
+
+    inner = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=inner, study_name="r")
+    view = optuna.load_study(study_name="r", storage=RedactedStorage(inner))
+    done = study.ask()
+    done.set_user_attr("fail_reason", "postgresql://ann:pw@db/x refused")
+    study.tell(done, 1.0)
+    running = study.ask()
+    first = view.get_trials(deepcopy=False)
+    assert first[0].user_attrs["fail_reason"] == "postgresql://ann:***@db/x refused"
+    running.set_user_attr("note", "sqlite:///x.db")
+    again = view.get_trials(deepcopy=False)
+    assert again[0] is first[0]  # the finished trial: redacted once, kept
+    assert again[1].user_attrs == {"note": "sqlite:///x.db"}  # the running one: re-read
+    copied = view.get_trials(deepcopy=True)[0]
+    assert copied is not first[0] and copied.user_attrs == first[0].user_attrs

@@ -332,3 +332,70 @@ def test_a_5000_trial_study_reports(tmp_path) -> None:
     # The hypervolume figure and hypervolume.csv come from the same history.
     drawn = plotly.io.from_json(saved["ecotune-hypervolume"]).data[0]
     assert _array(drawn.y)[-1] == pytest.approx(history["hypervolume"].iloc[-1])
+
+
+@pytest.mark.parametrize("where", ["sqlite", "memory"])
+def test_dashboard_figures_are_saved_at_once_and_a_shorter_one_replaces_a_longer(
+        where: str, tmp_path) -> None:
+    """The figures' chunks go to storage in one transaction on SQLite; what
+    optuna-dashboard reads back is each figure as saved, also after a shorter one
+    replaced a longer one (its extra chunks cleared, as optuna-dashboard itself does)."""
+    import plotly.graph_objects as go
+    from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
+    from sqlalchemy import event
+
+    from ecotune.report.export import save_to_dashboard
+    from ecotune.storage import open_storage
+
+    storage = (open_storage(f"sqlite:///{tmp_path}/d.db") if where == "sqlite"
+               else optuna.storages.InMemoryStorage())
+    study = optuna.create_study(storage=storage)
+    commits: list[int] = []
+    if where == "sqlite":
+        event.listen(storage.engine, "commit", lambda _conn: commits.append(1))
+    big = go.Figure(go.Scatter(x=list(range(3000)), y=list(range(3000))))
+    small = go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))
+    assert save_to_dashboard(study, {"pareto": big, "other": small}) == [
+        "ecotune-pareto", "ecotune-other"]
+    if where == "sqlite":
+        assert len(commits) <= 3  # the chunks (more than 10 here) in one write
+    stored = storage.get_study_system_attrs(study._study_id)
+    assert sum(k.startswith("dashboard:plot_data:ecotune-pareto:") for k in stored) > 10
+    saved = get_plotly_graph_objects(stored)
+    assert saved["ecotune-pareto"] == big.to_json()
+    save_to_dashboard(study, {"pareto": small})
+    saved = get_plotly_graph_objects(storage.get_study_system_attrs(study._study_id))
+    assert saved["ecotune-pareto"] == small.to_json()
+    assert saved["ecotune-other"] == small.to_json()
+
+
+def test_a_long_front_draws_an_even_sample_of_its_learning_curves() -> None:
+    from ecotune.report.plots import MAX_FRONT_CURVES
+
+    rows = [{"trial": t, "epoch": e, "val_accuracy": 0.1 * e, "energy_j": 1.0 * e,
+             "early_stopped": False, "stop_reason": "completed"}
+            for t in range(300) for e in (1, 2)]
+    front = list(range(0, 300, 2))  # 150 front trials
+    fig = learning_curves_figure(pd.DataFrame(rows), "t", front_trials=front)
+    drawn_front = {t.name for t in fig.data if "Pareto front" in t.name}
+    assert len(drawn_front) == MAX_FRONT_CURVES
+    assert {"trial 0 (Pareto front)", "trial 298 (Pareto front)"} <= drawn_front
+    assert f"{MAX_FRONT_CURVES} of the front's 150" in fig.layout.title.text
+
+
+def test_the_terminal_shows_an_even_sample_of_a_long_front() -> None:
+    import io
+
+    from rich.console import Console
+
+    from ecotune.cli._common import MAX_FRONT_ROWS, _print_front
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_metric_names(["accuracy", "energy_j"])
+    for i in range(60):  # every trial on the front: more accurate, more energy
+        study.add_trial(optuna.trial.create_trial(values=[i / 100, float(i + 1)]))
+    out = io.StringIO()
+    _print_front(study, Console(file=out, width=200))
+    text = out.getvalue()
+    assert f"{MAX_FRONT_ROWS} of 60 front trials shown" in text
+    assert sum(line.startswith("│") for line in text.splitlines()) == MAX_FRONT_ROWS

@@ -134,6 +134,7 @@ def _print_not_drawn(paths: dict[str, Path], console: Console) -> None:
 
 
 def _print_front(study: optuna.Study, console: Console) -> None:
+    import numpy as np
     from rich.table import Table
 
     from ecotune.pareto import objective_names
@@ -159,12 +160,23 @@ def _print_front(study: optuna.Study, console: Console) -> None:
         table.add_column(column.removeprefix("params_"), justify="right")
     for name in intervals:
         table.add_column(f"{name} mean [95 % interval]", justify="right")
-    for _, row in front.iterrows():
+    # A long noisy study's front can hold hundreds of trials: an even sample of rows
+    # (the report's front.csv holds them all).
+    shown = front.iloc[np.unique(np.linspace(0, len(front) - 1, MAX_FRONT_ROWS).round()
+                                 .astype(int))] if len(front) > MAX_FRONT_ROWS else front
+    if len(shown) < len(front):
+        table.caption = (f"{len(shown)} of {len(front)} front trials shown, evenly "
+                         "spaced; the whole front: front.csv of `ecotune report`")
+    for _, row in shown.iterrows():
         table.add_row(*(_cell(row[c]) for c in columns),
                       *(interval_cell(row, name) for name in intervals))
     _print_unclipped(table, console)
     if noise:
         console.print(noise, highlight=False, soft_wrap=True)
+
+
+#: Rows of the front the terminal table shows at most.
+MAX_FRONT_ROWS = 40
 
 
 def _print_unclipped(renderable: object, console: Console) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import types
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -161,9 +162,33 @@ def save_to_dashboard(study: optuna.Study, figures: dict[str, go.Figure]) -> lis
     plots (ids ``ecotune-<name>``; saving again replaces them). Returns the ids."""
     from optuna_dashboard import save_plotly_graph_object
 
-    return [save_plotly_graph_object(study, figure,
-                                     graph_object_id=DASHBOARD_PREFIX + name.replace("_", "-"))
-            for name, figure in figures.items()]
+    from ecotune.storage import set_study_system_attrs
+
+    # optuna-dashboard writes each 2 KB chunk of a figure on its own (a transaction each,
+    # hundreds per report): collect them, then write them all in one.
+    collected = _CollectedSystemAttrs(study._storage)
+    target = types.SimpleNamespace(_storage=collected, _study_id=study._study_id)
+    ids = [save_plotly_graph_object(target, figure,
+                                    graph_object_id=DASHBOARD_PREFIX + name.replace("_", "-"))
+           for name, figure in figures.items()]
+    set_study_system_attrs(study._storage, study._study_id, collected.written)
+    return ids
+
+
+class _CollectedSystemAttrs:
+    """A storage for optuna-dashboard's figure saving: study system attributes written
+    are kept in ``written`` (later writes of a key win); reads see the storage as it is,
+    which is all its clean-up of a longer earlier figure needs."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage) -> None:
+        self._storage = storage
+        self.written: dict[str, object] = {}
+
+    def set_study_system_attr(self, study_id: int, key: str, value: object) -> None:
+        self.written[key] = value
+
+    def get_study_system_attrs(self, study_id: int) -> dict[str, object]:
+        return self._storage.get_study_system_attrs(study_id)
 
 
 @sharing_trials_frames  # one trials_frame for the front, the plots and the profiles

@@ -36,6 +36,9 @@ _FRONT_COLORS = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3
 MAX_DOMINATED_POINTS = 2000
 MAX_CURVES = 100
 MAX_HISTORY_POINTS = 2000
+#: Front trials whose learning curves get a colour and a legend entry each; a longer
+#: front (hundreds of trials in a long noisy study) draws an even sample of them.
+MAX_FRONT_CURVES = 30
 
 
 def _thin(frame: pd.DataFrame, limit: int) -> pd.DataFrame:
@@ -250,11 +253,16 @@ def learning_curves_figure(curves: pd.DataFrame, title: str,
     shown = set()
     front = sorted(set(front_trials))
     trials = curves["trial"].drop_duplicates().sort_values()
-    # Past MAX_CURVES trials, an even sample of the others; the front's always all drawn.
+    # Past MAX_CURVES trials, an even sample of the others; the front's all drawn up to
+    # MAX_FRONT_CURVES, an even sample of it past that.
+    all_front = len(front)
+    front = sorted(_thin(pd.DataFrame({"trial": front}), MAX_FRONT_CURVES)["trial"])
     drawn = set(_thin(trials.to_frame(), MAX_CURVES)["trial"]) | set(front)
     if len(drawn) < len(trials):
         curves = curves[curves["trial"].isin(drawn)]
-        title = f"{title} ({len(drawn):,} of {len(trials):,} trials, the front's all)"
+        of_front = ("the front's all" if len(front) == all_front
+                    else f"{len(front):,} of the front's {all_front:,}")
+        title = f"{title} ({len(drawn):,} of {len(trials):,} trials, {of_front})"
     for trial, curve in curves.groupby("trial", sort=True):
         early = bool(curve["early_stopped"].iloc[0])
         on_front = trial in front

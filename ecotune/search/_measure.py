@@ -44,6 +44,7 @@ from ecotune.execution import record_failure
 from ecotune.pareto import dominated
 from ecotune.rules import TrialEnergyBudget, stored_rules, study_energy_j, study_front
 from ecotune.spec import TrialRules, load_rules
+from ecotune.storage import set_user_attrs
 
 if TYPE_CHECKING:
     import optuna
@@ -323,7 +324,7 @@ class MeasurementWindow:
         return None if measured is None else measured["energy_per_sample_j"]
 
     @contextlib.contextmanager
-    def evaluation(self) -> Iterator[None]:
+    def evaluation(self) -> Iterator[dict[str, Any]]:
         """Measure the enclosed test-split evaluation in a window of its own, once per
         trial, after the ``with measure(...)`` block: its energy is stored on the trial as
         ``evaluation_energy_j`` (and :attr:`evaluation_energy_j`), not in ``energy_j``
@@ -331,6 +332,9 @@ class MeasurementWindow:
         hypervolume against search energy) counts both. Same meter, same device waits.
         If the work raises, the window is still closed and recorded, and the trial's
         ``fail_reason`` says why.
+
+        Yields a dict: attributes put in it (e.g. ``test_accuracy``) are stored on the
+        trial with ``evaluation_energy_j``, in the same transaction.
 
         Raises:
             RuntimeError: inside the block (the training window is still open), or a
@@ -345,8 +349,9 @@ class MeasurementWindow:
         self.sync()  # the training window's queued work is not the evaluation's
         handle = self._meter.open()
         synced = False
+        attrs: dict[str, Any] = {}
         try:
-            yield None
+            yield attrs
             self.sync()
             synced = True
         except BaseException as err:
@@ -358,8 +363,8 @@ class MeasurementWindow:
                 _sync_quietly(self.sync)
             self.evaluation_measurement = self._with_co2(handle.close())
             if self._trial is not None:
-                self._trial.set_user_attr(names.ATTR_EVALUATION_ENERGY,
-                                          self.evaluation_measurement.energy_j)
+                set_user_attrs(self._trial, {
+                    **attrs, names.ATTR_EVALUATION_ENERGY: self.evaluation_measurement.energy_j})
 
     _evaluated = False
 
@@ -437,19 +442,20 @@ class MeasurementWindow:
         return self._watchers
 
     def _record(self, trial: optuna.trial.BaseTrial) -> None:
-        """Store everything the window learned on ``trial`` (one write per attribute)."""
+        """Store everything the window learned on ``trial`` (its attributes in one
+        transaction where the storage allows it)."""
         assert self.measurement is not None
-        for key, value in self.measurement.as_attrs().items():
-            trial.set_user_attr(key, value)
+        attrs = self.measurement.as_attrs()
         if self.curve or self.summary:
             stop = (self.summary.pop("stop_reason", None) or self.stop_reason
                     or names.STOP_COMPLETED)
             device = {"device": self.device} if self.device is not None else {}
-            trial.set_user_attr(names.ATTR_TRAINING, {
+            attrs[names.ATTR_TRAINING] = {
                 **device, **self.summary, "epochs_run": len(self.curve), "stop_reason": stop,
-                "learning_curve": [r.as_attr() for r in self.curve]})
+                "learning_curve": [r.as_attr() for r in self.curve]}
         if self._stopper is not None:
-            trial.set_user_attr(names.ATTR_EARLY_STOPPING, self._stopper.record())
+            attrs[names.ATTR_EARLY_STOPPING] = self._stopper.record()
+        set_user_attrs(trial, attrs)
         if self._budget is not None and self.curve:
             trial.set_constraint(names.CONSTRAINT_TRIAL_ENERGY,
                                  self._budget.constraint_j(self.energy_j, len(self.curve)))

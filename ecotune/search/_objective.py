@@ -115,10 +115,10 @@ class BuiltinObjective:
                 if m.stop_reason == STOP_ENERGY_AWARE else
                 f"successive halving: not in the top at the rung of epoch {len(m.curve)}")
         if evaluates_test(spec.training.test_evaluation, m, result.val_accuracy):
-            with m.evaluation():
+            with m.evaluation() as attrs:  # stored with the evaluation's energy, at once
                 result = evaluate_test(result, data)
-            trial.set_user_attr(ATTR_TEST_ACCURACY, result.test_accuracy)
-            trial.set_user_attr(ATTR_ACTIVATION_DENSITY, result.activation_density)
+                attrs[ATTR_TEST_ACCURACY] = result.test_accuracy
+                attrs[ATTR_ACTIVATION_DENSITY] = result.activation_density
         if self.after_training is not None:
             self.after_training(trial, result, data, energy)
         values = {

@@ -1,5 +1,6 @@
 """Where studies live: storage URLs (checked, passwords hidden everywhere), Optuna
-storage opened as ecotune uses it, and an incremental reader of a study's trials.
+storage opened as ecotune uses it, an incremental reader of a study's trials, a
+trial's attributes written in one transaction, and a faster read of many trials.
 
 The URL helpers import nothing heavy: the spec and the CLI use them before Optuna loads."""
 
@@ -25,10 +26,14 @@ _EXPORTS = {
     "JOURNAL_SCHEME": "ecotune.storage._open",
     "RedactedStorage": "ecotune.storage._open",
     "TrialCursor": "ecotune.storage._trial_cursor",
+    "set_user_attrs": "ecotune.storage._batch",
+    "set_study_system_attrs": "ecotune.storage._batch",
+    "BulkReadRDBStorage": "ecotune.storage._bulk_read",
     "count_from": "ecotune.storage._trial_cursor",
 }
 
 __all__ = [
+    "BulkReadRDBStorage",
     "HIDDEN",
     "JOURNAL_SCHEME",
     "RedactedStorage",
@@ -45,9 +50,13 @@ __all__ = [
     "redact_url",
     "scheme_problem",
     "scrub",
+    "set_study_system_attrs",
+    "set_user_attrs",
 ]
 
 if TYPE_CHECKING:
+    from ecotune.storage._batch import set_study_system_attrs, set_user_attrs
+    from ecotune.storage._bulk_read import BulkReadRDBStorage
     from ecotune.storage._open import (
         JOURNAL_SCHEME,
         RedactedStorage,
