@@ -124,11 +124,12 @@ def derives_prefixes(spec: StudySpec, point: Mapping[str, Any]) -> bool:
     :data:`EPOCH_PLANNED_SETTINGS` is on (in the training section or as a knob).
 
     Example:
-        >>> spec = load_spec({"study": {"name": "d"}, "search_space": {
-        ...     "epochs": {"type": "int", "low": 1, "high": 3},
-        ...     "early_stopping_patience": {"type": "categorical", "choices": [None, 2]}}})
-        >>> [derives_prefixes(spec, {"epochs": 3, "early_stopping_patience": p})
-        ...  for p in (None, 2)]
+        >>> space = {"epochs": {"type": "int", "low": 1, "high": 3},
+        ...          "lr": {"type": "float", "low": 1e-3, "high": 1e-1}}
+        >>> plain = load_spec({"study": {"name": "d"}, "search_space": space})
+        >>> patient = load_spec({"study": {"name": "d"}, "search_space": space,
+        ...                      "training": {"early_stopping_patience": 2}})
+        >>> [derives_prefixes(spec, {"epochs": 3, "lr": 0.01}) for spec in (plain, patient)]
         [True, False]
     """
     if "epochs" not in spec.search_space:
