@@ -361,7 +361,12 @@ def main() -> None:
     best_mine, best_peer = best_label(ordered, mine), best_label(ordered, peer_labels)
     peer = peer_figures(best_peer, ordered[best_peer], version)
     if args.json:
-        out = {"table": str(table_path), "study": str(study_path), "budget_j": budget_j,
+        # The top-level method, seeds, search_energy_j and energy_to_99_j: the best
+        # variant's, as search_efficiency.py --peer reads them (/work/notes/peer.md).
+        out = {"table": str(table_path), "method": best_peer, "seeds": peer["seeds"],
+               "search_energy_j": peer["search_energy_j"],
+               "energy_to_99_j": peer["energy_to_99_j"],
+               "study": str(study_path), "budget_j": budget_j,
                "workers": args.workers, "grace_period": settings["grace_period"],
                "reduction_factor": settings["reduction_factor"],
                "brackets": args.brackets, "syne_tune": version, "best": peer,
