@@ -40,6 +40,7 @@ default, matching ecotune's sequential replay.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import subprocess
@@ -363,7 +364,9 @@ def main() -> None:
     if args.json:
         # The top-level method, seeds, search_energy_j and energy_to_99_j: the best
         # variant's, as search_efficiency.py --peer reads them (/work/notes/peer.md).
-        out = {"table": str(table_path), "method": best_peer, "seeds": peer["seeds"],
+        out = {"table": str(table_path),
+               "table_sha256": hashlib.sha256(table_path.read_bytes()).hexdigest(),
+               "method": best_peer, "seeds": peer["seeds"],
                "search_energy_j": peer["search_energy_j"],
                "energy_to_99_j": peer["energy_to_99_j"],
                "study": str(study_path), "budget_j": budget_j,
