@@ -275,6 +275,8 @@ def main() -> None:
     parser.add_argument("--priorities", default=",".join(PRIORITIES),
                         help="MOASHA's rung ranking: shipped (syne-tune's default), rank "
                              "(its sort read as ranks, +rank), or both")
+    parser.add_argument("--moasha", help="only these MOASHA variants, e.g. moa+rk/c,moa/c "
+                                         "(default: every one the study allows)")
     parser.add_argument("--ecotune-methods",
                         help="ecotune's methods to replay beside MOASHA, e.g. grid,tpe+sh/c "
                              "(default: search_efficiency.py's, but gp and skopt*)")
@@ -314,6 +316,13 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown priority {unknown[0]!r}; expected {', '.join(PRIORITIES)}")
     chosen_variants = variants(spec, priorities)
+    if args.moasha:
+        wanted = args.moasha.split(",")
+        missing = sorted(set(wanted) - {v[0] for v in chosen_variants})
+        if missing:
+            parser.error(f"unknown MOASHA variant {missing[0]!r}; expected one of "
+                         f"{[v[0] for v in chosen_variants]}")
+        chosen_variants = [v for v in chosen_variants if v[0] in wanted]
     jobs = [(_moasha_runs, (str(table_path), str(study_path), label, resource, on_stop,
                             priority, seeds, settings))
             for label, resource, on_stop, priority in chosen_variants]
