@@ -4,7 +4,8 @@
 writes one row per trial and epoch; ``replay`` runs real Optuna studies, with real
 samplers, whose objective looks each trial up in the table instead of training, so that
 samplers, early stopping and successive halving can be compared over many seeds for the
-price of one recording.
+price of one recording. ``replay_scheduler`` walks the same curves for an outside
+ask/tell scheduler (a peer such as syne-tune's MOASHA), with the same energy accounting.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from ecotune.tabular._replay import (
     check_fits,
     methods_for,
     replay,
+)
+from ecotune.tabular._scheduled import (
+    ScheduledTrial,
+    Scheduler,
+    replay_scheduler,
+    stopped_energy_j,
 )
 from ecotune.tabular._summary import (
     LEVELS,
@@ -43,6 +50,10 @@ __all__ = [
     "ratio_at",
     "replay",
     "replay_figure",
+    "replay_scheduler",
+    "Scheduler",
+    "ScheduledTrial",
+    "stopped_energy_j",
     "summarize",
     "ConfigRecord",
     "RecordSession",

@@ -1,0 +1,406 @@
+"""A peer, measured: syne-tune's MOASHA on a recorded table, beside ecotune's methods.
+
+MOASHA (Schmucker et al. 2021; syne-tune's ``MOASHA`` scheduler, non-dominated sort with
+an epsilon-net, as shipped) runs on the same table as ecotune's replay, with the same seeds,
+the same energy accounting (:func:`ecotune.tabular.replay_scheduler`: a trial stopped
+after epoch k costs its cumulative energy at k plus the window's energy after training; a
+trial that trains to its end pays its test evaluation where ``[training]
+test_evaluation`` says) and the same metrics (:func:`ecotune.tabular.summarize`: energy
+to 90/95/99/99.5 % of the table's reference hypervolume, log hypervolume difference, final
+ratio, means and 95 % CIs over seeds; one hypervolume history, with the feasibility
+rule). ecotune's methods are replayed in the same run, and the output ends with
+
+    T3 <ratio> (goal <= 1.0) holds|misses
+
+the ratio being ecotune's best method's mean search energy to 99 % over MOASHA's best
+variant's (ratio of means, 95 % bootstrap interval, censored as in
+:func:`ecotune.pareto.energy_ratio`).
+
+syne-tune lives in the benchmark's own environment, never in ecotune's: MOASHA runs in a
+subprocess of ``benchmarks/.peer-venv`` (``_moasha_driver.py``) that answers one JSON line
+per call (suggest, each epoch's result), while this side walks the table and counts.
+
+    .venv/bin/python benchmarks/peer_moasha.py --setup      # once: the venv, syne-tune 0.16.0
+    .venv/bin/python benchmarks/peer_moasha.py --processes 2 --json peer.json
+    .venv/bin/python benchmarks/peer_moasha.py benchmarks/tables/digits_cnn.csv \\
+        --study benchmarks/tables/digits_cnn.toml
+
+MOASHA's variants: ``moa`` searches the study's own space (``epochs`` too, where it is a
+knob: a trial with fewer planned epochs completes there), ``moa-r`` takes ``epochs`` as
+its resource (it searches the other knobs; each trial walks the longest recorded curve of
+its configuration, up to ``max_t``); ``+rk``: MOASHA's own non-dominated sort handed to
+its rungs as ranks (syne-tune 0.16 hands them the sorted order instead, so that a rung
+decides on the index of its worst point rather than on the new trial's rank; both are
+run, and T3 takes the better); ``/c``: a stopped trial's point at the epoch it
+stopped counts on the front (``on_stop = "complete"``), as syne-tune's own benchmarks count
+every reported result; without it the stopped trial is pruned. One simulated worker by
+default, matching ecotune's sequential replay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ecotune.pareto import LEVELS, energy_ratio, energy_to_reach, level_tag
+from ecotune.spec import CategoricalParam, FloatParam, load_spec
+from ecotune.tabular import Method, read_table, replay, replay_scheduler, summarize
+
+HERE = Path(__file__).resolve().parent
+TABLES = HERE / "tables"
+STUDIES = HERE.parent / "studies"
+PEER_VENV = HERE / ".peer-venv"
+PEER_PYTHON = PEER_VENV / "bin" / "python"
+DRIVER = HERE / "_moasha_driver.py"
+#: The syne-tune release the benchmark installs and was measured with.
+SYNE_TUNE = "syne-tune==0.16.0"
+#: The knob MOASHA may take as its resource (``moasha-r``).
+RESOURCE = "epochs"
+#: ecotune's methods replayed by default: every one of search_efficiency.py's but the slow
+#: GP-based ones (tens of seconds a run: ``--ecotune-methods`` names them).
+SLOW = ("gp", "skopt", "skopt+cost", "skopt+cool")
+#: MOASHA's rung ranking: as shipped, and its own sort read as ranks (``+rank``).
+PRIORITIES = ("shipped", "rank")
+#: Plain baselines, not "ecotune methods" for T3 (as for T1).
+BASELINES = ("grid", "random")
+
+
+class Moasha:
+    """The :class:`ecotune.tabular.Scheduler` that asks syne-tune's MOASHA in the peer
+    environment (one driver process, re-initialised per run)."""
+
+    def __init__(self, python: Path = PEER_PYTHON) -> None:
+        self.process = subprocess.Popen([str(python), str(DRIVER)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.version = "?"
+
+    def _call(self, message: dict) -> dict:
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the MOASHA driver ({DRIVER.name}) ended; see its error above")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"the MOASHA driver: {answer['error']}")
+        return answer
+
+    def init(self, space: dict, max_t: int, grace_period: int, reduction_factor: float,
+             brackets: int, seed: int, priority: str = "shipped") -> None:
+        self.version = self._call({"op": "init", "space": space, "max_t": max_t,
+                                   "grace_period": grace_period,
+                                   "reduction_factor": reduction_factor,
+                                   "brackets": brackets, "seed": seed,
+                                   "priority": priority})["version"]
+
+    def suggest(self, trial_id: int):
+        return self._call({"op": "suggest", "trial_id": trial_id})["config"]
+
+    def on_result(self, trial_id: int, epoch: int, accuracy: float, energy_j: float,
+                  last: bool) -> bool:
+        return self._call({"op": "result", "trial_id": trial_id, "epoch": epoch,
+                           "accuracy": accuracy, "energy_j": energy_j,
+                           "last": last})["continue"]
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
+            self.process.stdin.close()
+            self.process.wait(timeout=30)
+
+
+def space_for(spec, resource: str | None) -> dict:
+    """The study's search space as the driver's domains (syne-tune's uniform,
+    loguniform, randint, choice): the same distributions ecotune's random sampler draws
+    from, read as the nearest grid value by the same lookup."""
+    out = {}
+    for name, param in spec.search_space.items():
+        if name == resource:
+            continue
+        if isinstance(param, CategoricalParam):
+            out[name] = {"type": "choice", "choices": list(param.choices)}
+        else:
+            out[name] = {"type": "float" if isinstance(param, FloatParam) else "int",
+                         "low": param.low, "high": param.high, "log": bool(param.log),
+                         "step": param.step}
+    return out
+
+
+def variants(spec, priorities: tuple[str, ...] = PRIORITIES,
+             ) -> list[tuple[str, str | None, str, str]]:
+    """(label, resource, on_stop, priority) of each MOASHA variant this study allows."""
+    out = []
+    resources = [None] + ([RESOURCE] if RESOURCE in spec.search_space else [])
+    for priority in priorities:
+        for resource in resources:
+            for on_stop in ("prune", "complete"):
+                label = ("moa" + ("-r" if resource else "")
+                         + ("+rk" if priority == "rank" else "")
+                         + ("/c" if on_stop == "complete" else ""))
+                out.append((label, resource, on_stop, priority))
+    return out
+
+
+def _moasha_runs(job: tuple) -> list:
+    """Runs of one MOASHA variant over ``seeds`` (one driver process for all of them)."""
+    (table_path, study_path, label, resource, on_stop, priority, seeds, settings) = job
+    table = read_table(table_path)
+    spec = load_spec(study_path).with_settings(early_stopping={"on_stop": on_stop})
+    max_t = max(int(r.finals.get("epochs_run") or len(r.epochs))
+                for r in table.configs.values() if not r.failed)
+    moasha = Moasha(Path(settings["python"]))
+    runs = []
+    try:
+        for seed in seeds:
+            moasha.init(space_for(spec, resource), max_t, settings["grace_period"],
+                        settings["reduction_factor"], settings["brackets"], seed, priority)
+            runs.append(replay_scheduler(table, spec, moasha, label=label, seed=seed,
+                                         workers=settings["workers"],
+                                         budget_j=settings["budget_j"],
+                                         n_trials=settings["n_trials"], resource=resource))
+    finally:
+        moasha.close()
+    return [(label, moasha.version, runs)]
+
+
+def _ecotune_runs(job: tuple) -> list:
+    table_path, study_path, method, seed = job
+    import torch
+
+    torch.set_num_threads(1)
+    spec = load_spec(study_path).with_overrides(seed=seed)
+    return [(method.label, None, replay(read_table(table_path), spec, [method])[method.label])]
+
+
+def ecotune_methods(table_size: int, n_trials: int, only: list[str] | None) -> list[Method]:
+    """search_efficiency.py's replay methods (``_replay_targets.methods``), the slow ones
+    only where named."""
+    from _replay_targets import methods
+
+    chosen = methods(table_size, n_trials)
+    if only:
+        missing = sorted(set(only) - {m.label for m in chosen})
+        if missing:
+            raise SystemExit(f"peer_moasha.py: unknown ecotune method {missing[0]!r}; "
+                             f"expected one of {[m.label for m in chosen]}")
+        return [m for m in chosen if m.label in only]
+    return [m for m in chosen if m.label not in SLOW]
+
+
+def reach_levels(runs) -> dict[float, np.ndarray]:
+    return {level: np.array([energy_to_reach(r.cumulative_energy_j, r.hypervolume_ratio,
+                                             level) for r in runs]) for level in LEVELS}
+
+
+def _censored_mean(reach: np.ndarray, totals: np.ndarray) -> float:
+    return float(np.where(np.isnan(reach), totals, reach).mean())
+
+
+def best_label(runs: dict, labels: list[str]) -> str | None:
+    """Of ``labels``, the one with the least mean search energy to 99 %: among those that
+    reached it in every run where any did (T1's rule), else the least censored mean."""
+    if not labels:
+        return None
+    full = [lb for lb in labels if not np.isnan(reach_levels(runs[lb])[0.99]).any()]
+    pool = full or labels
+    return min(pool, key=lambda lb: _censored_mean(
+        reach_levels(runs[lb])[0.99], np.array([r.energy_j.sum() for r in runs[lb]])))
+
+
+def t3_line(ecotune_label: str, ecotune_reach_99: np.ndarray, ecotune_totals: np.ndarray,
+            peer: dict) -> str:
+    """``T3 <ratio> (goal <= 1.0) holds|misses``: ecotune's best method's mean search
+    energy to 99 % over MOASHA's best variant's (``peer``: the ``--json`` file's
+    ``"best"`` entry). Holds only where the ratio, or its upper bound, is at most 1."""
+    ratio = energy_ratio(ecotune_reach_99, ecotune_totals,
+                         np.array(peer["energy_to_99_j"], dtype=float),
+                         np.array(peer["search_energy_j"], dtype=float))
+    holds = ratio.bound in ("=", "<=") and ratio.value <= 1.0
+    return (f"T3 {ratio.text()} ({ecotune_label}'s energy to 99 % / {peer['label']}'s, "
+            f"syne-tune {peer['syne_tune']}) (goal <= 1.0) {'holds' if holds else 'misses'}")
+
+
+def peer_figures(label: str, runs: list, version: str) -> dict:
+    """One MOASHA variant's per-run figures, as ``--json`` writes them."""
+    reach = reach_levels(runs)
+    out = {"label": label, "syne_tune": version, "seeds": [r.seed for r in runs],
+           "search_energy_j": [float(r.energy_j.sum()) for r in runs],
+           "final_ratio": [float(r.hypervolume_ratio[-1]) if len(r.hypervolume_ratio)
+                           else 0.0 for r in runs],
+           "trials": [len(r.states) for r in runs]}
+    for level in LEVELS:
+        out[f"energy_to_{level_tag(level)}_j"] = [None if math.isnan(v) else float(v)
+                                                 for v in reach[level]]
+    return out
+
+
+def setup(python: Path) -> None:
+    """Create ``benchmarks/.peer-venv`` (git-ignored) and install syne-tune into it."""
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", SYNE_TUNE], check=True)
+    subprocess.run([str(python), "-c", "import syne_tune; print('syne-tune', "
+                    "syne_tune.__version__, 'in', syne_tune.__file__)"], check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("table", nargs="?", default=str(TABLES / "fashion_mnist_cnn.csv"))
+    parser.add_argument("--study", default=str(STUDIES / "fashion_mnist_cnn.toml"),
+                        help="the table's study file")
+    parser.add_argument("--seeds", type=int, default=30)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="MOASHA's simulated workers (1: sequential, as ecotune's replay)")
+    parser.add_argument("--budget-j", type=float,
+                        help="MOASHA's search-energy budget (default: a full grid's, the table's "
+                             "total with its test evaluations)")
+    parser.add_argument("--n-trials", type=int,
+                        help="ecotune's trials per run (default: the table's configurations, as "
+                             "search_efficiency.py); MOASHA: none beyond the budget")
+    parser.add_argument("--grace-period", type=int,
+                        help="MOASHA's first rung (default: the study's [early_stopping] "
+                             "min_epochs, ecotune's successive halving's)")
+    parser.add_argument("--reduction-factor", type=float,
+                        help="default: the study's [early_stopping] reduction_factor")
+    parser.add_argument("--brackets", type=int, default=1)
+    parser.add_argument("--priorities", default=",".join(PRIORITIES),
+                        help="MOASHA's rung ranking: shipped (syne-tune's default), rank "
+                             "(its sort read as ranks, +rank), or both")
+    parser.add_argument("--moasha", help="only these MOASHA variants, e.g. moa+rk/c,moa/c "
+                                         "(default: every one the study allows)")
+    parser.add_argument("--ecotune-methods",
+                        help="ecotune's methods to replay beside MOASHA, e.g. grid,tpe+sh/c "
+                             "(default: search_efficiency.py's, but gp and skopt*)")
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--json", help="write MOASHA's per-run figures here (for "
+                                       "search_efficiency.py --peer)")
+    parser.add_argument("--peer-python", default=str(PEER_PYTHON),
+                        help="the peer environment's python (with syne-tune)")
+    parser.add_argument("--setup", action="store_true",
+                        help="create benchmarks/.peer-venv with syne-tune, then exit")
+    args = parser.parse_args()
+    python = Path(args.peer_python)
+    if args.setup:
+        setup(python)
+        return
+    if not python.exists():
+        print(f"peer_moasha.py: no peer environment at {python}; run "
+              f"'{Path(sys.executable).name} benchmarks/peer_moasha.py --setup' first",
+              file=sys.stderr)
+        raise SystemExit(2)
+    sys.path.insert(0, str(HERE))  # _replay_targets
+    table_path, study_path = Path(args.table), Path(args.study)
+    table, spec = read_table(table_path), load_spec(study_path)
+    size = len(table.configs)
+    budget_j = args.budget_j or table.total_energy_j()
+    stopping = spec.early_stopping
+    settings = {"python": str(python), "workers": args.workers, "budget_j": budget_j,
+                "n_trials": None, "brackets": args.brackets,
+                "grace_period": args.grace_period or stopping.min_epochs,
+                "reduction_factor": args.reduction_factor or stopping.reduction_factor}
+    seed0 = spec.study.seed or 0
+    seeds = [seed0 + r for r in range(args.seeds)]
+    chosen = ecotune_methods(size, args.n_trials or size,
+                             args.ecotune_methods.split(",") if args.ecotune_methods else None)
+    priorities = tuple(args.priorities.split(","))
+    unknown = sorted(set(priorities) - set(PRIORITIES))
+    if unknown:
+        parser.error(f"unknown priority {unknown[0]!r}; expected {', '.join(PRIORITIES)}")
+    chosen_variants = variants(spec, priorities)
+    if args.moasha:
+        wanted = args.moasha.split(",")
+        missing = sorted(set(wanted) - {v[0] for v in chosen_variants})
+        if missing:
+            parser.error(f"unknown MOASHA variant {missing[0]!r}; expected one of "
+                         f"{[v[0] for v in chosen_variants]}")
+        chosen_variants = [v for v in chosen_variants if v[0] in wanted]
+    jobs = [(_moasha_runs, (str(table_path), str(study_path), label, resource, on_stop,
+                            priority, seeds, settings))
+            for label, resource, on_stop, priority in chosen_variants]
+    jobs += [(_ecotune_runs, (str(table_path), str(study_path), m, s)) for m in chosen
+             for s in seeds]
+    print(f"MOASHA (syne-tune) beside ecotune on {table_path} ({size} configurations; meter "
+          f"{table.header.get('meter')}; recorded on {table.header.get('machine')})")
+    print(f"{args.seeds} seeds ({seeds[0]}-{seeds[-1]}) per method; MOASHA: rungs from "
+          f"{settings['grace_period']} epochs, reduction factor {settings['reduction_factor']:g}, "
+          f"{args.brackets} bracket(s), {args.workers} simulated worker(s), until "
+          f"{budget_j:.5g} J of search energy (a full grid's); ecotune: "
+          f"{args.n_trials or size} trials per run ({size} for grid); {args.processes} "
+          "process(es)")
+    started = time.perf_counter()
+    if args.processes > 1:
+        import multiprocessing
+
+        with ProcessPoolExecutor(args.processes,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(_call, jobs))
+    else:
+        results = [_call(job) for job in jobs]
+    wall_s = time.perf_counter() - started
+    runs: dict = {}
+    version = "?"
+    for part in results:
+        for label, v, group in part:
+            runs.setdefault(label, []).extend(group)
+            version = v or version
+    peer_labels = [v[0] for v in chosen_variants]
+    ordered = {m.label: sorted(runs[m.label], key=lambda r: r.seed) for m in chosen}
+    ordered.update({label: runs[label] for label in peer_labels})
+    print("\nmoa: syne-tune's MOASHA over the study's space; -r: epochs as its resource; "
+          "+rk: its sort read as ranks; /c: a stopped trial's point counts")
+    print(f"\nwall time {wall_s:.1f} s; per method, the sum of its runs' times (s):")
+    print("  " + ", ".join(f"{k} {sum(r.wall_s for r in g):.1f}" for k, g in ordered.items()))
+    from _replay_targets import print_summary
+
+    quarter_j = 0.25 * table.total_energy_j()
+    summary = summarize(ordered, quarter_j)
+    print_summary(summary, quarter_j)
+    print("\nMOASHA: mean trials per run (all started within the budget): " + ", ".join(
+        f"{lb} {np.mean([len(r.states) for r in ordered[lb]]):.0f}" for lb in peer_labels))
+
+    mine = [m.label for m in chosen if m.label not in BASELINES]
+    best_mine, best_peer = best_label(ordered, mine), best_label(ordered, peer_labels)
+    peer = peer_figures(best_peer, ordered[best_peer], version)
+    if args.json:
+        # The top-level method, seeds, search_energy_j and energy_to_99_j: the best
+        # variant's, as search_efficiency.py --peer reads them (/work/notes/peer.md).
+        out = {"table": str(table_path),
+               "table_sha256": hashlib.sha256(table_path.read_bytes()).hexdigest(),
+               "method": best_peer, "seeds": peer["seeds"],
+               "search_energy_j": peer["search_energy_j"],
+               "energy_to_99_j": peer["energy_to_99_j"],
+               "study": str(study_path), "budget_j": budget_j,
+               "workers": args.workers, "grace_period": settings["grace_period"],
+               "reduction_factor": settings["reduction_factor"],
+               "brackets": args.brackets, "syne_tune": version, "best": peer,
+               "variants": {lb: peer_figures(lb, ordered[lb], version)
+                            for lb in peer_labels}}
+        Path(args.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+        print(f"MOASHA's figures written to {args.json}")
+    print(f"\nbest MOASHA variant: {best_peer}; ecotune's best method (of "
+          f"{', '.join(mine) or 'none'}): {best_mine}")
+    if best_mine is None:
+        print("T3 pending: no ecotune method but grid and random was replayed "
+              "(goal <= 1.0)")
+        return
+    group = ordered[best_mine]
+    print(t3_line(best_mine, reach_levels(group)[0.99],
+                  np.array([r.energy_j.sum() for r in group]), peer))
+
+
+def _call(job: tuple) -> list:
+    function, arguments = job
+    return function(arguments)
+
+
+if __name__ == "__main__":
+    main()
