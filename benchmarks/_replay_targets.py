@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ecotune.pareto import EnergyRatio, level_tag
+from ecotune.rules import rung_epochs
 from ecotune.spec import load_spec
 from ecotune.tabular import LEVELS, Method, read_table, replay, summarize
 
@@ -38,15 +39,20 @@ COST_SEEDS = 3
 SEEN = (0.25, 0.5, 0.75)
 #: Reguero et al. (2024): mean relative errors of the predicted final accuracy and energy.
 PUBLISHED_ERRORS = (0.084, 0.143)
-PEER = Path(__file__).resolve().parent / "peer_moasha.py"
 
 
-def methods(table_size: int, n_trials: int) -> list[Method]:
-    """The six samplers; early stopping (+es) and successive halving (+sh) on three; the
-    energy-aware skopt option (+cost) and its cost cooling (+cool). Grid search runs the
-    whole table."""
+def methods(table_size: int, n_trials: int, max_epochs: int, min_epochs: int,
+            reduction_factor: int, settings: dict | None = None) -> list[Method]:
+    """The six samplers; early stopping (+es), successive halving (+sh) and Hyperband
+    (+hb: successive halving over every bracket from ``min_epochs`` up to ``max_epochs``)
+    on three, each also with stopped trials completed (/c); the energy-aware skopt option
+    (+cost) and its cost cooling (+cool). Grid search runs the whole table. ``settings``
+    (e.g. ``min_epochs``) replace the study file's ``[early_stopping]`` ones."""
     def trials(sampler: str) -> int:
         return table_size if sampler == "grid" else n_trials
+
+    settings = dict(settings or {})
+    brackets = max(1, len(rung_epochs(min_epochs, reduction_factor, max_epochs)))
 
     out = [Method(s, s, n_trials=trials(s)) for s in PLAIN]
     out.append(Method("skopt+cost", "skopt", {"cost_objective": "energy_j"},
@@ -57,11 +63,13 @@ def methods(table_size: int, n_trials: int) -> list[Method]:
                                               "cost_budget_trials": n_trials},
                       n_trials=n_trials))
     for s in STOPPED:
-        for stopping, tag in (("predict", "es"), ("successive_halving", "sh")):
-            out.append(Method(f"{s}+{tag}", s, stopping=stopping, n_trials=trials(s)))
+        for stopping, tag, extra in (("predict", "es", {}), ("successive_halving", "sh", {}),
+                                     ("successive_halving", "hb", {"brackets": brackets})):
+            out.append(Method(f"{s}+{tag}", s, stopping=stopping, n_trials=trials(s),
+                              early_stopping={**settings, **extra}))
             # "/c": a stopped trial ends complete, its values at the epoch it stopped.
             out.append(Method(f"{s}+{tag}/c", s, stopping=stopping, n_trials=trials(s),
-                              early_stopping={"on_stop": "complete"}))
+                              early_stopping={**settings, **extra, "on_stop": "complete"}))
     return out
 
 
@@ -248,8 +256,49 @@ def print_cost(runs: dict, bare: dict) -> float:
     return added
 
 
-def target_lines(summary, runs: dict, errors: dict, added: float,
-                 rng: np.random.Generator) -> list[str]:
+def multi_fidelity(runs: dict, rng: np.random.Generator) -> list[tuple]:
+    """Per multi-fidelity method (+es, +sh, +hb, with or without /c) whose plain sampler
+    ran too: (label, search energy saved against that sampler's runs of the same trials,
+    final hypervolume ratio lost in points, the method's mean final ratio); saved and lost
+    as (value, 95 % bootstrap low, high)."""
+    out = []
+    for label, group in runs.items():
+        base, _, rule = label.partition("+")  # "tpe+sh/c" is measured against "tpe"
+        if rule.split("/")[0] not in ("es", "sh", "hb") or base not in runs:
+            continue
+        spent = np.array([r.energy_j.sum() for r in group])
+        spent0 = np.array([r.energy_j.sum() for r in runs[base]])
+        final = np.array([r.hypervolume_ratio[-1] for r in group])
+        final0 = np.array([r.hypervolume_ratio[-1] for r in runs[base]])
+        saved = _bootstrap(spent, spent0, lambda a, b: 1 - a.mean() / b.mean(), rng)
+        lost = _bootstrap(final, final0, lambda a, b: 100 * (b.mean() - a.mean()), rng)
+        out.append((label, saved, lost, float(final.mean())))
+    return out
+
+
+def _holds_t2(row: tuple) -> bool:
+    # A saving counts only where the final ratio is at most 1 point lower; a method that
+    # spends more (saved < 0) cannot hold.
+    _, saved, lost, _ = row
+    return saved[0] >= 0.60 and lost[0] <= 1.0
+
+
+def print_multi_fidelity(rows: list[tuple]) -> None:
+    if not rows:
+        return
+    print("\nmulti-fidelity against the same sampler without it, same trials per run: search "
+          "energy saved and final hypervolume ratio lost (points; negative: gained), 95 % "
+          "bootstrap CIs; a final ratio above 1 is a front beyond the table's, from stopped "
+          "trials completed at epochs its grid lacks (/c)")
+    print(f"{'method':>11} {'saved':>22} {'points lost':>24} {'final ratio':>11}  T2")
+    for label, saved, lost, final in rows:
+        print(f"{label:>11} {saved[0]:>6.1%} ({saved[1]:.1%}-{saved[2]:.1%})"
+              f" {lost[0]:>+6.2f} ({lost[1]:+.2f} to {lost[2]:+.2f}) {final:>11.3f}  "
+              f"{'holds' if _holds_t2((label, saved, lost, final)) else 'misses'}")
+
+
+def target_lines(summary, mf: list[tuple], errors: dict, added: float,
+                 peer: dict | None = None) -> list[str]:
     """One line per target of issue 19: ``T1 <value> (goal ...) holds|misses``."""
     lines = []
     rows = {row["method"]: row for _, row in summary.iterrows()}
@@ -268,35 +317,17 @@ def target_lines(summary, runs: dict, errors: dict, added: float,
         holds = vs_random.value <= 1 / 3 and vs_grid.value <= 0.5
         lines.append(f"T1 {label}: {vs_random.text()} x random's, {vs_grid.text()} x grid's "
                      f"({goal}) {'holds' if holds else 'misses'}")
-    # T2: early stopping or successive halving against the same sampler without it.
-    best = None
-    for label, group in runs.items():
-        base = label.split("+")[0]  # "tpe+sh/c" is measured against "tpe"
-        if "+" not in label or label.endswith(("+cost", "+cool")) or base not in runs:
-            continue
-        spent = np.array([r.energy_j.sum() for r in group])
-        spent0 = np.array([r.energy_j.sum() for r in runs[base]])
-        final = np.array([r.hypervolume_ratio[-1] for r in group])
-        final0 = np.array([r.hypervolume_ratio[-1] for r in runs[base]])
-        saved = _bootstrap(spent, spent0, lambda a, b: 1 - a.mean() / b.mean(), rng)
-        lost = _bootstrap(final, final0, lambda a, b: 100 * (b.mean() - a.mean()), rng)
-        key = (lost[0] <= 1.0, saved[0] if lost[0] <= 1.0 else -lost[0])
-        if best is None or key > best[0]:
-            best = (key, label, saved, lost)
+    # T2: the best multi-fidelity method that holds, else the one that loses least.
     goal = "goal >= 60 % saved at <= 1 point of final hypervolume ratio lost"
-    if best is None:
-        lines.append(f"T2 pending: no +es or +sh method with its plain sampler ({goal})")
+    if not mf:
+        lines.append(f"T2 pending: no +es, +sh or +hb method with its plain sampler ({goal})")
     else:
-        _, label, saved, lost = best
-        holds = saved[0] >= 0.60 and lost[0] <= 1.0
+        label, saved, lost, _ = max(mf, key=lambda m: (_holds_t2(m), m[1][0] if m[2][0] <= 1
+                                                       else -m[2][0]))
         lines.append(f"T2 {label}: saved {saved[0]:.1%} (CI {saved[1]:.1%}-{saved[2]:.1%}) "
                      f"at {lost[0]:+.2f} points (CI {lost[1]:+.2f} to {lost[2]:+.2f}) "
-                     f"({goal}) {'holds' if holds else 'misses'}")
-    if PEER.exists():
-        lines.append("T3 pending (benchmarks/peer_moasha.py exists: run it; its figures are "
-                     "not read here)")
-    else:
-        lines.append("T3 pending (benchmarks/peer_moasha.py not yet written)")
+                     f"({goal}) {'holds' if _holds_t2((label, saved, lost, 0)) else 'misses'}")
+    lines.append(_t3_line(rows, peer))
     accuracy, energy, n = errors.get(0.5, (math.nan, math.nan, 0))
     if n == 0:
         lines.append("T4 pending (no configuration of the table trains 2 epochs or more)")
@@ -310,12 +341,37 @@ def target_lines(summary, runs: dict, errors: dict, added: float,
     return lines
 
 
+def _t3_line(rows: dict, peer: dict | None) -> str:
+    """T3 from ``benchmarks/peer_moasha.py``'s JSON (``energy_to_99_j`` per seed, null
+    where a run never got there), when it was given; else pending."""
+    goal = "goal: ecotune's best / MOASHA's energy to 99 % <= 1.0"
+    if peer is None:
+        return (f"T3 pending (no --peer JSON from benchmarks/peer_moasha.py given; {goal})")
+    theirs = [v for v in peer.get("energy_to_99_j", []) if v is not None]
+    if not theirs:
+        return f"T3 MOASHA never reached 99 % ({goal}) pending"
+    full = [(row["energy_to_99_j"], label) for label, row in rows.items()
+            if row["reached_99"] == row["runs"]]
+    if not full:
+        return f"T3 no ecotune method reaches 99 % in every run ({goal}) misses"
+    mine, label = min(full)
+    ratio = mine / float(np.mean(theirs))
+    return (f"T3 {label} {mine:.4g} J vs MOASHA {np.mean(theirs):.4g} J to 99 % "
+            f"({len(theirs)} of {len(peer['energy_to_99_j'])} MOASHA runs got there) = "
+            f"{ratio:.2f} ({goal}) {'holds' if ratio <= 1.0 else 'misses'}")
+
+
 def main(table_path: Path, study_path: Path, repeats: int, n_trials: int | None,
-         processes: int, only: list[str] | None, slow_seeds: int | None = None) -> None:
+         processes: int, only: list[str] | None, slow_seeds: int | None = None,
+         settings: dict | None = None, peer_path: Path | None = None) -> None:
     table = read_table(table_path)
     spec = load_spec(study_path)
     n = n_trials or len(table.configs)
-    chosen = [m for m in methods(len(table.configs), n) if not only or m.label in only]
+    es = spec.with_settings(early_stopping=settings or {}).early_stopping
+    max_epochs = max(len(r.epochs) for r in table.configs.values())
+    chosen = [m for m in methods(len(table.configs), n, max_epochs, es.min_epochs,
+                                 es.reduction_factor, settings)
+              if not only or m.label in only]
     seeds = {m.label: (slow_seeds or repeats) if m.label in SLOW else repeats for m in chosen}
     print(f"replay of {table_path} ({len(table.configs)} configurations; meter "
           f"{table.header.get('meter')}; recorded on {table.header.get('machine')})")
@@ -341,6 +397,13 @@ def main(table_path: Path, study_path: Path, repeats: int, n_trials: int | None,
         print(f"  {fraction:.0%} of training seen: accuracy {accuracy:.1%}, energy "
               f"{energy:.1%} ({count} configurations)")
     added = print_cost(runs, bare)
+    mf = multi_fidelity(runs, np.random.default_rng(0))
+    print_multi_fidelity(mf)
+    peer = None
+    if peer_path is not None:
+        import json
+
+        peer = json.loads(Path(peer_path).read_text())
     print()
-    for line in target_lines(summary, runs, errors, added, np.random.default_rng(0)):
+    for line in target_lines(summary, mf, errors, added, peer):
         print(line)
