@@ -205,21 +205,40 @@ def print_summary(summary, budget_j: float) -> None:
                                                      for v, b in keys))
 
 
-def predictor_errors(table, spec) -> dict[float, tuple[float, float, int]]:
+def _longest_curves(table) -> list:
+    """The complete configurations whose curve is no prefix of another's: where ``epochs``
+    is a knob (shorter ``epochs`` read from the prefix of the longest run), the one with
+    the most epochs per setting of the other knobs; else every complete configuration."""
+    records = [r for r in table.configs.values() if not r.failed]
+    if "epochs" not in table.knobs:
+        return records
+    i = table.knobs.index("epochs")
+    longest: dict = {}
+    for key, record in table.configs.items():
+        if record.failed:
+            continue
+        rest = key[:i] + key[i + 1:]
+        if rest not in longest or len(record.epochs) > len(longest[rest].epochs):
+            longest[rest] = record
+    return list(longest.values())
+
+
+def predictor_errors(table, spec, records=None) -> dict[float, tuple[float, float, int]]:
     """Per fraction of :data:`SEEN`, the mean relative error of the early stopper's
     predicted final validation accuracy and training energy (``predict_final`` fed the
-    table's curve up to that share of the planned epochs), over the complete
-    configurations, and how many."""
+    first ``floor(fraction x planned)`` epochs of the curve), over ``records`` (default:
+    every complete configuration), and how many."""
     from ecotune.epochs import EpochRecord
     from ecotune.rules import predict_final
 
     training = spec.training
+    records = records if records is not None else list(table.configs.values())
     out = {}
     for fraction in SEEN:
         accuracy, energy = [], []
-        for record in table.configs.values():
+        for record in records:
             planned = len(record.epochs)
-            seen = max(1, int(planned * fraction))
+            seen = max(1, int(planned * fraction))  # never more than the fraction
             if record.failed or planned < 2 or seen >= planned:
                 continue
             curve = [EpochRecord(int(e), None, float(a), float(s), float(j))
@@ -233,6 +252,27 @@ def predictor_errors(table, spec) -> dict[float, tuple[float, float, int]]:
         out[fraction] = (float(np.mean(accuracy)) if accuracy else math.nan,
                          float(np.mean(energy)) if energy else math.nan, len(accuracy))
     return out
+
+
+def print_predictor_errors(table, spec) -> dict:
+    """The predictor's errors over the longest curves (T4's) and over every configuration;
+    returns the first."""
+    longest = _longest_curves(table)
+    planned = sorted({len(r.epochs) for r in longest})
+    print("\npredictor errors on the table's curves (mean relative error of the predicted "
+          "final validation accuracy and training energy; Reguero et al.: "
+          f"{PUBLISHED_ERRORS[0]:.1%} and {PUBLISHED_ERRORS[1]:.1%})")
+    errors = predictor_errors(table, spec, longest)
+    every = predictor_errors(table, spec)
+    print(f"  over the {len(longest)} distinct curves at their longest "
+          f"({'/'.join(map(str, planned))} epochs), the T4 figure; and over every "
+          "configuration (a short one sees less: 1 epoch of 3 at a half)")
+    for fraction, (accuracy, energy, count) in errors.items():
+        a, e, n = every[fraction]
+        print(f"  {fraction:.0%} of training seen: accuracy {accuracy:.1%}, energy "
+              f"{energy:.1%} ({count} curves); every configuration: accuracy {a:.1%}, "
+              f"energy {e:.1%} ({n})")
+    return errors
 
 
 def print_cost(runs: dict, bare: dict) -> float:
@@ -334,7 +374,7 @@ def target_lines(summary, mf: list[tuple], errors: dict, added: float,
     else:
         holds = accuracy <= PUBLISHED_ERRORS[0] and energy <= PUBLISHED_ERRORS[1]
         lines.append(f"T4 accuracy {accuracy:.1%}, energy {energy:.1%} at half of training "
-                     f"seen, {n} configurations (goal <= {PUBLISHED_ERRORS[0]:.1%} and <= "
+                     f"seen, {n} distinct curves (goal <= {PUBLISHED_ERRORS[0]:.1%} and <= "
                      f"{PUBLISHED_ERRORS[1]:.1%}) {'holds' if holds else 'misses'}")
     lines.append(f"cost the replay adds {added:+.1%} to bare Optuna (goal <= +10.0 %) "
                  f"{'holds' if added <= 0.10 else 'misses'}")
@@ -389,13 +429,7 @@ def main(table_path: Path, study_path: Path, repeats: int, n_trials: int | None,
     budget_j = 0.25 * table.total_energy_j()
     summary = summarize(runs, budget_j)
     print_summary(summary, budget_j)
-    errors = predictor_errors(table, spec)
-    print("\npredictor errors on the table's curves (mean relative error of the predicted "
-          "final validation accuracy and training energy; Reguero et al.: "
-          f"{PUBLISHED_ERRORS[0]:.1%} and {PUBLISHED_ERRORS[1]:.1%})")
-    for fraction, (accuracy, energy, count) in errors.items():
-        print(f"  {fraction:.0%} of training seen: accuracy {accuracy:.1%}, energy "
-              f"{energy:.1%} ({count} configurations)")
+    errors = print_predictor_errors(table, spec)
     added = print_cost(runs, bare)
     mf = multi_fidelity(runs, np.random.default_rng(0))
     print_multi_fidelity(mf)
