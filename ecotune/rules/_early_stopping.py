@@ -50,6 +50,7 @@ LOW_PRECISION_ENERGY_MULTIPLIER = 0.93
 #: The exponents ``c`` of ``acc(t) = a - b * t^-c`` the accuracy fit chooses from: small
 #: ones for curves still climbing, large ones for curves that have flattened.
 ACCURACY_EXPONENTS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+_EXPONENTS = np.array(ACCURACY_EXPONENTS)
 #: A stopper reads the study's front again at most this often (seconds).
 FRONT_REFRESH_S = 1.0
 
@@ -96,13 +97,17 @@ def predict_final(curve: Sequence[EpochRecord], planned_epochs: int,
     return Prediction(int(epochs[-1]), accuracy, energy_j)
 
 
-def _power_fit(epochs: np.ndarray, accuracies: np.ndarray, exponent: float,
-               at: float) -> tuple[float, float]:
-    """``a - b * t^-exponent`` fitted to the points: (its value at ``at``, squared error)."""
-    design = np.column_stack([np.ones_like(epochs), -epochs ** -exponent])
-    (a, b), *_ = np.linalg.lstsq(design, accuracies, rcond=None)
-    error = float(np.sum((design @ np.array([a, b]) - accuracies) ** 2))
-    return float(a - b * at ** -exponent), error
+def _power_fits(epochs: np.ndarray, accuracies: np.ndarray, exponents: np.ndarray,
+                at: float) -> tuple[np.ndarray, np.ndarray]:
+    """``a - b * t^-c`` fitted by least squares for each exponent ``c`` at once: the
+    values at ``at`` and the squared errors, one per exponent."""
+    x = -epochs[None, :] ** -exponents[:, None]  # one row of regressors per exponent
+    x_mean, y_mean = x.mean(axis=1), accuracies.mean()
+    dx = x - x_mean[:, None]
+    b = (dx @ (accuracies - y_mean)) / np.maximum((dx ** 2).sum(axis=1), 1e-300)
+    a = y_mean - b * x_mean
+    errors = ((a[:, None] + b[:, None] * x - accuracies[None, :]) ** 2).sum(axis=1)
+    return a - b * at ** -exponents, errors
 
 
 def _fit_accuracy(epochs: np.ndarray, accuracies: np.ndarray, planned: int) -> float:
@@ -110,11 +115,10 @@ def _fit_accuracy(epochs: np.ndarray, accuracies: np.ndarray, planned: int) -> f
     if len(epochs) < 2:
         return float(accuracies[-1])
     if len(epochs) < 3:
-        return _power_fit(epochs, accuracies, 1.0, planned)[0]
+        return float(_power_fits(epochs, accuracies, np.array([1.0]), planned)[0][0])
     k = max(3, (len(epochs) + 1) // 2)  # the recent half: the first epochs mislead
-    recent_t, recent_acc = epochs[-k:], accuracies[-k:]
-    fits = [_power_fit(recent_t, recent_acc, c, planned) for c in ACCURACY_EXPONENTS]
-    return min(fits, key=lambda fit: fit[1])[0]
+    values, errors = _power_fits(epochs[-k:], accuracies[-k:], _EXPONENTS, planned)
+    return float(values[int(np.argmin(errors))])
 
 
 class EnergyAwareStopper:
