@@ -337,8 +337,8 @@ def print_multi_fidelity(rows: list[tuple]) -> None:
               f"{'holds' if _holds_t2((label, saved, lost, final)) else 'misses'}")
 
 
-def target_lines(summary, mf: list[tuple], errors: dict, added: float,
-                 peer: dict | None = None) -> list[str]:
+def target_lines(summary, runs: dict, mf: list[tuple], errors: dict, added: float,
+                 table_path: Path, peer: dict | None = None) -> list[str]:
     """One line per target of issue 19: ``T1 <value> (goal ...) holds|misses``."""
     lines = []
     rows = {row["method"]: row for _, row in summary.iterrows()}
@@ -367,7 +367,7 @@ def target_lines(summary, mf: list[tuple], errors: dict, added: float,
         lines.append(f"T2 {label}: saved {saved[0]:.1%} (CI {saved[1]:.1%}-{saved[2]:.1%}) "
                      f"at {lost[0]:+.2f} points (CI {lost[1]:+.2f} to {lost[2]:+.2f}) "
                      f"({goal}) {'holds' if _holds_t2((label, saved, lost, 0)) else 'misses'}")
-    lines.append(_t3_line(rows, peer))
+    lines.append(_t3_line(runs, peer, table_path))
     accuracy, energy, n = errors.get(0.5, (math.nan, math.nan, 0))
     if n == 0:
         lines.append("T4 pending (no configuration of the table trains 2 epochs or more)")
@@ -381,24 +381,38 @@ def target_lines(summary, mf: list[tuple], errors: dict, added: float,
     return lines
 
 
-def _t3_line(rows: dict, peer: dict | None) -> str:
-    """T3 from ``benchmarks/peer_moasha.py``'s JSON (``energy_to_99_j`` per seed, null
-    where a run never got there), when it was given; else pending."""
+def _t3_line(runs: dict, peer: dict | None, table_path: Path) -> str:
+    """T3 from ``benchmarks/peer_moasha.py --json``'s figures (its ``best`` MOASHA
+    variant: per run the search energy to 99 %, null where never, and the total), when
+    given for this very table (``table_sha256``); else pending. Ecotune's side is its
+    method with the least mean energy to 99 % (runs that never got there count their
+    total, as :func:`ecotune.pareto.energy_ratio` censors them)."""
+    import hashlib
+
+    from ecotune.pareto import energy_ratio, energy_to_reach
+
     goal = "goal: ecotune's best / MOASHA's energy to 99 % <= 1.0"
     if peer is None:
-        return (f"T3 pending (no --peer JSON from benchmarks/peer_moasha.py given; {goal})")
-    theirs = [v for v in peer.get("energy_to_99_j", []) if v is not None]
-    if not theirs:
-        return f"T3 MOASHA never reached 99 % ({goal}) pending"
-    full = [(row["energy_to_99_j"], label) for label, row in rows.items()
-            if row["reached_99"] == row["runs"]]
-    if not full:
-        return f"T3 no ecotune method reaches 99 % in every run ({goal}) misses"
-    mine, label = min(full)
-    ratio = mine / float(np.mean(theirs))
-    return (f"T3 {label} {mine:.4g} J vs MOASHA {np.mean(theirs):.4g} J to 99 % "
-            f"({len(theirs)} of {len(peer['energy_to_99_j'])} MOASHA runs got there) = "
-            f"{ratio:.2f} ({goal}) {'holds' if ratio <= 1.0 else 'misses'}")
+        return f"T3 pending (no --peer JSON from benchmarks/peer_moasha.py given; {goal})"
+    digest = hashlib.sha256(Path(table_path).read_bytes()).hexdigest()
+    if peer.get("table_sha256") not in (None, digest):
+        return f"T3 pending (the --peer JSON is for another table; {goal})"
+    best = peer.get("best", peer)
+    theirs = np.array([math.nan if v is None else float(v) for v in best["energy_to_99_j"]])
+    their_totals = np.array(best["search_energy_j"], dtype=float)
+    mine = {}
+    for label, group in runs.items():
+        reach = np.array([energy_to_reach(r.cumulative_energy_j, r.hypervolume_ratio, 0.99)
+                          for r in group])
+        totals = np.array([r.energy_j.sum() for r in group])
+        mine[label] = (float(np.where(np.isnan(reach), totals, reach).mean()), reach, totals)
+    label = min(mine, key=lambda k: mine[k][0])
+    ratio = energy_ratio(mine[label][1], mine[label][2], theirs, their_totals)
+    holds = ratio.bound in ("=", "<=") and ratio.value <= 1.0
+    name = best.get("label", peer.get("method", "MOASHA"))
+    return (f"T3 {ratio.text()} ({label}'s energy to 99 % / {name}'s, MOASHA reached it in "
+            f"{int(np.isfinite(theirs).sum())} of {len(theirs)} runs) ({goal}) "
+            f"{'holds' if holds else 'misses'}")
 
 
 def main(table_path: Path, study_path: Path, repeats: int, n_trials: int | None,
@@ -439,5 +453,5 @@ def main(table_path: Path, study_path: Path, repeats: int, n_trials: int | None,
 
         peer = json.loads(Path(peer_path).read_text())
     print()
-    for line in target_lines(summary, mf, errors, added, peer):
+    for line in target_lines(summary, runs, mf, errors, added, table_path, peer):
         print(line)
