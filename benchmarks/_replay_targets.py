@@ -417,7 +417,8 @@ def _t3_line(runs: dict, peer: dict | None, table_path: Path) -> str:
 
 def main(table_path: Path, study_path: Path, repeats: int, n_trials: int | None,
          processes: int, only: list[str] | None, slow_seeds: int | None = None,
-         settings: dict | None = None, peer_path: Path | None = None) -> None:
+         settings: dict | None = None, peer_path: Path | None = None,
+         slow_samplers: list[str] | None = None) -> None:
     table = read_table(table_path)
     spec = load_spec(study_path)
     n = n_trials or len(table.configs)
@@ -426,10 +427,12 @@ def main(table_path: Path, study_path: Path, repeats: int, n_trials: int | None,
     chosen = [m for m in methods(len(table.configs), n, max_epochs, es.min_epochs,
                                  es.reduction_factor, settings)
               if not only or m.label in only]
-    seeds = {m.label: (slow_seeds or repeats) if m.label in SLOW else repeats for m in chosen}
+    slow_set = set(SLOW) | {m.label for m in chosen if m.sampler in (slow_samplers or [])}
+    seeds = {m.label: (slow_seeds or repeats) if m.label in slow_set else repeats
+             for m in chosen}
     print(f"replay of {table_path} ({len(table.configs)} configurations; meter "
           f"{table.header.get('meter')}; recorded on {table.header.get('machine')})")
-    slow = [m.label for m in chosen if m.label in SLOW]
+    slow = [m.label for m in chosen if m.label in slow_set]
     print(f"{repeats} seeds per method"
           + (f" ({slow_seeds} for {', '.join(slow)})" if slow_seeds and slow else "")
           + f"; {n} trials per run ({len(table.configs)} for grid); {processes} process(es)")

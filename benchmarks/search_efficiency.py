@@ -86,6 +86,9 @@ def main() -> None:
     parser.add_argument("--slow-seeds", type=int,
                         help="with --replay: seeds for gp and the three skopt methods (tens of "
                              "seconds a run; default: as many as the others)")
+    parser.add_argument("--slow-samplers",
+                        help="with --replay: every method of these samplers gets --slow-seeds "
+                             "too, e.g. tpe,grid (a loaded machine)")
     parser.add_argument("--min-epochs", type=int,
                         help="with --replay: min_epochs of every +es/+sh/+hb method (default: "
                              "the study file's [early_stopping])")
@@ -104,7 +107,8 @@ def main() -> None:
                     {k: v for k, v in (("min_epochs", args.min_epochs),
                                        ("reduction_factor", args.reduction_factor))
                      if v is not None},
-                    Path(args.peer) if args.peer else None)
+                    Path(args.peer) if args.peer else None,
+                    args.slow_samplers.split(",") if args.slow_samplers else None)
         return
     n_trials, epochs, repeats = args.n_trials, args.epochs, args.repeats
     if args.quick:
