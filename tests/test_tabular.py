@@ -74,7 +74,10 @@ def recorded(tmp_path_factory):
 
 def test_an_interrupted_recording_resumes_where_it_stopped(recorded):
     path, first_text, session = recorded
-    assert session.planned == 8 and session.already == 3 and len(session.trials) == 5
+    # Each trained curve records its 1-epoch configuration too, from its prefix: the
+    # first session trained 3 curves (6 configurations), the second the last one.
+    assert (session.planned, session.already, len(session.trials), session.derived) == (
+        8, 6, 1, 1)
     text = path.read_text()
     assert text.startswith(first_text)  # the first session's rows are kept as written
     table = read_table(path)
@@ -118,24 +121,36 @@ def test_a_torn_or_partial_trial_is_recorded_again(recorded, tmp_path):
         return ",".join(line.split(",")[:n_knobs])
 
     first = [line for line in rows if key(line) == key(rows[0])]
-    two_epoch = next(line for line in rows if key(line) != key(rows[0]))
+    assert len(first) == 2  # the first curve: 2 epochs (its 1-epoch prefix follows)
+    two_epoch = next(line for line in rows if key(line) != key(rows[0])
+                     and key(line).endswith(",2") and key(line) != key(first[0]))
     assert len([line for line in rows if key(line) == key(two_epoch)]) == 2
-    # The first trial whole; of a two-epoch trial only its first row; then a torn line.
+    # The first curve whole (not its prefix); of the next curve only its first row; then
+    # a torn line.
     target = tmp_path / "broken.csv"
     target.write_text("".join(header) + columns + "".join(first) + two_epoch
                       + two_epoch[:len(two_epoch) // 2])
     partial = read_table(target)
     assert len(partial.configs) == 1 and len(partial.incomplete) == 1
-    with pytest.raises(KeyboardInterrupt):  # records the next missing configuration only
-        record_table(tiny_grid_spec(), target, on_trial=_Interrupt(1))
+    with pytest.raises(KeyboardInterrupt):  # records the next two missing curves only
+        record_table(tiny_grid_spec(), target, on_trial=_Interrupt(2))
     resumed = read_table(target)
-    assert len(resumed.configs) == 2 and not resumed.incomplete
+    assert len(resumed.configs) == 4 and not resumed.incomplete
     text = target.read_text()
     assert text.endswith("\n")
-    # The grid's next configuration is that two-epoch one: its two rows, recorded anew.
+    # The first curve's 1-epoch configuration trained on its own (its longer run was in
+    # the table already); the next curve recorded anew, with its prefix.
+    one_epoch = (*config_key_of(first[0], n_knobs)[:-1], "1")
+    assert resumed.configs[one_epoch].finals["prefix_of"] is None
     again = [line for line in text.splitlines() if line and not line.startswith("#")
              and key(line) == key(two_epoch)]
     assert len(again) == 2 and [line.split(",")[n_knobs] for line in again] == ["1", "2"]
+    derived = (*config_key_of(two_epoch, n_knobs)[:-1], "1")
+    assert resumed.configs[derived].finals["prefix_of"] == 2
+
+
+def config_key_of(line: str, n_knobs: int) -> tuple[str, ...]:
+    return tuple(line.split(",")[:n_knobs])
 
 
 def test_a_table_from_another_spec_is_refused_and_left_untouched(recorded, tmp_path):
@@ -427,3 +442,66 @@ def test_a_table_recorded_before_the_training_seed_setting_still_resumes_and_fit
     check_fits(read_table(old), load_spec(tiny_grid_spec()))
     again = record_table(tiny_grid_spec(), old)
     assert (again.already, len(again.trials)) == (8, 0)
+
+
+def test_a_derived_row_is_what_a_real_shorter_run_records(tmp_path):
+    """Each curve trains once, to the largest ``epochs``; the shorter values are read from
+    its prefix, and equal a real shorter run's bit for bit (accuracy, curve, test accuracy,
+    inference estimate; energy is a new measurement, so only close)."""
+    spec = tiny_grid_spec(lr_grid=(3e-2,))
+    spec["training"]["eat_lambda"] = 0.5  # activation sparsity: the inference estimate moves
+    spec["search_space"]["epochs"] = {"type": "int", "low": 1, "high": 3, "grid": [1, 3]}
+    session = record_table(spec, tmp_path / "derived.csv")
+    assert (len(session.trials), session.derived, session.planned) == (2, 2, 4)
+    derived = read_table(tmp_path / "derived.csv")
+    spec["search_space"]["epochs"]["grid"] = [1]  # the real 1-epoch runs, on their own
+    record_table(spec, tmp_path / "real.csv")
+    real = read_table(tmp_path / "real.csv")
+    assert len(real.configs) == 2
+    for key, short in real.configs.items():
+        mine = derived.configs[key]
+        longer = derived.configs[(*key[:-1], "3")]
+        assert short.finals["prefix_of"] is None and mine.finals["prefix_of"] == 3
+        assert longer.finals["prefix_of"] is None and mine.epochs.tolist() == [1]
+        assert mine.val_accuracy.tolist() == short.val_accuracy.tolist()
+        for name in ("accuracy", "test_accuracy", "inference_energy_pj", "epochs_run"):
+            assert mine.finals[name] == short.finals[name], name
+        assert mine.val_accuracy[0] == longer.val_accuracy[0]
+        assert mine.energy_j[0] == longer.energy_j[0]
+        assert 0 < mine.energy_j[0] <= mine.final_energy_j < longer.final_energy_j
+        assert mine.evaluation_energy_j > 0 and mine.finals["meter"] == "cputime"
+    # The 3-epoch weights differ from the 1-epoch ones: the test is not vacuous.
+    assert any(derived.configs[(*k[:-1], "3")].finals["inference_energy_pj"]
+               != derived.configs[k].finals["inference_energy_pj"] for k in real.configs)
+
+
+def test_settings_that_plan_by_epochs_record_each_epochs_value_on_its_own(tmp_path):
+    from ecotune.tabular._record import derives_prefixes
+
+    spec = tiny_grid_spec(lr_grid=(3e-2,))
+    spec["search_space"]["width"] = {"type": "categorical", "choices": [0.25]}
+    spec["training"]["early_stopping_patience"] = 1
+    assert not derives_prefixes(load_spec(spec), {"lr": 3e-2, "width": 0.25, "epochs": 2})
+    session = record_table(spec, tmp_path / "own.csv")
+    assert (len(session.trials), session.derived) == (2, 0)
+    table = read_table(tmp_path / "own.csv")
+    assert all(r.finals["prefix_of"] is None for r in table.configs.values())
+
+
+def test_a_table_with_older_columns_replays_but_is_not_resumed(recorded, tmp_path):
+    digits = read_table(DIGITS_TABLE)  # recorded before evaluation_energy_j and prefix_of
+    assert "prefix_of" not in digits.columns and len(digits.configs) == 27
+    assert all(r.finals["prefix_of"] is None for r in digits.configs.values())
+    path, _, _ = recorded
+    old = tmp_path / "old.csv"  # the tiny table as an older ecotune wrote it: no prefix_of
+    lines = [line.rsplit(",", 1)[0] + "\n" if not line.startswith("#") else line
+             for line in path.read_text().splitlines(keepends=True)]
+    old.write_text("".join(lines))
+    assert len(read_table(old).configs) == 8
+    assert record_table(tiny_grid_spec(), old).recorded == 0  # complete: nothing to do
+    old.write_text("".join(line for line in lines
+                           if line.startswith("#") or not line.startswith("0.03,0.5,")))
+    before = old.read_bytes()
+    with pytest.raises(TableError, match="older ecotune"):
+        record_table(tiny_grid_spec(), old)
+    assert old.read_bytes() == before

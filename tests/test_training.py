@@ -172,8 +172,13 @@ def test_a_shorter_run_is_the_prefix_of_a_longer_one_bit_for_bit(digits, monkeyp
     def keep_state(record) -> None:  # after each epoch: the weights the run has then
         states.append({k: v.detach().clone() for k, v in built[-1].state_dict().items()})
 
-    long = train(digits, TrainConfig(epochs=4, **knobs), on_epoch=keep_state, test=False)
+    long = train(digits, TrainConfig(epochs=4, **knobs), on_epoch=keep_state, test=False,
+                 keep_states_at=(1, 3))
     assert len(states) == 4
+    # What a recording keeps (train(keep_states_at=...)): the weights after those epochs.
+    assert sorted(long.states) == [1, 3]
+    for epoch, kept in long.states.items():
+        assert all(torch.equal(kept[k], states[epoch - 1][k]) for k in kept)
     for epochs in (1, 2, 3):
         short = train(digits, TrainConfig(epochs=epochs, **knobs))
         assert [(r.train_loss, r.val_accuracy) for r in short.curve] == [

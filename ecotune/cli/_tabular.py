@@ -41,9 +41,10 @@ def _record(args: argparse.Namespace, console: Console) -> int:
         session = record_table(spec, args.record, command=_command_line(), on_trial=done)
     except TableError as err:
         raise BadInput(str(err)) from None
-    console.print(f"{args.record}: {session.already + len(session.trials)} of "
-                  f"{session.planned} configurations recorded ({len(session.trials)} in this "
-                  f"session, {session.wall_s:.1f} s)", highlight=False)
+    console.print(f"{args.record}: {session.already + session.recorded} of "
+                  f"{session.planned} configurations recorded ({session.recorded} in this "
+                  f"session: {len(session.trials)} trained, {session.derived} read from a "
+                  f"longer run's prefix; {session.wall_s:.1f} s)", highlight=False)
     return 0
 
 

@@ -15,6 +15,7 @@ evaluated."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from typing import Any
 
 import optuna
@@ -36,6 +37,9 @@ from ecotune.training import TrainConfig, TrainResult, evaluate_test, train
 
 __all__ = ["BuiltinObjective", "evaluates_test", "suggest_knobs", "train_config"]
 
+#: ``BuiltinObjective(after_training=...)``: ``(trial, result, data, energy options)``.
+AfterTraining = Callable[[optuna.Trial, TrainResult, DataSplits, EnergyOptions], None]
+
 
 def train_config(spec: StudySpec, knobs: dict[str, Any]) -> TrainConfig:
     """The spec's training settings with the sampled ``knobs`` applied."""
@@ -55,11 +59,18 @@ class BuiltinObjective:
     recorded by the measurement window (and by the worker around it).
     """
 
-    def __init__(self, spec: StudySpec, meter: Meter | None = None) -> None:
+    def __init__(self, spec: StudySpec, meter: Meter | None = None,
+                 keep_states_at: Collection[int] = (),
+                 after_training: AfterTraining | None = None) -> None:
         self.spec = spec
         #: A meter to measure with instead of ``[energy] meter`` (e.g. one that also
         #: reads other backends over the same windows, as benchmarks/gpu.py does).
         self.meter = meter
+        #: Epochs whose weights ``train`` keeps (``TrainResult.states``).
+        self.keep_states_at = tuple(keep_states_at)
+        #: Called with ``(trial, result, data, energy)`` once the trial's windows are
+        #: closed (a recording derives its shorter runs there).
+        self.after_training = after_training
 
     def warm_up(self) -> None:
         """Pay the process's one-off costs before the first trial rather than inside it:
@@ -84,7 +95,8 @@ class BuiltinObjective:
         plan = TrainingPlan(config.epochs, config.freeze_at_epoch,
                             config.low_precision_at_epoch)
         with measure(trial, energy, plan=plan) as m:
-            result = train(data, config, seed=spec.training.seed, on_epoch=m, test=False)
+            result = train(data, config, seed=spec.training.seed, on_epoch=m, test=False,
+                           keep_states_at=self.keep_states_at)
             m.summary.update(_training_summary(result))
         # Outside the window: estimating inference energy is not training energy.
         m.record_model(result.model, _inference_sample(result, data))
@@ -99,6 +111,8 @@ class BuiltinObjective:
                 result = evaluate_test(result, data)
             trial.set_user_attr(ATTR_TEST_ACCURACY, result.test_accuracy)
             trial.set_user_attr(ATTR_ACTIVATION_DENSITY, result.activation_density)
+        if self.after_training is not None:
+            self.after_training(trial, result, data, energy)
         values = {
             "accuracy": result.val_accuracy,
             "energy_j": m.energy_j,

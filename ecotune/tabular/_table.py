@@ -21,10 +21,13 @@ measurement window, so a little more than the last epoch's ``energy_j``), ``dura
 and ``co2_g``, then ``test_accuracy``, ``inference_energy_pj`` (ASIC model),
 ``epochs_run``, ``meter``, ``energy_is_estimate``, ``trial_wall_s`` and
 ``evaluation_energy_j`` (the test-split evaluation's own window, not in
-``final_energy_j``; a recording evaluates every trial). Floats are written with ``repr``,
+``final_energy_j``; a recording evaluates every trial) and ``prefix_of`` (empty for a
+trained run; for a row read from a longer run's prefix, that run's epochs: see
+:mod:`ecotune.tabular._record`). Floats are written with ``repr``,
 so reading a table back gives the recorded values exactly. A table recorded before
 ``evaluation_energy_j`` existed reads it as 0, with a note: its ``final_energy_j``
-includes the test evaluation.
+includes the test evaluation; one recorded before ``prefix_of`` existed has every row
+trained as is.
 """
 
 from __future__ import annotations
@@ -44,13 +47,13 @@ import numpy as np
 __all__ = ["FORMAT_LINE", "OBJECTIVE_COLUMNS", "EPOCH_COLUMNS", "TRIAL_COLUMNS",
            "NO_EVALUATION_NOTE", "ConfigRecord",
            "RecordedTable", "TableError", "cell", "config_key", "read_table", "write_rows",
-           "header_text", "rewrite_without"]
+           "header_text", "rewrite_without", "table_columns"]
 
 FORMAT_LINE = "# ecotune recorded table: format 1"
 EPOCH_COLUMNS = ("epoch", "val_accuracy", "energy_j", "elapsed_s")
 TRIAL_COLUMNS = ("state", "accuracy", "final_energy_j", "duration_s", "co2_g", "test_accuracy",
                  "inference_energy_pj", "epochs_run", "meter", "energy_is_estimate",
-                 "trial_wall_s", "evaluation_energy_j")
+                 "trial_wall_s", "evaluation_energy_j", "prefix_of")
 #: The note a table without the ``evaluation_energy_j`` column is read with.
 NO_EVALUATION_NOTE = ("no evaluation_energy_j column: recorded before the test evaluation "
                       "was measured apart, so final_energy_j includes it (read as 0)")
@@ -137,6 +140,7 @@ class RecordedTable:
     knobs: list[str]
     configs: dict[tuple[str, ...], ConfigRecord]
     incomplete: list[tuple[str, ...]] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # as in the file (older: fewer)
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -244,7 +248,7 @@ def read_table(path: str | os.PathLike) -> RecordedTable:
             incomplete.append(key)
         else:
             configs[key] = record
-    return RecordedTable(header, notes, knobs, configs, incomplete)
+    return RecordedTable(header, notes, knobs, configs, incomplete, columns)
 
 
 def _record(key: tuple[str, ...], knobs: Sequence[str], rows: list[list[str]],
@@ -277,6 +281,8 @@ def _record(key: tuple[str, ...], knobs: Sequence[str], rows: list[list[str]],
             finals[name] = {"true": True, "false": False}.get(text)
         elif name == "epochs_run":
             finals[name] = epochs_run
+        elif name == "prefix_of":
+            finals[name] = int(text) if text else None
         elif name == "evaluation_energy_j":
             finals[name] = float(text) if text else 0.0
         else:
@@ -305,7 +311,7 @@ def write_rows(path: str | os.PathLike, knobs: Sequence[str],
     for note in notes:
         buffer.write(f"# {' '.join(note.split())}\n")
     writer = csv.writer(buffer, lineterminator="\n")
-    columns = [*knobs, *EPOCH_COLUMNS, *TRIAL_COLUMNS]
+    columns = table_columns(knobs)
     if new:
         writer.writerow(columns)
     for row in rows:
@@ -314,6 +320,11 @@ def write_rows(path: str | os.PathLike, knobs: Sequence[str],
         f.write(buffer.getvalue())
         f.flush()
         os.fsync(f.fileno())  # a recorded trial is not lost to a crash that follows
+
+
+def table_columns(knobs: Sequence[str]) -> list[str]:
+    """The column row a table over ``knobs`` is written with today."""
+    return [*knobs, *EPOCH_COLUMNS, *TRIAL_COLUMNS]
 
 
 def rewrite_without(path: str | os.PathLike, drop: Sequence[tuple[str, ...]],

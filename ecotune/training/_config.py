@@ -69,3 +69,6 @@ class TrainResult:
     device: torch.device = dataclasses.field(default=torch.device("cpu"), compare=False)
     #: The autocast type low precision used ("float16", "bfloat16"), None if never on.
     low_precision_dtype: str | None = None
+    #: Weights after the epochs ``train(keep_states_at=...)`` asked for (CPU copies).
+    states: dict[int, dict[str, torch.Tensor]] = dataclasses.field(
+        default_factory=dict, repr=False, compare=False)

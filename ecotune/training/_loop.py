@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Collection
 
 import torch
 from torch import nn
@@ -104,6 +105,7 @@ def train(
     seed: int = 0,
     on_epoch: EpochWatcher | None = None,
     test: bool = True,
+    keep_states_at: Collection[int] = (),
 ) -> TrainResult:
     """Train ``config.model`` on ``data.train``, tracking accuracy on ``data.val``.
 
@@ -112,6 +114,11 @@ def train(
     ends training there, with its reason as ``stop_reason``. With ``test=False`` the test
     split is left alone (``test_accuracy`` and ``activation_density`` are None):
     :func:`evaluate_test` evaluates it later, e.g. only for a trial worth it.
+    ``keep_states_at`` lists epochs whose weights to keep (``TrainResult.states``, copies
+    on the CPU, taken after the epoch's watchers): a recording reads a shorter run's
+    model from them, since on the CPU a shorter run's weights are the longer run's at
+    that epoch when nothing in training depends on the planned epochs (no
+    ``early_stopping_patience``, no ``energy_budget``).
 
     Raises:
         FloatingPointError: the training loss became NaN or infinite.
@@ -143,8 +150,10 @@ def train(
                                device.type, config.low_precision_dtype)
     optimizer = _optimizer(config, model.parameters())
     batch_order = torch.Generator().manual_seed(seed)  # on the CPU: one order everywhere
+    states: dict[int, dict[str, torch.Tensor]] = {}
     curve, stop_reason = _run_epochs(model, data, config, optimizer, runtime, projector,
-                                     watchers, batch_order, device, on_device)
+                                     watchers, batch_order, device, on_device,
+                                     keep_states_at, states)
     final_val = patience.restore_best() if patience is not None else curve[-1].val_accuracy
     budget_ratio = None
     if projector is not None:
@@ -167,6 +176,7 @@ def train(
         device=device,
         low_precision_dtype=(str(runtime.dtype).removeprefix("torch.") if runtime.low_precision
                              else None),
+        states=states,
     )
 
 
@@ -190,9 +200,12 @@ def _run_epochs(model: nn.Module, data: DataSplits, config: TrainConfig,
                 optimizer: torch.optim.Optimizer, runtime: RuntimeDecisions,
                 projector: EnergyBudgetProjector | None, watchers: list[EpochWatcher],
                 batch_order: torch.Generator, device: torch.device, on_device: bool,
+                keep_states_at: Collection[int] = (),
+                states: dict[int, dict[str, torch.Tensor]] | None = None,
                 ) -> tuple[list[EpochRecord], str | None]:
     """Train epoch after epoch until the last or until a watcher stops training; the
-    learning curve and the stop reason (None: every epoch ran)."""
+    learning curve and the stop reason (None: every epoch ran). The weights after each
+    epoch of ``keep_states_at`` go into ``states``."""
     curve: list[EpochRecord] = []
     stop_reason = None
     t0_s = time.perf_counter()
@@ -205,6 +218,9 @@ def _run_epochs(model: nn.Module, data: DataSplits, config: TrainConfig,
                                  time.perf_counter() - t0_s, decisions=decisions)
             curve.append(record)
             stop_reason = notify(watchers, record)
+            if states is not None and epoch in keep_states_at:
+                states[epoch] = {k: v.detach().to("cpu", copy=True)
+                                 for k, v in model.state_dict().items()}
             if stop_reason is not None:
                 break
     return curve, stop_reason
