@@ -66,11 +66,6 @@ def rung_epochs(min_epochs: int, reduction_factor: int, max_epochs: int) -> list
     return rungs
 
 
-def _dominates(a: np.ndarray, b: np.ndarray) -> bool:
-    # (accuracy, energy): higher accuracy and lower energy are better.
-    return bool(a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1]))
-
-
 def nondominated_ranks(points: np.ndarray) -> np.ndarray:
     """Rank of each (accuracy, energy) point: 0 on the non-dominated front, 1 on the front
     of the rest, and so on.
@@ -80,13 +75,16 @@ def nondominated_ranks(points: np.ndarray) -> np.ndarray:
         array([0, 0, 1, 2])
     """
     points = np.asarray(points, dtype=float).reshape(-1, 2)
+    acc, energy = points[:, 0], points[:, 1]
+    # dominated_by[i, j]: point j dominates point i (one numpy pass, not n^2 Python calls).
+    dominated_by = ((acc[None, :] >= acc[:, None]) & (energy[None, :] <= energy[:, None])
+                    & ((acc[None, :] > acc[:, None]) | (energy[None, :] < energy[:, None])))
     ranks = np.full(len(points), -1)
-    rank, left = 0, set(range(len(points)))
-    while left:
-        front = {i for i in left if not any(_dominates(points[j], points[i]) for j in left)}
-        for i in front:
-            ranks[i] = rank
-        left -= front
+    rank, left = 0, np.ones(len(points), dtype=bool)
+    while left.any():
+        front = left & ~dominated_by[:, left].any(axis=1)
+        ranks[front] = rank
+        left &= ~front
         rank += 1
     return ranks
 
@@ -148,13 +146,12 @@ def continues(points: Sequence[Sequence[float]], current: int, reduction_factor:
         raise ValueError(f"current must index one of the {len(pts)} points (got {current})")
     keep = max(1, len(pts) // reduction_factor)
     ranks = nondominated_ranks(pts)
-    crowding = np.zeros(len(pts))
-    for rank in set(ranks.tolist()):
-        members = np.flatnonzero(ranks == rank)
-        crowding[members] = crowding_distance(pts[members])
-    mine = (ranks[current], -crowding[current])
-    ahead = sum(1 for i in range(len(pts))
-                if i != current and (ranks[i], -crowding[i]) < mine)
+    # Every trial of a lower rank is ahead; within the trial's own rank, a larger crowding
+    # distance is (the other ranks' crowding cannot matter).
+    members = np.flatnonzero(ranks == ranks[current])
+    crowding = crowding_distance(pts[members])
+    mine = crowding[int(np.flatnonzero(members == current)[0])]
+    ahead = int((ranks < ranks[current]).sum()) + int((crowding > mine).sum())
     return ahead < keep
 
 
