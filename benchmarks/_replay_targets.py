@@ -41,18 +41,21 @@ SEEN = (0.25, 0.5, 0.75)
 PUBLISHED_ERRORS = (0.084, 0.143)
 
 
-def methods(table_size: int, n_trials: int, max_epochs: int, min_epochs: int,
-            reduction_factor: int, settings: dict | None = None) -> list[Method]:
+def methods(table_size: int, n_trials: int, max_epochs: int, first_rung: int,
+            reduction_factor: int, settings: dict | None = None,
+            halving: dict | None = None) -> list[Method]:
     """The six samplers; early stopping (+es), successive halving (+sh) and Hyperband
-    (+hb: successive halving over every bracket from ``min_epochs`` up to ``max_epochs``)
+    (+hb: successive halving over every bracket from ``first_rung`` up to ``max_epochs``)
     on three, each also with stopped trials completed (/c); the energy-aware skopt option
     (+cost) and its cost cooling (+cool). Grid search runs the whole table. ``settings``
-    (e.g. ``min_epochs``) replace the study file's ``[early_stopping]`` ones."""
+    (e.g. ``min_epochs``) replace the study file's ``[early_stopping]`` ones, and
+    ``halving`` those of +sh and +hb after them (e.g. their first rung)."""
     def trials(sampler: str) -> int:
         return table_size if sampler == "grid" else n_trials
 
     settings = dict(settings or {})
-    brackets = max(1, len(rung_epochs(min_epochs, reduction_factor, max_epochs)))
+    halving = {**settings, **(halving or {})}
+    brackets = max(1, len(rung_epochs(first_rung, reduction_factor, max_epochs)))
 
     out = [Method(s, s, n_trials=trials(s)) for s in PLAIN]
     out.append(Method("skopt+cost", "skopt", {"cost_objective": "energy_j"},
@@ -63,13 +66,15 @@ def methods(table_size: int, n_trials: int, max_epochs: int, min_epochs: int,
                                               "cost_budget_trials": n_trials},
                       n_trials=n_trials))
     for s in STOPPED:
-        for stopping, tag, extra in (("predict", "es", {}), ("successive_halving", "sh", {}),
-                                     ("successive_halving", "hb", {"brackets": brackets})):
+        for stopping, tag, extra in (("predict", "es", settings),
+                                     ("successive_halving", "sh", halving),
+                                     ("successive_halving", "hb",
+                                      {**halving, "brackets": brackets})):
             out.append(Method(f"{s}+{tag}", s, stopping=stopping, n_trials=trials(s),
-                              early_stopping={**settings, **extra}))
+                              early_stopping=extra))
             # "/c": a stopped trial ends complete, its values at the epoch it stopped.
             out.append(Method(f"{s}+{tag}/c", s, stopping=stopping, n_trials=trials(s),
-                              early_stopping={**settings, **extra, "on_stop": "complete"}))
+                              early_stopping={**extra, "on_stop": "complete"}))
     return out
 
 
@@ -418,15 +423,20 @@ def _t3_line(runs: dict, peer: dict | None, table_path: Path) -> str:
 def main(table_path: Path, study_path: Path, repeats: int, n_trials: int | None,
          processes: int, only: list[str] | None, slow_seeds: int | None = None,
          settings: dict | None = None, peer_path: Path | None = None,
-         slow_samplers: list[str] | None = None) -> None:
+         slow_samplers: list[str] | None = None, halving: dict | None = None) -> None:
     table = read_table(table_path)
     spec = load_spec(study_path)
     n = n_trials or len(table.configs)
-    es = spec.with_settings(early_stopping=settings or {}).early_stopping
+    es = spec.with_settings(early_stopping={**(settings or {}), **(halving or {})}
+                            ).early_stopping
     max_epochs = max(len(r.epochs) for r in table.configs.values())
     chosen = [m for m in methods(len(table.configs), n, max_epochs, es.min_epochs,
-                                 es.reduction_factor, settings)
+                                 es.reduction_factor, settings, halving)
               if not only or m.label in only]
+    es_min = spec.with_settings(early_stopping=settings or {}).early_stopping.min_epochs
+    print(f"+es: min_epochs {es_min}; +sh, +hb: first rung {es.min_epochs}, reduction factor {es.reduction_factor}"
+          f" (+hb: {len(rung_epochs(es.min_epochs, es.reduction_factor, max_epochs))} "
+          "brackets)")
     slow_set = set(SLOW) | {m.label for m in chosen if m.sampler in (slow_samplers or [])}
     seeds = {m.label: (slow_seeds or repeats) if m.label in slow_set else repeats
              for m in chosen}

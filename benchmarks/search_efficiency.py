@@ -92,6 +92,9 @@ def main() -> None:
     parser.add_argument("--min-epochs", type=int,
                         help="with --replay: min_epochs of every +es/+sh/+hb method (default: "
                              "the study file's [early_stopping])")
+    parser.add_argument("--first-rung", type=int,
+                        help="with --replay: min_epochs (the first rung) of the +sh and +hb "
+                             "methods only")
     parser.add_argument("--reduction-factor", type=int,
                         help="with --replay: reduction_factor of every +sh/+hb method")
     parser.add_argument("--peer", metavar="JSON",
@@ -108,7 +111,8 @@ def main() -> None:
                                        ("reduction_factor", args.reduction_factor))
                      if v is not None},
                     Path(args.peer) if args.peer else None,
-                    args.slow_samplers.split(",") if args.slow_samplers else None)
+                    args.slow_samplers.split(",") if args.slow_samplers else None,
+                    {"min_epochs": args.first_rung} if args.first_rung else None)
         return
     n_trials, epochs, repeats = args.n_trials, args.epochs, args.repeats
     if args.quick:
