@@ -434,7 +434,8 @@ def main(table_path: Path, study_path: Path, repeats: int, n_trials: int | None,
                                  es.reduction_factor, settings, halving)
               if not only or m.label in only]
     es_min = spec.with_settings(early_stopping=settings or {}).early_stopping.min_epochs
-    print(f"+es: min_epochs {es_min}; +sh, +hb: first rung {es.min_epochs}, reduction factor {es.reduction_factor}"
+    print(f"+es: min_epochs {es_min}; +sh, +hb: first rung {es.min_epochs}, reduction factor "
+          f"{es.reduction_factor}"
           f" (+hb: {len(rung_epochs(es.min_epochs, es.reduction_factor, max_epochs))} "
           "brackets)")
     slow_set = set(SLOW) | {m.label for m in chosen if m.sampler in (slow_samplers or [])}
