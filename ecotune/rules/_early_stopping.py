@@ -18,9 +18,9 @@ The predictor (after Reguero et al. 2024, Computer Standards & Interfaces, simpl
   it) and read at the planned last epoch, clipped to the range between the best accuracy
   seen and 1; with two epochs seen, ``a - b / t`` through both. (The paper fits an
   autoregressive model on the last four epochs. A fit over the whole curve is held back
-  by the first epochs: it read the slow learners of a 27-epoch table as saturated, 12.5 %
-  and 25.5 % mean error at half of training seen against 10.7 % and 14.8 % for the
-  recent power law; docs/searching.md.)
+  by the first epochs and read slow learners as saturated: on two 27-epoch tables, 8.0 %
+  and 5.2 % mean error at half of training seen against 5.8 % and 3.1 % for the recent
+  power law; docs/searching.md.)
 
 Every prediction is stored on the trial, so its error can be measured on the trials that
 ran to the end (:func:`ecotune.report.prediction_errors`).
