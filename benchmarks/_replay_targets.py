@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ecotune.pareto import EnergyRatio, level_tag
+from ecotune.rules import rung_epochs
 from ecotune.spec import load_spec
 from ecotune.tabular import LEVELS, Method, read_table, replay, summarize
 
@@ -38,15 +39,23 @@ COST_SEEDS = 3
 SEEN = (0.25, 0.5, 0.75)
 #: Reguero et al. (2024): mean relative errors of the predicted final accuracy and energy.
 PUBLISHED_ERRORS = (0.084, 0.143)
-PEER = Path(__file__).resolve().parent / "peer_moasha.py"
 
 
-def methods(table_size: int, n_trials: int) -> list[Method]:
-    """The six samplers; early stopping (+es) and successive halving (+sh) on three; the
-    energy-aware skopt option (+cost) and its cost cooling (+cool). Grid search runs the
-    whole table."""
+def methods(table_size: int, n_trials: int, max_epochs: int, first_rung: int,
+            reduction_factor: int, settings: dict | None = None,
+            halving: dict | None = None) -> list[Method]:
+    """The six samplers; early stopping (+es), successive halving (+sh) and Hyperband
+    (+hb: successive halving over every bracket from ``first_rung`` up to ``max_epochs``)
+    on three, each also with stopped trials completed (/c); the energy-aware skopt option
+    (+cost) and its cost cooling (+cool). Grid search runs the whole table. ``settings``
+    (e.g. ``min_epochs``) replace the study file's ``[early_stopping]`` ones, and
+    ``halving`` those of +sh and +hb after them (e.g. their first rung)."""
     def trials(sampler: str) -> int:
         return table_size if sampler == "grid" else n_trials
+
+    settings = dict(settings or {})
+    halving = {**settings, **(halving or {})}
+    brackets = max(1, len(rung_epochs(first_rung, reduction_factor, max_epochs)))
 
     out = [Method(s, s, n_trials=trials(s)) for s in PLAIN]
     out.append(Method("skopt+cost", "skopt", {"cost_objective": "energy_j"},
@@ -57,11 +66,15 @@ def methods(table_size: int, n_trials: int) -> list[Method]:
                                               "cost_budget_trials": n_trials},
                       n_trials=n_trials))
     for s in STOPPED:
-        for stopping, tag in (("predict", "es"), ("successive_halving", "sh")):
-            out.append(Method(f"{s}+{tag}", s, stopping=stopping, n_trials=trials(s)))
+        for stopping, tag, extra in (("predict", "es", settings),
+                                     ("successive_halving", "sh", halving),
+                                     ("successive_halving", "hb",
+                                      {**halving, "brackets": brackets})):
+            out.append(Method(f"{s}+{tag}", s, stopping=stopping, n_trials=trials(s),
+                              early_stopping=extra))
             # "/c": a stopped trial ends complete, its values at the epoch it stopped.
             out.append(Method(f"{s}+{tag}/c", s, stopping=stopping, n_trials=trials(s),
-                              early_stopping={"on_stop": "complete"}))
+                              early_stopping={**extra, "on_stop": "complete"}))
     return out
 
 
@@ -197,21 +210,40 @@ def print_summary(summary, budget_j: float) -> None:
                                                      for v, b in keys))
 
 
-def predictor_errors(table, spec) -> dict[float, tuple[float, float, int]]:
+def _longest_curves(table) -> list:
+    """The complete configurations whose curve is no prefix of another's: where ``epochs``
+    is a knob (shorter ``epochs`` read from the prefix of the longest run), the one with
+    the most epochs per setting of the other knobs; else every complete configuration."""
+    records = [r for r in table.configs.values() if not r.failed]
+    if "epochs" not in table.knobs:
+        return records
+    i = table.knobs.index("epochs")
+    longest: dict = {}
+    for key, record in table.configs.items():
+        if record.failed:
+            continue
+        rest = key[:i] + key[i + 1:]
+        if rest not in longest or len(record.epochs) > len(longest[rest].epochs):
+            longest[rest] = record
+    return list(longest.values())
+
+
+def predictor_errors(table, spec, records=None) -> dict[float, tuple[float, float, int]]:
     """Per fraction of :data:`SEEN`, the mean relative error of the early stopper's
     predicted final validation accuracy and training energy (``predict_final`` fed the
-    table's curve up to that share of the planned epochs), over the complete
-    configurations, and how many."""
+    first ``floor(fraction x planned)`` epochs of the curve), over ``records`` (default:
+    every complete configuration), and how many."""
     from ecotune.epochs import EpochRecord
     from ecotune.rules import predict_final
 
     training = spec.training
+    records = records if records is not None else list(table.configs.values())
     out = {}
     for fraction in SEEN:
         accuracy, energy = [], []
-        for record in table.configs.values():
+        for record in records:
             planned = len(record.epochs)
-            seen = max(1, int(planned * fraction))
+            seen = max(1, int(planned * fraction))  # never more than the fraction
             if record.failed or planned < 2 or seen >= planned:
                 continue
             curve = [EpochRecord(int(e), None, float(a), float(s), float(j))
@@ -225,6 +257,27 @@ def predictor_errors(table, spec) -> dict[float, tuple[float, float, int]]:
         out[fraction] = (float(np.mean(accuracy)) if accuracy else math.nan,
                          float(np.mean(energy)) if energy else math.nan, len(accuracy))
     return out
+
+
+def print_predictor_errors(table, spec) -> dict:
+    """The predictor's errors over the longest curves (T4's) and over every configuration;
+    returns the first."""
+    longest = _longest_curves(table)
+    planned = sorted({len(r.epochs) for r in longest})
+    print("\npredictor errors on the table's curves (mean relative error of the predicted "
+          "final validation accuracy and training energy; Reguero et al.: "
+          f"{PUBLISHED_ERRORS[0]:.1%} and {PUBLISHED_ERRORS[1]:.1%})")
+    errors = predictor_errors(table, spec, longest)
+    every = predictor_errors(table, spec)
+    print(f"  over the {len(longest)} distinct curves at their longest "
+          f"({'/'.join(map(str, planned))} epochs), the T4 figure; and over every "
+          "configuration (a short one sees less: 1 epoch of 3 at a half)")
+    for fraction, (accuracy, energy, count) in errors.items():
+        a, e, n = every[fraction]
+        print(f"  {fraction:.0%} of training seen: accuracy {accuracy:.1%}, energy "
+              f"{energy:.1%} ({count} curves); every configuration: accuracy {a:.1%}, "
+              f"energy {e:.1%} ({n})")
+    return errors
 
 
 def print_cost(runs: dict, bare: dict) -> float:
@@ -248,8 +301,49 @@ def print_cost(runs: dict, bare: dict) -> float:
     return added
 
 
-def target_lines(summary, runs: dict, errors: dict, added: float,
-                 rng: np.random.Generator) -> list[str]:
+def multi_fidelity(runs: dict, rng: np.random.Generator) -> list[tuple]:
+    """Per multi-fidelity method (+es, +sh, +hb, with or without /c) whose plain sampler
+    ran too: (label, search energy saved against that sampler's runs of the same trials,
+    final hypervolume ratio lost in points, the method's mean final ratio); saved and lost
+    as (value, 95 % bootstrap low, high)."""
+    out = []
+    for label, group in runs.items():
+        base, _, rule = label.partition("+")  # "tpe+sh/c" is measured against "tpe"
+        if rule.split("/")[0] not in ("es", "sh", "hb") or base not in runs:
+            continue
+        spent = np.array([r.energy_j.sum() for r in group])
+        spent0 = np.array([r.energy_j.sum() for r in runs[base]])
+        final = np.array([r.hypervolume_ratio[-1] for r in group])
+        final0 = np.array([r.hypervolume_ratio[-1] for r in runs[base]])
+        saved = _bootstrap(spent, spent0, lambda a, b: 1 - a.mean() / b.mean(), rng)
+        lost = _bootstrap(final, final0, lambda a, b: 100 * (b.mean() - a.mean()), rng)
+        out.append((label, saved, lost, float(final.mean())))
+    return out
+
+
+def _holds_t2(row: tuple) -> bool:
+    # A saving counts only where the final ratio is at most 1 point lower; a method that
+    # spends more (saved < 0) cannot hold.
+    _, saved, lost, _ = row
+    return saved[0] >= 0.60 and lost[0] <= 1.0
+
+
+def print_multi_fidelity(rows: list[tuple]) -> None:
+    if not rows:
+        return
+    print("\nmulti-fidelity against the same sampler without it, same trials per run: search "
+          "energy saved and final hypervolume ratio lost (points; negative: gained), 95 % "
+          "bootstrap CIs; a final ratio above 1 is a front beyond the table's, from stopped "
+          "trials completed at epochs its grid lacks (/c)")
+    print(f"{'method':>11} {'saved':>22} {'points lost':>24} {'final ratio':>11}  T2")
+    for label, saved, lost, final in rows:
+        print(f"{label:>11} {saved[0]:>6.1%} ({saved[1]:.1%}-{saved[2]:.1%})"
+              f" {lost[0]:>+6.2f} ({lost[1]:+.2f} to {lost[2]:+.2f}) {final:>11.3f}  "
+              f"{'holds' if _holds_t2((label, saved, lost, final)) else 'misses'}")
+
+
+def target_lines(summary, runs: dict, mf: list[tuple], errors: dict, added: float,
+                 table_path: Path, peer: dict | None = None) -> list[str]:
     """One line per target of issue 19: ``T1 <value> (goal ...) holds|misses``."""
     lines = []
     rows = {row["method"]: row for _, row in summary.iterrows()}
@@ -268,58 +362,88 @@ def target_lines(summary, runs: dict, errors: dict, added: float,
         holds = vs_random.value <= 1 / 3 and vs_grid.value <= 0.5
         lines.append(f"T1 {label}: {vs_random.text()} x random's, {vs_grid.text()} x grid's "
                      f"({goal}) {'holds' if holds else 'misses'}")
-    # T2: early stopping or successive halving against the same sampler without it.
-    best = None
-    for label, group in runs.items():
-        base = label.split("+")[0]  # "tpe+sh/c" is measured against "tpe"
-        if "+" not in label or label.endswith(("+cost", "+cool")) or base not in runs:
-            continue
-        spent = np.array([r.energy_j.sum() for r in group])
-        spent0 = np.array([r.energy_j.sum() for r in runs[base]])
-        final = np.array([r.hypervolume_ratio[-1] for r in group])
-        final0 = np.array([r.hypervolume_ratio[-1] for r in runs[base]])
-        saved = _bootstrap(spent, spent0, lambda a, b: 1 - a.mean() / b.mean(), rng)
-        lost = _bootstrap(final, final0, lambda a, b: 100 * (b.mean() - a.mean()), rng)
-        key = (lost[0] <= 1.0, saved[0] if lost[0] <= 1.0 else -lost[0])
-        if best is None or key > best[0]:
-            best = (key, label, saved, lost)
+    # T2: the best multi-fidelity method that holds, else the one that loses least.
     goal = "goal >= 60 % saved at <= 1 point of final hypervolume ratio lost"
-    if best is None:
-        lines.append(f"T2 pending: no +es or +sh method with its plain sampler ({goal})")
+    if not mf:
+        lines.append(f"T2 pending: no +es, +sh or +hb method with its plain sampler ({goal})")
     else:
-        _, label, saved, lost = best
-        holds = saved[0] >= 0.60 and lost[0] <= 1.0
+        label, saved, lost, _ = max(mf, key=lambda m: (_holds_t2(m), m[1][0] if m[2][0] <= 1
+                                                       else -m[2][0]))
         lines.append(f"T2 {label}: saved {saved[0]:.1%} (CI {saved[1]:.1%}-{saved[2]:.1%}) "
                      f"at {lost[0]:+.2f} points (CI {lost[1]:+.2f} to {lost[2]:+.2f}) "
-                     f"({goal}) {'holds' if holds else 'misses'}")
-    if PEER.exists():
-        lines.append("T3 pending (benchmarks/peer_moasha.py exists: run it; its figures are "
-                     "not read here)")
-    else:
-        lines.append("T3 pending (benchmarks/peer_moasha.py not yet written)")
+                     f"({goal}) {'holds' if _holds_t2((label, saved, lost, 0)) else 'misses'}")
+    lines.append(_t3_line(runs, peer, table_path))
     accuracy, energy, n = errors.get(0.5, (math.nan, math.nan, 0))
     if n == 0:
         lines.append("T4 pending (no configuration of the table trains 2 epochs or more)")
     else:
         holds = accuracy <= PUBLISHED_ERRORS[0] and energy <= PUBLISHED_ERRORS[1]
         lines.append(f"T4 accuracy {accuracy:.1%}, energy {energy:.1%} at half of training "
-                     f"seen, {n} configurations (goal <= {PUBLISHED_ERRORS[0]:.1%} and <= "
+                     f"seen, {n} distinct curves (goal <= {PUBLISHED_ERRORS[0]:.1%} and <= "
                      f"{PUBLISHED_ERRORS[1]:.1%}) {'holds' if holds else 'misses'}")
     lines.append(f"cost the replay adds {added:+.1%} to bare Optuna (goal <= +10.0 %) "
                  f"{'holds' if added <= 0.10 else 'misses'}")
     return lines
 
 
+def _t3_line(runs: dict, peer: dict | None, table_path: Path) -> str:
+    """T3 from ``benchmarks/peer_moasha.py --json``'s figures (its ``best`` MOASHA
+    variant: per run the search energy to 99 %, null where never, and the total), when
+    given for this very table (``table_sha256``); else pending. Ecotune's side is its
+    method with the least mean energy to 99 % (runs that never got there count their
+    total, as :func:`ecotune.pareto.energy_ratio` censors them)."""
+    import hashlib
+
+    from ecotune.pareto import energy_ratio, energy_to_reach
+
+    goal = "goal: ecotune's best / MOASHA's energy to 99 % <= 1.0"
+    if peer is None:
+        return f"T3 pending (no --peer JSON from benchmarks/peer_moasha.py given; {goal})"
+    digest = hashlib.sha256(Path(table_path).read_bytes()).hexdigest()
+    if peer.get("table_sha256") not in (None, digest):
+        return f"T3 pending (the --peer JSON is for another table; {goal})"
+    best = peer.get("best", peer)
+    theirs = np.array([math.nan if v is None else float(v) for v in best["energy_to_99_j"]])
+    their_totals = np.array(best["search_energy_j"], dtype=float)
+    mine = {}
+    for label, group in runs.items():
+        reach = np.array([energy_to_reach(r.cumulative_energy_j, r.hypervolume_ratio, 0.99)
+                          for r in group])
+        totals = np.array([r.energy_j.sum() for r in group])
+        mine[label] = (float(np.where(np.isnan(reach), totals, reach).mean()), reach, totals)
+    label = min(mine, key=lambda k: mine[k][0])
+    ratio = energy_ratio(mine[label][1], mine[label][2], theirs, their_totals)
+    holds = ratio.bound in ("=", "<=") and ratio.value <= 1.0
+    name = best.get("label", peer.get("method", "MOASHA"))
+    return (f"T3 {ratio.text()} ({label}'s energy to 99 % / {name}'s, MOASHA reached it in "
+            f"{int(np.isfinite(theirs).sum())} of {len(theirs)} runs) ({goal}) "
+            f"{'holds' if holds else 'misses'}")
+
+
 def main(table_path: Path, study_path: Path, repeats: int, n_trials: int | None,
-         processes: int, only: list[str] | None, slow_seeds: int | None = None) -> None:
+         processes: int, only: list[str] | None, slow_seeds: int | None = None,
+         settings: dict | None = None, peer_path: Path | None = None,
+         slow_samplers: list[str] | None = None, halving: dict | None = None) -> None:
     table = read_table(table_path)
     spec = load_spec(study_path)
     n = n_trials or len(table.configs)
-    chosen = [m for m in methods(len(table.configs), n) if not only or m.label in only]
-    seeds = {m.label: (slow_seeds or repeats) if m.label in SLOW else repeats for m in chosen}
+    es = spec.with_settings(early_stopping={**(settings or {}), **(halving or {})}
+                            ).early_stopping
+    max_epochs = max(len(r.epochs) for r in table.configs.values())
+    chosen = [m for m in methods(len(table.configs), n, max_epochs, es.min_epochs,
+                                 es.reduction_factor, settings, halving)
+              if not only or m.label in only]
+    es_min = spec.with_settings(early_stopping=settings or {}).early_stopping.min_epochs
+    print(f"+es: min_epochs {es_min}; +sh, +hb: first rung {es.min_epochs}, reduction factor "
+          f"{es.reduction_factor}"
+          f" (+hb: {len(rung_epochs(es.min_epochs, es.reduction_factor, max_epochs))} "
+          "brackets)")
+    slow_set = set(SLOW) | {m.label for m in chosen if m.sampler in (slow_samplers or [])}
+    seeds = {m.label: (slow_seeds or repeats) if m.label in slow_set else repeats
+             for m in chosen}
     print(f"replay of {table_path} ({len(table.configs)} configurations; meter "
           f"{table.header.get('meter')}; recorded on {table.header.get('machine')})")
-    slow = [m.label for m in chosen if m.label in SLOW]
+    slow = [m.label for m in chosen if m.label in slow_set]
     print(f"{repeats} seeds per method"
           + (f" ({slow_seeds} for {', '.join(slow)})" if slow_seeds and slow else "")
           + f"; {n} trials per run ({len(table.configs)} for grid); {processes} process(es)")
@@ -333,14 +457,15 @@ def main(table_path: Path, study_path: Path, repeats: int, n_trials: int | None,
     budget_j = 0.25 * table.total_energy_j()
     summary = summarize(runs, budget_j)
     print_summary(summary, budget_j)
-    errors = predictor_errors(table, spec)
-    print("\npredictor errors on the table's curves (mean relative error of the predicted "
-          "final validation accuracy and training energy; Reguero et al.: "
-          f"{PUBLISHED_ERRORS[0]:.1%} and {PUBLISHED_ERRORS[1]:.1%})")
-    for fraction, (accuracy, energy, count) in errors.items():
-        print(f"  {fraction:.0%} of training seen: accuracy {accuracy:.1%}, energy "
-              f"{energy:.1%} ({count} configurations)")
+    errors = print_predictor_errors(table, spec)
     added = print_cost(runs, bare)
+    mf = multi_fidelity(runs, np.random.default_rng(0))
+    print_multi_fidelity(mf)
+    peer = None
+    if peer_path is not None:
+        import json
+
+        peer = json.loads(Path(peer_path).read_text())
     print()
-    for line in target_lines(summary, runs, errors, added, np.random.default_rng(0)):
+    for line in target_lines(summary, runs, mf, errors, added, table_path, peer):
         print(line)

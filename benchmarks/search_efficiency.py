@@ -86,6 +86,19 @@ def main() -> None:
     parser.add_argument("--slow-seeds", type=int,
                         help="with --replay: seeds for gp and the three skopt methods (tens of "
                              "seconds a run; default: as many as the others)")
+    parser.add_argument("--slow-samplers",
+                        help="with --replay: every method of these samplers gets --slow-seeds "
+                             "too, e.g. tpe,grid (a loaded machine)")
+    parser.add_argument("--min-epochs", type=int,
+                        help="with --replay: min_epochs of every +es/+sh/+hb method (default: "
+                             "the study file's [early_stopping])")
+    parser.add_argument("--first-rung", type=int,
+                        help="with --replay: min_epochs (the first rung) of the +sh and +hb "
+                             "methods only")
+    parser.add_argument("--reduction-factor", type=int,
+                        help="with --replay: reduction_factor of every +sh/+hb method")
+    parser.add_argument("--peer", metavar="JSON",
+                        help="with --replay: benchmarks/peer_moasha.py's figures, for T3")
     args = parser.parse_args()
     if args.replay:
         from _replay_targets import main as replay_main
@@ -93,7 +106,13 @@ def main() -> None:
         replay_main(Path(args.replay), Path(args.study),
                     30 if args.repeats == 1 else args.repeats,
                     None if args.n_trials == 30 else args.n_trials, args.processes,
-                    args.methods.split(",") if args.methods else None, args.slow_seeds)
+                    args.methods.split(",") if args.methods else None, args.slow_seeds,
+                    {k: v for k, v in (("min_epochs", args.min_epochs),
+                                       ("reduction_factor", args.reduction_factor))
+                     if v is not None},
+                    Path(args.peer) if args.peer else None,
+                    args.slow_samplers.split(",") if args.slow_samplers else None,
+                    {"min_epochs": args.first_rung} if args.first_rung else None)
         return
     n_trials, epochs, repeats = args.n_trials, args.epochs, args.repeats
     if args.quick:

@@ -302,8 +302,19 @@ class EarlyStoppingSection(_Strict):
     # A front point must beat the predicted final point by this much in accuracy (absolute)
     # and by this fraction in energy.
     margin: Float = Field(default=0.01, ge=0, lt=1)
+    # Successive halving: Hyperband-style brackets. Trial n runs in bracket n % brackets;
+    # bracket s has its first rung at min_epochs x reduction_factor^s and ranks only
+    # against its own trials.
+    brackets: int = Field(default=1, ge=1)
     # A stopped trial ends "pruned", or "complete" with its values at the stopping epoch.
     on_stop: Literal[EARLY_STOPPING_ACTIONS] = "prune"
+
+    @model_validator(mode="after")
+    def _brackets_need_halving(self) -> EarlyStoppingSection:
+        if self.brackets > 1 and self.method != "successive_halving":
+            raise ValueError(f"brackets = {self.brackets} needs method = "
+                             "\"successive_halving\" (brackets are Hyperband's)")
+        return self
 
 
 

@@ -7,7 +7,9 @@ import numpy as np
 import optuna
 import pytest
 
+from ecotune.epochs import EpochRecord, StopTraining
 from ecotune.names import ATTR_SUCCESSIVE_HALVING, STOP_SUCCESSIVE_HALVING
+from ecotune.rules import SuccessiveHalving, bracket_of
 from ecotune.rules._successive_halving import (
     continues,
     crowding_distance,
@@ -15,6 +17,7 @@ from ecotune.rules._successive_halving import (
     rung_epochs,
 )
 from ecotune.search import prepare, run
+from ecotune.spec import SpecError, load_rules
 
 
 def test_rungs_multiply_by_the_reduction_factor():
@@ -111,3 +114,42 @@ def test_the_live_trainer_stops_exactly_the_trials_the_rule_says(tmp_path, monke
             assert trial.user_attrs["training"]["stop_reason"] == STOP_SUCCESSIVE_HALVING
     assert trials[1].state == optuna.trial.TrialState.PRUNED  # behind trial 0 at rung 1
     assert 1 <= stopped < len(trials)
+
+
+def test_brackets_go_round_robin_and_need_successive_halving():
+    assert [bracket_of(n, 3) for n in range(7)] == [0, 1, 2, 0, 1, 2, 0]
+    assert load_rules({"early_stopping": {"method": "successive_halving",
+                                          "brackets": 3}}).early_stopping.brackets == 3
+    with pytest.raises(SpecError, match="brackets = 2 needs method"):
+        load_rules({"early_stopping": {"brackets": 2}})
+    with pytest.raises(SpecError, match="brackets: Input should be greater"):
+        load_rules({"early_stopping": {"method": "successive_halving", "brackets": 0}})
+
+
+def test_a_bracket_starts_later_and_ranks_only_against_its_own_trials():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+
+    def stops(accuracies: list[float]) -> int | None:
+        trial = study.ask()
+        watch = SuccessiveHalving(trial, planned_epochs=8, min_epochs=1, reduction_factor=2,
+                                  brackets=2)
+        try:
+            for epoch, accuracy in enumerate(accuracies, start=1):
+                watch(EpochRecord(epoch, None, accuracy, float(epoch), energy_j=float(epoch)))
+        except StopTraining:
+            return watch.stopped_at_epoch
+        finally:
+            study.tell(trial, [accuracies[-1], float(len(accuracies))])
+        return None
+
+    assert stops([0.9] * 8) is None                 # trial 0, bracket 0: rungs 1, 2, 4
+    assert stops([0.1] * 8) is None                 # trial 1, bracket 1: rungs 2, 4 and alone
+    assert stops([0.5] * 8) == 1                    # trial 2: behind trial 0 at rung 1
+    # Trial 3, bracket 1: behind everyone at epoch 1, but its first rung is epoch 2,
+    # where it is behind trial 1.
+    assert stops([0.05] * 8) == 2
+    assert study.trials[3].user_attrs[ATTR_SUCCESSIVE_HALVING] == {"2": [0.05, 2.0]}
+    # Trial 5, bracket 1: far behind trial 0 (bracket 0) but ahead in its own bracket.
+    assert stops([0.6] * 8) == 1                    # trial 4, bracket 0: behind trial 0
+    assert stops([0.2] * 8) is None
+    assert sorted(study.trials[5].user_attrs[ATTR_SUCCESSIVE_HALVING], key=int) == ["2", "4", "8"]

@@ -341,6 +341,55 @@ def test_stopped_trials_end_complete_when_on_stop_says_so(tmp_path):
     assert b.state == optuna.trial.TrialState.COMPLETE and b.values == [0.40, 2.5]
 
 
+def test_hyperband_brackets_stop_the_same_trials_in_replay_and_live(tmp_path):
+    """Brackets 2 over HAND: trials 0, 2, 4 (A, C, E) in bracket 0 (rungs 1, 2, 4), trials
+    1, 3, 5 (B, D, F) in bracket 1 (rungs 2, 4), each ranked in its own bracket. Worked by
+    hand: rung 1 of bracket 0: C ties A and continues, E (the middle of A, C) stops;
+    rung 2: A and C tie; bracket 1, rung 2: B alone, D ties B, F dominates B: none stops.
+    A live own loop (``ecotune.measure``, a meter that reads HAND's energies) stops
+    exactly the same trials at the same epochs."""
+    import ecotune
+    from ecotune.energy import Measurement
+    from tests.test_own_loop import StepMeter
+
+    expected_stop = {1: None, 2: None, 3: None, 4: None, 5: 1, 6: None}
+    table = read_table(_table_with(tmp_path, HAND))
+    spec = load_spec(_hand_spec(len(HAND), brackets=2))
+    objective = TableObjective(table, spec, "successive_halving")
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_metric_names(["accuracy", "energy_j"])
+    for x in HAND:
+        study.enqueue_trial({"batch_size": x})
+    study.optimize(objective, n_trials=len(HAND))
+    assert {t.params["batch_size"]: t.user_attrs.get("replay_stopped_at_epoch")
+            for t in study.trials} == expected_stop
+
+    class CurveMeter(StepMeter):  # each lap reads the next of HAND's cumulative energies
+        def __init__(self, energies: list[float]) -> None:
+            super().__init__()
+            self.energies = energies
+
+        def _reading(self) -> Measurement:
+            energy_j = self.energies[self._reads - 1] if self._reads else 0.0
+            return Measurement(float(self._reads), energy_j, energy_j, None, None, None,
+                               self.name, True)
+
+    live = ecotune.create_study(storage=None, sampler="random", seed=0,
+                                early_stopping=spec.early_stopping.model_dump())
+    stopped_live = {}
+    for x, (accuracies, energies) in HAND.items():
+        trial = live.ask()
+        with ecotune.measure(trial, CurveMeter(energies), epochs=len(accuracies)) as m:
+            for epoch, accuracy in enumerate(accuracies, start=1):
+                m.report(epoch, accuracy)
+                if m.should_stop():
+                    stopped_live[x] = epoch
+                    break
+        live.tell(trial, [m.accuracy, m.energy_j])
+        assert trial.number == x - 1
+    assert {x: stopped_live.get(x) for x in HAND} == expected_stop
+
+
 def test_cli_replays_the_digits_table_and_writes_the_comparison(tmp_path):
     result = run_cli("compare", str(DIGITS_STUDY), "--replay", str(DIGITS_TABLE),
                      "--samplers", "random,tpe", "--repeats", "3", "--out", str(tmp_path),

@@ -19,6 +19,7 @@ _EXPORTS = {
     "FREEZE_ENERGY_MULTIPLIER": "ecotune.rules._early_stopping",
     "LOW_PRECISION_ENERGY_MULTIPLIER": "ecotune.rules._early_stopping",
     "SuccessiveHalving": "ecotune.rules._successive_halving",
+    "bracket_of": "ecotune.rules._successive_halving",
     "continues": "ecotune.rules._successive_halving",
     "crowding_distance": "ecotune.rules._successive_halving",
     "nondominated_ranks": "ecotune.rules._successive_halving",
@@ -35,6 +36,7 @@ __all__ = [
     "StudyEnergyBudget",
     "SuccessiveHalving",
     "TrialEnergyBudget",
+    "bracket_of",
     "continues",
     "crowding_distance",
     "nondominated_ranks",
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
     from ecotune.rules._stored import store_rules, stored_rules
     from ecotune.rules._successive_halving import (
         SuccessiveHalving,
+        bracket_of,
         continues,
         crowding_distance,
         nondominated_ranks,

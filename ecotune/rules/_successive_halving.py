@@ -10,6 +10,13 @@ workers can share a study. As in Optuna's ``SuccessiveHalvingPruner``, while few
 ``reduction_factor`` trials have reached a rung the top one still continues, and a tie
 favours the trial being decided.
 
+With ``brackets`` > 1 the trials are spread over Hyperband's brackets (Li et al. 2018,
+asynchronous as in Li et al. 2020): trial ``n`` runs in bracket ``s = n % brackets``,
+whose first rung is ``min_epochs x reduction_factor^s``, and is ranked only against the
+trials of its own bracket. Bracket 0 is the most aggressive; a bracket whose first rung
+is past the planned last epoch trains every trial to the end. Where the early rungs
+mislead, the later brackets still find the configurations that start slowly.
+
 The rule is :func:`continues`, a pure function of the rung's points;
 :class:`SuccessiveHalving` applies it after each epoch of one trial, storing the trial's
 rung points as the ``successive_halving`` user attribute, where the other trials (in other
@@ -26,8 +33,20 @@ import numpy as np
 from ecotune.epochs import EpochRecord, StopTraining
 from ecotune.names import ATTR_SUCCESSIVE_HALVING, STOP_SUCCESSIVE_HALVING
 
-__all__ = ["SuccessiveHalving", "continues", "crowding_distance", "nondominated_ranks",
-           "rung_epochs"]
+__all__ = ["SuccessiveHalving", "bracket_of", "continues", "crowding_distance",
+           "nondominated_ranks", "rung_epochs"]
+
+
+def bracket_of(trial_number: int, brackets: int) -> int:
+    """The Hyperband bracket of trial ``trial_number``: round robin over ``brackets``.
+
+    Example:
+        >>> [bracket_of(n, 3) for n in range(7)]
+        [0, 1, 2, 0, 1, 2, 0]
+    """
+    if brackets < 1:
+        raise ValueError(f"need brackets >= 1 (got {brackets})")
+    return trial_number % brackets
 
 
 def rung_epochs(min_epochs: int, reduction_factor: int, max_epochs: int) -> list[int]:
@@ -47,11 +66,6 @@ def rung_epochs(min_epochs: int, reduction_factor: int, max_epochs: int) -> list
     return rungs
 
 
-def _dominates(a: np.ndarray, b: np.ndarray) -> bool:
-    # (accuracy, energy): higher accuracy and lower energy are better.
-    return bool(a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1]))
-
-
 def nondominated_ranks(points: np.ndarray) -> np.ndarray:
     """Rank of each (accuracy, energy) point: 0 on the non-dominated front, 1 on the front
     of the rest, and so on.
@@ -61,13 +75,16 @@ def nondominated_ranks(points: np.ndarray) -> np.ndarray:
         array([0, 0, 1, 2])
     """
     points = np.asarray(points, dtype=float).reshape(-1, 2)
+    acc, energy = points[:, 0], points[:, 1]
+    # dominated_by[i, j]: point j dominates point i (one numpy pass, not n^2 Python calls).
+    dominated_by = ((acc[None, :] >= acc[:, None]) & (energy[None, :] <= energy[:, None])
+                    & ((acc[None, :] > acc[:, None]) | (energy[None, :] < energy[:, None])))
     ranks = np.full(len(points), -1)
-    rank, left = 0, set(range(len(points)))
-    while left:
-        front = {i for i in left if not any(_dominates(points[j], points[i]) for j in left)}
-        for i in front:
-            ranks[i] = rank
-        left -= front
+    rank, left = 0, np.ones(len(points), dtype=bool)
+    while left.any():
+        front = left & ~dominated_by[:, left].any(axis=1)
+        ranks[front] = rank
+        left &= ~front
         rank += 1
     return ranks
 
@@ -129,13 +146,12 @@ def continues(points: Sequence[Sequence[float]], current: int, reduction_factor:
         raise ValueError(f"current must index one of the {len(pts)} points (got {current})")
     keep = max(1, len(pts) // reduction_factor)
     ranks = nondominated_ranks(pts)
-    crowding = np.zeros(len(pts))
-    for rank in set(ranks.tolist()):
-        members = np.flatnonzero(ranks == rank)
-        crowding[members] = crowding_distance(pts[members])
-    mine = (ranks[current], -crowding[current])
-    ahead = sum(1 for i in range(len(pts))
-                if i != current and (ranks[i], -crowding[i]) < mine)
+    # Every trial of a lower rank is ahead; within the trial's own rank, a larger crowding
+    # distance is (the other ranks' crowding cannot matter).
+    members = np.flatnonzero(ranks == ranks[current])
+    crowding = crowding_distance(pts[members])
+    mine = crowding[int(np.flatnonzero(members == current)[0])]
+    ahead = int((ranks < ranks[current]).sum()) + int((crowding > mine).sum())
     return ahead < keep
 
 
@@ -149,6 +165,9 @@ class SuccessiveHalving:
         planned_epochs: the trial's last epoch; no decision is taken there.
         min_epochs: the first rung.
         reduction_factor: rungs multiply by it; the top ``1 / reduction_factor`` continue.
+        brackets: Hyperband brackets (1: plain successive halving); the trial's is
+            :func:`bracket_of` its number, its first rung
+            ``min_epochs x reduction_factor^bracket``.
 
     Example:
         >>> import optuna
@@ -165,10 +184,13 @@ class SuccessiveHalving:
     """
 
     def __init__(self, trial: Any, planned_epochs: int, min_epochs: int,
-                 reduction_factor: int) -> None:
+                 reduction_factor: int, brackets: int = 1) -> None:
         self.trial = trial
         self.planned_epochs = planned_epochs
-        self.rungs = set(rung_epochs(min_epochs, reduction_factor, planned_epochs))
+        self.brackets = brackets
+        self.bracket = bracket_of(trial.number, brackets)
+        self.rungs = set(rung_epochs(min_epochs * reduction_factor ** self.bracket,
+                                     reduction_factor, planned_epochs))
         self.reduction_factor = reduction_factor
         self.points: dict[str, list[float]] = {}
         self.stopped_at_epoch: int | None = None
@@ -178,6 +200,7 @@ class SuccessiveHalving:
         return [t.user_attrs[ATTR_SUCCESSIVE_HALVING][key]
                 for t in self.trial.study.get_trials(deepcopy=False)
                 if t.number != self.trial.number
+                and bracket_of(t.number, self.brackets) == self.bracket
                 and key in t.user_attrs.get(ATTR_SUCCESSIVE_HALVING, {})]
 
     def __call__(self, record: EpochRecord) -> None:

@@ -432,7 +432,8 @@ class MeasurementWindow:
                     from ecotune.rules import SuccessiveHalving
 
                     self._watchers.append(SuccessiveHalving(
-                        self._trial, self.epochs, es.min_epochs, es.reduction_factor))
+                        self._trial, self.epochs, es.min_epochs, es.reduction_factor,
+                        es.brackets))
                     return self._watchers
                 from ecotune.rules import EnergyAwareStopper
 

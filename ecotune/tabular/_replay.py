@@ -53,7 +53,7 @@ class Method:
     stopping: str = "none"
     n_trials: int | None = None  # trials per run; None: replay's n_trials
     #: Settings replacing the spec's ``[early_stopping]`` ones (``min_epochs``, ``margin``,
-    #: ``reduction_factor``, ``on_stop``).
+    #: ``reduction_factor``, ``brackets``, ``on_stop``).
     early_stopping: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -184,7 +184,7 @@ class TableObjective:
             from ecotune.rules import SuccessiveHalving
 
             watch = SuccessiveHalving(trial, planned, settings.min_epochs,
-                                      settings.reduction_factor)
+                                      settings.reduction_factor, settings.brackets)
         for e, acc, j, s in zip(record.epochs.tolist(), record.val_accuracy.tolist(),
                                 record.energy_j.tolist(), record.elapsed_s.tolist()):
             try:
@@ -271,7 +271,10 @@ def check_fits(table: RecordedTable, spec: StudySpec) -> None:
 
 
 def _with_stopping(spec: StudySpec, method: Method) -> StudySpec:
-    return spec.with_settings(early_stopping=method.early_stopping)
+    settings = dict(method.early_stopping)
+    if method.stopping != "none":  # the section then says which rule, as live
+        settings.setdefault("method", method.stopping)
+    return spec.with_settings(early_stopping=settings)
 
 
 def replay(table: RecordedTable, spec: StudySpec | Mapping[str, Any] | str,
