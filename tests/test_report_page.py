@@ -12,6 +12,7 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
 from ecotune.report import NothingToReport, ReportError, check_reportable, write_report
@@ -186,6 +187,37 @@ def test_a_study_without_an_energy_objective_to_minimise_is_refused(
     with pytest.raises(ReportError, match=re.escape(message)):
         write_report(study, tmp_path / "r", png=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_png_export_the_browser_fails_once_is_retried_with_a_fresh_one(
+        tmp_path: Path, monkeypatch) -> None:
+    """kaleido's race on a loaded machine (its tab called before its script loaded)
+    closes the browser; the export starts a fresh one and writes the PNG."""
+    import kaleido
+
+    from ecotune.report import png_export_available, write_pngs
+
+    if not png_export_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must install Chromium for PNG export (.ci/setup does)")
+        pytest.skip("no Chromium for kaleido (CI installs it)")
+    real, calls = kaleido.write_fig_from_object_sync, []
+
+    def fails_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("ReferenceError: kaleido_scopes is not defined")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kaleido, "write_fig_from_object_sync", fails_once)
+    figure = go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))
+    write_pngs({tmp_path / "f.png": figure})
+    assert len(calls) == 2
+    assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setattr(kaleido, "write_fig_from_object_sync",
+                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("still broken")))
+    with pytest.raises(RuntimeError, match="still broken"):  # twice: the error shows
+        write_pngs({tmp_path / "g.png": figure})
 
 
 def test_pngs_with_a_real_browser(tmp_path: Path) -> None:

@@ -70,8 +70,19 @@ def write_pngs(figures: Mapping[Path, go.Figure]) -> None:
         return
     import kaleido
 
-    start_browser()
-    with warnings.catch_warnings():
-        # The sync server ignores per-call browser options; nothing to warn about.
-        warnings.filterwarnings("ignore", message="The kopts argument is ignored")
-        kaleido.write_fig_from_object_sync(png_specs(figures), cancel_on_error=True)
+    specs = png_specs(figures)
+    for attempt in (1, 2):
+        start_browser()
+        try:
+            with warnings.catch_warnings():
+                # The sync server ignores per-call browser options; nothing to warn about.
+                warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+                kaleido.write_fig_from_object_sync(specs, cancel_on_error=True)
+            return
+        except Exception:
+            # On a loaded machine kaleido can call into its tab before the tab's own
+            # script has loaded ("kaleido_scopes is not defined"), which closes the
+            # browser: once more with a fresh one before giving up.
+            kaleido.stop_sync_server(silence_warnings=True)
+            if attempt == 2:
+                raise
