@@ -47,6 +47,15 @@ def _in_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         fake_nvml.used = False
 
 
+def require_component(available: bool, what: str) -> None:
+    """A test that needs a real component (a browser, a package, a data set): skipped
+    where it is missing, but under ``CI=true`` a failure, since CI's set-up installs it."""
+    if not available:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must install {what} (.ci/setup does)")
+        pytest.skip(f"{what} is not installed (CI installs it)")
+
+
 def has_energy_counters() -> bool:
     """Whether this machine has RAPL or NVML counters (tests assert behaviour on both)."""
     from ecotune.energy import meter_status

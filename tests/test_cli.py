@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pandas as pd
 import pytest
 import tomllib
 
-from tests.conftest import run_cli
+from tests.conftest import require_component, run_cli
 
 STUDY = """
 [study]
@@ -147,10 +146,7 @@ def test_report_command(tmp_path: Path, study_file: Path) -> None:
 def test_png_export_with_a_real_browser(tmp_path: Path, study_file: Path) -> None:
     from ecotune.report import png_export_available
 
-    if not png_export_available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must install Chromium for PNG export (.ci/setup does)")
-        pytest.skip("no Chromium for kaleido (CI installs it)")
+    require_component(png_export_available(), "Chromium for PNG export")
     assert run_cli("run", str(study_file), cwd=tmp_path).returncode == 0
     png = tmp_path / "ecotune-report" / "cli" / "pareto.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

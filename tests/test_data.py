@@ -3,7 +3,6 @@ Fashion-MNIST from Debian's dataset-fashion-mnist package."""
 
 from __future__ import annotations
 
-import os
 import pickle
 import struct
 from pathlib import Path
@@ -14,6 +13,7 @@ from PIL import Image
 
 from ecotune.data import DataNotFoundError, load_data
 from ecotune.data._vision import DEBIAN_FASHION_MNIST, read_idx
+from tests.conftest import require_component
 
 RNG = np.random.default_rng(0)
 
@@ -108,10 +108,8 @@ def test_train_samples_keeps_a_fixed_subset(tmp_path: Path) -> None:
 
 
 def test_real_fashion_mnist_from_the_debian_package(tmp_path: Path) -> None:
-    if not (DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must install Debian's dataset-fashion-mnist (.ci/setup does)")
-        pytest.skip("dataset-fashion-mnist is not installed")
+    require_component((DEBIAN_FASHION_MNIST / "train-images-idx3-ubyte.gz").is_file(),
+                      "Debian's dataset-fashion-mnist")
     splits = load_data("fashion_mnist", root=str(tmp_path))
     assert splits.sizes() == {"train": 54000, "val": 6000, "test": 10000}
     assert (tmp_path / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte").is_file()

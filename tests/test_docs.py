@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 import tomllib
 
 from ecotune import load_spec
+from tests.conftest import require_component
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 BLOCKS = [(path.name, i, block)
@@ -42,10 +42,9 @@ PYTHON_BLOCKS = [(path.name, i, block)
 def test_python_examples_in_the_docs_run(page: str, index: int, block: str,
                                          tmp_path: Path) -> None:
     """Every ```python block of those pages is a complete program that runs as written."""
-    if "from transformers import" in block and importlib.util.find_spec("transformers") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must install transformers and accelerate (.ci/setup does)")
-        pytest.skip("transformers is not installed (CI installs it)")
+    if "from transformers import" in block:
+        require_component(importlib.util.find_spec("transformers") is not None,
+                          "transformers and accelerate")
     out = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

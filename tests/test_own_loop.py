@@ -4,7 +4,7 @@ and a PyTorch Lightning callback."""
 
 from __future__ import annotations
 
-import os
+import importlib.util
 import warnings
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import ecotune
 from ecotune.data import load_data
 from ecotune.energy import Measurement, Meter
 from ecotune.report import learning_curves
+from tests.conftest import require_component
 
 EPOCHS = 8
 
@@ -196,12 +197,10 @@ def test_objectives_returned_in_the_wrong_order_are_warned_about() -> None:
 
 
 def test_lightning_callback_reports_and_stops_a_real_trainer(tmp_path: Path) -> None:
-    try:
-        import pytorch_lightning as pl
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must install pytorch_lightning (.ci/setup does)")
-        pytest.skip("pytorch_lightning is not installed (CI installs it)")
+    require_component(importlib.util.find_spec("pytorch_lightning") is not None,
+                      "pytorch_lightning")
+    import pytorch_lightning as pl
+
     from ecotune.integration import EnergyCallback
 
     data = load_data("digits")

@@ -4,6 +4,7 @@ clocks set between the windows' events), never by sleeping."""
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import threading
 import time
@@ -24,6 +25,7 @@ from ecotune.energy import (
     get_meter,
 )
 from tests import fake_nvml
+from tests.conftest import require_component
 from tests.test_meters import FakeRapl
 
 
@@ -473,14 +475,9 @@ def test_builtin_trainer_trials_at_once_share_the_one_gpu(
 
 
 def test_lightning_callback_trials_at_once_each_charged_once(tmp_path: Path) -> None:
-    try:
-        import pytorch_lightning as pl
-    except ImportError:
-        import os
-
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must install pytorch_lightning (.ci/setup does)")
-        pytest.skip("pytorch_lightning is not installed (CI installs it)")
+    require_component(importlib.util.find_spec("pytorch_lightning") is not None,
+                      "pytorch_lightning")
+    import pytorch_lightning as pl
     import torch
     from torch import nn
 

@@ -5,7 +5,6 @@ drawn by a real Chromium."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import struct
 from pathlib import Path
@@ -16,6 +15,7 @@ import plotly.graph_objects as go
 import pytest
 
 from ecotune.report import NothingToReport, ReportError, check_reportable, write_report
+from tests.conftest import require_component
 
 State = optuna.trial.TrialState
 
@@ -197,10 +197,7 @@ def test_a_png_export_the_browser_fails_once_is_retried_with_a_fresh_one(
 
     from ecotune.report import png_export_available, write_pngs
 
-    if not png_export_available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must install Chromium for PNG export (.ci/setup does)")
-        pytest.skip("no Chromium for kaleido (CI installs it)")
+    require_component(png_export_available(), "Chromium for PNG export")
     real, calls = kaleido.write_fig_from_object_sync, []
 
     def fails_once(*args, **kwargs):
@@ -223,10 +220,7 @@ def test_a_png_export_the_browser_fails_once_is_retried_with_a_fresh_one(
 def test_pngs_with_a_real_browser(tmp_path: Path) -> None:
     from ecotune.report import png_export_available
 
-    if not png_export_available():
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must install Chromium for PNG export (.ci/setup does)")
-        pytest.skip("no Chromium for kaleido (CI installs it)")
+    require_component(png_export_available(), "Chromium for PNG export")
     study = _ecotune_like_study([2.0, 3.0, 9.0, 5.0])
     paths = write_report(study, tmp_path / "r", png=True, dashboard=False)
     sizes = {}

@@ -9,6 +9,7 @@ bundled digits; the meter is a deterministic one, so each evaluation costs known
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import types
 from pathlib import Path
@@ -21,49 +22,20 @@ from torch import nn
 
 import ecotune
 from ecotune.data import load_data
-from ecotune.energy import Measurement, Meter
+from tests.conftest import require_component
+from tests.test_own_loop import StepMeter
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-class StepMeter(Meter):
-    """Every read costs ``step_j`` joules more than the last: each evaluation (one lap)
-    costs exactly that."""
-
-    name = "step"
-    devices = ("cpu",)
-
-    def __init__(self, step_j: float = 1.0) -> None:
-        super().__init__()
-        self.step_j = step_j
-
-    def _start(self) -> None:
-        self._reads = 0
-
-    def _reading(self) -> Measurement:
-        energy_j = self._reads * self.step_j
-        return Measurement(float(self._reads), energy_j, energy_j, None, None, None,
-                           self.name, True)
-
-    def _lap(self, exact: bool = False) -> Measurement:
-        self._reads += 1
-        return self._reading()
-
-    def _stop(self) -> Measurement:
-        return self._reading()
 
 
 @pytest.fixture(scope="module")
 def hf():
     """transformers, a tiny digits classifier built from its config, and the data (one
     import per module: importing transformers takes seconds)."""
-    try:
-        import transformers
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must install transformers and accelerate (.ci/setup does)")
-        pytest.skip("transformers is not installed (CI installs it)")
+    require_component(importlib.util.find_spec("transformers") is not None,
+                      "transformers and accelerate")
+    import transformers
     from transformers.modeling_outputs import SequenceClassifierOutput
 
     torch.set_num_threads(1)
