@@ -20,7 +20,8 @@ it against grid counting and a from-scratch oracle.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 import numpy as np
@@ -179,6 +180,11 @@ class ParetoFront:
 
     def add(self, point: Sequence[float] | np.ndarray) -> bool:
         """Offer ``point`` (one value per objective); True if it joined the front."""
+        if self._stairs is not None:
+            costs2 = self._costs2(point)
+            if costs2 is not None:  # two plain numbers: no numpy on the way (per trial in
+                x, y = costs2      # a replay, where numpy's call overhead dominates)
+                return math.isfinite(x) and math.isfinite(y) and self._stairs.add(x, y)
         values = np.asarray(point, dtype=float).reshape(-1)
         if values.shape != (len(self.maximize),):
             raise ValueError(f"a point needs {len(self.maximize)} values (got {list(point)})")
@@ -195,6 +201,49 @@ class ParetoFront:
             inside = self._costs[(self._costs < self._ref).all(axis=1)]
             self._volume = _volume(inside, self._ref)
         return True
+
+    def _costs2(self, point: Sequence[float] | np.ndarray) -> tuple[float, float] | None:
+        """A two-objective point as minimisation costs, in plain floats; None where it is
+        not a list or tuple of two numbers (the numpy path then reads it, or says what is
+        wrong)."""
+        if not isinstance(point, (list, tuple)) or len(point) != 2:
+            return None
+        try:
+            a, b = float(point[0]), float(point[1])
+        except (TypeError, ValueError):
+            return None
+        return (-a if self.maximize[0] else a), (-b if self.maximize[1] else b)
+
+    def dominates(self, point: Sequence[float] | np.ndarray) -> bool:
+        """Whether a point of the front dominates ``point`` (is as good in every objective
+        and better in one); an equal point does not, nor does anything dominate a point
+        with a NaN. The same answer as :func:`~ecotune.pareto.dominated` against
+        :attr:`points`, in O(log n) for two objectives.
+
+        Example:
+            >>> front = ParetoFront([True, False])
+            >>> _ = front.add([0.9, 5.0])
+            >>> front.dominates([0.8, 6.0]), front.dominates([0.9, 5.0])
+            (True, False)
+        """
+        costs2 = self._costs2(point) if self._stairs is not None else None
+        if costs2 is None:
+            values = np.asarray(point, dtype=float).reshape(-1)
+            if values.shape != (len(self.maximize),):
+                raise ValueError(f"a point needs {len(self.maximize)} values "
+                                 f"(got {list(point)})")
+            costs = to_costs(values, self.maximize)
+            if self._stairs is None:
+                front = self._costs
+                return bool(((front <= costs).all(axis=1)
+                             & (front < costs).any(axis=1)).any())
+            costs2 = float(costs[0]), float(costs[1])
+        x, y = costs2
+        if x != x or y != y:  # NaN: no comparison holds
+            return False
+        xs, ys = self._stairs.xs, self._stairs.ys  # xs ascending, ys descending
+        i = bisect_right(xs, x)  # xs[:i] <= x, and of those ys[i - 1] is the least
+        return i > 0 and (ys[i - 1] < y or (ys[i - 1] == y and xs[i - 1] < x))
 
     @property
     def hypervolume(self) -> float:

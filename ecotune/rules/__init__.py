@@ -16,6 +16,7 @@ _EXPORTS = {
     "predict_final": "ecotune.rules._early_stopping",
     "EnergyAwareStopper": "ecotune.rules._early_stopping",
     "study_front": "ecotune.rules._early_stopping",
+    "study_dominates": "ecotune.rules._early_stopping",
     "FREEZE_ENERGY_MULTIPLIER": "ecotune.rules._early_stopping",
     "LOW_PRECISION_ENERGY_MULTIPLIER": "ecotune.rules._early_stopping",
     "SuccessiveHalving": "ecotune.rules._successive_halving",
@@ -45,6 +46,7 @@ __all__ = [
     "search_energy_j",
     "store_rules",
     "stored_rules",
+    "study_dominates",
     "study_energy_j",
     "study_front",
 ]
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
         EnergyAwareStopper,
         Prediction,
         predict_final,
+        study_dominates,
         study_front,
     )
     from ecotune.rules._stored import store_rules, stored_rules

@@ -43,7 +43,7 @@ from ecotune.pareto import ParetoFront, is_feasible
 from ecotune.storage import TrialCursor
 
 __all__ = ["Prediction", "predict_final", "EnergyAwareStopper", "study_front",
-           "FREEZE_ENERGY_MULTIPLIER", "LOW_PRECISION_ENERGY_MULTIPLIER"]
+           "study_dominates", "FREEZE_ENERGY_MULTIPLIER", "LOW_PRECISION_ENERGY_MULTIPLIER"]
 
 FREEZE_ENERGY_MULTIPLIER = 0.77
 LOW_PRECISION_ENERGY_MULTIPLIER = 0.93
@@ -202,11 +202,22 @@ class _StudyFront:
         self._front = ParetoFront(maximize)
         self._columns = list(columns)
 
-    def update(self) -> np.ndarray:
+    def update(self) -> ParetoFront:
         for t in self._cursor.poll():
             if t.state == optuna.trial.TrialState.COMPLETE and is_feasible(t):
                 self._front.add([t.values[i] for i in self._columns])
-        return self._front.points
+        return self._front
+
+
+def _updated_front(study: optuna.Study, columns: Sequence[int],
+                   maximize: Sequence[bool]) -> ParetoFront:
+    """The study's kept front, brought up to date; the caller holds ``_FRONTS_LOCK``
+    while it reads it (another thread's update changes it in place)."""
+    key = (tuple(columns), tuple(bool(m) for m in maximize))
+    fronts = _FRONTS.setdefault(study, {})
+    if key not in fronts:
+        fronts[key] = _StudyFront(study, *key)
+    return fronts[key].update()
 
 
 def study_front(study: optuna.Study, columns: Sequence[int],
@@ -217,12 +228,26 @@ def study_front(study: optuna.Study, columns: Sequence[int],
     Kept per study object and process, each call adding only the trials that finished
     since the last: the same cost at 10,000 stored trials as at 100.
     """
-    key = (tuple(columns), tuple(bool(m) for m in maximize))
     with _FRONTS_LOCK:
-        fronts = _FRONTS.setdefault(study, {})
-        if key not in fronts:
-            fronts[key] = _StudyFront(study, *key)
-        return fronts[key].update()
+        return _updated_front(study, columns, maximize).points
+
+
+def study_dominates(study: optuna.Study, point: Sequence[float],
+                    maximize: Sequence[bool]) -> bool:
+    """Whether a complete, feasible trial of ``study`` dominates ``point`` (one value per
+    objective, in the study's order): ``dominated(point, study_front(...))``, from the
+    same incrementally kept front, in O(log n) for two objectives (a replay asks it of
+    every trial).
+
+    Example:
+        >>> study = optuna.create_study(directions=["maximize", "minimize"])
+        >>> study.add_trial(optuna.trial.create_trial(values=[0.9, 5.0]))
+        >>> study_dominates(study, [0.8, 6.0], [True, False]), study_dominates(
+        ...     study, [0.9, 4.0], [True, False])
+        (True, False)
+    """
+    with _FRONTS_LOCK:
+        return _updated_front(study, range(len(point)), maximize).dominates(list(point))
 
 
 #: Fronts by study object, then by (objective indices, directions); workers in threads

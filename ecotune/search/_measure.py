@@ -41,8 +41,7 @@ from ecotune.devices import cuda_indices, device_info, resolve_device, synchroni
 from ecotune.energy import Measurement, Meter, MeterWindow, co2_g_for, get_meter
 from ecotune.epochs import EpochRecord, StopTraining, notify
 from ecotune.execution import record_failure
-from ecotune.pareto import dominated
-from ecotune.rules import TrialEnergyBudget, stored_rules, study_energy_j, study_front
+from ecotune.rules import TrialEnergyBudget, stored_rules, study_dominates, study_energy_j
 from ecotune.spec import TrialRules, load_rules
 from ecotune.storage import set_user_attrs
 
@@ -265,7 +264,7 @@ class MeasurementWindow:
         :meth:`record_model` ``inference_energy``, and ``inference_energy_measured_j``
         once measured). Inside the block the energy so far is
         a meter reading (:meth:`energy_so_far_j`). One storage read per call, of the
-        trials finished since the last (:func:`ecotune.rules.study_front`).
+        trials finished since the last (:func:`ecotune.rules.study_dominates`).
         """
         if self.stop_reason is not None:
             return False
@@ -283,8 +282,7 @@ class MeasurementWindow:
         if any(value is None for value in point):
             return True
         maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
-        return not dominated(point, study_front(study, range(len(objectives)), maximize),
-                             maximize)
+        return not study_dominates(study, point, maximize)
 
     def _figure(self, name: str, accuracy: float | None, energy_j: float) -> float | None:
         """The trial's value of objective ``name`` as far as the window knows it."""

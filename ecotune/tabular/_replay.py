@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,8 +31,8 @@ import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
 from ecotune.names import ATTR_ENERGY, ATTR_EVALUATION_ENERGY, ATTR_REPLAY_STOPPED
-from ecotune.pareto import dominated, hypervolume_history
-from ecotune.rules import search_energy_j, study_front
+from ecotune.pareto import hypervolume_history
+from ecotune.rules import search_energy_j, study_dominates
 from ecotune.search import suggest_knobs
 from ecotune.spec import CategoricalParam, IntParam, StudySpec, load_spec
 from ecotune.tabular._pareto import table_reference
@@ -105,16 +106,38 @@ class _Snap:
             self.cells = [cells[i] for i in np.argsort(values)]
             values = np.sort(values)
             self.log = bool(param.log) and bool((values > 0).all())
-            self.positions = np.log(values) if self.log else values
+            # Plain floats, searched by bisection: a few numpy calls per knob and trial
+            # were most of what a replayed random-search trial cost beyond Optuna's own.
+            self.positions = (np.log(values) if self.log else values).tolist()
+        # The cells that are how the table writes their own value: a value equal to one
+        # of those is written as that very cell, so it is found without writing it.
+        self.exact = {v: c for c, v in self.value_of.items()
+                      if self.numeric and cell(v) == c}
 
     def __call__(self, value: Any) -> str:
+        if value in self.exact:
+            return self.exact[value]
         text = cell(value)
         if text in self.by_cell or not self.numeric:
             if text not in self.by_cell:
                 raise TableError(f"knob {self.name}: value {value!r} is not in the table")
             return text
         x = math.log(value) if self.log else float(value)
-        return self.cells[int(np.argmin(np.abs(self.positions - x)))]
+        return self.cells[_nearest(self.positions, x)]
+
+
+def _nearest(positions: list[float], x: float) -> int:
+    """The index of the position nearest ``x`` in the ascending ``positions``, the first
+    of equals: ``argmin(abs(positions - x))`` (0 where ``x`` is not finite), by
+    bisection."""
+    if not math.isfinite(x):
+        return 0  # every distance is inf or NaN, and argmin answers the first
+    i = bisect_left(positions, x)
+    if i == len(positions) or (i > 0 and x - positions[i - 1] <= positions[i] - x):
+        i -= 1  # the left neighbour is as near (a tie goes to the first)
+    while i > 0 and positions[i - 1] == positions[i]:
+        i -= 1
+    return i
 
 
 class TableObjective:
@@ -149,6 +172,7 @@ class TableObjective:
                 if c not in cells[k]:
                     cells[k].append(c)
         self.snaps = [_Snap(k, spec.search_space[k], cells[k]) for k in table.knobs]
+        self._finals: dict[int, tuple[float, ...]] = {}  # by id() of a record of the table
 
     def lookup(self, knobs: Mapping[str, Any]) -> ConfigRecord:
         """The table's record for ``knobs`` (each value snapped to the nearest grid value).
@@ -199,37 +223,53 @@ class TableObjective:
             trial.set_user_attr(ATTR_ENERGY, record.final_energy_j)
             raise RuntimeError("the recorded trial failed")
         stopped = None if self.stopping == "none" else self._stop_epoch(trial, record)
+        if stopped is None:  # trained to the end: the record's own figures
+            result = self._final_values(record)
+            trial.set_user_attr(ATTR_ENERGY, record.final_energy_j)
+            if self._evaluates(trial, result):
+                trial.set_user_attr(ATTR_EVALUATION_ENERGY, record.evaluation_energy_j)
+            return result
+        # Stopped after epoch ``stopped``: its figures there; never test-evaluated.
+        values = self._values(record)
+        i = stopped - 1
+        values["accuracy"] = float(record.val_accuracy[i])
+        values["energy_j"] = float(record.energy_j[i]) + record.tail_energy_j
+        if "duration_s" in values:
+            values["duration_s"] -= float(record.elapsed_s[-1] - record.elapsed_s[i])
+        trial.set_user_attr(ATTR_ENERGY, values["energy_j"])
+        trial.set_user_attr(ATTR_REPLAY_STOPPED, stopped)
+        if self.spec.early_stopping.on_stop == "prune":
+            raise optuna.TrialPruned(f"stopped after epoch {stopped}")
+        return tuple(values[name] for name in self.spec.study.objectives)
+
+    def _values(self, record: ConfigRecord) -> dict[str, float]:
+        """The record's final figures, by objective name."""
         finals = record.finals
         values = {name: float(finals[column]) for name, column in OBJECTIVE_COLUMNS.items()
                   if column in finals and finals[column] is not None}
         values["accuracy"] = float(finals["accuracy"])
         values["energy_j"] = record.final_energy_j
-        if stopped is not None:
-            i = stopped - 1
-            values["accuracy"] = float(record.val_accuracy[i])
-            values["energy_j"] = float(record.energy_j[i]) + record.tail_energy_j
-            if "duration_s" in values:
-                values["duration_s"] -= float(record.elapsed_s[-1] - record.elapsed_s[i])
-        trial.set_user_attr(ATTR_ENERGY, values["energy_j"])
-        if stopped is not None:
-            trial.set_user_attr(ATTR_REPLAY_STOPPED, stopped)
-            if self.spec.early_stopping.on_stop == "prune":
-                raise optuna.TrialPruned(f"stopped after epoch {stopped}")
-        result = tuple(values[name] for name in self.spec.study.objectives)
-        if stopped is None and self._evaluates(trial, result):
-            trial.set_user_attr(ATTR_EVALUATION_ENERGY, record.evaluation_energy_j)
-        return result
+        return values
+
+    def _final_values(self, record: ConfigRecord) -> tuple[float, ...]:
+        """What a trial that trains ``record`` to the end returns; worked out once per
+        configuration, not per trial."""
+        key = id(record)
+        if key not in self._finals:
+            values = self._values(record)
+            self._finals[key] = tuple(values[name] for name in self.spec.study.objectives)
+        return self._finals[key]
 
     def _evaluates(self, trial: optuna.Trial, values: tuple[float, ...]) -> bool:
         """Whether the live trial would have evaluated the test split (a trial that
-        trained to the end; ``[training] test_evaluation``)."""
+        trained to the end; ``[training] test_evaluation``): with ``"front"``, whether no
+        complete, feasible trial of the study dominates it."""
         setting = self.spec.training.test_evaluation
         if setting != "front":
             return setting == "all"
         study = trial.study
         maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
-        return not dominated(values, study_front(study, range(len(values)), maximize),
-                             maximize)
+        return not study_dominates(study, values, maximize)
 
 
 def _history(study: optuna.Study, reference: Sequence[float], reference_hv: float,
