@@ -3,7 +3,8 @@ energy it took to reach a level (pure numpy).
 
 One definition for a study's report, ``compare`` and the replay of a recorded table: the
 front of the complete, feasible trials so far (:func:`~ecotune.pareto.is_feasible`),
-kept up to date trial by trial (:class:`~ecotune.pareto.ParetoFront`).
+kept up to date trial by trial (:class:`~ecotune.pareto.ParetoFront`), at once
+(:func:`hypervolume_history`) or as the trials come (:class:`HypervolumeHistory`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,38 @@ from numpy.typing import ArrayLike
 from ecotune.pareto._feasible import is_feasible
 from ecotune.pareto._hypervolume import ParetoFront
 
-__all__ = ["hypervolume_history", "energy_to_reach", "REACH_TOLERANCE"]
+__all__ = ["HypervolumeHistory", "hypervolume_history", "energy_to_reach", "REACH_TOLERANCE"]
 
 #: A hypervolume within this share of its target (1e-12 absolute below 1) has reached it:
 #: rounding noise, e.g. a run whose front is the reference front reaching 100 %, is no miss.
 REACH_TOLERANCE = 1e-12
+
+
+class HypervolumeHistory:
+    """:func:`hypervolume_history` kept trial by trial: :meth:`add` each trial in order
+    and it answers the hypervolume so far; :attr:`front` is the front of the complete,
+    feasible trials added (for a replay's "is this trial on the front as it finishes").
+
+    Example:
+        >>> import optuna
+        >>> history = HypervolumeHistory([True, False], reference=[0.0, 10.0])
+        >>> history.add(optuna.trial.create_trial(values=[0.5, 4.0]))
+        3.0
+        >>> history.front.dominates([0.4, 5.0]), history.front.dominates([0.8, 6.0])
+        (True, False)
+    """
+
+    def __init__(self, maximize: Sequence[bool],
+                 reference: Sequence[float] | np.ndarray) -> None:
+        self.front = ParetoFront(maximize, reference)
+        self.volume = 0.0
+
+    def add(self, trial: optuna.trial.FrozenTrial) -> float:
+        """Count ``trial`` (if complete and feasible); the hypervolume after it."""
+        if trial.state == optuna.trial.TrialState.COMPLETE and is_feasible(trial) \
+                and self.front.add(trial.values):
+            self.volume = self.front.hypervolume
+        return self.volume
 
 
 def hypervolume_history(trials: Iterable[optuna.trial.FrozenTrial], maximize: Sequence[bool],
@@ -42,14 +70,8 @@ def hypervolume_history(trials: Iterable[optuna.trial.FrozenTrial], maximize: Se
         >>> hypervolume_history(trials, [True, False], reference=[0.0, 10.0]).tolist()
         [3.0, 3.0, 3.0, 4.2]
     """
-    front = ParetoFront(maximize, reference)
-    volumes, volume = [], 0.0
-    for t in trials:
-        if t.state == optuna.trial.TrialState.COMPLETE and is_feasible(t) \
-                and front.add(t.values):
-            volume = front.hypervolume
-        volumes.append(volume)
-    return np.asarray(volumes, dtype=float)
+    history = HypervolumeHistory(maximize, reference)
+    return np.asarray([history.add(t) for t in trials], dtype=float)
 
 
 def energy_to_reach(cumulative_energy_j: ArrayLike, hypervolumes: ArrayLike,

@@ -21,17 +21,18 @@ from __future__ import annotations
 import json
 import math
 import time
+import weakref
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
 from ecotune.names import ATTR_ENERGY, ATTR_EVALUATION_ENERGY, ATTR_REPLAY_STOPPED
-from ecotune.pareto import hypervolume_history
+from ecotune.pareto import HypervolumeHistory
 from ecotune.rules import search_energy_j, study_dominates
 from ecotune.search import suggest_knobs
 from ecotune.spec import CategoricalParam, IntParam, StudySpec, load_spec
@@ -84,6 +85,9 @@ class ReplayRun:
     states: list[str]
     wall_s: float
     values: list[tuple[float, ...] | None] = field(default_factory=list)
+    #: CPU time of this process over the same span as ``wall_s`` (what a shared machine's
+    #: other work inflates least); NaN where not measured.
+    cpu_s: float = math.nan
 
     @property
     def cumulative_energy_j(self) -> np.ndarray:
@@ -117,11 +121,13 @@ class _Snap:
     def __call__(self, value: Any) -> str:
         if value in self.exact:
             return self.exact[value]
-        text = cell(value)
-        if text in self.by_cell or not self.numeric:
+        if not self.numeric:
+            text = cell(value)
             if text not in self.by_cell:
                 raise TableError(f"knob {self.name}: value {value!r} is not in the table")
             return text
+        # A number whose text is a cell's is that cell's value, so in ``exact``: what is
+        # left is read as the nearest grid value.
         x = math.log(value) if self.log else float(value)
         return self.cells[_nearest(self.positions, x)]
 
@@ -149,7 +155,8 @@ class TableObjective:
         stopping: ``"none"``, ``"predict"`` or ``"successive_halving"``.
     """
 
-    def __init__(self, table: RecordedTable, spec: StudySpec, stopping: str = "none") -> None:
+    def __init__(self, table: RecordedTable, spec: StudySpec, stopping: str = "none", *,
+                 defer_accounting: bool = False) -> None:
         self.table, self.spec, self.stopping = table, spec, stopping
         if stopping not in ("none", "predict", "successive_halving"):
             raise ValueError(f"unknown stopping {stopping!r}; expected none, predict or "
@@ -173,6 +180,8 @@ class TableObjective:
                     cells[k].append(c)
         self.snaps = [_Snap(k, spec.search_space[k], cells[k]) for k in table.knobs]
         self._finals: dict[int, tuple[float, ...]] = {}  # by id() of a record of the table
+        self._deferred: weakref.WeakKeyDictionary[optuna.Study, dict[int, Deferred]] | None = (
+            weakref.WeakKeyDictionary() if defer_accounting else None)
 
     def lookup(self, knobs: Mapping[str, Any]) -> ConfigRecord:
         """The table's record for ``knobs`` (each value snapped to the nearest grid value).
@@ -225,6 +234,10 @@ class TableObjective:
         stopped = None if self.stopping == "none" else self._stop_epoch(trial, record)
         if stopped is None:  # trained to the end: the record's own figures
             result = self._final_values(record)
+            if self._deferred is not None:  # the caller does the accounting, in order
+                self._deferred.setdefault(trial.study, {})[trial.number] = Deferred(
+                    result, record.final_energy_j, record.evaluation_energy_j)
+                return result
             trial.set_user_attr(ATTR_ENERGY, record.final_energy_j)
             if self._evaluates(trial, result):
                 trial.set_user_attr(ATTR_EVALUATION_ENERGY, record.evaluation_energy_j)
@@ -260,6 +273,17 @@ class TableObjective:
             self._finals[key] = tuple(values[name] for name in self.spec.study.objectives)
         return self._finals[key]
 
+    def deferred(self, study: optuna.Study) -> dict[int, Deferred]:
+        """With ``defer_accounting``, the trials of ``study`` that trained to the end, by
+        number, whose energy attributes and test-evaluation decision the objective left
+        to its caller (forgotten here once read): it writes nothing to such a trial.
+        The caller (the replay's :func:`_history`) decides them in trial order against
+        the front of the trials before, where the objective would have asked the study
+        for the trials finished so far: the same trials where the study runs one trial at
+        a time, as a replay's does, without two attribute writes and a storage read per
+        trial."""
+        return self._deferred.pop(study, {}) if self._deferred is not None else {}
+
     def _evaluates(self, trial: optuna.Trial, values: tuple[float, ...]) -> bool:
         """Whether the live trial would have evaluated the test split (a trial that
         trained to the end; ``[training] test_evaluation``): with ``"front"``, whether no
@@ -272,15 +296,41 @@ class TableObjective:
         return not study_dominates(study, values, maximize)
 
 
+class Deferred(NamedTuple):
+    """A trial that trained to the end, as :meth:`TableObjective.deferred` leaves it."""
+
+    values: tuple[float, ...]  # what the objective returned
+    energy_j: float  # the recorded training energy (the ``energy_j`` attribute live)
+    evaluation_energy_j: float  # the recorded test evaluation's, paid where evaluated
+
+
 def _history(study: optuna.Study, reference: Sequence[float], reference_hv: float,
-             maximize: Sequence[bool]) -> tuple[np.ndarray, np.ndarray, list[str], list]:
-    """Per trial (by number): its search energy, the hypervolume ratio of the complete, feasible
-    trials so far (:func:`ecotune.pareto.hypervolume_history`), its state and values."""
+             maximize: Sequence[bool], deferred: Mapping[int, Deferred],
+             test_evaluation: str) -> tuple[np.ndarray, np.ndarray, list[str], list]:
+    """Per trial (by number): its search energy, the hypervolume ratio of the complete,
+    feasible trials so far (:class:`ecotune.pareto.HypervolumeHistory`, what
+    :func:`~ecotune.pareto.hypervolume_history` computes), its state and values.
+
+    A trial in ``deferred`` pays its test evaluation as ``test_evaluation`` says: with
+    ``"front"`` where no complete, feasible trial before it dominates it."""
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    energies = np.array([search_energy_j(t) or 0.0 for t in trials])  # with test evaluation
-    volumes = hypervolume_history(trials, maximize, reference)
-    ratios = volumes / reference_hv if reference_hv > 0 else np.full(len(trials), math.nan)
-    return (energies, ratios, [t.state.name for t in trials],
+    history = HypervolumeHistory(maximize, reference)
+    energies, volumes = [], []
+    for t in trials:
+        waiting = deferred.get(t.number)
+        if waiting is None:  # failed, stopped, or not deferred: its attributes say
+            energies.append(search_energy_j(t) or 0.0)
+        else:
+            evaluated = test_evaluation == "all" or (
+                test_evaluation == "front" and not history.front.dominates(waiting.values))
+            # As search_energy_j adds the attributes the objective would have written.
+            energies.append((float(waiting.energy_j or 0.0)
+                             + float((waiting.evaluation_energy_j if evaluated else None)
+                                     or 0.0)) or 0.0)
+        volumes.append(history.add(t))
+    volume = np.asarray(volumes, dtype=float)
+    ratios = volume / reference_hv if reference_hv > 0 else np.full(len(trials), math.nan)
+    return (np.asarray(energies, dtype=float), ratios, [t.state.name for t in trials],
             [tuple(t.values) if t.values is not None else None for t in trials])
 
 
@@ -353,13 +403,14 @@ def replay(table: RecordedTable, spec: StudySpec | Mapping[str, Any] | str,
     check_fits(table, spec)
     reference, reference_hv, maximize = table_reference(table, spec.study.objectives)
     seed0 = spec.study.seed or 0
-    objectives = {m.label: TableObjective(table, _with_stopping(spec, m), m.stopping)
+    objectives = {m.label: TableObjective(table, _with_stopping(spec, m), m.stopping,
+                                          defer_accounting=True)
                   for m in methods}
     grid = spec.grid() if any(m.sampler == "grid" for m in methods) else None
     runs: dict[str, list[ReplayRun]] = {}
     for method in methods:
         for r in range(repeats):
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             with _quiet():
                 study = create_study(run_name(spec.study.name, method.label, r), storage=None,
                                      sampler=method.sampler, objectives=spec.study.objectives,
@@ -369,10 +420,13 @@ def replay(table: RecordedTable, spec: StudySpec | Mapping[str, Any] | str,
                 study.optimize(objectives[method.label],
                                n_trials=method.n_trials or n_trials,
                                catch=(RuntimeError,))
-            energy, ratio, states, values = _history(study, reference, reference_hv,
-                                                     maximize)
+            objective = objectives[method.label]
+            energy, ratio, states, values = _history(
+                study, reference, reference_hv, maximize, objective.deferred(study),
+                objective.spec.training.test_evaluation)
             run = ReplayRun(method.label, seed0 + r, energy, ratio, states,
-                            time.perf_counter() - started, values)
+                            time.perf_counter() - started, values,
+                            time.process_time() - started_cpu)
             runs.setdefault(method.label, []).append(run)
             if on_run is not None:
                 on_run(run)
