@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import random
 
 import numpy as np
@@ -169,3 +170,37 @@ def test_dominated_at_its_edges() -> None:
     assert dominated([0.9, 5.0], [[0.95, 5.0]], maximize)
     assert not dominated([0.9, 5.0], [[0.95, 6.0], [0.8, 1.0]], maximize)
     assert not dominated([0.9, 5.0], [], maximize)
+
+
+@pytest.mark.parametrize("maximize", [[True, False], [False, False], [True, False, True]])
+def test_a_fronts_dominates_answers_as_dominated_against_its_points(maximize) -> None:
+    # Coarse values, so that ties in one objective and equal points are common; a NaN
+    # is dominated by nothing, an infinity by any finite point as good elsewhere.
+    rng = np.random.default_rng(3)
+    m = len(maximize)
+    for _ in range(30):
+        front = ParetoFront(maximize, reference=[10.0 if not mx else 0.0 for mx in maximize])
+        for _ in range(12):
+            front.add(rng.integers(0, 6, m).astype(float).tolist())
+        probes = [rng.integers(0, 6, m).astype(float).tolist() for _ in range(40)]
+        probes += [[math.nan] + [1.0] * (m - 1), [math.inf] * m, [-math.inf] + [3.0] * (m - 1)]
+        for probe in probes:
+            assert front.dominates(probe) == dominated(probe, front.points, maximize), probe
+            assert front.dominates(np.array(probe)) == front.dominates(probe)
+
+
+def test_study_dominates_reads_the_studys_complete_feasible_trials() -> None:
+    from ecotune.rules import study_dominates, study_front
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    maximize = [True, False]
+    assert not study_dominates(study, [0.1, 100.0], maximize)  # an empty study
+    study.add_trial(optuna.trial.create_trial(values=[0.9, 1.0], constraints={"b": 1.0}))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    assert not study_dominates(study, [0.1, 100.0], maximize)  # infeasible, failed: none
+    study.add_trial(optuna.trial.create_trial(values=[0.8, 5.0]))
+    for probe in ([0.7, 6.0], [0.8, 5.0], [0.8, 6.0], [0.85, 6.0], [0.7, 4.0]):
+        assert study_dominates(study, probe, maximize) == dominated(
+            probe, study_front(study, [0, 1], maximize), maximize)
+    assert study_dominates(study, [0.8, 6.0], maximize)
+    assert not study_dominates(study, [0.8, 5.0], maximize)  # equal

@@ -305,8 +305,9 @@ class Deferred(NamedTuple):
 
 
 def _history(study: optuna.Study, reference: Sequence[float], reference_hv: float,
-             maximize: Sequence[bool], deferred: Mapping[int, Deferred],
-             test_evaluation: str) -> tuple[np.ndarray, np.ndarray, list[str], list]:
+             maximize: Sequence[bool], deferred: Mapping[int, Deferred] | None = None,
+             test_evaluation: str = "front",
+             ) -> tuple[np.ndarray, np.ndarray, list[str], list]:
     """Per trial (by number): its search energy, the hypervolume ratio of the complete,
     feasible trials so far (:class:`ecotune.pareto.HypervolumeHistory`, what
     :func:`~ecotune.pareto.hypervolume_history` computes), its state and values.
@@ -314,6 +315,7 @@ def _history(study: optuna.Study, reference: Sequence[float], reference_hv: floa
     A trial in ``deferred`` pays its test evaluation as ``test_evaluation`` says: with
     ``"front"`` where no complete, feasible trial before it dominates it."""
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    deferred = deferred or {}
     history = HypervolumeHistory(maximize, reference)
     energies, volumes = [], []
     for t in trials:
