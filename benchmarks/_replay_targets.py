@@ -96,13 +96,15 @@ def _one(job: tuple) -> object:
     return replay(table, spec, [method], repeats=1)[method.label][0]
 
 
-def _bare_seconds(table, spec, method: Method) -> tuple[float, float]:
+def _bare_seconds(table, spec, method: Method) -> tuple[float, float, list]:
     """Seconds bare Optuna takes to run ``method``'s sampler, seed and trials on an
     objective that reads each configuration's objective values from a dictionary (each
-    sampled value read as the nearest grid value, as a tabular benchmark must): wall
-    time and this process's CPU time, over the same span as a replayed run's (the study
-    made, the trials run; the table's dictionary built before, as the replay's lookup
-    is)."""
+    sampled value read as the nearest grid value, in log space for a ``log`` knob, as
+    the replay reads it and as a tabular benchmark must): wall time and this process's
+    CPU time, over the same span as a replayed run's (the study made, the trials run;
+    the table's dictionary built before, as the replay's lookup is); and the trials'
+    values, which must be the replay's (the same sampling, not merely the same sampler).
+    """
     import optuna
 
     from ecotune.objectives import OBJECTIVES
@@ -116,11 +118,15 @@ def _bare_seconds(table, spec, method: Method) -> tuple[float, float]:
               for key, r in table.configs.items() if not r.failed}
     grids = [np.array(sorted({float(key[i]) for key in table.configs}))
              for i in range(len(table.knobs))]
+    logs = [bool(getattr(spec.search_space[k], "log", False)) and bool((g > 0).all())
+            for g, k in zip(grids, table.knobs)]
+    positions = [np.log(g) if log else g for g, log in zip(grids, logs)]
 
     def objective(trial):
         knobs = suggest_knobs(trial, spec)
-        key = tuple(float(g[np.abs(g - float(knobs[k])).argmin()])
-                    for g, k in zip(grids, table.knobs))
+        key = tuple(float(g[np.abs(p - (math.log(knobs[k]) if log else float(knobs[k])))
+                            .argmin()])
+                    for g, p, log, k in zip(grids, positions, logs, table.knobs))
         if key not in values:
             raise RuntimeError("a failed configuration")
         return values[key]
@@ -132,7 +138,9 @@ def _bare_seconds(table, spec, method: Method) -> tuple[float, float]:
         directions=[OBJECTIVES[o].direction for o in objectives],
         sampler=make_sampler(method.sampler, spec.study.seed, grid, dict(method.options)))
     study.optimize(objective, n_trials=method.n_trials, catch=(RuntimeError,))
-    return time.perf_counter() - started, time.process_time() - started_cpu
+    wall_s, cpu_s = time.perf_counter() - started, time.process_time() - started_cpu
+    return wall_s, cpu_s, [tuple(t.values) if t.values is not None else None
+                           for t in study.get_trials(deepcopy=False)]
 
 
 def run_all(table_path: Path, study_path: Path, chosen: list[Method], seeds: dict[str, int],
@@ -321,7 +329,7 @@ def print_cost(runs: dict, bare: dict) -> Cost:
           "each pair run back to back; CPU: this process's CPU time (what other work on a "
           "shared machine inflates least), wall: elapsed")
     print(f"{'sampler':>11} {'seeds':>5} {'replay CPU s':>12} {'bare CPU s':>10} {'added':>8}   "
-          f"{'replay wall s':>13} {'bare wall s':>11} {'added':>8}")
+          f"{'replay wall s':>13} {'bare wall s':>11} {'added':>8}  same trials")
     totals = np.zeros(4)  # replay CPU, bare CPU, replay wall, bare wall
     by_sampler = {}
     for label in PLAIN:
@@ -335,9 +343,11 @@ def print_cost(runs: dict, bare: dict) -> Cost:
                         np.mean([bare[label][s][0] for s in seeds])])
         totals += row
         by_sampler[label] = row[0] / row[1] - 1
+        same = sum(r.values == bare[label][r.seed][2] for r in mine)
         print(f"{label:>11} {len(seeds):>5} {row[0]:>12.3f} {row[1]:>10.3f} "
               f"{row[0] / row[1] - 1:>+8.1%}   "
-              f"{row[2]:>13.3f} {row[3]:>11.3f} {row[2] / row[3] - 1:>+8.1%}")
+              f"{row[2]:>13.3f} {row[3]:>11.3f} {row[2] / row[3] - 1:>+8.1%}  "
+              f"{same} of {len(mine)}")
     cpu = totals[0] / totals[1] - 1 if totals[1] > 0 else math.nan
     wall = totals[2] / totals[3] - 1 if totals[3] > 0 else math.nan
     print(f"{'all':>11} {'':>5} {totals[0]:>12.3f} {totals[1]:>10.3f} {cpu:>+8.1%}   "
