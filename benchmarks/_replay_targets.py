@@ -35,9 +35,10 @@ SLOW = ("gp", "skopt", "skopt+cost", "skopt+cool")
 #: Bootstrap resamples for the confidence intervals of savings between methods.
 BOOTSTRAP = 4000
 #: Seeds per sampler timed in bare Optuna, against the replay's runs of the same seeds (the
-#: first ones): a run of random search takes a tenth of a second, and a shared machine's
-#: load moves single runs by 10-20 %; the slow samplers get fewer.
-COST_SEEDS = 10
+#: first ones): a run of random search or NSGA-II takes a tenth of a second, and a shared
+#: machine's load moves single runs by 10-20 % (10 seeds still gave +-10 % for NSGA-II
+#: on a load of 20); the slow samplers get fewer.
+COST_SEEDS = 30
 SLOW_COST_SEEDS = 3
 #: The most the replay may add to bare Optuna's time (issue 19).
 COST_GOAL = 0.10
