@@ -14,6 +14,12 @@ pays its recorded ``evaluation_energy_j`` where the study file's
 ``[training] test_evaluation`` would have evaluated it: ``"front"`` when it is on the
 replayed study's feasible front as it finishes, ``"all"`` always, ``"none"`` never. Its
 search energy (the run's ``energy_j``) counts both, as live.
+
+For speed (the replay is timed against bare Optuna, ``benchmarks/search_efficiency.py``)
+:func:`replay` has the objective write nothing to a trial that trains to the end and
+does that trial's accounting in its hypervolume history, in trial order
+(:class:`ecotune.pareto.HypervolumeHistory`): the same answers, which
+``tests/test_replay_exact.py`` holds it to.
 """
 
 from __future__ import annotations
