@@ -18,11 +18,16 @@ GPUs; so does its ``constant`` CPU mode (half the TDP, however busy this process
 user-forced RAM power. A window with any such part is scope ``machine``, with a warning
 naming the parts; ``process`` only where every figure is this process's share.
 
-Across processes: CodeCarbon reads those counters itself, in each process, and ecotune
-cannot split them with other processes (NVML's GPU ledger and RAPL's CPU-time share are
-ecotune's own meters'): a machine-scope window is ``attribution`` ``"unsplit"``, and
-concurrent workers on one machine each include the others' draw. Trials in threads of one
-process still split the tracker's readings among them.
+Across processes: CodeCarbon reads those counters itself, in each process, so concurrent
+workers on one machine would each book the others' draw. Where it reads RAPL, ecotune
+reads the same files through a ledger per counter and reports this process's account
+instead (:mod:`ecotune.energy._codecarbon_rapl`: each counter's advance split among the
+windows open on it in every process, by each process's CPU seconds): the workers' CPU
+figures add up to one reading of the machine's counters, ``attribution`` ``"shared"``
+where another process's window was open. What it still reads whole in every process (NVML
+for GPUs, the other counter modes, the ``constant`` CPU mode, a forced RAM power) is
+``"unsplit"``, with a warning. Trials in threads of one process split the tracker's
+readings among them as every meter does.
 """
 
 from __future__ import annotations
@@ -35,11 +40,14 @@ import time
 
 from ecotune import names
 from ecotune.energy._base import Availability, Measurement, Meter, MeterError
+from ecotune.energy._codecarbon_rapl import RaplCounters, codecarbon_rapl_files
 from ecotune.energy.carbon import J_PER_KWH
 
 __all__ = ["CodeCarbonMeter", "codecarbon_available", "codecarbon_status", "codecarbon_scope"]
 
 # CodeCarbon CPU modes that read a hardware counter rather than model one.
+#: The part of a window that the RAPL ledgers can split.
+_RAPL_PART = "cpu (intel_rapl)"
 _MEASURED_CPU_MODES = frozenset({"intel_rapl", "intel_power_gadget", "windows_emi",
                                  "apple_powermetrics"})
 
@@ -95,6 +103,8 @@ class CodeCarbonMeter(Meter):
 
     ``gpu_ids`` are the ``CUDA_VISIBLE_DEVICES`` entries of the GPUs to read (None: every
     visible GPU; empty: none, so work on the CPU is not charged an idle GPU's draw).
+    ``share_across_processes``: split the RAPL counters CodeCarbon reads with the
+    CodeCarbon meters of other processes (False: each books them whole, ``"unsplit"``).
 
     Example:
         >>> meter = CodeCarbonMeter()
@@ -108,7 +118,8 @@ class CodeCarbonMeter(Meter):
     devices = ("cpu", "gpu", "ram")
 
     def __init__(self, measure_power_secs: float = 1.0,
-                 gpu_ids: tuple[str, ...] | None = None) -> None:
+                 gpu_ids: tuple[str, ...] | None = None,
+                 share_across_processes: bool = True) -> None:
         super().__init__()
         if not codecarbon_available():
             raise MeterError("the codecarbon meter needs the codecarbon package: "
@@ -118,6 +129,14 @@ class CodeCarbonMeter(Meter):
         self._last_lap: Measurement | None = None  # the last real reading
         self._reported: Measurement | None = None  # the last figure lap() returned
         self._last_lap_t_s = 0.0
+        self.share_across_processes = share_across_processes
+        # This meter's account on the RAPL ledgers while the backend window is open (None:
+        # CodeCarbon reads no RAPL, or it is booked whole: ``_rapl_unsplit`` says why).
+        self._rapl: RaplCounters | None = None
+        self._rapl_unsplit: str | None = None
+        self._joined = False  # on the ledgers (from the first window's start to the end)
+        self._restarting = False  # a lap: the task stops and restarts, windows stay open
+        self._warming = False
 
     def _key(self) -> tuple:
         return (self.measure_power_secs, self.gpu_ids or None)
@@ -131,8 +150,12 @@ class CodeCarbonMeter(Meter):
         with self._share_lock:
             if self._open:
                 return
-            self._start()
-            self._stop()
+            self._warming = True  # no window: not on the ledgers
+            try:
+                self._start()
+                self._stop()
+            finally:
+                self._warming = False
 
     def _begin(self) -> None:
         self._last_lap = self._reported = None
@@ -158,7 +181,11 @@ class CodeCarbonMeter(Meter):
             since_s = now_s - self._last_lap_t_s
             self._reported = _scaled(last, (last.duration_s + since_s) / last.duration_s)
         else:
-            self._last_lap = super()._lap()
+            self._restarting = True
+            try:
+                self._last_lap = super()._lap()
+            finally:
+                self._restarting = False
             self._last_lap_t_s = time.perf_counter()
             self._reported = _at_least(self._last_lap, self._reported)
         return self._reported
@@ -170,15 +197,60 @@ class CodeCarbonMeter(Meter):
         except Exception as err:
             _task_lock(*self._key()).release()
             raise MeterError(f"codecarbon meter: could not start: {err}") from err
+        if not self._joined and not self._warming:
+            self._join_ledgers()
+
+    # -- the RAPL ledgers: the counters CodeCarbon reads, split among processes ---------
+
+    def _join_ledgers(self) -> None:
+        """Join the ledger of each RAPL file CodeCarbon reads (its hardware is known once
+        its first task started), with the one window now opening."""
+        self._joined, self._rapl, self._rapl_unsplit = True, None, None
+        files = codecarbon_rapl_files(self._tracker())
+        if not files:
+            return
+        if not self.share_across_processes:
+            self._rapl_unsplit = "share_across_processes=False"
+            return
+        try:
+            self._rapl = RaplCounters(files)
+            self._rapl.settle(1)
+            self._rapl.take_j()  # the account starts here
+        except (OSError, ValueError) as err:
+            self._rapl, self._rapl_unsplit = None, f"its ledgers could not be used ({err})"
+
+    def _settle_ledgers(self, n_windows: int) -> None:
+        if self._rapl is None:
+            return
+        try:
+            self._rapl.settle(n_windows)
+        except OSError as err:
+            self._rapl.leave()
+            self._rapl, self._rapl_unsplit = None, f"its ledgers could not be read ({err})"
+
+    def _windows_changed(self, n_windows: int) -> None:
+        self._settle_ledgers(n_windows)
 
     def _stop(self) -> Measurement:
         try:
             tracker = self._tracker()
             data = tracker.stop_task()
         except Exception as err:
+            if self._joined and not self._restarting:
+                self._end_ledgers()
             raise MeterError(f"codecarbon meter: could not stop: {err}") from err
         finally:
             _task_lock(*self._key()).release()
+        rapl = self._rapl if self._joined else None
+        if rapl is not None:
+            # The task's CPU part: this meter's account on the RAPL ledgers over the task.
+            self._settle_ledgers(len(self._windows) if self._restarting else 0)
+            rapl = self._rapl
+        rapl_j = rapl.take_j() if rapl is not None else None
+        rapl_shared = rapl is not None and rapl.shared
+        rapl_unsplit = self._rapl_unsplit if self._joined else None
+        if self._joined and not self._restarting:
+            self._end_ledgers(left=rapl is not None)
         if data is None:
             raise MeterError("codecarbon meter: the tracker returned no data for the window")
         cpu_j = data.cpu_energy * J_PER_KWH
@@ -189,8 +261,15 @@ class CodeCarbonMeter(Meter):
         if self.gpu_ids == () and gpu_j is not None:
             # No GPU of this work's: leave out the GPUs' (idle) draw CodeCarbon read.
             energy_j, gpu_j = energy_j - gpu_j, None
+        if rapl_j is not None:  # CodeCarbon's whole-package delta, replaced by the share
+            energy_j, cpu_j = energy_j - cpu_j + rapl_j, rapl_j
         parts = {"cpu": cpu_j, "gpu": gpu_j, "ram": ram_j}
-        scope, warnings = codecarbon_scope(tracker, gpu=gpu_j is not None)
+        scope, warnings = codecarbon_scope(tracker, gpu=gpu_j is not None,
+                                           rapl_split=rapl_j is not None)
+        unsplit = _unsplit_parts(tracker, gpu=gpu_j is not None, rapl_split=rapl_j is not None)
+        if rapl_unsplit is not None:
+            warnings += (f"codecarbon: cpu (RAPL) is booked whole, not split with other "
+                         f"processes: {rapl_unsplit}",)
         return Measurement(
             duration_s=float(data.duration),
             energy_j=energy_j,
@@ -203,10 +282,18 @@ class CodeCarbonMeter(Meter):
             scope=scope,
             sources={device: self.name for device, j in parts.items() if j is not None},
             warnings=warnings,
-            # Its counters are read in every process: not split with other processes.
-            attribution=(names.ATTRIBUTION_UNSPLIT if scope == "machine"
+            # A whole-device part read in every process and not split: "unsplit".
+            attribution=(names.ATTRIBUTION_UNSPLIT if unsplit
+                         else names.ATTRIBUTION_SHARED if rapl_shared
                          else names.ATTRIBUTION_EXCLUSIVE),
         )
+
+    def _end_ledgers(self, left: bool = False) -> None:
+        """The backend window ended: off the ledgers (``left``: its last settlement, with
+        no window, left them already)."""
+        if self._rapl is not None and not left:
+            self._rapl.leave()
+        self._rapl, self._joined = None, False
 
 
 def _scaled(m: Measurement, factor: float) -> Measurement:
@@ -251,7 +338,7 @@ def _machine_wide_parts(tracker, gpu: bool) -> list[str]:
         if kind == "CPU":
             mode = getattr(hardware, "_mode", None)
             if mode != "cpu_load":
-                parts.append(f"cpu ({mode})")
+                parts.append(_RAPL_PART if mode == "intel_rapl" else f"cpu ({mode})")
             elif tracking != "process":
                 parts.append("cpu (cpu_load of the whole machine)")
         elif kind == "RAM":
@@ -267,12 +354,21 @@ def _machine_wide_parts(tracker, gpu: bool) -> list[str]:
     return parts
 
 
-def codecarbon_scope(tracker, gpu: bool = True) -> tuple[str, tuple[str, ...]]:
-    """The scope of a window read by ``tracker``, and the warning that goes with it.
+def _unsplit_parts(tracker, gpu: bool, rapl_split: bool) -> list[str]:
+    """The whole-device parts of a window not split with other processes: every part of
+    :func:`_machine_wide_parts` but the RAPL CPU part where the ledgers split it."""
+    return [part for part in _machine_wide_parts(tracker, gpu)
+            if not (rapl_split and part == _RAPL_PART)]
+
+
+def codecarbon_scope(tracker, gpu: bool = True,
+                     rapl_split: bool = False) -> tuple[str, tuple[str, ...]]:
+    """The scope of a window read by ``tracker``, and the warnings that go with it.
 
     ``"process"`` only where every part is this process's share (the CPU-load model under
     process tracking, the RAM model of the process's memory, no GPU figure); otherwise
-    ``"machine"``. ``gpu``: whether the window's figure includes a GPU part.
+    ``"machine"``. ``gpu``: whether the window's figure includes a GPU part;
+    ``rapl_split``: whether its RAPL part was split with other processes (a ledger).
 
     Example:
         >>> import types
@@ -283,6 +379,14 @@ def codecarbon_scope(tracker, gpu: bool = True) -> tuple[str, tuple[str, ...]]:
     parts = _machine_wide_parts(tracker, gpu)
     if not parts:
         return "process", ()
-    return "machine", ("codecarbon: whole-machine figure: " + ", ".join(parts) + " cover"
-                       + ("s" if len(parts) == 1 else "") + " every process on the device, "
-                       "not only this one's share",)
+    unsplit = _unsplit_parts(tracker, gpu, rapl_split)
+    warnings: tuple[str, ...] = ()
+    if unsplit:
+        warnings += ("codecarbon: whole-machine figure: " + ", ".join(unsplit) + " cover"
+                     + ("s" if len(unsplit) == 1 else "") + " every process on the device, "
+                     "not only this one's share",)
+    if rapl_split:
+        warnings += ("codecarbon: cpu (RAPL) split with ecotune's windows in other processes "
+                     "through a ledger per counter, by each process's CPU time; it includes "
+                     "the draw of any other work on the machine",)
+    return "machine", warnings
