@@ -453,20 +453,47 @@ def _codecarbon_rapl_tree(root: Path, package_uj: int) -> Path:
     return package / "energy_uj"
 
 
-def _codecarbon_worker(rapl_dir: str, index: int, work: int, split: bool, barrier,
-                       results) -> None:
-    # CodeCarbon's real tracker and its real RAPL reader, pointed at the fake tree (the
-    # tracker has no setting for the directory: its CPU is made again with one).
-    from codecarbon.external.hardware import CPU
+class CodeCarbonFakeNvml(fake_nvml.FileFakeNvml):
+    """The file-backed fake NVML with the calls CodeCarbon's GPU reader makes too."""
+
+    NVMLError_NotSupported = fake_nvml.FakeNVMLError
+
+    def nvmlDeviceGetName(self, handle: int) -> str:
+        return "Fake GPU"
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: int) -> int:
+        return 300_000
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int):
+        import types
+
+        return types.SimpleNamespace(total=16 * 2**30, used=0, free=16 * 2**30)
+
+    def nvmlDeviceGetUtilizationRates(self, handle: int):
+        import types
+
+        return types.SimpleNamespace(gpu=0, memory=0)
+
+
+def _codecarbon_worker(rapl_dir: str, gpus_file: str, index: int, work: int, split: bool,
+                       barrier, results) -> None:
+    # CodeCarbon's real tracker with its real RAPL and GPU readers, pointed at the fake
+    # powercap tree and the fake NVML (the tracker has no setting for either: its CPU and
+    # GPU hardware are made again on them).
+    from codecarbon.core import gpu, gpu_nvidia
+    from codecarbon.external.hardware import CPU, GPU
 
     from ecotune.energy import CodeCarbonMeter
 
-    meter = CodeCarbonMeter(gpu_ids=(), share_across_processes=split)
+    gpu_nvidia.pynvml = CodeCarbonFakeNvml(gpus_file)
+    gpu.PYNVML_AVAILABLE = True
+    meter = CodeCarbonMeter(share_across_processes=split)
     tracker = meter._tracker()
     tracker._ensure_hardware_ready()
-    tracker._hardware = [h for h in tracker._hardware if type(h).__name__ != "CPU"] + [
-        CPU(output_dir=".", mode="intel_rapl", model="fake", tdp=100, rapl_dir=rapl_dir,
-            tracking_mode="process")]
+    tracker._hardware = [h for h in tracker._hardware if type(h).__name__ not in ("CPU", "GPU")]
+    tracker._hardware += [CPU(output_dir=".", mode="intel_rapl", model="fake", tdp=100,
+                              rapl_dir=rapl_dir, tracking_mode="process"),
+                          GPU.from_utils(None)]
     barrier.wait()
     windows = [meter.open()]
     if index == 1:  # a second trial of this worker, as n_jobs runs one in a thread
@@ -474,48 +501,55 @@ def _codecarbon_worker(rapl_dir: str, index: int, work: int, split: bool, barrie
     barrier.wait()
     sum(i * i for i in range(work))  # this worker's CPU time
     barrier.wait()
-    barrier.wait()  # the parent has advanced the counter
+    barrier.wait()  # the parent has advanced the counters
     measured = [w.close() for w in windows]
-    results.put((index, [(m.cpu_j, m.energy_j - (m.ram_j or 0.0), m.attribution, m.scope)
-                         for m in measured]))
+    results.put((index, [(m.cpu_j, m.gpu_j, m.energy_j - (m.ram_j or 0.0), m.attribution,
+                          m.scope) for m in measured]))
 
 
 @pytest.mark.parametrize("split", [True, False], ids=["split", "split-off"])
-def test_two_worker_processes_with_codecarbon_split_its_rapl_reading(
+def test_two_worker_processes_with_codecarbon_split_its_rapl_and_gpu_readings(
         tmp_path: Path, split: bool) -> None:
     """Two workers (one with two trials at once) whose CodeCarbon reads one package's RAPL
-    counter: the trials' CPU energy adds up to the counter's advance, once. With the split
-    off each worker books the whole advance: twice the machine's reading."""
+    counter and one GPU's NVML counter: the trials' CPU and GPU energy add up to each
+    counter's advance, once. With the split off each worker books each advance whole:
+    twice the machine's reading."""
     energy_uj = _codecarbon_rapl_tree(tmp_path / "powercap", 1_000_000)
+    gpus_file = tmp_path / "gpus.json"
+    fake_nvml.write_counters(gpus_file, [50_000])
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(3), context.Queue()
     workers = [context.Process(target=_codecarbon_worker,
-                               args=(str(tmp_path / "powercap"), i, work, split, barrier,
-                                     results))
+                               args=(str(tmp_path / "powercap"), str(gpus_file), i, work,
+                                     split, barrier, results))
                for i, work in enumerate((2_000_000, 6_000_000))]
     for worker in workers:
         worker.start()
     barrier.wait(timeout=180)  # both trackers made
     barrier.wait(timeout=60)  # every window open: one in worker 0, two in worker 1
     barrier.wait(timeout=120)  # both finished their work
-    energy_uj.write_text(f"{1_000_000 + 12_000_000}\n")  # the machine's package: +12 J
+    energy_uj.write_text(f"{1_000_000 + 12_000_000}\n")  # the package: +12 J
+    fake_nvml.write_counters(gpus_file, [50_000 + 9_000])  # the GPU: +9 J
     barrier.wait(timeout=60)
     got = dict(results.get(timeout=60) for _ in workers)
     for worker in workers:
         worker.join(timeout=60)
     trials = got[0] + got[1]
-    cpu_j = [t[0] for t in trials]
-    assert [t[1] for t in trials] == pytest.approx(cpu_j)  # no other CPU part
-    assert {t[3] for t in trials} == {"machine"}  # the counter covers every process
+    cpu_j, gpu_j = [t[0] for t in trials], [t[1] for t in trials]
+    assert [t[2] for t in trials] == pytest.approx([c + g for c, g in zip(cpu_j, gpu_j)])
+    assert {t[4] for t in trials} == {"machine"}  # the counters cover every process
     if split:
-        assert sum(cpu_j) == pytest.approx(12.0, rel=1e-9)  # the machine's reading, once
-        assert {t[2] for t in trials} == {names.ATTRIBUTION_SHARED}
-        # By CPU time: worker 1 did three times the work (its two trials split its part).
+        # The machine's readings, once: 12 J of CPU, 9 J of GPU (a third per window).
+        assert sum(cpu_j) == pytest.approx(12.0, rel=1e-9)
+        assert gpu_j == [pytest.approx(3.0)] * 3
+        assert {t[3] for t in trials} == {names.ATTRIBUTION_SHARED}
+        # CPU by CPU time: worker 1 did three times the work (its two trials split it).
         assert sum(t[0] for t in got[1]) > sum(t[0] for t in got[0])
     else:
-        # CodeCarbon rounds its own figure (kWh to 7 significant digits)
-        assert sum(cpu_j) == pytest.approx(24.0, rel=1e-5)  # booked whole in each worker
-        assert {t[2] for t in trials} == {names.ATTRIBUTION_UNSPLIT}
+        # Booked whole in each worker (CodeCarbon rounds its kWh to 7 digits).
+        assert sum(cpu_j) == pytest.approx(24.0, rel=1e-5)
+        assert sum(gpu_j) == pytest.approx(18.0, rel=1e-5)
+        assert {t[3] for t in trials} == {names.ATTRIBUTION_UNSPLIT}
 
 
 # --- the built-in trainer's trials at once on GPUs (torch and NVML faked) --------------
