@@ -392,6 +392,13 @@ def test_a_cpu_counter_ledger_unwraps_and_splits_by_each_processs_cpu_time(
         # Without the CPU weights the windows decide: one third for this process.
         counter["j"] += 30.0
         assert me.settle(lambda: counter["j"], 1).account_j == pytest.approx(55.0)
+        # A step the device could not have drawn since the last settlement is a reset, not
+        # energy (a bound of a nanowatt: any step is impossible).
+        counter["j"] += 30.0
+        assert me.resets == 0
+        assert me.settle(lambda: counter["j"], 1, max_power_w=1e-9).account_j == \
+            pytest.approx(55.0)
+        assert me.resets == 1  # and the participant is told (its figure is low)
     finally:
         idle.kill()
         idle.wait()

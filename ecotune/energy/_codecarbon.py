@@ -261,6 +261,7 @@ class CodeCarbonMeter(Meter):
             counters = self._counters
         split_j = counters.take_j() if counters is not None else {}
         shared = counters is not None and counters.shared
+        resets = counters.resets if counters is not None else []
         unsplit_why = dict(self._unsplit) if self._joined else {}
         if self._joined and not self._restarting:
             self._end_ledgers(left=counters is not None)
@@ -283,6 +284,10 @@ class CodeCarbonMeter(Meter):
         parts = {"cpu": cpu_j, "gpu": gpu_j, "ram": ram_j}
         scope, warnings = codecarbon_scope(tracker, gpu=gpu_j is not None, split=split)
         unsplit = _unsplit_parts(tracker, gpu=gpu_j is not None, split=split)
+        if resets:
+            warnings += (f"codecarbon: {', '.join(resets)} stepped more than the device can "
+                         "draw in the time: treated as a reset, that interval's energy is "
+                         "lost (the figure is low)",)
         for part, why in unsplit_why.items():
             if _SPLIT_PARTS[part] in unsplit:
                 warnings += (f"codecarbon: {_SPLIT_PARTS[part]} is booked whole, not split "

@@ -15,6 +15,8 @@ follows no process's CPU time; the GPU ledger is the one ecotune's NVML meter us
 CodeCarbon and NVML windows on one GPU split it too). The workers' figures then add up to
 one reading of each counter, not one per worker.
 
+A RAPL step larger than the package could draw since the last settlement (1000 W x the
+time) is a reset, not a wrap: it counts nothing, and the window says its figure is low.
 An account covers every draw on the device while any ecotune window is open (other
 programs' too): the scope stays ``machine``; ``attribution`` is ``shared`` where another
 process had windows open, ``exclusive`` otherwise.
@@ -31,15 +33,22 @@ from ecotune.energy._ledger import CounterLedger, Settlement
 __all__ = ["SharedCounters", "Counter", "rapl_counters", "gpu_counters"]
 
 
+#: A generous bound on what one RAPL domain draws (W), as ecotune's RAPL meter uses: a
+#: larger step between two settlements is a reset, not a wrap.
+RAPL_MAX_W = 1000.0
+
+
 class Counter(NamedTuple):
     """One counter CodeCarbon reads: the window part it feeds (``cpu``, ``gpu``), its
-    ledger, a reader (joules) and where it wraps (None: it does not)."""
+    ledger, a reader (joules), where it wraps (None: it does not), whether it is split by
+    CPU time, and the most its device draws (W; None: unbounded)."""
 
     part: str
     ledger: CounterLedger
     read_j: Callable[[], float]
     wrap_j: float | None
     by_cpu: bool
+    max_power_w: float | None = None
 
 
 def _read_uj(path: str) -> int:
@@ -61,7 +70,7 @@ def rapl_counters(tracker) -> list[Counter]:
             mirrored = getattr(rapl, "_mirrored_candidates", {}) or {}
             return [Counter("cpu", CounterLedger("rapl:" + os.path.realpath(f.path)),
                             lambda p=f.path: _read_uj(p) * 1e-6,
-                            _read_uj(f.max_path) * 1e-6 or None, True)
+                            _read_uj(f.max_path) * 1e-6 or None, True, RAPL_MAX_W)
                     for f in getattr(rapl, "_rapl_files", ()) if f.path not in mirrored]
     return []
 
@@ -120,7 +129,8 @@ class SharedCounters:
         """
         for i, c in enumerate(self.counters):
             self._settled[i] = c.ledger.settle(c.read_j, n_windows, wrap_j=c.wrap_j,
-                                               weigh_by_cpu=c.by_cpu)
+                                               weigh_by_cpu=c.by_cpu,
+                                               max_power_w=c.max_power_w)
 
     def leave(self) -> None:
         """Leave without a settlement (after an error)."""
@@ -129,6 +139,11 @@ class SharedCounters:
                 c.ledger.leave()
             except OSError:
                 pass
+
+    @property
+    def resets(self) -> list[str]:
+        """The counters whose ledger took a step for a reset (energy lost) since joining."""
+        return [c.ledger.name for c in self.counters if c.ledger.resets]
 
     @property
     def shared(self) -> bool:

@@ -30,6 +30,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -128,7 +129,10 @@ class CounterLedger:
                 raise OSError(f"{folder.parent} belongs to another user")
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = folder / (re.sub(r"[^0-9A-Za-z_.-]", "_", uuid) + ".json")
+        self.name = uuid
         self.participant = f"{os.getpid()}-{id(self):x}"
+        #: Steps the ledger took for resets while this participant was on it (settle()).
+        self.resets = 0
         self.path.touch(exist_ok=True)
 
     @contextlib.contextmanager
@@ -157,30 +161,44 @@ class CounterLedger:
             state["participants"].pop(self.participant, None)
 
     def settle(self, read_j: Callable[[], float], windows: int, wrap_j: float | None = None,
-               weigh_by_cpu: bool = False) -> Settlement:
+               weigh_by_cpu: bool = False, max_power_w: float | None = None) -> Settlement:
         """Split the counter's advance since the last settlement among the participants
         (by their open windows; ``weigh_by_cpu``: by their processes' CPU seconds over the
         interval), then set this participant's open windows to ``windows`` (0: it leaves).
         ``read_j`` reads the counter (joules); it is called under the lock, so that no
         other process settles between the read and this settlement. ``wrap_j``: where the
-        counter wraps to 0 (RAPL); a counter without one that went back was reset."""
+        counter wraps to 0 (RAPL); a counter without one that went back was reset.
+        ``max_power_w``: the most the device can draw; a larger step since the last
+        settlement (``time.monotonic``, one clock for every process) is no energy but a
+        reset or a glitch, and counts nothing."""
         with self._locked() as state:
             counter_j = read_j()
+            now_s = time.monotonic()
             participants: dict[str, dict] = state["participants"]
             for key in [k for k, p in participants.items() if not _alive(p)]:
                 del participants[key]
-            last_j = state.get("last_j")
+            last_j, last_s = state.get("last_j"), state.get("last_s")
+            reset = False
             if last_j is None:
                 delta_j = 0.0
             elif counter_j >= last_j:
                 delta_j = counter_j - last_j
             else:  # one wrap; without a wrap point a reset (a driver reload): nobody's
                 delta_j = counter_j + wrap_j - last_j if wrap_j else 0.0
+                reset = not wrap_j
+            if (max_power_w is not None and last_s is not None
+                    and delta_j > max_power_w * max(now_s - last_s, 0.0)):
+                delta_j, reset = 0.0, True
+            if reset:
+                for p in participants.values():  # they are told: their figures are low
+                    if p["windows"] > 0:
+                        p["resets"] = p.get("resets", 0) + 1
             weights = _weights(participants, weigh_by_cpu)
             total = sum(weights.values())
             if total > 0 and delta_j > 0:
                 for key, p in participants.items():
                     p["j"] += delta_j * weights[key] / total
+            state["last_s"] = now_s
             state["last_j"] = counter_j
 
             def mark_shared() -> None:
@@ -196,6 +214,7 @@ class CounterLedger:
             me["windows"] = windows
             mark_shared()  # from now on
             settlement = Settlement(me["j"], me["shared"])
+            self.resets = me.get("resets", 0)
             if windows <= 0:
                 del participants[self.participant]
         return settlement
