@@ -70,6 +70,8 @@ RESOURCE = "epochs"
 SLOW = ("gp", "skopt", "skopt+cost", "skopt+cool")
 #: MOASHA's rung ranking: as shipped, and its own sort read as ranks (``+rank``).
 PRIORITIES = ("shipped", "rank")
+#: Seeds per MOASHA job (one driver process each).
+SEED_CHUNK = 5
 #: Plain baselines, not "ecotune methods" for T3 (as for T1).
 BASELINES = ("grid", "random")
 
@@ -95,12 +97,13 @@ class Moasha:
         return answer
 
     def init(self, space: dict, max_t: int, grace_period: int, reduction_factor: float,
-             brackets: int, seed: int, priority: str = "shipped") -> None:
+             brackets: int, seed: int, priority: str = "shipped", sort: str = "fast",
+             ) -> None:
         self.version = self._call({"op": "init", "space": space, "max_t": max_t,
                                    "grace_period": grace_period,
                                    "reduction_factor": reduction_factor,
                                    "brackets": brackets, "seed": seed,
-                                   "priority": priority})["version"]
+                                   "priority": priority, "sort": sort})["version"]
 
     def suggest(self, trial_id: int):
         return self._call({"op": "suggest", "trial_id": trial_id})["config"]
@@ -110,6 +113,10 @@ class Moasha:
         return self._call({"op": "result", "trial_id": trial_id, "epoch": epoch,
                            "accuracy": accuracy, "energy_j": energy_j,
                            "last": last})["continue"]
+
+    def on_curve(self, trial_id: int, accuracy: list[float], energy_j: list[float]) -> int:
+        return self._call({"op": "curve", "trial_id": trial_id, "accuracy": accuracy,
+                           "energy_j": energy_j})["epochs"]
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -136,23 +143,30 @@ def space_for(spec, resource: str | None) -> dict:
 
 
 def variants(spec, priorities: tuple[str, ...] = PRIORITIES,
-             ) -> list[tuple[str, str | None, str, str]]:
-    """(label, resource, on_stop, priority) of each MOASHA variant this study allows."""
+             grace_periods: tuple[int, ...] = (),
+             ) -> list[tuple[str, str | None, str, str, int]]:
+    """(label, resource, on_stop, priority, grace period) of each MOASHA variant this
+    study allows; a grace period other than the study's ``min_epochs`` (the default one)
+    is ``@gN`` in the label."""
     out = []
+    default = spec.early_stopping.min_epochs
     resources = [None] + ([RESOURCE] if RESOURCE in spec.search_space else [])
-    for priority in priorities:
-        for resource in resources:
-            for on_stop in ("prune", "complete"):
-                label = ("moa" + ("-r" if resource else "")
-                         + ("+rk" if priority == "rank" else "")
-                         + ("/c" if on_stop == "complete" else ""))
-                out.append((label, resource, on_stop, priority))
+    for grace in grace_periods or (default,):
+        for priority in priorities:
+            for resource in resources:
+                for on_stop in ("prune", "complete"):
+                    label = ("moa" + ("-r" if resource else "")
+                             + ("+rk" if priority == "rank" else "")
+                             + ("/c" if on_stop == "complete" else "")
+                             + (f"@g{grace}" if grace != default else ""))
+                    out.append((label, resource, on_stop, priority, grace))
     return out
 
 
 def _moasha_runs(job: tuple) -> list:
     """Runs of one MOASHA variant over ``seeds`` (one driver process for all of them)."""
-    (table_path, study_path, label, resource, on_stop, priority, seeds, settings) = job
+    (table_path, study_path, label, resource, on_stop, priority, grace, seeds,
+     settings) = job
     table = read_table(table_path)
     spec = load_spec(study_path).with_settings(early_stopping={"on_stop": on_stop})
     max_t = max(int(r.finals.get("epochs_run") or len(r.epochs))
@@ -161,8 +175,9 @@ def _moasha_runs(job: tuple) -> list:
     runs = []
     try:
         for seed in seeds:
-            moasha.init(space_for(spec, resource), max_t, settings["grace_period"],
-                        settings["reduction_factor"], settings["brackets"], seed, priority)
+            moasha.init(space_for(spec, resource), max_t, grace,
+                        settings["reduction_factor"], settings["brackets"], seed, priority,
+                        settings["sort"])
             runs.append(replay_scheduler(table, spec, moasha, label=label, seed=seed,
                                          workers=settings["workers"],
                                          budget_j=settings["budget_j"],
@@ -181,12 +196,20 @@ def _ecotune_runs(job: tuple) -> list:
     return [(method.label, None, replay(read_table(table_path), spec, [method])[method.label])]
 
 
-def ecotune_methods(table_size: int, n_trials: int, only: list[str] | None) -> list[Method]:
-    """search_efficiency.py's replay methods (``_replay_targets.methods``), the slow ones
-    only where named."""
+def ecotune_methods(table, spec, n_trials: int, only: list[str] | None,
+                    first_rung: int | None = None) -> list[Method]:
+    """search_efficiency.py's replay methods (``_replay_targets.methods``, with its
+    ``--first-rung`` for +sh and +hb), the slow ones only where named; none for
+    ``["none"]``."""
     from _replay_targets import methods
 
-    chosen = methods(table_size, n_trials)
+    if only == ["none"]:
+        return []
+    halving = {"min_epochs": first_rung} if first_rung else None
+    stopping = spec.with_settings(early_stopping=halving or {}).early_stopping
+    chosen = methods(len(table.configs), n_trials,
+                     max(len(r.epochs) for r in table.configs.values()),
+                     stopping.min_epochs, stopping.reduction_factor, None, halving)
     if only:
         missing = sorted(set(only) - {m.label for m in chosen})
         if missing:
@@ -266,9 +289,17 @@ def main() -> None:
     parser.add_argument("--n-trials", type=int,
                         help="ecotune's trials per run (default: the table's configurations, as "
                              "search_efficiency.py); MOASHA: none beyond the budget")
-    parser.add_argument("--grace-period", type=int,
-                        help="MOASHA's first rung (default: the study's [early_stopping] "
-                             "min_epochs, ecotune's successive halving's)")
+    parser.add_argument("--grace-period",
+                        help="MOASHA's first rung, or several (e.g. 3,1: each a variant, "
+                             "labelled @gN where not the default; default: the study's "
+                             "[early_stopping] min_epochs, ecotune's successive halving's)")
+    parser.add_argument("--first-rung", type=int,
+                        help="the first rung of ecotune's +sh and +hb methods, as "
+                             "search_efficiency.py --replay --first-rung")
+    parser.add_argument("--sort", choices=("fast", "shipped"), default="fast",
+                        help="MOASHA's non-dominated sort: syne-tune's own (shipped) or "
+                             "_moasha_sort's, the same answers faster (fast, checked against "
+                             "syne-tune's when the driver starts)")
     parser.add_argument("--reduction-factor", type=float,
                         help="default: the study's [early_stopping] reduction_factor")
     parser.add_argument("--brackets", type=int, default=1)
@@ -278,8 +309,8 @@ def main() -> None:
     parser.add_argument("--moasha", help="only these MOASHA variants, e.g. moa+rk/c,moa/c "
                                          "(default: every one the study allows)")
     parser.add_argument("--ecotune-methods",
-                        help="ecotune's methods to replay beside MOASHA, e.g. grid,tpe+sh/c "
-                             "(default: search_efficiency.py's, but gp and skopt*)")
+                        help="ecotune's methods to replay beside MOASHA, e.g. grid,tpe+sh/c, "
+                             "or none (default: search_efficiency.py's, but gp and skopt*)")
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--json", help="write MOASHA's per-run figures here (for "
                                        "search_efficiency.py --peer)")
@@ -303,19 +334,28 @@ def main() -> None:
     size = len(table.configs)
     budget_j = args.budget_j or table.total_energy_j()
     stopping = spec.early_stopping
+    try:
+        graces = tuple(int(g) for g in args.grace_period.split(",")) if args.grace_period \
+            else (stopping.min_epochs,)
+    except ValueError:
+        parser.error(f"--grace-period: whole numbers of epochs, e.g. 3,1 "
+                     f"(got {args.grace_period!r})")
+    if min(graces) < 1:
+        parser.error("--grace-period: at least 1 epoch")
     settings = {"python": str(python), "workers": args.workers, "budget_j": budget_j,
-                "n_trials": None, "brackets": args.brackets,
-                "grace_period": args.grace_period or stopping.min_epochs,
+                "n_trials": None, "brackets": args.brackets, "sort": args.sort,
+                "grace_period": graces[0] if len(graces) == 1 else list(graces),
                 "reduction_factor": args.reduction_factor or stopping.reduction_factor}
     seed0 = spec.study.seed or 0
     seeds = [seed0 + r for r in range(args.seeds)]
-    chosen = ecotune_methods(size, args.n_trials or size,
-                             args.ecotune_methods.split(",") if args.ecotune_methods else None)
+    chosen = ecotune_methods(table, spec, args.n_trials or size,
+                             args.ecotune_methods.split(",") if args.ecotune_methods else None,
+                             args.first_rung)
     priorities = tuple(args.priorities.split(","))
     unknown = sorted(set(priorities) - set(PRIORITIES))
     if unknown:
         parser.error(f"unknown priority {unknown[0]!r}; expected {', '.join(PRIORITIES)}")
-    chosen_variants = variants(spec, priorities)
+    chosen_variants = variants(spec, priorities, graces)
     if args.moasha:
         wanted = args.moasha.split(",")
         missing = sorted(set(wanted) - {v[0] for v in chosen_variants})
@@ -323,15 +363,18 @@ def main() -> None:
             parser.error(f"unknown MOASHA variant {missing[0]!r}; expected one of "
                          f"{[v[0] for v in chosen_variants]}")
         chosen_variants = [v for v in chosen_variants if v[0] in wanted]
+    # A job per variant and SEED_CHUNK seeds, so that the processes stay evenly busy.
     jobs = [(_moasha_runs, (str(table_path), str(study_path), label, resource, on_stop,
-                            priority, seeds, settings))
-            for label, resource, on_stop, priority in chosen_variants]
+                            priority, grace, seeds[i:i + SEED_CHUNK], settings))
+            for label, resource, on_stop, priority, grace in chosen_variants
+            for i in range(0, len(seeds), SEED_CHUNK)]
     jobs += [(_ecotune_runs, (str(table_path), str(study_path), m, s)) for m in chosen
              for s in seeds]
     print(f"MOASHA (syne-tune) beside ecotune on {table_path} ({size} configurations; meter "
           f"{table.header.get('meter')}; recorded on {table.header.get('machine')})")
     print(f"{args.seeds} seeds ({seeds[0]}-{seeds[-1]}) per method; MOASHA: rungs from "
-          f"{settings['grace_period']} epochs, reduction factor {settings['reduction_factor']:g}, "
+          f"{'/'.join(map(str, graces))} epochs, reduction factor "
+          f"{settings['reduction_factor']:g}, "
           f"{args.brackets} bracket(s), {args.workers} simulated worker(s), until "
           f"{budget_j:.5g} J of search energy (a full grid's); ecotune: "
           f"{args.n_trials or size} trials per run ({size} for grid); {args.processes} "
@@ -354,7 +397,8 @@ def main() -> None:
             version = v or version
     peer_labels = [v[0] for v in chosen_variants]
     ordered = {m.label: sorted(runs[m.label], key=lambda r: r.seed) for m in chosen}
-    ordered.update({label: runs[label] for label in peer_labels})
+    ordered.update({label: sorted(runs[label], key=lambda r: r.seed)
+                    for label in peer_labels})
     print("\nmoa: syne-tune's MOASHA over the study's space; -r: epochs as its resource; "
           "+rk: its sort read as ranks; /c: a stopped trial's point counts")
     print(f"\nwall time {wall_s:.1f} s; per method, the sum of its runs' times (s):")
@@ -381,7 +425,8 @@ def main() -> None:
                "study": str(study_path), "budget_j": budget_j,
                "workers": args.workers, "grace_period": settings["grace_period"],
                "reduction_factor": settings["reduction_factor"],
-               "brackets": args.brackets, "syne_tune": version, "best": peer,
+               "brackets": args.brackets, "sort": args.sort, "syne_tune": version,
+               "best": peer,
                "variants": {lb: peer_figures(lb, ordered[lb], version)
                             for lb in peer_labels}}
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
