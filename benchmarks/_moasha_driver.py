@@ -93,7 +93,7 @@ def use_sort(kind: str) -> None:
     import _moasha_sort
 
     if multiobjective_priority.nondominated_sort is not _moasha_sort.nondominated_sort:
-        _moasha_sort.check(cases=60)
+        _moasha_sort.check(cases=30)
         multiobjective_priority.nondominated_sort = _moasha_sort.nondominated_sort
 
 

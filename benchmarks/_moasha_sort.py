@@ -11,6 +11,7 @@ returns exactly what syne-tune's does, for the case MOASHA uses (two objectives,
   holds no point dominating it (a binary search: a point of front f+1 is dominated by one
   of front f, so "dominated by front f" holds for a prefix of the fronts), which is the
   peeling of syne-tune's repeated ``pareto_efficient``;
+- copies of a point once (below);
 - within a front, syne-tune's greedy epsilon-net (``compute_epsilon_net``: the seed is
   the first point with the least ``dim`` value, then the point farthest from those chosen,
   the first such on ties, in index order), with each candidate's least distance kept up to
@@ -80,41 +81,25 @@ def _greedy_order(points: list[list[float]], dim: int) -> list[int]:
     return order
 
 
-def _epsilon_net_ranks(Y: np.ndarray, dim: int) -> list[int]:
-    """syne-tune's ``compute_epsilon_net(Y, dim)``: each item's rank in the greedy order.
-
-    A rung holds many copies of a point (trials of one configuration, or of configurations
-    that share a curve's prefix), and a copy's distance to a chosen copy is 0: syne-tune's
-    greedy takes the first copy of each distinct point where that point's turn comes (its
-    copies' distances are equal, the first index wins) and the other copies last, in index
-    order, once every distance left is 0. So the greedy runs over the distinct points (each
-    at its first copy's index) and the other copies follow. That needs a distance of 0 to
-    mean equal points: no difference of two distinct values may square to 0 (values
-    within 1e-100..1e100 in size, or 0), else every item goes through the greedy."""
-    points = Y.tolist()
-    first_copy: dict[tuple[float, float], int] = {}
-    for i, p in enumerate(points):
-        first_copy.setdefault((p[0], p[1]), i)
-    if len(first_copy) < len(points):
-        size = np.abs(Y[Y != 0])
-        if size.size and (size.min() < 1e-100 or size.max() > 1e100):
-            order = _greedy_order(points, dim)
-        else:
-            distinct = sorted(first_copy.values())
-            order = [distinct[i] for i in _greedy_order([points[i] for i in distinct], dim)]
-            taken = set(distinct)
-            order += [i for i in range(len(points)) if i not in taken]
-    else:
-        order = _greedy_order(points, dim)
-    ranks = [0] * len(points)
-    for rank, i in enumerate(order):
-        ranks[i] = rank
+def _ranks(order) -> np.ndarray:
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[np.asarray(order, dtype=np.int64)] = np.arange(len(order))
     return ranks
 
 
 def nondominated_sort(X: np.ndarray, dim: int | None = None, max_items: int | None = None,
                       flatten: bool = True):
-    """syne-tune's ``nondominated_sort``, same signature and answers."""
+    """syne-tune's ``nondominated_sort``, same signature and answers.
+
+    A rung holds many copies of a point (trials of one configuration, or of configurations
+    that share a curve's prefix). Copies share a front, and a copy's distance to a chosen
+    copy is 0: syne-tune's greedy takes the first copy of each distinct point when that
+    point's turn comes (its copies' distances are equal; the first index wins) and the
+    other copies last, in index order, once every distance left is 0. So fronts and
+    greedy run over the distinct points, each at its first copy's index, and the other
+    copies follow. That needs a distance of 0 to mean equal points, so no difference of two
+    distinct values may square to 0: values within 1e-100..1e100 in size, or 0; else every
+    point goes through the greedy."""
     X = np.asarray(X)
     if (X.ndim != 2 or X.shape[1] != 2 or X.shape[0] == 0 or dim is None
             or max_items is not None or not flatten or not np.isfinite(X).all()):
@@ -122,9 +107,33 @@ def nondominated_sort(X: np.ndarray, dim: int | None = None, max_items: int | No
 
         return non_dominated_priority.nondominated_sort(X, dim=dim, max_items=max_items,
                                                         flatten=flatten)
+    X = X + 0.0  # -0.0 as 0.0: the same dominance, the same distances
+    size = np.abs(X[X != 0])
     out: list[int] = []
-    for front in _fronts_2d(X):
-        out.extend(front[_epsilon_net_ranks(X[front], dim)].tolist())
+    if size.size and (size.min() < 1e-100 or size.max() > 1e100):
+        for front in _fronts_2d(X):
+            out.extend(front[_ranks(_greedy_order(X[front].tolist(), dim))].tolist())
+        return out
+    distinct, first, inverse = np.unique(X, axis=0, return_index=True, return_inverse=True)
+    front_of = np.empty(len(distinct), dtype=np.int64)
+    for f, ids in enumerate(_fronts_2d(distinct)):
+        front_of[ids] = f
+    point_front = front_of[inverse.reshape(-1)]
+    grouped = np.argsort(point_front, kind="stable")
+    bounds = np.cumsum(np.bincount(point_front))
+    by_front = np.argsort(front_of, kind="stable")
+    distinct_bounds = np.cumsum(np.bincount(front_of))
+    for members, ids in zip(np.split(grouped, bounds[:-1]),
+                            np.split(by_front, distinct_bounds[:-1])):
+        if len(ids) == 1:  # copies of one point: in index order
+            out.extend(members.tolist())
+            continue
+        ids = ids[np.argsort(first[ids])]  # the front's distinct points, by first copy
+        greedy = _greedy_order(distinct[ids].tolist(), dim)
+        heads = np.searchsorted(members, first[ids[greedy]])
+        rest = np.ones(len(members), dtype=bool)
+        rest[heads] = False
+        out.extend(members[_ranks(np.concatenate([heads, np.flatnonzero(rest)]))].tolist())
     return out
 
 
