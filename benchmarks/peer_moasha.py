@@ -35,6 +35,16 @@ run, and T3 takes the better); ``/c``: a stopped trial's point at the epoch it
 stopped counts on the front (``on_stop = "complete"``), as syne-tune's own benchmarks count
 every reported result; without it the stopped trial is pruned. One simulated worker by
 default, matching ecotune's sequential replay.
+
+The driver sorts with ``_moasha_sort.nondominated_sort`` (syne-tune's answers, faster:
+``--sort shipped`` for syne-tune's own), and with one worker gets a trial's whole curve in
+one round trip. ``--runs-dir`` keeps every MOASHA run, so that invocations with
+``--only-seeds`` share a long job and a last one (the same options) assembles it:
+
+    .venv/bin/python benchmarks/peer_moasha.py TABLE --study STUDY --moasha moa/c \
+        --ecotune-methods none --runs-dir runs --only-seeds 0-14     # and 15-29, ...
+    .venv/bin/python benchmarks/peer_moasha.py TABLE --study STUDY --moasha moa/c \
+        --ecotune-methods none --runs-dir runs --json peer.json      # reads them all
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ import argparse
 import hashlib
 import json
 import math
+import pickle
 import subprocess
 import sys
 import time
@@ -171,20 +182,52 @@ def _moasha_runs(job: tuple) -> list:
     spec = load_spec(study_path).with_settings(early_stopping={"on_stop": on_stop})
     max_t = max(int(r.finals.get("epochs_run") or len(r.epochs))
                 for r in table.configs.values() if not r.failed)
-    moasha = Moasha(Path(settings["python"]))
-    runs = []
-    try:
-        for seed in seeds:
-            moasha.init(space_for(spec, resource), max_t, grace,
-                        settings["reduction_factor"], settings["brackets"], seed, priority,
-                        settings["sort"])
-            runs.append(replay_scheduler(table, spec, moasha, label=label, seed=seed,
-                                         workers=settings["workers"],
-                                         budget_j=settings["budget_j"],
-                                         n_trials=settings["n_trials"], resource=resource))
-    finally:
-        moasha.close()
-    return [(label, moasha.version, runs)]
+    cache = settings.get("runs_dir")
+    stored = {seed: _cached(cache, label, seed) for seed in seeds} if cache else {}
+    runs = {seed: hit[1] for seed, hit in stored.items() if hit is not None}
+    version = next((hit[0] for hit in stored.values() if hit is not None), "?")
+    todo = [seed for seed in seeds if seed not in runs]
+    if todo:
+        moasha = Moasha(Path(settings["python"]))
+        try:
+            for seed in todo:
+                moasha.init(space_for(spec, resource), max_t, grace,
+                            settings["reduction_factor"], settings["brackets"], seed,
+                            priority, settings["sort"])
+                runs[seed] = replay_scheduler(table, spec, moasha, label=label, seed=seed,
+                                              workers=settings["workers"],
+                                              budget_j=settings["budget_j"],
+                                              n_trials=settings["n_trials"],
+                                              resource=resource)
+                version = moasha.version
+                if cache:
+                    path = _cache_path(cache, label, seed)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(pickle.dumps((version, runs[seed])))
+        finally:
+            moasha.close()
+    return [(label, version, [runs[seed] for seed in seeds])]
+
+
+def _cache_path(cache: str, label: str, seed: int) -> Path:
+    return Path(cache) / label.replace("/", "_") / f"{seed}.pkl"
+
+
+def _cached(cache: str, label: str, seed: int):
+    """(syne-tune version, ReplayRun) of a run stored by an earlier invocation, or None."""
+    path = _cache_path(cache, label, seed)
+    return pickle.loads(path.read_bytes()) if path.exists() else None
+
+
+def runs_dir(base: str, table_path: Path, study_path: Path, settings: dict) -> str:
+    """``base``/<a digest of the table, the study and every setting a MOASHA run depends
+    on>: runs stored there are reused only by an invocation that would repeat them."""
+    key = json.dumps({"table": hashlib.sha256(table_path.read_bytes()).hexdigest(),
+                      "study": hashlib.sha256(study_path.read_bytes()).hexdigest(),
+                      **{k: settings[k] for k in ("workers", "budget_j", "n_trials",
+                                                  "brackets", "reduction_factor")}},
+                     sort_keys=True)
+    return str(Path(base) / hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
 def _ecotune_runs(job: tuple) -> list:
@@ -312,6 +355,14 @@ def main() -> None:
                         help="ecotune's methods to replay beside MOASHA, e.g. grid,tpe+sh/c, "
                              "or none (default: search_efficiency.py's, but gp and skopt*)")
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--runs-dir",
+                        help="keep each MOASHA run here (a pickle per variant and seed, under "
+                             "a digest of the table, study and settings) and reuse those "
+                             "already there: several invocations can share the work, and an "
+                             "interrupted one loses only its unfinished runs")
+    parser.add_argument("--only-seeds", metavar="A-B",
+                        help="with --runs-dir: run these of the seeds (by position, e.g. 0-14) "
+                             "into it, then stop; a later invocation reads them all")
     parser.add_argument("--json", help="write MOASHA's per-run figures here (for "
                                        "search_efficiency.py --peer)")
     parser.add_argument("--peer-python", default=str(PEER_PYTHON),
@@ -346,8 +397,19 @@ def main() -> None:
                 "n_trials": None, "brackets": args.brackets, "sort": args.sort,
                 "grace_period": graces[0] if len(graces) == 1 else list(graces),
                 "reduction_factor": args.reduction_factor or stopping.reduction_factor}
+    if args.runs_dir:
+        settings["runs_dir"] = runs_dir(args.runs_dir, table_path, study_path, settings)
+    elif args.only_seeds:
+        parser.error("--only-seeds needs --runs-dir")
     seed0 = spec.study.seed or 0
     seeds = [seed0 + r for r in range(args.seeds)]
+    if args.only_seeds:
+        try:
+            low, high = (int(x) for x in args.only_seeds.split("-"))
+        except ValueError:
+            parser.error(f"--only-seeds: A-B, positions of seeds (got {args.only_seeds!r})")
+        if not 0 <= low <= high < len(seeds):
+            parser.error(f"--only-seeds: positions within 0-{len(seeds) - 1}")
     chosen = ecotune_methods(table, spec, args.n_trials or size,
                              args.ecotune_methods.split(",") if args.ecotune_methods else None,
                              args.first_rung)
@@ -364,10 +426,16 @@ def main() -> None:
                          f"{[v[0] for v in chosen_variants]}")
         chosen_variants = [v for v in chosen_variants if v[0] in wanted]
     # A job per variant and SEED_CHUNK seeds, so that the processes stay evenly busy.
+    to_run = seeds[low:high + 1] if args.only_seeds else seeds
     jobs = [(_moasha_runs, (str(table_path), str(study_path), label, resource, on_stop,
-                            priority, grace, seeds[i:i + SEED_CHUNK], settings))
+                            priority, grace, to_run[i:i + SEED_CHUNK], settings))
             for label, resource, on_stop, priority, grace in chosen_variants
-            for i in range(0, len(seeds), SEED_CHUNK)]
+            for i in range(0, len(to_run), SEED_CHUNK)]
+    if args.only_seeds:
+        _run(jobs, args.processes)
+        print(f"{len(to_run)} seeds ({to_run[0]}-{to_run[-1]}) of "
+              f"{', '.join(v[0] for v in chosen_variants)} stored in {settings['runs_dir']}")
+        return
     jobs += [(_ecotune_runs, (str(table_path), str(study_path), m, s)) for m in chosen
              for s in seeds]
     print(f"MOASHA (syne-tune) beside ecotune on {table_path} ({size} configurations; meter "
@@ -380,14 +448,7 @@ def main() -> None:
           f"{args.n_trials or size} trials per run ({size} for grid); {args.processes} "
           "process(es)")
     started = time.perf_counter()
-    if args.processes > 1:
-        import multiprocessing
-
-        with ProcessPoolExecutor(args.processes,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(_call, jobs))
-    else:
-        results = [_call(job) for job in jobs]
+    results = _run(jobs, args.processes)
     wall_s = time.perf_counter() - started
     runs: dict = {}
     version = "?"
@@ -440,6 +501,16 @@ def main() -> None:
     group = ordered[best_mine]
     print(t3_line(best_mine, reach_levels(group)[0.99],
                   np.array([r.energy_j.sum() for r in group]), peer))
+
+
+def _run(jobs: list, processes: int) -> list:
+    if processes > 1:
+        import multiprocessing
+
+        with ProcessPoolExecutor(processes,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            return list(pool.map(_call, jobs))
+    return [_call(job) for job in jobs]
 
 
 def _call(job: tuple) -> list:
