@@ -600,9 +600,13 @@ def test_codecarbon_scope_follows_what_it_reads(
     if scope == "process":
         assert m.warnings == ()
     else:
-        (warning,) = m.warnings
+        warning, *why = m.warnings
         assert warning.startswith("codecarbon: whole-machine figure: ")
         assert all(part in warning for part in named)
+        # A counter it could not split with other processes says why (this GPU object is
+        # not set up: there are no devices to read through).
+        assert all("is booked whole, not split with other processes" in w for w in why)
+        assert len(why) == ("gpu (NVML: the whole GPU)" in named)
     assert energy.codecarbon_scope(Tracker(), gpu=gpu_j is not None)[0] == scope
 
 

@@ -354,6 +354,56 @@ def test_the_gpu_ledger_splits_by_open_windows_and_drops_dead_processes(
     assert json.loads(a.path.read_text())["participants"] == {}
 
 
+def test_a_cpu_counter_ledger_unwraps_and_splits_by_each_processs_cpu_time(
+        tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from ecotune.energy._ledger import CounterLedger, _cpu_s, _started
+
+    counter = {"j": 90.0}
+    me = CounterLedger("rapl:/x/energy_uj", tmp_path)
+    me.settle(lambda: counter["j"], 1, wrap_j=100.0, weigh_by_cpu=True)
+    counter["j"] = 5.0  # wrapped at 100 J: +15 J, not a reset
+    assert me.settle(lambda: counter["j"], 1, wrap_j=100.0,
+                     weigh_by_cpu=True).account_j == pytest.approx(15.0)
+    # Another process with two windows open, idle (blocked on its stdin): by windows it
+    # would take two thirds; by CPU time it used none of the interval, so none of it.
+    idle = subprocess.Popen(
+        [sys.executable, "-c", "import sys; print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert idle.stdout.readline() == "ready\n"  # started: from now on it waits
+        state = json.loads(me.path.read_text())
+        state["participants"]["idle"] = {"pid": idle.pid, "started": _started(idle.pid),
+                                         "windows": 2, "j": 0.0, "shared": False,
+                                         "cpu_s": None}
+        me.path.write_text(json.dumps(state))
+        me.settle(lambda: counter["j"], 1, weigh_by_cpu=True)  # marks its CPU time
+        sum(i * i for i in range(3_000_000))  # this process works, the other waits
+        idle_cpu_s = _cpu_s(idle.pid)
+        counter["j"] += 30.0
+        settled = me.settle(lambda: counter["j"], 1, weigh_by_cpu=True)
+        assert _cpu_s(idle.pid) == idle_cpu_s  # it did not run meanwhile
+        assert settled == (pytest.approx(45.0), True)
+        others = json.loads(me.path.read_text())["participants"]["idle"]
+        assert others["j"] == 0.0
+        # Without the CPU weights the windows decide: one third for this process.
+        counter["j"] += 30.0
+        assert me.settle(lambda: counter["j"], 1).account_j == pytest.approx(55.0)
+        # A step the device could not have drawn since the last settlement is a reset, not
+        # energy (a bound of a nanowatt: any step is impossible).
+        counter["j"] += 30.0
+        assert me.resets == 0
+        assert me.settle(lambda: counter["j"], 1, max_power_w=1e-9).account_j == \
+            pytest.approx(55.0)
+        assert me.resets == 1  # and the participant is told (its figure is low)
+    finally:
+        idle.kill()
+        idle.wait()
+
+
 def test_two_meters_of_one_process_on_one_gpu_split_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # A window on GPU 0 beside one reading every visible GPU: GPU 0 is split, GPU 1 not.
@@ -374,15 +424,16 @@ def test_two_meters_of_one_process_on_one_gpu_split_it(
     assert any("booked whole" in warning for warning in w.measurement.warnings)
 
 
-def test_codecarbon_reading_counters_says_its_figure_is_unsplit(
+def test_codecarbon_reading_what_it_cannot_split_says_its_figure_is_unsplit(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """CodeCarbon reads RAPL in every process itself: ecotune cannot split that with other
-    processes, and the trial says so instead of claiming its share."""
+    """CodeCarbon's ``constant`` CPU mode (half the TDP, in every process) is a whole-machine
+    figure ecotune does not split with other processes: the trial says so instead of
+    claiming its share."""
     from ecotune.energy import CodeCarbonMeter, _codecarbon
     from tests.test_energy import _CountingTracker
 
     tracker = _CountingTracker()
-    tracker._hardware = [type("CPU", (), {"_mode": "intel_rapl",
+    tracker._hardware = [type("CPU", (), {"_mode": "constant",
                                           "_tracking_mode": "process"})()]
     monkeypatch.setattr(_codecarbon, "_shared_tracker", lambda *key: tracker)
     meter = CodeCarbonMeter()
@@ -396,6 +447,116 @@ def test_codecarbon_reading_counters_says_its_figure_is_unsplit(
     assert any("concurrent windows" in w for w in m_first.warnings)
     attrs = m_first.as_attrs()
     assert attrs[names.ATTR_ENERGY_ATTRIBUTION] == names.ATTRIBUTION_UNSPLIT
+
+
+def _codecarbon_rapl_tree(root: Path, package_uj: int) -> Path:
+    """A powercap tree as CodeCarbon scans it (``<root>/intel-rapl/intel-rapl:0``, one
+    package); returns the package's ``energy_uj``."""
+    package = root / "intel-rapl" / "intel-rapl:0"
+    package.mkdir(parents=True)
+    (package / "name").write_text("package-0\n")
+    (package / "max_energy_range_uj").write_text(f"{10**12}\n")
+    (package / "energy_uj").write_text(f"{package_uj}\n")
+    return package / "energy_uj"
+
+
+class CodeCarbonFakeNvml(fake_nvml.FileFakeNvml):
+    """The file-backed fake NVML with the calls CodeCarbon's GPU reader makes too."""
+
+    NVMLError_NotSupported = fake_nvml.FakeNVMLError
+
+    def nvmlDeviceGetName(self, handle: int) -> str:
+        return "Fake GPU"
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: int) -> int:
+        return 300_000
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int):
+        import types
+
+        return types.SimpleNamespace(total=16 * 2**30, used=0, free=16 * 2**30)
+
+    def nvmlDeviceGetUtilizationRates(self, handle: int):
+        import types
+
+        return types.SimpleNamespace(gpu=0, memory=0)
+
+
+def _codecarbon_worker(rapl_dir: str, gpus_file: str, index: int, work: int, split: bool,
+                       barrier, results) -> None:
+    # CodeCarbon's real tracker with its real RAPL and GPU readers, pointed at the fake
+    # powercap tree and the fake NVML (the tracker has no setting for either: its CPU and
+    # GPU hardware are made again on them).
+    from codecarbon.core import gpu, gpu_nvidia
+    from codecarbon.external.hardware import CPU, GPU
+
+    from ecotune.energy import CodeCarbonMeter
+
+    gpu_nvidia.pynvml = CodeCarbonFakeNvml(gpus_file)
+    gpu.PYNVML_AVAILABLE = True
+    meter = CodeCarbonMeter(share_across_processes=split)
+    tracker = meter._tracker()
+    tracker._ensure_hardware_ready()
+    tracker._hardware = [h for h in tracker._hardware if type(h).__name__ not in ("CPU", "GPU")]
+    tracker._hardware += [CPU(output_dir=".", mode="intel_rapl", model="fake", tdp=100,
+                              rapl_dir=rapl_dir, tracking_mode="process"),
+                          GPU.from_utils(None)]
+    barrier.wait()
+    windows = [meter.open()]
+    if index == 1:  # a second trial of this worker, as n_jobs runs one in a thread
+        windows.append(meter.open())
+    barrier.wait()
+    sum(i * i for i in range(work))  # this worker's CPU time
+    barrier.wait()
+    barrier.wait()  # the parent has advanced the counters
+    measured = [w.close() for w in windows]
+    results.put((index, [(m.cpu_j, m.gpu_j, m.energy_j - (m.ram_j or 0.0), m.attribution,
+                          m.scope) for m in measured]))
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["split", "split-off"])
+def test_two_worker_processes_with_codecarbon_split_its_rapl_and_gpu_readings(
+        tmp_path: Path, split: bool) -> None:
+    """Two workers (one with two trials at once) whose CodeCarbon reads one package's RAPL
+    counter and one GPU's NVML counter: the trials' CPU and GPU energy add up to each
+    counter's advance, once. With the split off each worker books each advance whole:
+    twice the machine's reading."""
+    energy_uj = _codecarbon_rapl_tree(tmp_path / "powercap", 1_000_000)
+    gpus_file = tmp_path / "gpus.json"
+    fake_nvml.write_counters(gpus_file, [50_000])
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(3), context.Queue()
+    workers = [context.Process(target=_codecarbon_worker,
+                               args=(str(tmp_path / "powercap"), str(gpus_file), i, work,
+                                     split, barrier, results))
+               for i, work in enumerate((2_000_000, 6_000_000))]
+    for worker in workers:
+        worker.start()
+    barrier.wait(timeout=180)  # both trackers made
+    barrier.wait(timeout=60)  # every window open: one in worker 0, two in worker 1
+    barrier.wait(timeout=120)  # both finished their work
+    energy_uj.write_text(f"{1_000_000 + 12_000_000}\n")  # the package: +12 J
+    fake_nvml.write_counters(gpus_file, [50_000 + 9_000])  # the GPU: +9 J
+    barrier.wait(timeout=60)
+    got = dict(results.get(timeout=60) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=60)
+    trials = got[0] + got[1]
+    cpu_j, gpu_j = [t[0] for t in trials], [t[1] for t in trials]
+    assert [t[2] for t in trials] == pytest.approx([c + g for c, g in zip(cpu_j, gpu_j)])
+    assert {t[4] for t in trials} == {"machine"}  # the counters cover every process
+    if split:
+        # The machine's readings, once: 12 J of CPU, 9 J of GPU (a third per window).
+        assert sum(cpu_j) == pytest.approx(12.0, rel=1e-9)
+        assert gpu_j == [pytest.approx(3.0)] * 3
+        assert {t[3] for t in trials} == {names.ATTRIBUTION_SHARED}
+        # CPU by CPU time: worker 1 did three times the work (its two trials split it).
+        assert sum(t[0] for t in got[1]) > sum(t[0] for t in got[0])
+    else:
+        # Booked whole in each worker (CodeCarbon rounds its kWh to 7 digits).
+        assert sum(cpu_j) == pytest.approx(24.0, rel=1e-5)
+        assert sum(gpu_j) == pytest.approx(18.0, rel=1e-5)
+        assert {t[3] for t in trials} == {names.ATTRIBUTION_UNSPLIT}
 
 
 # --- the built-in trainer's trials at once on GPUs (torch and NVML faked) --------------

@@ -13,7 +13,8 @@ A meter can be asked for the GPUs a piece of work uses (``gpus``: this process's
 device indices; ``()`` for work on the CPU): GPUs outside them are not read, so work on
 the CPU is not charged an idle GPU's draw. ``None`` reads every visible GPU.
 - ``codecarbon``: CodeCarbon's offline tracker (RAPL/NVML where readable, else its
-  CPU-load model: an estimate).
+  CPU-load model: an estimate); the counters it reads are split among the processes
+  measuring them (``_codecarbon_ledgers.py``).
 - ``cputime``: process CPU seconds x an assumed power per core: always an estimate, the
   last resort.
 - ``auto``: per device the best of those available here (RAPL for CPU and RAM, NVML for

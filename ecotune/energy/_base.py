@@ -25,8 +25,9 @@ add up to the backend's reading over the same time, never counted twice:
 A window alone on its meter for its whole life gets the backend's reading unchanged
 (``attribution`` ``"exclusive"``); otherwise ``"shared"``. Across processes, a backend
 whose counter other processes read too splits it with them where it can (NVML's GPU
-ledger, :mod:`ecotune.energy._ledger`; RAPL by CPU-time share) and says ``"shared"`` when
-it did; a figure with a whole-device part it could not split is ``"unsplit"``.
+ledger, :mod:`ecotune.energy._ledger`, and the RAPL counters CodeCarbon reads; RAPL by
+CPU-time share) and says ``"shared"`` when it did; a figure with a whole-device part it
+could not split is ``"unsplit"``.
 
 The per-thread calls ``meter.start()``, ``meter.lap()``, ``meter.stop()`` are kept: each
 thread has one such window at a time (opening a second in the same thread before closing
@@ -95,8 +96,8 @@ class Measurement:
     attributed by it; ``warnings`` are caveats a reader of the figure must know;
     ``attribution`` is ``"exclusive"`` (the window was alone on its meter) or ``"shared"``
     (readings split with the other windows open at the same time, :data:`SHARED_RULE`,
-    in this process or, for NVML, in others), ``"unsplit"`` where a whole-device part
-    could not be split with other processes.
+    in this process or, for NVML and CodeCarbon's RAPL, in others), ``"unsplit"`` where a
+    whole-device part could not be split with other processes.
     ``co2_g`` is None from a meter: the measurement window adds it from ``energy_j``.
     """
 
@@ -333,7 +334,9 @@ class Meter(abc.ABC):
                     stopped = self._stop()
                     reading = stopped if self._done is None else self._done + stopped
                 else:
-                    reading = self._lap(False)
+                    # The closing window's figure is final: a real reading where a backend
+                    # would extrapolate (CodeCarbon), not its last reading's mean power.
+                    reading = self._lap(True)
                 self._split(reading)
             finally:
                 self._windows.remove(window)

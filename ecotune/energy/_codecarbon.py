@@ -7,22 +7,29 @@ country code and makes no network calls (the online one probes the network: neve
 
 Where CodeCarbon reads no hardware counter (no RAPL, no NVML, as on machines without a
 GPU or powercap access) its CPU figure is a model (TDP x CPU load) and its RAM figure a
-constant per GB: the measurement is then labelled an estimate.
+power by memory size: the measurement is then labelled an estimate.
 
 Scope (:func:`codecarbon_scope`): the tracker runs with ``tracking_mode="process"``, but
 only CodeCarbon's models honour it. Its CPU-load model (mode ``cpu_load``) then charges
-TDP x this process's CPU time, and its RAM model sizes this process's memory: this
-process's share. Every counter it reads covers the whole device, whatever the mode: RAPL
-(``intel_rapl``), Intel Power Gadget, Windows EMI, Apple's powermetrics, and NVML for
-GPUs; so does its ``constant`` CPU mode (half the TDP, however busy this process) and a
-user-forced RAM power. A window with any such part is scope ``machine``, with a warning
-naming the parts; ``process`` only where every figure is this process's share.
+TDP x this process's CPU time: this process's share. Its RAM model sizes this process's
+memory, but never below two DIMMs (10 W on x86): a model per process, so k workers book at
+least k x 10 W; it is labelled ``process``, and not split (it is no reading to split).
+Every counter it reads covers the whole device, whatever the mode: RAPL (``intel_rapl``),
+Intel Power Gadget, Windows EMI, Apple's powermetrics, and NVML for GPUs; so does its
+``constant`` CPU mode (half the TDP, however busy this process) and a user-forced RAM
+power. A window with any such part is scope ``machine``, with a warning naming the parts;
+``process`` only where every figure is this process's share.
 
-Across processes: CodeCarbon reads those counters itself, in each process, and ecotune
-cannot split them with other processes (NVML's GPU ledger and RAPL's CPU-time share are
-ecotune's own meters'): a machine-scope window is ``attribution`` ``"unsplit"``, and
-concurrent workers on one machine each include the others' draw. Trials in threads of one
-process still split the tracker's readings among them.
+Across processes: CodeCarbon reads those counters itself, in each process, so concurrent
+workers on one machine would each book the others' draw. Where it reads RAPL or GPUs'
+NVML counters, ecotune reads the same counters through a ledger per counter and reports
+this process's account instead (:mod:`ecotune.energy._codecarbon_ledgers`: each counter's
+advance split among the windows open on it in every process, RAPL by each process's CPU
+seconds, a GPU by open windows): the workers' figures add up to one reading of the
+machine's counters, ``attribution`` ``"shared"`` where another process's window was open.
+What it still reads whole in every process (a GPU read by power, the other counter modes,
+the ``constant`` CPU mode, a forced RAM power) is ``"unsplit"``, with a warning. Trials in
+threads of one process split the tracker's readings among them as every meter does.
 """
 
 from __future__ import annotations
@@ -35,11 +42,14 @@ import time
 
 from ecotune import names
 from ecotune.energy._base import Availability, Measurement, Meter, MeterError
+from ecotune.energy._codecarbon_ledgers import SharedCounters, gpu_counters, rapl_counters
 from ecotune.energy.carbon import J_PER_KWH
 
 __all__ = ["CodeCarbonMeter", "codecarbon_available", "codecarbon_status", "codecarbon_scope"]
 
 # CodeCarbon CPU modes that read a hardware counter rather than model one.
+#: The parts of a window the ledgers can split: what _machine_wide_parts calls them.
+_SPLIT_PARTS = {"cpu": "cpu (intel_rapl)", "gpu": "gpu (NVML: the whole GPU)"}
 _MEASURED_CPU_MODES = frozenset({"intel_rapl", "intel_power_gadget", "windows_emi",
                                  "apple_powermetrics"})
 
@@ -95,6 +105,8 @@ class CodeCarbonMeter(Meter):
 
     ``gpu_ids`` are the ``CUDA_VISIBLE_DEVICES`` entries of the GPUs to read (None: every
     visible GPU; empty: none, so work on the CPU is not charged an idle GPU's draw).
+    ``share_across_processes``: split the counters CodeCarbon reads (RAPL, NVML) with the
+    meters of other processes (False: each books them whole, ``"unsplit"``).
 
     Example:
         >>> meter = CodeCarbonMeter()
@@ -108,7 +120,8 @@ class CodeCarbonMeter(Meter):
     devices = ("cpu", "gpu", "ram")
 
     def __init__(self, measure_power_secs: float = 1.0,
-                 gpu_ids: tuple[str, ...] | None = None) -> None:
+                 gpu_ids: tuple[str, ...] | None = None,
+                 share_across_processes: bool = True) -> None:
         super().__init__()
         if not codecarbon_available():
             raise MeterError("the codecarbon meter needs the codecarbon package: "
@@ -118,6 +131,15 @@ class CodeCarbonMeter(Meter):
         self._last_lap: Measurement | None = None  # the last real reading
         self._reported: Measurement | None = None  # the last figure lap() returned
         self._last_lap_t_s = 0.0
+        self.share_across_processes = share_across_processes
+        # This meter's accounts on the counters' ledgers while the backend window is open
+        # (None: CodeCarbon reads no counter, or it is booked whole: ``_unsplit`` says why,
+        # per part).
+        self._counters: SharedCounters | None = None
+        self._unsplit: dict[str, str] = {}
+        self._joined = False  # on the ledgers (from the first window's start to the end)
+        self._restarting = False  # a lap: the task stops and restarts, windows stay open
+        self._warming = False
 
     def _key(self) -> tuple:
         return (self.measure_power_secs, self.gpu_ids or None)
@@ -131,8 +153,12 @@ class CodeCarbonMeter(Meter):
         with self._share_lock:
             if self._open:
                 return
-            self._start()
-            self._stop()
+            self._warming = True  # no window: not on the ledgers
+            try:
+                self._start()
+                self._stop()
+            finally:
+                self._warming = False
 
     def _begin(self) -> None:
         self._last_lap = self._reported = None
@@ -158,7 +184,11 @@ class CodeCarbonMeter(Meter):
             since_s = now_s - self._last_lap_t_s
             self._reported = _scaled(last, (last.duration_s + since_s) / last.duration_s)
         else:
-            self._last_lap = super()._lap()
+            self._restarting = True
+            try:
+                self._last_lap = super()._lap()
+            finally:
+                self._restarting = False
             self._last_lap_t_s = time.perf_counter()
             self._reported = _at_least(self._last_lap, self._reported)
         return self._reported
@@ -170,15 +200,71 @@ class CodeCarbonMeter(Meter):
         except Exception as err:
             _task_lock(*self._key()).release()
             raise MeterError(f"codecarbon meter: could not start: {err}") from err
+        if not self._joined and not self._warming:
+            self._join_ledgers()
+
+    # -- the ledgers: the counters CodeCarbon reads, split among processes -------------
+
+    def _join_ledgers(self) -> None:
+        """Join the ledger of each counter CodeCarbon reads (its hardware is known once
+        its first task started), with the one window now opening."""
+        self._joined, self._counters, self._unsplit = True, None, {}
+        if not self.share_across_processes:
+            self._unsplit = dict.fromkeys(_SPLIT_PARTS, "share_across_processes=False")
+            return
+        tracker = self._tracker()
+        try:
+            counters = rapl_counters(tracker)
+            if self.gpu_ids != ():  # work on the CPU: its GPUs' figure is left out
+                gpus, why = gpu_counters(tracker)
+                counters += gpus
+                if why is not None:
+                    self._unsplit["gpu"] = why
+        except (OSError, ValueError, AttributeError, TypeError) as err:
+            # AttributeError, TypeError: CodeCarbon's readers are not as of 3.3.
+            self._unsplit = dict.fromkeys(_SPLIT_PARTS, f"its ledgers could not be used ({err})")
+            return
+        if not counters:
+            return
+        self._counters = SharedCounters(counters)
+        self._settle_ledgers(1)
+        if self._counters is not None:
+            self._counters.take_j()  # the accounts start here
+
+    def _settle_ledgers(self, n_windows: int) -> None:
+        if self._counters is None:
+            return
+        try:
+            self._counters.settle(n_windows)
+        except OSError as err:
+            self._counters.leave()
+            self._counters = None
+            self._unsplit = dict.fromkeys(_SPLIT_PARTS, f"its ledgers could not be read ({err})")
+
+    def _windows_changed(self, n_windows: int) -> None:
+        self._settle_ledgers(n_windows)
 
     def _stop(self) -> Measurement:
         try:
             tracker = self._tracker()
             data = tracker.stop_task()
         except Exception as err:
+            if self._joined and not self._restarting:
+                self._end_ledgers()
             raise MeterError(f"codecarbon meter: could not stop: {err}") from err
         finally:
             _task_lock(*self._key()).release()
+        counters = self._counters if self._joined else None
+        if counters is not None:
+            # Each counter's part of the task: this meter's account on its ledger.
+            self._settle_ledgers(len(self._windows) if self._restarting else 0)
+            counters = self._counters
+        split_j = counters.take_j() if counters is not None else {}
+        shared = counters is not None and counters.shared
+        resets = counters.resets if counters is not None else []
+        unsplit_why = dict(self._unsplit) if self._joined else {}
+        if self._joined and not self._restarting:
+            self._end_ledgers(left=counters is not None)
         if data is None:
             raise MeterError("codecarbon meter: the tracker returned no data for the window")
         cpu_j = data.cpu_energy * J_PER_KWH
@@ -189,8 +275,23 @@ class CodeCarbonMeter(Meter):
         if self.gpu_ids == () and gpu_j is not None:
             # No GPU of this work's: leave out the GPUs' (idle) draw CodeCarbon read.
             energy_j, gpu_j = energy_j - gpu_j, None
+        # CodeCarbon's whole-device deltas, replaced by this meter's accounts.
+        if "cpu" in split_j:
+            energy_j, cpu_j = energy_j - cpu_j + split_j["cpu"], split_j["cpu"]
+        if "gpu" in split_j and gpu_j is not None:
+            energy_j, gpu_j = energy_j - gpu_j + split_j["gpu"], split_j["gpu"]
+        split = frozenset(split_j)
         parts = {"cpu": cpu_j, "gpu": gpu_j, "ram": ram_j}
-        scope, warnings = codecarbon_scope(tracker, gpu=gpu_j is not None)
+        scope, warnings = codecarbon_scope(tracker, gpu=gpu_j is not None, split=split)
+        unsplit = _unsplit_parts(tracker, gpu=gpu_j is not None, split=split)
+        if resets:
+            warnings += (f"codecarbon: {', '.join(resets)} stepped more than the device can "
+                         "draw in the time: treated as a reset, that interval's energy is "
+                         "lost (the figure is low)",)
+        for part, why in unsplit_why.items():
+            if _SPLIT_PARTS[part] in unsplit:
+                warnings += (f"codecarbon: {_SPLIT_PARTS[part]} is booked whole, not split "
+                             f"with other processes: {why}",)
         return Measurement(
             duration_s=float(data.duration),
             energy_j=energy_j,
@@ -203,10 +304,18 @@ class CodeCarbonMeter(Meter):
             scope=scope,
             sources={device: self.name for device, j in parts.items() if j is not None},
             warnings=warnings,
-            # Its counters are read in every process: not split with other processes.
-            attribution=(names.ATTRIBUTION_UNSPLIT if scope == "machine"
+            # A whole-device part read in every process and not split: "unsplit".
+            attribution=(names.ATTRIBUTION_UNSPLIT if unsplit
+                         else names.ATTRIBUTION_SHARED if shared
                          else names.ATTRIBUTION_EXCLUSIVE),
         )
+
+    def _end_ledgers(self, left: bool = False) -> None:
+        """The backend window ended: off the ledgers (``left``: its last settlement, with
+        no window, left them already)."""
+        if self._counters is not None and not left:
+            self._counters.leave()
+        self._counters, self._joined = None, False
 
 
 def _scaled(m: Measurement, factor: float) -> Measurement:
@@ -261,18 +370,27 @@ def _machine_wide_parts(tracker, gpu: bool) -> list[str]:
                 parts.append("ram (the machine's memory size)")
         elif kind == "GPU":
             if gpu:
-                parts.append("gpu (NVML: the whole GPU)")
+                parts.append(_SPLIT_PARTS["gpu"])
         else:  # AppleSiliconChip (powermetrics), Raspberry, anything newer: not a share
             parts.append(f"{getattr(hardware, 'chip_part', kind).lower()} ({kind})")
     return parts
 
 
-def codecarbon_scope(tracker, gpu: bool = True) -> tuple[str, tuple[str, ...]]:
-    """The scope of a window read by ``tracker``, and the warning that goes with it.
+def _unsplit_parts(tracker, gpu: bool, split: frozenset[str] = frozenset()) -> list[str]:
+    """The whole-device parts of a window not split with other processes: every part of
+    :func:`_machine_wide_parts` but those (``cpu``, ``gpu``) the ledgers split."""
+    done = {_SPLIT_PARTS[part] for part in split}
+    return [part for part in _machine_wide_parts(tracker, gpu) if part not in done]
+
+
+def codecarbon_scope(tracker, gpu: bool = True,
+                     split: frozenset[str] = frozenset()) -> tuple[str, tuple[str, ...]]:
+    """The scope of a window read by ``tracker``, and the warnings that go with it.
 
     ``"process"`` only where every part is this process's share (the CPU-load model under
     process tracking, the RAM model of the process's memory, no GPU figure); otherwise
-    ``"machine"``. ``gpu``: whether the window's figure includes a GPU part.
+    ``"machine"``. ``gpu``: whether the window's figure includes a GPU part; ``split``:
+    its parts (``cpu``, ``gpu``) split with other processes through the ledgers.
 
     Example:
         >>> import types
@@ -283,6 +401,18 @@ def codecarbon_scope(tracker, gpu: bool = True) -> tuple[str, tuple[str, ...]]:
     parts = _machine_wide_parts(tracker, gpu)
     if not parts:
         return "process", ()
-    return "machine", ("codecarbon: whole-machine figure: " + ", ".join(parts) + " cover"
-                       + ("s" if len(parts) == 1 else "") + " every process on the device, "
-                       "not only this one's share",)
+    unsplit = _unsplit_parts(tracker, gpu, split)
+    warnings: tuple[str, ...] = ()
+    if unsplit:
+        warnings += ("codecarbon: whole-machine figure: " + ", ".join(unsplit) + " cover"
+                     + ("s" if len(unsplit) == 1 else "") + " every process on the device, "
+                     "not only this one's share",)
+    if "cpu" in split:
+        warnings += ("codecarbon: cpu (RAPL) split with ecotune's windows in other processes "
+                     "through a ledger per counter, by each process's CPU time; it includes "
+                     "the draw of any other work on the machine",)
+    if "gpu" in split:
+        warnings += ("codecarbon: gpu (NVML) split with ecotune's windows in other processes "
+                     "through a ledger per GPU, by open windows; it includes the draw of any "
+                     "other work on the GPU",)
+    return "machine", warnings
