@@ -35,6 +35,16 @@ run, and T3 takes the better); ``/c``: a stopped trial's point at the epoch it
 stopped counts on the front (``on_stop = "complete"``), as syne-tune's own benchmarks count
 every reported result; without it the stopped trial is pruned. One simulated worker by
 default, matching ecotune's sequential replay.
+
+The driver sorts with ``_moasha_sort.nondominated_sort`` (syne-tune's answers, faster:
+``--sort shipped`` for syne-tune's own), and with one worker gets a trial's whole curve in
+one round trip. ``--runs-dir`` keeps every MOASHA run, so that invocations with
+``--only-seeds`` share a long job and a last one (the same options) assembles it:
+
+    .venv/bin/python benchmarks/peer_moasha.py TABLE --study STUDY --moasha moa/c \
+        --ecotune-methods none --runs-dir runs --only-seeds 0-14     # and 15-29, ...
+    .venv/bin/python benchmarks/peer_moasha.py TABLE --study STUDY --moasha moa/c \
+        --ecotune-methods none --runs-dir runs --json peer.json      # reads them all
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ import argparse
 import hashlib
 import json
 import math
+import pickle
 import subprocess
 import sys
 import time
@@ -70,6 +81,8 @@ RESOURCE = "epochs"
 SLOW = ("gp", "skopt", "skopt+cost", "skopt+cool")
 #: MOASHA's rung ranking: as shipped, and its own sort read as ranks (``+rank``).
 PRIORITIES = ("shipped", "rank")
+#: Seeds per MOASHA job (one driver process each).
+SEED_CHUNK = 5
 #: Plain baselines, not "ecotune methods" for T3 (as for T1).
 BASELINES = ("grid", "random")
 
@@ -95,12 +108,13 @@ class Moasha:
         return answer
 
     def init(self, space: dict, max_t: int, grace_period: int, reduction_factor: float,
-             brackets: int, seed: int, priority: str = "shipped") -> None:
+             brackets: int, seed: int, priority: str = "shipped", sort: str = "fast",
+             ) -> None:
         self.version = self._call({"op": "init", "space": space, "max_t": max_t,
                                    "grace_period": grace_period,
                                    "reduction_factor": reduction_factor,
                                    "brackets": brackets, "seed": seed,
-                                   "priority": priority})["version"]
+                                   "priority": priority, "sort": sort})["version"]
 
     def suggest(self, trial_id: int):
         return self._call({"op": "suggest", "trial_id": trial_id})["config"]
@@ -110,6 +124,10 @@ class Moasha:
         return self._call({"op": "result", "trial_id": trial_id, "epoch": epoch,
                            "accuracy": accuracy, "energy_j": energy_j,
                            "last": last})["continue"]
+
+    def on_curve(self, trial_id: int, accuracy: list[float], energy_j: list[float]) -> int:
+        return self._call({"op": "curve", "trial_id": trial_id, "accuracy": accuracy,
+                           "energy_j": energy_j})["epochs"]
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -136,40 +154,80 @@ def space_for(spec, resource: str | None) -> dict:
 
 
 def variants(spec, priorities: tuple[str, ...] = PRIORITIES,
-             ) -> list[tuple[str, str | None, str, str]]:
-    """(label, resource, on_stop, priority) of each MOASHA variant this study allows."""
+             grace_periods: tuple[int, ...] = (),
+             ) -> list[tuple[str, str | None, str, str, int]]:
+    """(label, resource, on_stop, priority, grace period) of each MOASHA variant this
+    study allows; a grace period other than the study's ``min_epochs`` (the default one)
+    is ``@gN`` in the label."""
     out = []
+    default = spec.early_stopping.min_epochs
     resources = [None] + ([RESOURCE] if RESOURCE in spec.search_space else [])
-    for priority in priorities:
-        for resource in resources:
-            for on_stop in ("prune", "complete"):
-                label = ("moa" + ("-r" if resource else "")
-                         + ("+rk" if priority == "rank" else "")
-                         + ("/c" if on_stop == "complete" else ""))
-                out.append((label, resource, on_stop, priority))
+    for grace in grace_periods or (default,):
+        for priority in priorities:
+            for resource in resources:
+                for on_stop in ("prune", "complete"):
+                    label = ("moa" + ("-r" if resource else "")
+                             + ("+rk" if priority == "rank" else "")
+                             + ("/c" if on_stop == "complete" else "")
+                             + (f"@g{grace}" if grace != default else ""))
+                    out.append((label, resource, on_stop, priority, grace))
     return out
 
 
 def _moasha_runs(job: tuple) -> list:
     """Runs of one MOASHA variant over ``seeds`` (one driver process for all of them)."""
-    (table_path, study_path, label, resource, on_stop, priority, seeds, settings) = job
+    (table_path, study_path, label, resource, on_stop, priority, grace, seeds,
+     settings) = job
     table = read_table(table_path)
     spec = load_spec(study_path).with_settings(early_stopping={"on_stop": on_stop})
     max_t = max(int(r.finals.get("epochs_run") or len(r.epochs))
                 for r in table.configs.values() if not r.failed)
-    moasha = Moasha(Path(settings["python"]))
-    runs = []
-    try:
-        for seed in seeds:
-            moasha.init(space_for(spec, resource), max_t, settings["grace_period"],
-                        settings["reduction_factor"], settings["brackets"], seed, priority)
-            runs.append(replay_scheduler(table, spec, moasha, label=label, seed=seed,
-                                         workers=settings["workers"],
-                                         budget_j=settings["budget_j"],
-                                         n_trials=settings["n_trials"], resource=resource))
-    finally:
-        moasha.close()
-    return [(label, moasha.version, runs)]
+    cache = settings.get("runs_dir")
+    stored = {seed: _cached(cache, label, seed) for seed in seeds} if cache else {}
+    runs = {seed: hit[1] for seed, hit in stored.items() if hit is not None}
+    version = next((hit[0] for hit in stored.values() if hit is not None), "?")
+    todo = [seed for seed in seeds if seed not in runs]
+    if todo:
+        moasha = Moasha(Path(settings["python"]))
+        try:
+            for seed in todo:
+                moasha.init(space_for(spec, resource), max_t, grace,
+                            settings["reduction_factor"], settings["brackets"], seed,
+                            priority, settings["sort"])
+                runs[seed] = replay_scheduler(table, spec, moasha, label=label, seed=seed,
+                                              workers=settings["workers"],
+                                              budget_j=settings["budget_j"],
+                                              n_trials=settings["n_trials"],
+                                              resource=resource)
+                version = moasha.version
+                if cache:
+                    path = _cache_path(cache, label, seed)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(pickle.dumps((version, runs[seed])))
+        finally:
+            moasha.close()
+    return [(label, version, [runs[seed] for seed in seeds])]
+
+
+def _cache_path(cache: str, label: str, seed: int) -> Path:
+    return Path(cache) / label.replace("/", "_") / f"{seed}.pkl"
+
+
+def _cached(cache: str, label: str, seed: int):
+    """(syne-tune version, ReplayRun) of a run stored by an earlier invocation, or None."""
+    path = _cache_path(cache, label, seed)
+    return pickle.loads(path.read_bytes()) if path.exists() else None
+
+
+def runs_dir(base: str, table_path: Path, study_path: Path, settings: dict) -> str:
+    """``base``/<a digest of the table, the study and every setting a MOASHA run depends
+    on>: runs stored there are reused only by an invocation that would repeat them."""
+    key = json.dumps({"table": hashlib.sha256(table_path.read_bytes()).hexdigest(),
+                      "study": hashlib.sha256(study_path.read_bytes()).hexdigest(),
+                      **{k: settings[k] for k in ("workers", "budget_j", "n_trials",
+                                                  "brackets", "reduction_factor")}},
+                     sort_keys=True)
+    return str(Path(base) / hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
 def _ecotune_runs(job: tuple) -> list:
@@ -181,12 +239,20 @@ def _ecotune_runs(job: tuple) -> list:
     return [(method.label, None, replay(read_table(table_path), spec, [method])[method.label])]
 
 
-def ecotune_methods(table_size: int, n_trials: int, only: list[str] | None) -> list[Method]:
-    """search_efficiency.py's replay methods (``_replay_targets.methods``), the slow ones
-    only where named."""
+def ecotune_methods(table, spec, n_trials: int, only: list[str] | None,
+                    first_rung: int | None = None) -> list[Method]:
+    """search_efficiency.py's replay methods (``_replay_targets.methods``, with its
+    ``--first-rung`` for +sh and +hb), the slow ones only where named; none for
+    ``["none"]``."""
     from _replay_targets import methods
 
-    chosen = methods(table_size, n_trials)
+    if only == ["none"]:
+        return []
+    halving = {"min_epochs": first_rung} if first_rung else None
+    stopping = spec.with_settings(early_stopping=halving or {}).early_stopping
+    chosen = methods(len(table.configs), n_trials,
+                     max(len(r.epochs) for r in table.configs.values()),
+                     stopping.min_epochs, stopping.reduction_factor, None, halving)
     if only:
         missing = sorted(set(only) - {m.label for m in chosen})
         if missing:
@@ -266,9 +332,17 @@ def main() -> None:
     parser.add_argument("--n-trials", type=int,
                         help="ecotune's trials per run (default: the table's configurations, as "
                              "search_efficiency.py); MOASHA: none beyond the budget")
-    parser.add_argument("--grace-period", type=int,
-                        help="MOASHA's first rung (default: the study's [early_stopping] "
-                             "min_epochs, ecotune's successive halving's)")
+    parser.add_argument("--grace-period",
+                        help="MOASHA's first rung, or several (e.g. 3,1: each a variant, "
+                             "labelled @gN where not the default; default: the study's "
+                             "[early_stopping] min_epochs, ecotune's successive halving's)")
+    parser.add_argument("--first-rung", type=int,
+                        help="the first rung of ecotune's +sh and +hb methods, as "
+                             "search_efficiency.py --replay --first-rung")
+    parser.add_argument("--sort", choices=("fast", "shipped"), default="fast",
+                        help="MOASHA's non-dominated sort: syne-tune's own (shipped) or "
+                             "_moasha_sort's, the same answers faster (fast, checked against "
+                             "syne-tune's when the driver starts)")
     parser.add_argument("--reduction-factor", type=float,
                         help="default: the study's [early_stopping] reduction_factor")
     parser.add_argument("--brackets", type=int, default=1)
@@ -278,9 +352,17 @@ def main() -> None:
     parser.add_argument("--moasha", help="only these MOASHA variants, e.g. moa+rk/c,moa/c "
                                          "(default: every one the study allows)")
     parser.add_argument("--ecotune-methods",
-                        help="ecotune's methods to replay beside MOASHA, e.g. grid,tpe+sh/c "
-                             "(default: search_efficiency.py's, but gp and skopt*)")
+                        help="ecotune's methods to replay beside MOASHA, e.g. grid,tpe+sh/c, "
+                             "or none (default: search_efficiency.py's, but gp and skopt*)")
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--runs-dir",
+                        help="keep each MOASHA run here (a pickle per variant and seed, under "
+                             "a digest of the table, study and settings) and reuse those "
+                             "already there: several invocations can share the work, and an "
+                             "interrupted one loses only its unfinished runs")
+    parser.add_argument("--only-seeds", metavar="A-B",
+                        help="with --runs-dir: run these of the seeds (by position, e.g. 0-14) "
+                             "into it, then stop; a later invocation reads them all")
     parser.add_argument("--json", help="write MOASHA's per-run figures here (for "
                                        "search_efficiency.py --peer)")
     parser.add_argument("--peer-python", default=str(PEER_PYTHON),
@@ -303,19 +385,39 @@ def main() -> None:
     size = len(table.configs)
     budget_j = args.budget_j or table.total_energy_j()
     stopping = spec.early_stopping
+    try:
+        graces = tuple(int(g) for g in args.grace_period.split(",")) if args.grace_period \
+            else (stopping.min_epochs,)
+    except ValueError:
+        parser.error(f"--grace-period: whole numbers of epochs, e.g. 3,1 "
+                     f"(got {args.grace_period!r})")
+    if min(graces) < 1:
+        parser.error("--grace-period: at least 1 epoch")
     settings = {"python": str(python), "workers": args.workers, "budget_j": budget_j,
-                "n_trials": None, "brackets": args.brackets,
-                "grace_period": args.grace_period or stopping.min_epochs,
+                "n_trials": None, "brackets": args.brackets, "sort": args.sort,
+                "grace_period": graces[0] if len(graces) == 1 else list(graces),
                 "reduction_factor": args.reduction_factor or stopping.reduction_factor}
+    if args.runs_dir:
+        settings["runs_dir"] = runs_dir(args.runs_dir, table_path, study_path, settings)
+    elif args.only_seeds:
+        parser.error("--only-seeds needs --runs-dir")
     seed0 = spec.study.seed or 0
     seeds = [seed0 + r for r in range(args.seeds)]
-    chosen = ecotune_methods(size, args.n_trials or size,
-                             args.ecotune_methods.split(",") if args.ecotune_methods else None)
+    if args.only_seeds:
+        try:
+            low, high = (int(x) for x in args.only_seeds.split("-"))
+        except ValueError:
+            parser.error(f"--only-seeds: A-B, positions of seeds (got {args.only_seeds!r})")
+        if not 0 <= low <= high < len(seeds):
+            parser.error(f"--only-seeds: positions within 0-{len(seeds) - 1}")
+    chosen = ecotune_methods(table, spec, args.n_trials or size,
+                             args.ecotune_methods.split(",") if args.ecotune_methods else None,
+                             args.first_rung)
     priorities = tuple(args.priorities.split(","))
     unknown = sorted(set(priorities) - set(PRIORITIES))
     if unknown:
         parser.error(f"unknown priority {unknown[0]!r}; expected {', '.join(PRIORITIES)}")
-    chosen_variants = variants(spec, priorities)
+    chosen_variants = variants(spec, priorities, graces)
     if args.moasha:
         wanted = args.moasha.split(",")
         missing = sorted(set(wanted) - {v[0] for v in chosen_variants})
@@ -323,28 +425,30 @@ def main() -> None:
             parser.error(f"unknown MOASHA variant {missing[0]!r}; expected one of "
                          f"{[v[0] for v in chosen_variants]}")
         chosen_variants = [v for v in chosen_variants if v[0] in wanted]
+    # A job per variant and SEED_CHUNK seeds, so that the processes stay evenly busy.
+    to_run = seeds[low:high + 1] if args.only_seeds else seeds
     jobs = [(_moasha_runs, (str(table_path), str(study_path), label, resource, on_stop,
-                            priority, seeds, settings))
-            for label, resource, on_stop, priority in chosen_variants]
+                            priority, grace, to_run[i:i + SEED_CHUNK], settings))
+            for label, resource, on_stop, priority, grace in chosen_variants
+            for i in range(0, len(to_run), SEED_CHUNK)]
+    if args.only_seeds:
+        _run(jobs, args.processes)
+        print(f"{len(to_run)} seeds ({to_run[0]}-{to_run[-1]}) of "
+              f"{', '.join(v[0] for v in chosen_variants)} stored in {settings['runs_dir']}")
+        return
     jobs += [(_ecotune_runs, (str(table_path), str(study_path), m, s)) for m in chosen
              for s in seeds]
     print(f"MOASHA (syne-tune) beside ecotune on {table_path} ({size} configurations; meter "
           f"{table.header.get('meter')}; recorded on {table.header.get('machine')})")
     print(f"{args.seeds} seeds ({seeds[0]}-{seeds[-1]}) per method; MOASHA: rungs from "
-          f"{settings['grace_period']} epochs, reduction factor {settings['reduction_factor']:g}, "
+          f"{'/'.join(map(str, graces))} epochs, reduction factor "
+          f"{settings['reduction_factor']:g}, "
           f"{args.brackets} bracket(s), {args.workers} simulated worker(s), until "
           f"{budget_j:.5g} J of search energy (a full grid's); ecotune: "
           f"{args.n_trials or size} trials per run ({size} for grid); {args.processes} "
           "process(es)")
     started = time.perf_counter()
-    if args.processes > 1:
-        import multiprocessing
-
-        with ProcessPoolExecutor(args.processes,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(_call, jobs))
-    else:
-        results = [_call(job) for job in jobs]
+    results = _run(jobs, args.processes)
     wall_s = time.perf_counter() - started
     runs: dict = {}
     version = "?"
@@ -354,7 +458,8 @@ def main() -> None:
             version = v or version
     peer_labels = [v[0] for v in chosen_variants]
     ordered = {m.label: sorted(runs[m.label], key=lambda r: r.seed) for m in chosen}
-    ordered.update({label: runs[label] for label in peer_labels})
+    ordered.update({label: sorted(runs[label], key=lambda r: r.seed)
+                    for label in peer_labels})
     print("\nmoa: syne-tune's MOASHA over the study's space; -r: epochs as its resource; "
           "+rk: its sort read as ranks; /c: a stopped trial's point counts")
     print(f"\nwall time {wall_s:.1f} s; per method, the sum of its runs' times (s):")
@@ -381,7 +486,8 @@ def main() -> None:
                "study": str(study_path), "budget_j": budget_j,
                "workers": args.workers, "grace_period": settings["grace_period"],
                "reduction_factor": settings["reduction_factor"],
-               "brackets": args.brackets, "syne_tune": version, "best": peer,
+               "brackets": args.brackets, "sort": args.sort, "syne_tune": version,
+               "best": peer,
                "variants": {lb: peer_figures(lb, ordered[lb], version)
                             for lb in peer_labels}}
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
@@ -395,6 +501,16 @@ def main() -> None:
     group = ordered[best_mine]
     print(t3_line(best_mine, reach_levels(group)[0.99],
                   np.array([r.energy_j.sum() for r in group]), peer))
+
+
+def _run(jobs: list, processes: int) -> list:
+    if processes > 1:
+        import multiprocessing
+
+        with ProcessPoolExecutor(processes,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            return list(pool.map(_call, jobs))
+    return [_call(job) for job in jobs]
 
 
 def _call(job: tuple) -> list:

@@ -82,6 +82,20 @@ class Fixed:
 ALL = [{"lr": lr, "epochs": ep} for lr, ep in CURVES]
 
 
+class Curves(Fixed):
+    """:class:`Fixed` that also takes a whole curve at once (``on_curve``), with the same
+    rule; ``curves`` records what it was handed."""
+
+    def __init__(self, configs, stop_after=None) -> None:
+        super().__init__(configs, stop_after)
+        self.curves: list[tuple[int, list[float], list[float]]] = []
+
+    def on_curve(self, trial_id, accuracy, energy_j):
+        self.curves.append((trial_id, accuracy, energy_j))
+        n = len(accuracy)
+        return n if self.stop_after is None else min(self.stop_after, n)
+
+
 def test_a_stopped_trial_costs_its_epochs_and_the_window_after_training(table):
     trials: list[ScheduledTrial] = []
     run = replay_scheduler(table, _spec(), Fixed(ALL, stop_after=2), label="s", seed=0,
@@ -198,3 +212,36 @@ def test_a_scheduler_that_never_stops_matches_the_replay_of_the_same_trials(tabl
     assert np.array_equal(mine.energy_j, theirs.energy_j)
     assert np.array_equal(mine.hypervolume_ratio, theirs.hypervolume_ratio)
     assert mine.values == theirs.values
+
+
+@pytest.mark.parametrize(("stop_after", "on_stop"), [(None, "prune"), (1, "prune"),
+                                                     (2, "complete"), (3, "prune")])
+def test_whole_curves_give_the_runs_that_epoch_by_epoch_results_give(table, stop_after,
+                                                                      on_stop):
+    order = ALL + ALL[::-1]
+    spec = _spec(on_stop=on_stop, test_evaluation="front")
+    epochs, curves = [], []
+    by_epoch = replay_scheduler(table, spec, Fixed(order, stop_after), label="e", seed=0,
+                                n_trials=8, trials_out=epochs)
+    scheduler = Curves(order, stop_after)
+    whole = replay_scheduler(table, spec, scheduler, label="e", seed=0, n_trials=8,
+                             trials_out=curves)
+    assert scheduler.results == []  # every decision came through on_curve
+    assert scheduler.curves[0] == (0, [0.5, 0.7, 0.8], [2.0, 4.0, 6.0])
+    assert curves == epochs
+    assert np.array_equal(whole.energy_j, by_epoch.energy_j)
+    assert np.array_equal(whole.hypervolume_ratio, by_epoch.hypervolume_ratio)
+    assert whole.states == by_epoch.states and whole.values == by_epoch.values
+
+
+def test_whole_curves_only_with_one_worker_and_a_sane_answer(table):
+    scheduler = Curves(ALL, stop_after=1)
+    replay_scheduler(table, _spec(), scheduler, label="w", seed=0, workers=2, n_trials=4)
+    assert scheduler.curves == [] and len(scheduler.results) == 4  # interleaved: by epoch
+
+    class Bad(Curves):
+        def on_curve(self, trial_id, accuracy, energy_j):
+            return len(accuracy) + 1
+
+    with pytest.raises(ValueError, match="on_curve of trial 0 returned 4 epochs"):
+        replay_scheduler(table, _spec(), Bad(ALL), label="b", seed=0, n_trials=1)

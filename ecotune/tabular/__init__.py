@@ -21,6 +21,7 @@ from ecotune.tabular._replay import (
     replay,
 )
 from ecotune.tabular._scheduled import (
+    CurveScheduler,
     ScheduledTrial,
     Scheduler,
     replay_scheduler,
@@ -51,6 +52,7 @@ __all__ = [
     "replay",
     "replay_figure",
     "replay_scheduler",
+    "CurveScheduler",
     "Scheduler",
     "ScheduledTrial",
     "stopped_energy_j",

@@ -21,6 +21,11 @@ Sampled knob values are read as the table's nearest grid values, as the replay d
 (:meth:`TableObjective.lookup`). With ``resource`` set (e.g. ``"epochs"``), the scheduler
 does not search that knob: each trial walks the longest recorded curve of its
 configuration and the scheduler's stops are its only epoch decisions.
+
+With one worker a trial's epochs reach the scheduler one after the other with nothing in
+between, so a scheduler that also has ``on_curve`` gets the whole curve in one call
+instead (the same decisions; for a scheduler in another process, one round trip a trial
+rather than one an epoch).
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ from ecotune.tabular._pareto import table_reference
 from ecotune.tabular._replay import ReplayRun, TableObjective, check_fits
 from ecotune.tabular._table import ConfigRecord, RecordedTable, TableError
 
-__all__ = ["Scheduler", "ScheduledTrial", "replay_scheduler", "stopped_energy_j"]
+__all__ = ["CurveScheduler", "Scheduler", "ScheduledTrial", "replay_scheduler",
+           "stopped_energy_j"]
 
 
 class Scheduler(Protocol):
@@ -57,6 +63,17 @@ class Scheduler(Protocol):
         """Each epoch's result, the trial's last (``last``) included: True to go on,
         False to stop it. After the last epoch the trial ends either way (it trained to
         its end: not a stop)."""
+
+
+class CurveScheduler(Scheduler, Protocol):
+    """A :class:`Scheduler` that can also take a trial's whole curve at once (used with
+    one worker): what :meth:`on_result` would decide epoch by epoch, in one call."""
+
+    def on_curve(self, trial_id: int, accuracy: list[float], energy_j: list[float]) -> int:
+        """The trial's validation accuracy and cumulative energy at each epoch it can
+        train (its last epoch last); returns how many it trains: the epoch after which
+        :meth:`on_result` would have stopped it, or the number of epochs given (to its
+        end)."""
 
 
 @dataclass(frozen=True)
@@ -131,12 +148,14 @@ def replay_scheduler(table: RecordedTable, spec: StudySpec | Mapping[str, Any] |
     reference, reference_hv, maximize = table_reference(table, objectives)
     evaluation = spec.training.test_evaluation
     on_stop = spec.early_stopping.on_stop
+    whole_curves = workers == 1 and callable(getattr(scheduler, "on_curve", None))
     started_at = time.perf_counter()
 
     records: dict[int, ConfigRecord] = {}
     keys: dict[int, tuple[str, ...]] = {}
     start_s: dict[int, float] = {}
-    events: list[tuple[float, int, int]] = []  # (time, trial id, epoch); 0 epoch: failed
+    # (time, trial id, epoch): 0: failed; -k: ends after epoch k (whole curves)
+    events: list[tuple[float, int, int]] = []
     finished: list[optuna.trial.FrozenTrial] = []
     points: list[tuple[float, float]] = []  # complete trials' values, for "front"
     spent_j = 0.0
@@ -163,6 +182,14 @@ def replay_scheduler(table: RecordedTable, spec: StudySpec | Mapping[str, Any] |
             running += 1
             if record.failed or len(record.epochs) == 0:
                 heapq.heappush(events, (now, tid, 0))
+            elif whole_curves:
+                n = min(_planned(record), len(record.epochs))
+                k = scheduler.on_curve(tid, record.val_accuracy[:n].tolist(),
+                                       record.energy_j[:n].tolist())
+                if not 1 <= k <= n:
+                    raise ValueError(f"on_curve of trial {tid} returned {k} epochs; "
+                                     f"expected 1 to {n}")
+                heapq.heappush(events, (now + float(record.elapsed_s[k - 1]), tid, -k))
             else:
                 heapq.heappush(events, (now + float(record.elapsed_s[0]), tid, 1))
 
@@ -208,6 +235,8 @@ def replay_scheduler(table: RecordedTable, spec: StudySpec | Mapping[str, Any] |
         record = records[tid]
         if epoch == 0:
             finish(tid, now, 0, False)
+        elif epoch < 0:
+            finish(tid, now, -epoch, -epoch < min(_planned(record), len(record.epochs)))
         else:
             i = epoch - 1
             accuracy, energy = float(record.val_accuracy[i]), float(record.energy_j[i])
