@@ -32,6 +32,7 @@ _EXPORTS = {
     "BulkReadRDBStorage": "ecotune.storage._bulk_read",
     "count_from": "ecotune.storage._trial_cursor",
     "user_attr": "ecotune.storage._lazy_trial",
+    "StoredTrial": "ecotune.storage._lazy_trial",
 }
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "RedactedStorage",
     "STORAGE_ENV",
     "StorageURLError",
+    "StoredTrial",
     "TrialCursor",
     "check_storage_url",
     "choose_storage",
@@ -60,7 +62,7 @@ __all__ = [
 if TYPE_CHECKING:
     from ecotune.storage._batch import set_study_system_attrs, set_user_attrs
     from ecotune.storage._bulk_read import BulkReadRDBStorage
-    from ecotune.storage._lazy_trial import user_attr
+    from ecotune.storage._lazy_trial import StoredTrial, user_attr
     from ecotune.storage._open import (
         JOURNAL_SCHEME,
         RedactedStorage,

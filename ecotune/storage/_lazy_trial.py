@@ -114,7 +114,8 @@ class StoredTrial(FrozenTrial):
 
     def __repr__(self) -> str:
         self._decode()
-        return super().__repr__()
+        # Shown as what it is to its readers (logs, tracebacks): a FrozenTrial.
+        return FrozenTrial.__name__ + super().__repr__().removeprefix(type(self).__name__)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         # copy.copy, copy.deepcopy and pickle all come here: they copy a decoded trial.
