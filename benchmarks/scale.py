@@ -286,10 +286,10 @@ def _timed_reads(study: optuna.Study) -> dict[str, float]:
     backend = study._storage._backend
     inner, spent = backend._get_trials, {"s": 0.0}
 
-    def timed(*args):
+    def timed(*args, **kwargs):
         start = time.perf_counter()
         try:
-            return inner(*args)
+            return inner(*args, **kwargs)
         finally:
             spent["s"] += time.perf_counter() - start
 
