@@ -27,7 +27,7 @@ import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
 from ecotune.names import ATTR_ENERGY, ATTR_EVALUATION_ENERGY, STOP_TRIAL_BUDGET
-from ecotune.storage import TrialCursor
+from ecotune.storage import TrialCursor, user_attr
 
 __all__ = ["TrialEnergyBudget", "StudyEnergyBudget", "search_energy_j", "study_energy_j"]
 
@@ -85,8 +85,10 @@ def search_energy_j(trial: optuna.trial.FrozenTrial) -> float | None:
         >>> search_energy_j(t), search_energy_j(optuna.trial.create_trial(values=[0.5, 1.0]))
         (11.5, None)
     """
-    attrs = trial.user_attrs
-    training, evaluation = attrs.get(ATTR_ENERGY), attrs.get(ATTR_EVALUATION_ENERGY)
+    # Two numbers, not the trial's every attribute: the first budget check of a worker
+    # joining a study reads them from each of its trials.
+    training = user_attr(trial, ATTR_ENERGY)
+    evaluation = user_attr(trial, ATTR_EVALUATION_ENERGY)
     if training is None and evaluation is None:
         return None
     return float(training or 0.0) + float(evaluation or 0.0)

@@ -39,7 +39,7 @@ import optuna
 
 from ecotune.epochs import EpochRecord, StopTraining
 from ecotune.names import STOP_ENERGY_AWARE
-from ecotune.pareto import ParetoFront, is_feasible
+from ecotune.pareto import ParetoFront, is_feasible, non_dominated
 from ecotune.storage import TrialCursor
 
 __all__ = ["Prediction", "predict_final", "EnergyAwareStopper", "study_front",
@@ -203,9 +203,17 @@ class _StudyFront:
         self._columns = list(columns)
 
     def update(self) -> ParetoFront:
-        for t in self._cursor.poll():
-            if t.state == optuna.trial.TrialState.COMPLETE and is_feasible(t):
-                self._front.add([t.values[i] for i in self._columns])
+        points = np.array([[t.values[i] for i in self._columns] for t in self._cursor.poll()
+                           if t.state == optuna.trial.TrialState.COMPLETE and is_feasible(t)],
+                          dtype=float).reshape(-1, len(self._columns))
+        # The front ignores non-finite points; of the others, a point another new one
+        # dominates never joins it: offer only the new front (a joining worker's first
+        # update brings thousands of trials, one vectorized pass instead of an add each).
+        points = points[np.isfinite(points).all(axis=1)]
+        if len(points) > 1:
+            points = points[non_dominated(points, self._front.maximize)]
+        for point in points.tolist():
+            self._front.add(point)
         return self._front
 
 

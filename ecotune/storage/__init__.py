@@ -1,6 +1,7 @@
 """Where studies live: storage URLs (checked, passwords hidden everywhere), Optuna
 storage opened as ecotune uses it, an incremental reader of a study's trials, a
-trial's attributes written in one transaction, and a faster read of many trials.
+trial's attributes written in one transaction, and a faster read of many trials (whose
+user attributes are decoded when first read; :func:`user_attr` reads one of them).
 
 The URL helpers import nothing heavy: the spec and the CLI use them before Optuna loads."""
 
@@ -30,6 +31,8 @@ _EXPORTS = {
     "set_study_system_attrs": "ecotune.storage._batch",
     "BulkReadRDBStorage": "ecotune.storage._bulk_read",
     "count_from": "ecotune.storage._trial_cursor",
+    "user_attr": "ecotune.storage._lazy_trial",
+    "StoredTrial": "ecotune.storage._lazy_trial",
 }
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "RedactedStorage",
     "STORAGE_ENV",
     "StorageURLError",
+    "StoredTrial",
     "TrialCursor",
     "check_storage_url",
     "choose_storage",
@@ -52,11 +56,13 @@ __all__ = [
     "scrub",
     "set_study_system_attrs",
     "set_user_attrs",
+    "user_attr",
 ]
 
 if TYPE_CHECKING:
     from ecotune.storage._batch import set_study_system_attrs, set_user_attrs
     from ecotune.storage._bulk_read import BulkReadRDBStorage
+    from ecotune.storage._lazy_trial import StoredTrial, user_attr
     from ecotune.storage._open import (
         JOURNAL_SCHEME,
         RedactedStorage,

@@ -6,23 +6,33 @@ cache syncs from storage before it looks for a waiting trial), and so do the sam
 (about fifteen attributes each, a learning curve among them) that is 170,000 ORM objects,
 about 10 s on a 2-core machine, and the first trial of a worker joining the study waits
 for it. :class:`BulkReadRDBStorage` reads the same rows with one plain ``SELECT`` per
-table and builds the same ``FrozenTrial`` objects from them, several times faster and with
-less memory; everything else (writes, heartbeats, Optuna's trial cache around it) is
-Optuna's own. Where the plain read fails (e.g. a database refusing a long ``IN`` list),
-Optuna's own read runs instead.
+table (the driver's tuples, not SQLAlchemy's rows or ORM objects) and builds the same
+``FrozenTrial`` objects from them, several times faster and with less memory; of a
+finished trial's user attributes it reads only those its :attr:`READ_WITH_TRIAL` names
+(what the study's energy spent needs), the rest when first read
+(:mod:`ecotune.storage._lazy_trial`): a joining worker's sampler, energy sum and early
+stopper need none of them. Everything else (writes, heartbeats, Optuna's trial cache
+around it) is Optuna's own. Where the plain read fails (e.g. a database refusing a long
+``IN`` list), Optuna's own read runs instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import gc
 import json
 import time
-from collections.abc import Container
+from collections.abc import Container, Iterator
+from sys import intern
 from typing import Any
 
 import optuna
 from optuna.distributions import json_to_distribution
 from optuna.trial import FrozenTrial
+
+from ecotune.names import ATTR_ENERGY, ATTR_EVALUATION_ENERGY
+from ecotune.storage._lazy_trial import stored_trials
 
 __all__ = ["BulkReadRDBStorage"]
 
@@ -38,6 +48,11 @@ class BulkReadRDBStorage(optuna.storages.RDBStorage):
         True
     """
 
+    #: User attributes of a finished trial read with it; the others are read when first
+    #: needed (:mod:`ecotune.storage._lazy_trial`). These: what the study's energy spent
+    #: reads of every trial (``ecotune.rules.search_energy_j``).
+    READ_WITH_TRIAL = frozenset({ATTR_ENERGY, ATTR_EVALUATION_ENERGY})
+
     def _get_trials(self, study_id: int, states: Container[optuna.trial.TrialState] | None,
                     included_trial_ids: set[int],
                     trial_id_greater_than: int) -> list[FrozenTrial]:
@@ -45,17 +60,34 @@ class BulkReadRDBStorage(optuna.storages.RDBStorage):
         # the study with an id in included_trial_ids (ids <= trial_id_greater_than) or
         # above trial_id_greater_than, in the given states, by id.
         try:
-            return _read_trials(self.engine, study_id, states, included_trial_ids,
-                                trial_id_greater_than)
+            with _collector_paused():
+                return _read_trials(self.engine, study_id, states, included_trial_ids,
+                                    trial_id_greater_than, self.READ_WITH_TRIAL)
         except Exception:  # noqa: BLE001 - any failure of the fast path: Optuna's own read
             return super()._get_trials(study_id, states, included_trial_ids,
                                        trial_id_greater_than)
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused: 10,000 trials are some 100,000 new
+    containers, and the full collections they set off over a worker's heap (torch loaded)
+    were 40 % of the read. Reference counting still frees what is dropped."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _read_trials(engine, study_id: int, states, included_trial_ids: set[int],
-                 trial_id_greater_than: int) -> list[FrozenTrial]:
+                 trial_id_greater_than: int,
+                 read_with_trial: frozenset[str] = frozenset()) -> list[FrozenTrial]:
     from optuna.storages._rdb import models
-    from sqlalchemy import or_, select
+    from optuna.trial import TrialState
+    from sqlalchemy import func, or_, select
 
     trials_t = models.TrialModel.__table__
     included = {i for i in included_trial_ids if i <= trial_id_greater_than}
@@ -69,14 +101,55 @@ def _read_trials(engine, study_id: int, states, included_trial_ids: set[int],
         where.append(trials_t.c.trial_id > trial_id_greater_than)
     chosen = select(trials_t.c.trial_id).where(*where).scalar_subquery()
 
-    def children(model, *columns):
+    def children(model, *columns, where=None, conn=None):
         table = model.__table__
         key = table.primary_key.columns.values()[0]
-        result = conn.execute(select(table.c.trial_id, *(table.c[c] for c in columns))
-                              .where(table.c.trial_id.in_(chosen)).order_by(key))
-        # In batches: 100,000 trials have 1.6 million attribute rows, JSON text each.
-        for batch in result.partitions(_BATCH_ROWS):
-            yield from batch
+        selected = [table.c.trial_id, *(table.c[c] for c in columns)]
+        result = conn.execute(select(*selected).where(
+            table.c.trial_id.in_(chosen) if where is None else where).order_by(key))
+        # The driver's plain tuples, not SQLAlchemy rows (a third of the read at 120,000
+        # attribute rows); only the columns whose type converts what the driver gives
+        # (Optuna's enums) are converted, as SQLAlchemy would.
+        convert = [(i, f) for i, f in enumerate(
+            c.type.result_processor(engine.dialect, None) for c in selected) if f]
+        cursor = result.cursor
+        try:
+            # In batches: 100,000 trials have 1.6 million attribute rows, JSON text each.
+            while batch := cursor.fetchmany(_BATCH_ROWS):
+                if not convert:
+                    yield from batch
+                    continue
+                for row in batch:
+                    row = list(row)
+                    for i, f in convert:
+                        row[i] = f(row[i])
+                    yield row
+        finally:
+            result.close()
+
+    attrs_t = models.TrialUserAttributeModel.__table__
+    attr_id = attrs_t.primary_key.columns.values()[0].name
+    # Of a finished trial, only the attributes named in read_with_trial now; the rest when
+    # something reads them (they never change). Not in an in-memory database: another
+    # thread's connection there is another, empty database.
+    defer = bool(engine.url.database) and engine.url.database != ":memory:"
+    unfinished = select(trials_t.c.trial_id).where(
+        *where, trials_t.c.state.in_([TrialState.RUNNING, TrialState.WAITING]))
+
+    def fetch_rest(ids: list[int]) -> dict[int, list[tuple[int, str, str]]]:
+        with engine.connect() as conn:
+            found = conn.execute(select(func.count()).select_from(trials_t)
+                                 .where(trials_t.c.trial_id.in_(ids))).scalar()
+            if found != len(ids):
+                raise KeyError(f"{len(ids) - found} trials read earlier are no longer "
+                               "stored (study deleted?): their user attributes are lost")
+            rest: dict[int, list[tuple[int, str, str]]] = {i: [] for i in ids}
+            for trial_id, row_id, key, value_json in children(
+                    models.TrialUserAttributeModel, attr_id, "key", "value_json",
+                    where=attrs_t.c.trial_id.in_(ids) & attrs_t.c.key.not_in(read_with_trial),
+                    conn=conn):
+                rest[trial_id].append((row_id, intern(key), value_json))
+        return rest
 
     with engine.connect() as conn, conn.begin():  # one snapshot where the database has them
         study_exists = conn.execute(
@@ -88,45 +161,54 @@ def _read_trials(engine, study_id: int, states, included_trial_ids: set[int],
                                    trials_t.c.datetime_start, trials_t.c.datetime_complete)
                             .where(*where).order_by(trials_t.c.trial_id)).all()
         parts: dict[int, dict[str, Any]] = {
-            row[0]: {"values": {}, "params": {}, "distributions": {}, "user": {},
+            row[0]: {"values": {}, "params": {}, "distributions": {}, "user": [],
                      "system": {}, "intermediate": {}} for row in rows}
         value_model = models.TrialValueModel
         for trial_id, objective, value, kind in children(value_model, "objective", "value",
-                                                         "value_type"):
+                                                         "value_type", conn=conn):
             parts[trial_id]["values"][objective] = value_model.stored_repr_to_value(value,
                                                                                    kind)
         distributions: dict[str, Any] = {}  # the same few distributions, decoded once
         for trial_id, name, value, dist_json in children(
-                models.TrialParamModel, "param_name", "param_value", "distribution_json"):
+                models.TrialParamModel, "param_name", "param_value", "distribution_json",
+                conn=conn):
             dist = distributions.get(dist_json)
             if dist is None:
                 dist = distributions[dist_json] = json_to_distribution(dist_json)
             parts[trial_id]["params"][name] = dist.to_external_repr(value)
             parts[trial_id]["distributions"][name] = dist
         decode = _DECODER.decode
-        for trial_id, key, value_json in children(models.TrialUserAttributeModel, "key",
-                                                  "value_json"):
-            parts[trial_id]["user"][_shared(key)] = decode(value_json)
+        # Kept as stored: decoded when something reads them (_lazy_trial.py).
+        for trial_id, row_id, key, value_json in children(
+                models.TrialUserAttributeModel, attr_id, "key", "value_json",
+                where=(attrs_t.c.trial_id.in_(chosen)
+                       & (attrs_t.c.key.in_(read_with_trial)
+                          | attrs_t.c.trial_id.in_(unfinished.scalar_subquery())))
+                if defer else None, conn=conn):
+            parts[trial_id]["user"].append((row_id, intern(key), value_json))
         for trial_id, key, value_json in children(models.TrialSystemAttributeModel, "key",
-                                                  "value_json"):
+                                                  "value_json", conn=conn):
             parts[trial_id]["system"][_shared(key)] = decode(value_json)
         step_model = models.TrialIntermediateValueModel
         for trial_id, step, value, kind in children(
-                step_model, "step", "intermediate_value", "intermediate_value_type"):
+                step_model, "step", "intermediate_value", "intermediate_value_type",
+                conn=conn):
             parts[trial_id]["intermediate"][step] = (
                 step_model.stored_repr_to_intermediate_value(value, kind))
-    trials = []
+    fields = []
     for trial_id, number, state, start, complete in rows:
         p = parts[trial_id]
         values = p["values"]
-        trials.append(FrozenTrial(
+        fields.append(dict(
             number=number, state=state, value=None,
             values=[values[i] for i in range(len(values))] if values else None,
             datetime_start=_local(start), datetime_complete=_local(complete),
-            params=p["params"], distributions=p["distributions"], user_attrs=p["user"],
+            params=p["params"], distributions=p["distributions"],
             system_attrs=p["system"], intermediate_values=p["intermediate"],
             trial_id=trial_id))
-    return trials
+    return stored_trials(fields, [parts[row[0]]["user"] for row in rows],
+                         [defer and row[2].is_finished() for row in rows], fetch_rest,
+                         read_with_trial)
 
 
 _BATCH_ROWS = 10_000
