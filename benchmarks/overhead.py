@@ -15,7 +15,8 @@ the storage's methods and the meter's windows):
 
 - sampler: Optuna's sampler (``sample_*``, ``before_trial``, ``after_trial``);
 - storage writes, and their count per trial (trial creation, parameter, attributes,
-  constraints, state and values), and storage reads;
+  constraints, state and values), and storage reads (the calls, and the SELECT
+  statements that reached the database: a read served from memory is none);
 - meter: opening and closing the windows (training and test evaluation), and the
   readings after each epoch (ms per epoch);
 - the rest: ecotune's Python around them (rules, attribute building, the loop).
