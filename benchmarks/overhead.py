@@ -15,7 +15,8 @@ the storage's methods and the meter's windows):
 
 - sampler: Optuna's sampler (``sample_*``, ``before_trial``, ``after_trial``);
 - storage writes, and their count per trial (trial creation, parameter, attributes,
-  constraints, state and values), and storage reads;
+  constraints, state and values), and storage reads (the calls, and the SELECT
+  statements that reached the database: a read served from memory is none);
 - meter: opening and closing the windows (training and test evaluation), and the
   readings after each epoch (ms per epoch);
 - the rest: ecotune's Python around them (rules, attribute building, the loop).
@@ -132,14 +133,18 @@ def _timed_meter(name: str, parts: Parts):
 
 def _count_writing_transactions(storage, parts: Parts) -> None:
     """Count, as the call count of part "transactions that wrote", every commit on the
-    storage's database that followed an INSERT, UPDATE or DELETE."""
+    storage's database that followed an INSERT, UPDATE or DELETE, and as that of part
+    "statements that read" every SELECT (a storage read served from memory is none)."""
     from sqlalchemy import event
 
     engine = getattr(storage, "_backend", storage).engine
     wrote = [False]
 
     def statement(_conn, _cursor, sql: str, *_args) -> None:
-        wrote[0] = wrote[0] or sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE")
+        verb = sql.lstrip()[:6].upper()
+        wrote[0] = wrote[0] or verb in ("INSERT", "UPDATE", "DELETE")
+        if verb == "SELECT" and parts.enabled:
+            parts.calls["statements that read"] += 1
 
     def commit(_conn) -> None:
         if wrote[0] and parts.enabled:
@@ -283,7 +288,8 @@ def show(result: dict) -> None:
           f"; {calls.get('transactions that wrote', 0):.0f} writing transactions, "
           "the heartbeat thread's included)")
     print(f"  {'storage reads':<34} {parts.get('storage reads', 0) * 1e3:7.2f} ms  "
-          f"({calls.get('storage reads', 0):.0f} per trial)")
+          f"({calls.get('storage reads', 0):.0f} calls per trial, "
+          f"{calls.get('statements that read', 0):.0f} SELECT statements)")
     print(f"  {'meter open/close (2 windows)':<34} "
           f"{parts.get('meter open/close', 0) * 1e3:7.2f} ms")
     laps = calls.get("meter reading", 0)

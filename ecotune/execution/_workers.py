@@ -53,7 +53,7 @@ from ecotune.execution._failures import INTERRUPTED_REASON, fail_dead_trials, re
 from ecotune.names import ATTR_FAIL_REASON
 from ecotune.rules import StudyEnergyBudget
 from ecotune.spec import StudySpec
-from ecotune.storage import count_from, journal_path, scrub
+from ecotune.storage import count_from, heartbeat_follows, journal_path, scrub
 
 __all__ = ["run_worker", "claim_lock", "count_trials", "start_local_workers", "worker_entry",
            "job_index", "INTERRUPTED_REASON"]
@@ -195,15 +195,17 @@ class _Trial:
     records why a trial failed, fails non-finite values."""
 
     def __init__(self, objective: Callable[[optuna.Trial], Sequence[float]],
-                 release: Callable[[], None], storage_url: str = "") -> None:
+                 release: Callable[[], None], storage_url: str = "",
+                 stopped: Callable[[], None] | None = None) -> None:
         self.objective = objective
         self.release = release
         self.storage_url = storage_url  # its password never goes into a fail reason
+        self.stopped = stopped  # called when the objective stopped the study
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         self.release()
         try:
-            values = tuple(self.objective(trial))
+            values = tuple(self._run(trial))
         except (KeyboardInterrupt, MemoryError, Exception) as err:
             if isinstance(err, optuna.TrialPruned):
                 raise
@@ -219,6 +221,15 @@ class _Trial:
             trial.set_user_attr(ATTR_FAIL_REASON, reason)
             raise ValueError(reason)
         return values
+
+    def _run(self, trial: optuna.Trial) -> Sequence[float]:
+        try:
+            return self.objective(trial)
+        finally:
+            # A stop from inside the trial (the study energy budget): seen here, in this
+            # thread, before another thread's next study.optimize() resets Optuna's flag.
+            if self.stopped is not None and trial.study._stop_flag:
+                self.stopped()
 
 
 def _is_out_of_memory(err: BaseException) -> bool:
@@ -300,15 +311,21 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
                     break
                 if count_trials(study) >= target_trials:
                     break
-                study.optimize(_Trial(objective, release, spec.study.storage), n_trials=1,
-                               catch=(Exception,), callbacks=list(callbacks) + [stopped])
+                # No callbacks, no callback list: Optuna then skips reading the finished
+                # trial back for them (a storage read per trial).
+                with heartbeat_follows():  # the trial's first heartbeat: with the trial
+                    study.optimize(_Trial(objective, release, spec.study.storage, done.set),
+                                   n_trials=1, catch=(Exception,),
+                                   callbacks=list(callbacks) + [stopped] if callbacks
+                                   else None)
             finally:
                 release()
             if study._stop_flag:  # a callback called study.stop()
                 break
 
     def stopped(_study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
-        # Another thread's next study.optimize() resets Optuna's stop flag: keep it here.
+        # Another thread's next study.optimize() resets Optuna's stop flag: keep it here
+        # (a callback's stop; a stop inside the trial is kept by _Trial).
         if study._stop_flag:
             done.set()
 

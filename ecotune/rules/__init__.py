@@ -27,6 +27,7 @@ _EXPORTS = {
     "rung_epochs": "ecotune.rules._successive_halving",
     "store_rules": "ecotune.rules._stored",
     "stored_rules": "ecotune.rules._stored",
+    "study_metric_names": "ecotune.rules._stored",
 }
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "study_dominates",
     "study_energy_j",
     "study_front",
+    "study_metric_names",
 ]
 
 if TYPE_CHECKING:
@@ -67,7 +69,7 @@ if TYPE_CHECKING:
         study_dominates,
         study_front,
     )
-    from ecotune.rules._stored import store_rules, stored_rules
+    from ecotune.rules._stored import store_rules, stored_rules, study_metric_names
     from ecotune.rules._successive_halving import (
         SuccessiveHalving,
         bracket_of,

@@ -40,6 +40,7 @@ import optuna
 from ecotune.epochs import EpochRecord, StopTraining
 from ecotune.names import STOP_ENERGY_AWARE
 from ecotune.pareto import ParetoFront, is_feasible, non_dominated
+from ecotune.rules._stored import study_metric_names
 from ecotune.storage import TrialCursor
 
 __all__ = ["Prediction", "predict_final", "EnergyAwareStopper", "study_front",
@@ -132,7 +133,7 @@ class EnergyAwareStopper:
     def __init__(self, study: optuna.Study, planned_epochs: int, margin: float = 0.01,
                  min_epochs: int = 2, freeze_at_epoch: int | None = None,
                  low_precision_at_epoch: int | None = None) -> None:
-        names = study.metric_names or []
+        names = study_metric_names(study) or []
         if "accuracy" not in names or "energy_j" not in names:
             raise ValueError("energy-aware early stopping needs objectives named accuracy "
                              f"and energy_j (got {names})")

@@ -41,7 +41,13 @@ from ecotune.devices import cuda_indices, device_info, resolve_device, synchroni
 from ecotune.energy import Measurement, Meter, MeterWindow, co2_g_for, get_meter
 from ecotune.epochs import EpochRecord, StopTraining, notify
 from ecotune.execution import record_failure
-from ecotune.rules import TrialEnergyBudget, stored_rules, study_dominates, study_energy_j
+from ecotune.rules import (
+    TrialEnergyBudget,
+    stored_rules,
+    study_dominates,
+    study_energy_j,
+    study_metric_names,
+)
 from ecotune.spec import TrialRules, load_rules
 from ecotune.storage import set_user_attrs
 
@@ -135,6 +141,8 @@ class MeasurementWindow:
         self._budget: TrialEnergyBudget | None = None
         self._stopper: EnergyAwareStopper | None = None
         self._t0_s = time.perf_counter()
+        #: Trial attributes to write with the trial's next attribute write.
+        self._unstored: dict[str, Any] = {}
 
     # -- inside the block -------------------------------------------------------------
 
@@ -221,6 +229,14 @@ class MeasurementWindow:
             RuntimeError: ``measure_inference`` inside the block (its energy would be
                 training energy, and the two windows would share the meter's readings).
         """
+        return self._record_model(model, sample_inputs, measure_inference, store=True)
+
+    def _record_model(self, model: nn.Module, sample_inputs: torch.Tensor,
+                      measure_inference: bool, store: bool) -> dict[str, Any]:
+        """:meth:`record_model`; with ``store=False`` the ``inference`` attribute waits
+        in :attr:`_unstored` for the next write of the trial's attributes (the test
+        evaluation's, or :meth:`_store_unstored`): one transaction fewer. The budgets'
+        constraints are written at once either way."""
         from ecotune.energy.hardware import inference_estimates
 
         measured = None
@@ -237,7 +253,9 @@ class MeasurementWindow:
         self.inference = estimates if measured is None else {**estimates,
                                                              "measured": measured}
         if self._trial is not None:
-            self._trial.set_user_attr(names.ATTR_INFERENCE, self.inference)
+            self._unstored[names.ATTR_INFERENCE] = self.inference
+            if store:
+                self._store_unstored()
             limit_pj = self.rules.budgets.inference_energy_pj
             if limit_pj is not None:
                 self._trial.set_constraint(names.CONSTRAINT_INFERENCE_ENERGY,
@@ -249,6 +267,12 @@ class MeasurementWindow:
         return self.inference
 
     inference: dict[str, Any] | None = None
+
+    def _store_unstored(self) -> None:
+        """Write the attributes :meth:`_record_model` left for later, if any."""
+        if self._unstored and self._trial is not None:
+            attrs, self._unstored = self._unstored, {}
+            set_user_attrs(self._trial, attrs)
 
     def on_front(self, accuracy: float | None = None) -> bool:
         """Whether this trial, with ``accuracy`` (default: the accuracy last reported) and
@@ -272,7 +296,7 @@ class MeasurementWindow:
         if not self._feasible(energy_j):
             return False
         study = getattr(self._trial, "study", None)
-        objectives = (study.metric_names or []) if study is not None else []
+        objectives = (study_metric_names(study) or []) if study is not None else []
         if not objectives:
             return True
         import optuna
@@ -332,7 +356,8 @@ class MeasurementWindow:
         ``fail_reason`` says why.
 
         Yields a dict: attributes put in it (e.g. ``test_accuracy``) are stored on the
-        trial with ``evaluation_energy_j``, in the same transaction.
+        trial with ``evaluation_energy_j``, in the same transaction (the built-in trainer's
+        ``inference`` attribute too).
 
         Raises:
             RuntimeError: inside the block (the training window is still open), or a
@@ -361,8 +386,10 @@ class MeasurementWindow:
                 _sync_quietly(self.sync)
             self.evaluation_measurement = self._with_co2(handle.close())
             if self._trial is not None:
+                unstored, self._unstored = self._unstored, {}
                 set_user_attrs(self._trial, {
-                    **attrs, names.ATTR_EVALUATION_ENERGY: self.evaluation_measurement.energy_j})
+                    **unstored, **attrs,
+                    names.ATTR_EVALUATION_ENERGY: self.evaluation_measurement.energy_j})
 
     _evaluated = False
 
@@ -605,7 +632,7 @@ def _warn_if_objectives_swapped(trial: optuna.trial.BaseTrial) -> None:
     other than the energy its window recorded (objectives returned in the wrong order).
     One storage read per trial, whatever the study's size."""
     study = trial.study
-    metric_names = study.metric_names or []
+    metric_names = study_metric_names(study) or []
     key = (id(study._storage), study.study_name)
     number = getattr(trial, "number", 0)
     if "energy_j" not in metric_names or key in _warned_studies or number == 0:

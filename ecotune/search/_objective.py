@@ -105,20 +105,24 @@ class BuiltinObjective:
             m.summary.update(_training_summary(result))
         if result.budget_unmet is not None:  # the trial says why it is over its budget
             trial.set_user_attr(ATTR_BUDGET_UNMET, result.budget_unmet)
-        # Outside the window: estimating inference energy is not training energy.
-        m.record_model(result.model, _inference_sample(result, data),
-                       measure_inference=spec.energy.inference == "measured")
-        if m.stop_reason in (STOP_ENERGY_AWARE, STOP_SUCCESSIVE_HALVING) \
-                and spec.early_stopping.on_stop == "prune":
-            raise optuna.TrialPruned(
-                f"predicted final point dominated by the front at epoch {len(m.curve)}"
-                if m.stop_reason == STOP_ENERGY_AWARE else
-                f"successive halving: not in the top at the rung of epoch {len(m.curve)}")
-        if evaluates_test(spec.training.test_evaluation, m, result.val_accuracy):
-            with m.evaluation() as attrs:  # stored with the evaluation's energy, at once
-                result = evaluate_test(result, data)
-                attrs[ATTR_TEST_ACCURACY] = result.test_accuracy
-                attrs[ATTR_ACTIVATION_DENSITY] = result.activation_density
+        # Outside the window: estimating inference energy is not training energy. Its
+        # attribute is written with the test evaluation's (one transaction), or alone.
+        m._record_model(result.model, _inference_sample(result, data),
+                        spec.energy.inference == "measured", store=False)
+        try:
+            if m.stop_reason in (STOP_ENERGY_AWARE, STOP_SUCCESSIVE_HALVING) \
+                    and spec.early_stopping.on_stop == "prune":
+                raise optuna.TrialPruned(
+                    f"predicted final point dominated by the front at epoch {len(m.curve)}"
+                    if m.stop_reason == STOP_ENERGY_AWARE else
+                    f"successive halving: not in the top at the rung of epoch {len(m.curve)}")
+            if evaluates_test(spec.training.test_evaluation, m, result.val_accuracy):
+                with m.evaluation() as attrs:  # stored with the evaluation's energy, at once
+                    result = evaluate_test(result, data)
+                    attrs[ATTR_TEST_ACCURACY] = result.test_accuracy
+                    attrs[ATTR_ACTIVATION_DENSITY] = result.activation_density
+        finally:
+            m._store_unstored()  # no evaluation (or it never opened): written alone
         if self.after_training is not None:
             self.after_training(trial, result, data, energy)
         values = {

@@ -1,7 +1,8 @@
 """Where studies live: storage URLs (checked, passwords hidden everywhere), Optuna
 storage opened as ecotune uses it, an incremental reader of a study's trials, a
-trial's attributes written in one transaction, and a faster read of many trials (whose
-user attributes are decoded when first read; :func:`user_attr` reads one of them).
+trial's attributes written in one transaction, a faster read of many trials (whose
+user attributes are decoded when first read; :func:`user_attr` reads one of them), and
+fewer round trips per trial.
 
 The URL helpers import nothing heavy: the spec and the CLI use them before Optuna loads."""
 
@@ -30,6 +31,8 @@ _EXPORTS = {
     "set_user_attrs": "ecotune.storage._batch",
     "set_study_system_attrs": "ecotune.storage._batch",
     "BulkReadRDBStorage": "ecotune.storage._bulk_read",
+    "PerTrialRDBStorage": "ecotune.storage._per_trial",
+    "heartbeat_follows": "ecotune.storage._per_trial",
     "count_from": "ecotune.storage._trial_cursor",
     "user_attr": "ecotune.storage._lazy_trial",
     "StoredTrial": "ecotune.storage._lazy_trial",
@@ -39,6 +42,7 @@ __all__ = [
     "BulkReadRDBStorage",
     "HIDDEN",
     "JOURNAL_SCHEME",
+    "PerTrialRDBStorage",
     "RedactedStorage",
     "STORAGE_ENV",
     "StorageURLError",
@@ -48,6 +52,7 @@ __all__ = [
     "choose_storage",
     "count_from",
     "describe_storage",
+    "heartbeat_follows",
     "heartbeat_settings_s",
     "journal_path",
     "open_storage",
@@ -70,6 +75,7 @@ if TYPE_CHECKING:
         journal_path,
         open_storage,
     )
+    from ecotune.storage._per_trial import PerTrialRDBStorage, heartbeat_follows
     from ecotune.storage._trial_cursor import TrialCursor, count_from
     from ecotune.storage._url import (
         HIDDEN,

@@ -29,7 +29,7 @@ from typing import Any
 import optuna
 from sqlalchemy import event
 
-from ecotune.storage._bulk_read import BulkReadRDBStorage
+from ecotune.storage._per_trial import PerTrialRDBStorage
 from ecotune.storage._url import check_storage_url, scrub
 
 __all__ = ["open_storage", "journal_path", "heartbeat_settings_s", "JOURNAL_SCHEME",
@@ -91,8 +91,9 @@ def open_storage(
     """A storage object for a URL (None: in memory); storage objects are returned as is.
 
     Optuna wraps an ``RDBStorage`` in its trial cache itself when a study uses it. A
-    relational URL gets a :class:`~ecotune.storage.BulkReadRDBStorage` (Optuna's, with a
-    faster read of many trials).
+    relational URL gets a :class:`~ecotune.storage.PerTrialRDBStorage`: Optuna's, with a
+    faster read of many trials (:class:`~ecotune.storage.BulkReadRDBStorage`) and fewer
+    round trips per trial.
 
     Raises:
         StorageURLError: (a ValueError) ``storage`` is not a URL, or the directory of its
@@ -113,12 +114,12 @@ def open_storage(
     if ":memory:" in storage:
         # One database per connection: a heartbeat thread would see an empty one. Nothing
         # outlives the process anyway, so there is no stale trial to detect.
-        return BulkReadRDBStorage(storage)
+        return PerTrialRDBStorage(storage)
     interval_s, grace_s = heartbeat_settings_s()
     with warnings.catch_warnings():
         # Heartbeats are "experimental" since Optuna 2.9, and the way Optuna fails stale trials.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        rdb = BulkReadRDBStorage(storage, heartbeat_interval=interval_s,
+        rdb = PerTrialRDBStorage(storage, heartbeat_interval=interval_s,
                                  grace_period=grace_s)
     if storage.startswith("sqlite:///"):
         event.listen(rdb.engine, "connect", _sqlite_pragmas)

@@ -1,0 +1,242 @@
+"""What one trial costs in storage round trips, pinned; and the caches and shortcuts that
+keep it there (stored rules and metric names per study object, the trial Optuna just
+created, the first heartbeat written with the trial) hold only while they must."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import optuna
+import pytest
+from sqlalchemy import event, text
+
+from ecotune import names
+from ecotune.execution import count_trials, run_worker
+from ecotune.rules import store_rules, stored_rules, study_metric_names
+from ecotune.search import BuiltinObjective, create_study, measure, prepare
+from ecotune.spec import load_rules
+from ecotune.storage import PerTrialRDBStorage, heartbeat_follows, open_storage
+
+
+class _RoundTrips:
+    """Statements that read and transactions that wrote, on a relational storage."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage) -> None:
+        self.reads = self.writes = 0
+        self.on = False
+        self._wrote = False
+        engine = getattr(storage, "_backend", storage).engine
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._commit)
+
+    def _statement(self, _conn, _cursor, sql: str, *_args) -> None:
+        if not self.on:
+            return
+        verb = sql.lstrip()[:6].upper()
+        if verb in ("INSERT", "UPDATE", "DELETE"):
+            self._wrote = True
+        elif verb == "SELECT":
+            self.reads += 1
+
+    def _commit(self, _conn) -> None:
+        if self.on and self._wrote:
+            self.writes += 1
+        self._wrote = False
+
+    def count(self, work) -> tuple[int, int]:
+        """(statements that read, transactions that wrote) while ``work()`` runs."""
+        self.reads = self.writes = 0
+        self.on = True
+        try:
+            work()
+        finally:
+            self.on = False
+        return self.reads, self.writes
+
+
+def _spec(tmp_path: Path, test_evaluation: str = "all") -> dict:
+    return {"study": {"name": "cost", "storage": f"sqlite:///{tmp_path}/cost.db",
+                      "sampler": "random", "seed": 0},
+            "model": {"name": "mlp"},
+            "training": {"epochs": 2, "test_evaluation": test_evaluation},
+            "energy": {"meter": "cputime"},
+            "search_space": {"lr": {"type": "categorical", "choices": [0.01, 0.02]}}}
+
+
+def test_a_built_in_trial_costs_a_pinned_number_of_storage_round_trips(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial of `ecotune run` (one worker, trials one after another) on SQLite: five
+    transactions that write (the trial with its first heartbeat, its parameter, the
+    training window's attributes, the test evaluation's with the inference estimates,
+    its state and values) and a fixed number of reads, whatever the study holds. A change
+    that adds a round trip per trial fails here: if it is worth it, pin the new count."""
+    monkeypatch.setenv("ECOTUNE_HEARTBEAT_S", "3600")  # no periodic beat within the test
+    monkeypatch.setenv("ECOTUNE_GRACE_S", "7200")
+    spec, study = prepare(_spec(tmp_path))
+    objective = BuiltinObjective(spec)
+    objective.warm_up()
+    trips = _RoundTrips(study._storage)
+
+    def trials(n: int):
+        return lambda: run_worker(spec, study, count_trials(study) + n, objective)
+
+    trials(2)()  # the process's first look at the study, the rules, the metric names
+    # At INFO Optuna's line for each finished trial reads the metric names (2 more reads).
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        one = trips.count(trials(1))
+        three = trips.count(trials(3))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    per_trial = ((three[0] - one[0]) / 2, (three[1] - one[1]) / 2)
+    assert per_trial == (24, 5)  # before these savings: (42, 7)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 6
+    last = study.trials[-1].user_attrs
+    # Nothing a trial records is lost to the folded writes.
+    for key in (names.ATTR_ENERGY, names.ATTR_TRAINING, names.ATTR_INFERENCE,
+                names.ATTR_TEST_ACCURACY, names.ATTR_EVALUATION_ENERGY):
+        assert key in last
+    with study._storage._backend.engine.connect() as conn:
+        beats = conn.execute(text("SELECT count(*) FROM trial_heartbeats")).scalar()
+    assert beats == 6  # every trial's first heartbeat, written as it was created
+
+
+@pytest.mark.parametrize("test_evaluation", ["none", "front"])
+def test_the_inference_estimates_are_stored_without_a_test_evaluation(
+        tmp_path: Path, test_evaluation: str) -> None:
+    spec, study = prepare(_spec(tmp_path, test_evaluation))
+    run_worker(spec, study, 2, BuiltinObjective(spec))
+    for trial in study.trials:
+        assert trial.user_attrs[names.ATTR_INFERENCE]["asic_pj"] > 0
+    evaluated = [names.ATTR_TEST_ACCURACY in t.user_attrs for t in study.trials]
+    # "front": the first trial is on the (empty) front, so it is evaluated.
+    assert evaluated[0] == (test_evaluation == "front") and (
+        test_evaluation == "front" or not any(evaluated))
+
+
+def _counting_user_attr_reads(study: optuna.Study) -> list[int]:
+    reads: list[int] = []
+    storage = study._storage
+    inner = storage.get_study_user_attrs
+
+    def counted(study_id: int):
+        reads.append(study_id)
+        return inner(study_id)
+
+    storage.get_study_user_attrs = counted
+    return reads
+
+
+def test_stored_rules_are_read_once_per_study_object_and_follow_store_rules() -> None:
+    study = create_study("r", storage=None, budgets={"trial_energy_j": 50.0})
+    reads = _counting_user_attr_reads(study)
+    for _ in range(3):
+        with measure(study.ask(), meter="cputime", epochs=1) as m:
+            m.report(1, 0.5)
+        assert m.rules.budgets.trial_energy_j == 50.0
+    assert len(reads) == 0  # create_study stored them: kept from there
+    # Rules stored again on the same object: the next window applies the new ones.
+    store_rules(study, load_rules({"budgets": {"trial_energy_j": 7.0}}))
+    with measure(study.ask(), meter="cputime", epochs=1) as m:
+        m.report(1, 0.5)
+    assert m.rules.budgets.trial_energy_j == 7.0
+    # Another study object on the same storage reads them once, then keeps them.
+    other = optuna.load_study(study_name="r", storage=study._storage)
+    other_reads = _counting_user_attr_reads(other)
+    assert [stored_rules(other).budgets.trial_energy_j for _ in range(3)] == [7.0] * 3
+    assert len(other_reads) == 1
+
+
+def test_metric_names_are_read_again_until_they_are_set() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    assert study_metric_names(study) is None
+    study.set_metric_names(["accuracy", "energy_j"])
+    assert study_metric_names(study) == ["accuracy", "energy_j"]
+    names_now = study_metric_names(study)
+    names_now.append("changed by a caller")  # a copy: the kept names stay
+    assert study_metric_names(study) == ["accuracy", "energy_j"]
+
+
+def _storage(tmp_path: Path) -> PerTrialRDBStorage:
+    storage = open_storage(f"sqlite:///{tmp_path}/p.db")
+    assert isinstance(storage, PerTrialRDBStorage)
+    return storage
+
+
+def test_the_trial_just_created_is_served_as_the_database_holds_it(tmp_path: Path) -> None:
+    storage = _storage(tmp_path)
+    study_id = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "s")
+    trial_id = storage._create_new_trial(study_id)._trial_id
+    served = storage.get_trial(trial_id)
+    assert served == optuna.storages.RDBStorage.get_trial(storage, trial_id)
+    # Once only: the next read goes to the database.
+    storage.set_trial_user_attr(trial_id, "a", 1)
+    assert storage.get_trial(trial_id).user_attrs == {"a": 1}
+
+
+def test_a_write_or_another_thread_reads_the_created_trial_from_the_database(
+        tmp_path: Path) -> None:
+    storage = _storage(tmp_path)
+    study_id = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "s")
+    trial_id = storage._create_new_trial(study_id)._trial_id
+    storage.set_trial_user_attr(trial_id, "written", True)
+    assert storage.get_trial(trial_id).user_attrs == {"written": True}
+    second = storage._create_new_trial(study_id)._trial_id
+    optuna.storages.RDBStorage.set_trial_user_attr(storage, second, "behind", 1)
+    seen: list = []
+    reader = threading.Thread(target=lambda: seen.append(storage.get_trial(second)))
+    reader.start()
+    reader.join()
+    assert seen[0].user_attrs == {"behind": 1}  # not this thread's created copy
+
+
+def _heartbeats(storage: PerTrialRDBStorage) -> list[tuple[int, str]]:
+    with storage.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            text("SELECT trial_id, heartbeat FROM trial_heartbeats ORDER BY trial_id"))]
+
+
+def test_the_first_heartbeat_is_written_with_the_trial_inside_heartbeat_follows(
+        tmp_path: Path) -> None:
+    storage = _storage(tmp_path)
+    study = optuna.create_study(storage=storage, study_name="h")
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna: ask() outside optimize
+        outside = study.ask()
+    assert _heartbeats(storage) == []  # as Optuna: no heartbeat thread, no heartbeat
+    with heartbeat_follows():
+        with pytest.warns(UserWarning, match="Heartbeat"):
+            inside = study.ask()
+    rows = _heartbeats(storage)
+    assert [r[0] for r in rows] == [inside._trial_id]
+    trips = _RoundTrips(storage)
+    # The thread's first beat: nothing to do. Later beats: Optuna's own (SQLite's clock
+    # has whole seconds, so a beat within the same second may update nothing).
+    assert trips.count(lambda: storage.record_heartbeat(inside._trial_id)) == (0, 0)
+    assert trips.count(lambda: storage.record_heartbeat(inside._trial_id))[0] > 0
+    assert trips.count(lambda: storage.record_heartbeat(outside._trial_id))[1] == 1
+    assert sorted(r[0] for r in _heartbeats(storage)) == [outside._trial_id, inside._trial_id]
+
+
+def test_a_worker_without_callbacks_still_stops_at_the_study_energy_budget_in_threads(
+        tmp_path: Path) -> None:
+    """No callback list (Optuna then reads no finished trial back for it): a stop inside
+    a trial, the study energy budget's, still ends every thread's loop."""
+    from ecotune.spec import load_spec
+
+    spec = load_spec({"study": {"name": "b", "storage": f"sqlite:///{tmp_path}/b.db",
+                                "n_jobs": 2},
+                      "budgets": {"study_energy_j": 3.0}})
+    study = create_study("b", storage=spec.study.storage, budgets={"study_energy_j": 3.0})
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        with measure(trial, meter="cputime"):
+            pass
+        trial.set_user_attr(names.ATTR_ENERGY, 1.0)  # 1 J a trial, whatever it measured
+        return 0.5, 1.0
+
+    run_worker(spec, study, 50, objective)
+    assert study._stop_flag or len(study.trials) < 50
+    spent = [t for t in study.trials if names.ATTR_ENERGY in t.user_attrs]
+    assert 3 <= len(spent) <= 5  # the budget, overshot by the trials running at most
