@@ -49,7 +49,7 @@ from ecotune.rules import (
     study_metric_names,
 )
 from ecotune.spec import TrialRules, load_rules
-from ecotune.storage import set_user_attrs
+from ecotune.storage import set_user_attrs, user_attr
 
 if TYPE_CHECKING:
     import optuna
@@ -645,16 +645,24 @@ def _warn_if_objectives_swapped(trial: optuna.trial.BaseTrial) -> None:
             storage.get_trial_id_from_study_id_trial_number(study._study_id, number - 1))
     except KeyError:
         return
-    if previous.state != optuna.trial.TrialState.COMPLETE or previous.values is None \
-            or names.ATTR_ENERGY not in previous.user_attrs:
+    if previous.state != optuna.trial.TrialState.COMPLETE or previous.values is None:
+        return
+    # user_attr: the energy comes with the bulk read; the rest of a stored trial's
+    # attributes are fetched only where the energy does not match.
+    recorded = user_attr(previous, names.ATTR_ENERGY)
+    if recorded is None:
         return
     returned = previous.values[metric_names.index("energy_j")]
-    recorded = previous.user_attrs[names.ATTR_ENERGY]
+
+    def close(value: float) -> bool:
+        return math.isclose(returned, value, rel_tol=1e-6, abs_tol=1e-9)
+
+    if close(recorded):
+        return
     # The energy at the last report is as right (a Trainer's search returns the values of
     # its last evaluation: HFEnergyCallback); swapped objectives match neither.
     curve = (previous.user_attrs.get(names.ATTR_TRAINING) or {}).get("learning_curve") or []
-    candidates = [recorded, curve[-1]["energy_j"]] if curve else [recorded]
-    if not any(math.isclose(returned, c, rel_tol=1e-6, abs_tol=1e-9) for c in candidates):
+    if not (curve and close(curve[-1]["energy_j"])):
         _warned_studies.add(key)
         warnings.warn(
             f"trial {previous.number} returned energy_j = {returned:g} but its measurement "
