@@ -47,6 +47,7 @@ def study_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_run_writes_database_and_report_then_adds_trials(tmp_path: Path, study_file: Path,
                                                          capsys) -> None:
     first = run_cli("run", str(study_file), cwd=tmp_path)
@@ -123,6 +124,7 @@ def test_bad_input_leaves_an_existing_study_unchanged(tmp_path: Path, study_file
     assert db.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_report_command(tmp_path: Path, study_file: Path, capsys) -> None:
     assert main(["run", str(study_file), "--no-report"]) == 0
     # The report in a real process; the other cases in-process (the same main()).
@@ -147,6 +149,7 @@ def test_report_command(tmp_path: Path, study_file: Path, capsys) -> None:
     assert "no study 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_png_export_with_a_real_browser(tmp_path: Path, study_file: Path) -> None:
     from ecotune.report import png_export_available
 

@@ -292,6 +292,7 @@ def _toml(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_meters_noise_prints_each_available_meters_variation(tmp_path: Path) -> None:
     done = run_cli("meters", "--noise", "--windows", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -32,6 +32,7 @@ def _proposals(cost_objective: str | None) -> np.ndarray:
     return np.array([t.params["x"] for t in study.trials[6:]])
 
 
+@pytest.mark.slow
 def test_ei_per_joule_proposes_cheaper_trials_than_plain_ei():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     plain, aware = _proposals(None), _proposals("energy_j")
@@ -64,6 +65,7 @@ def _study(sampler: SkoptSampler, n_trials: int) -> optuna.Study:
 
 
 @pytest.mark.parametrize("options", [{}, {"cost_objective": "energy_j", "cost_exponent": 0.0}])
+@pytest.mark.slow
 def test_without_a_cost_weight_every_proposal_is_scikit_optimizes_own_ask(options):
     """Plain and with cost_exponent = 0: each of the 7 GP proposals of a 12-trial study is
     what skopt.Optimizer.ask() proposes, told the same points, with the random_state the
