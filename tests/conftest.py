@@ -13,8 +13,11 @@ import pytest
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``gpu`` skip on a machine without a CUDA GPU (CI's): the only skips
-    besides CI's real components."""
+    """Tests marked ``slow`` run first, so that the two workers of ``-n 2`` (pytest-xdist
+    hands tests out in this order) end together instead of one finishing a long test alone
+    while the other idles. Tests marked ``gpu`` skip on a machine without a CUDA GPU (CI's):
+    the only skips besides CI's real components."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: in order
     gpu_tests = [item for item in items if item.get_closest_marker("gpu") is not None]
     if not gpu_tests:
         return

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import tomllib
 
+from ecotune.cli import main
 from tests.conftest import require_component, run_cli
 
 STUDY = """
@@ -46,8 +47,9 @@ def study_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_run_writes_database_and_report_then_adds_trials(tmp_path: Path,
-                                                         study_file: Path) -> None:
+@pytest.mark.slow
+def test_run_writes_database_and_report_then_adds_trials(tmp_path: Path, study_file: Path,
+                                                         capsys) -> None:
     first = run_cli("run", str(study_file), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     db = tmp_path / "ecotune.db"
@@ -67,17 +69,17 @@ def test_run_writes_database_and_report_then_adds_trials(tmp_path: Path,
         assert 'src="plotly.min.js"' in html and len(html) < 200_000
         assert "<script src=\"http" not in html  # no script fetched from a CDN
 
-    second = run_cli("run", str(study_file), "--n-trials", "2", cwd=tmp_path)
-    assert second.returncode == 0, second.stderr
-    assert "3 trial(s) stored, adding 2" in second.stdout
+    # The rest in-process: the same main() a process runs, without a process start each.
+    capsys.readouterr()
+    assert main(["run", str(study_file), "--n-trials", "2", "--no-report"]) == 0
+    assert "3 trial(s) stored, adding 2" in capsys.readouterr().out
     assert _trial_count(db) == 5
 
 
 def test_run_overrides_storage_and_name(tmp_path: Path, study_file: Path) -> None:
-    result = run_cli("run", str(study_file), "--storage", "sqlite:///other.db",
-                     "--study-name", "renamed", "--n-trials", "1", "--sampler", "random",
-                     "--out", "rep", "--no-report", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert main(["run", str(study_file), "--storage", "sqlite:///other.db",
+                 "--study-name", "renamed", "--n-trials", "1", "--sampler", "random",
+                 "--out", "rep", "--no-report"]) == 0
     assert _trial_count(tmp_path / "other.db") == 1
     assert not (tmp_path / "ecotune.db").exists() and not (tmp_path / "rep").exists()
 
@@ -109,21 +111,23 @@ def test_missing_study_file_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "cannot read the study file" in result.stderr
 
 
-def test_bad_input_leaves_an_existing_study_unchanged(tmp_path: Path,
-                                                      study_file: Path) -> None:
-    assert run_cli("run", str(study_file), "--n-trials", "1", "--no-report",
-                   cwd=tmp_path).returncode == 0
+def test_bad_input_leaves_an_existing_study_unchanged(tmp_path: Path, study_file: Path,
+                                                      capsys) -> None:
+    assert main(["run", str(study_file), "--n-trials", "1", "--no-report"]) == 0
     db = tmp_path / "ecotune.db"
     before = db.read_bytes()
     changed = STUDY.replace('objectives', 'x') + '\n'
     study_file.write_text(changed.replace("[study]", '[study]\nobjectives = ["accuracy"]'))
-    result = run_cli("run", str(study_file), cwd=tmp_path)
-    assert result.returncode == 2 and "already exists with objectives" in result.stderr
+    capsys.readouterr()
+    assert main(["run", str(study_file)]) == 2
+    assert "already exists with objectives" in capsys.readouterr().err
     assert db.read_bytes() == before
 
 
-def test_report_command(tmp_path: Path, study_file: Path) -> None:
-    assert run_cli("run", str(study_file), "--no-report", cwd=tmp_path).returncode == 0
+@pytest.mark.slow
+def test_report_command(tmp_path: Path, study_file: Path, capsys) -> None:
+    assert main(["run", str(study_file), "--no-report"]) == 0
+    # The report in a real process; the other cases in-process (the same main()).
     result = run_cli("report", "--storage", "sqlite:///ecotune.db", "--study-name", "cli",
                      "--out", "out", "--no-png", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -135,14 +139,17 @@ def test_report_command(tmp_path: Path, study_file: Path) -> None:
     assert set(profile["type"]) == {"Linear"}  # the mlp: three Linear layers, all costed
     assert profile.groupby("trial")["share"].sum().round(6).eq(1.0).all()
     # Without --study-name, the only study is used; a missing database is not created.
-    assert run_cli("report", "--no-png", cwd=tmp_path).returncode == 0
-    missing = run_cli("report", "--storage", "sqlite:///missing.db", cwd=tmp_path)
-    assert missing.returncode == 2 and "no such database file" in missing.stderr
+    capsys.readouterr()
+    assert main(["report", "--no-png"]) == 0
+    assert "Pareto front of cli" in capsys.readouterr().out
+    assert main(["report", "--storage", "sqlite:///missing.db"]) == 2
+    assert "no such database file" in capsys.readouterr().err
     assert not (tmp_path / "missing.db").exists()
-    unknown = run_cli("report", "--study-name", "nope", cwd=tmp_path)
-    assert unknown.returncode == 2 and "no study 'nope'" in unknown.stderr
+    assert main(["report", "--study-name", "nope"]) == 2
+    assert "no study 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_png_export_with_a_real_browser(tmp_path: Path, study_file: Path) -> None:
     from ecotune.report import png_export_available
 

@@ -41,6 +41,7 @@ def test_comparison_runs_validates_before_running() -> None:
         comparison_runs(spec, ["random", "random"], n_trials=1)
 
 
+@pytest.mark.slow
 def test_compare_command(tmp_path: Path) -> None:
     (tmp_path / "cmp.toml").write_text(STUDY)
     result = run_cli("compare", "cmp.toml", "--samplers", "random,skopt", "--n-trials", "3",

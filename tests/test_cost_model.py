@@ -28,10 +28,11 @@ def _proposals(cost_objective: str | None) -> np.ndarray:
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=SkoptSampler(
         seed=0, n_startup_trials=6, n_candidates=500, cost_objective=cost_objective))
     study.set_metric_names(["accuracy", "energy_j"])
-    study.optimize(objective, n_trials=16)
+    study.optimize(objective, n_trials=11)  # 5 GP proposals: each refits the GP
     return np.array([t.params["x"] for t in study.trials[6:]])
 
 
+@pytest.mark.slow
 def test_ei_per_joule_proposes_cheaper_trials_than_plain_ei():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     plain, aware = _proposals(None), _proposals("energy_j")
@@ -64,8 +65,9 @@ def _study(sampler: SkoptSampler, n_trials: int) -> optuna.Study:
 
 
 @pytest.mark.parametrize("options", [{}, {"cost_objective": "energy_j", "cost_exponent": 0.0}])
+@pytest.mark.slow
 def test_without_a_cost_weight_every_proposal_is_scikit_optimizes_own_ask(options):
-    """Plain and with cost_exponent = 0: each of the 15 GP proposals of a 20-trial study is
+    """Plain and with cost_exponent = 0: each of the 7 GP proposals of a 12-trial study is
     what skopt.Optimizer.ask() proposes, told the same points, with the random_state the
     sampler documents drawing."""
     from skopt import Optimizer
@@ -75,7 +77,7 @@ def test_without_a_cost_weight_every_proposal_is_scikit_optimizes_own_ask(option
 
     seed, startup, n_points = 11, 5, 300
     study = _study(SkoptSampler(seed=seed, n_startup_trials=startup, n_candidates=n_points,
-                                **options), n_trials=20)
+                                **options), n_trials=12)
     rng = np.random.RandomState(seed)  # the sampler's draws, in its order
     for trial in study.trials[startup:]:
         told = study.trials[:trial.number]

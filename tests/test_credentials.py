@@ -65,6 +65,7 @@ def storage_args(request, postgres_url: str, monkeypatch: pytest.MonkeyPatch) ->
     return ["--storage", _with_password(postgres_url)]
 
 
+@pytest.mark.slow
 def test_password_is_in_no_output_attribute_or_report_file(
         storage_args: list[str], postgres_url: str, tmp_path: Path) -> None:
     (tmp_path / "cred.toml").write_text(STUDY)
@@ -145,6 +146,7 @@ def test_dashboard_does_not_show_a_stored_password(storage_args: list[str], old_
     assert "postgres:***@127.0.0.1" in out
 
 
+@pytest.mark.slow
 def test_report_hides_and_run_rewrites_a_stored_password(old_study: str, postgres_url: str,
                                                           tmp_path: Path) -> None:
     url = _with_password(postgres_url)

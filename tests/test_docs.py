@@ -39,6 +39,7 @@ PYTHON_BLOCKS = [(path.name, i, block)
 
 @pytest.mark.parametrize(("page", "index", "block"), PYTHON_BLOCKS,
                          ids=[f"{page}#{i}" for page, i, _ in PYTHON_BLOCKS])
+@pytest.mark.slow
 def test_python_examples_in_the_docs_run(page: str, index: int, block: str,
                                          tmp_path: Path) -> None:
     """Every ```python block of those pages is a complete program that runs as written."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +29,7 @@ specs = st.dictionaries(st.sampled_from(SECTIONS + ["extra"]),
 PATH = re.compile(r"^[A-Za-z_][\w]*(\.[\w-]+)*: ")
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs)
 def test_random_dicts_raise_only_spec_error_naming_a_field(raw: dict) -> None:
