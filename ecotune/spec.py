@@ -130,7 +130,7 @@ class StudySection(_Strict):
         unknown = [name for name in value if name not in OBJECTIVES]
         if unknown:
             raise ValueError(
-                f"unknown objective {unknown[0]!r}; expected some of {sorted(OBJECTIVES)}"
+                f"unknown objective {unknown[0]!r} (expected some of {sorted(OBJECTIVES)})"
             )
         if len(set(value)) != len(value):
             raise ValueError("lists an objective twice")
@@ -498,7 +498,7 @@ class StudySpec(_Strict):
     def _known_knobs(cls, value: dict[str, Any]) -> dict[str, Any]:
         for name in value:
             if name not in KNOBS:
-                raise ValueError(f"unknown knob {name!r}; expected one of {list(KNOBS)}")
+                raise ValueError(f"unknown knob {name!r} (expected one of {list(KNOBS)})")
         return value
 
     @model_validator(mode="after")
@@ -630,6 +630,7 @@ def _format_errors(err: ValidationError, with_path: bool = True) -> str:
             msg = f"{msg} (got {item['input']!r})"
         # A whole-spec check has no location: its message names the path itself.
         lines.append(f"{'.'.join(loc)}: {msg}" if loc and with_path else msg)
+    # "; " separates the errors: no single message may contain it.
     return "; ".join(lines)
 
 

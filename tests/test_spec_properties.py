@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ecotune.spec import KNOBS, SpecError, StudySpec, load_spec
@@ -32,6 +32,8 @@ PATH = re.compile(r"^[A-Za-z_][\w]*(\.[\w-]+)*: ")
 @pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs)
+@example({"study": {"objectives": [""]}})  # once found: a message held the separator
+@example({"search_space": {"zz": {"type": "float", "low": 0, "high": 1}}})
 def test_random_dicts_raise_only_spec_error_naming_a_field(raw: dict) -> None:
     try:
         load_spec(raw)
