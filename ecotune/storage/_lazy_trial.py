@@ -15,8 +15,8 @@ distinct key across the chunk, as a report reading every trial needs. Fetching l
 gives what fetching at once would have: Optuna never changes a finished trial's
 attributes (it refuses to), and a chunk whose trials are gone from storage raises
 ``KeyError`` instead of answering empty. Until then a trial is what a ``FrozenTrial``
-is: equality, hashing, ``repr``, copies and pickles decode it first, and nothing else
-reads ``_user_attrs`` directly.
+is: equality, hashing, ``repr`` and copies (copy, deepcopy, serialization) decode it
+first, and nothing else reads ``_user_attrs`` directly.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class StoredTrial(FrozenTrial):
         return FrozenTrial.__name__ + super().__repr__().removeprefix(type(self).__name__)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
-        # copy.copy, copy.deepcopy and pickle all come here: they copy a decoded trial.
+        # copy.copy, copy.deepcopy and serialization all come here: they copy a decoded trial.
         self._decode()
         return super().__reduce_ex__(protocol)
 
