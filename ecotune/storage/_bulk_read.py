@@ -82,6 +82,10 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+# Up to this many trials, the child rows are selected by a list of ids (see _read_trials).
+_LITERAL_IDS = 1000
+
+
 def _read_trials(engine, study_id: int, states, included_trial_ids: set[int],
                  trial_id_greater_than: int,
                  read_with_trial: frozenset[str] = frozenset()) -> list[FrozenTrial]:
@@ -160,6 +164,12 @@ def _read_trials(engine, study_id: int, states, included_trial_ids: set[int],
         rows = conn.execute(select(trials_t.c.trial_id, trials_t.c.number, trials_t.c.state,
                                    trials_t.c.datetime_start, trials_t.c.datetime_complete)
                             .where(*where).order_by(trials_t.c.trial_id)).all()
+        if len(rows) <= _LITERAL_IDS:
+            # A trial cache's sync reads a few trials: their ids as literals, so that the
+            # database reads the child tables through their trial_id index (PostgreSQL
+            # planned the subquery as a scan of a whole table: ~65 ms a sync at 10,000
+            # trials); the same trials, read in the same transaction.
+            chosen = [row[0] for row in rows]
         parts: dict[int, dict[str, Any]] = {
             row[0]: {"values": {}, "params": {}, "distributions": {}, "user": [],
                      "system": {}, "intermediate": {}} for row in rows}
