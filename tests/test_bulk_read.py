@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from ecotune.storage import BulkReadRDBStorage, StoredTrial, open_storage, user_attr
+from ecotune.storage import BulkReadRDBStorage, StoredTrial, _bulk_read, open_storage, user_attr
 
 State = optuna.trial.TrialState
 
@@ -76,9 +76,13 @@ def new_york() -> Iterator[None]:
     time.tzset()
 
 
+@pytest.mark.parametrize("literal_ids", [1000, 0], ids=["ids-listed", "ids-subquery"])
 @pytest.mark.parametrize("where", ["sqlite", "postgresql"])
-def test_the_bulk_read_equals_optunas_read(where: str, tmp_path: Path, request, new_york,
+def test_the_bulk_read_equals_optunas_read(where: str, literal_ids: int, tmp_path: Path,
+                                           request, new_york,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # Both ways of choosing the child rows: a few trials by their ids, many by a subquery.
+    monkeypatch.setattr(_bulk_read, "_LITERAL_IDS", literal_ids)
     url = (f"sqlite:///{tmp_path}/r.db" if where == "sqlite"
            else request.getfixturevalue("postgres_url"))
     storage = open_storage(url)
