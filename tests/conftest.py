@@ -157,11 +157,14 @@ def postgres_server():
 @pytest.fixture
 def postgres_url(postgres_server, request) -> str:
     """A fresh, empty database on the session's PostgreSQL server, as a storage URL."""
+    import hashlib
     import re
 
     from tests.pg import create_database
 
     base, admin = postgres_server
-    name = "t_" + re.sub(r"\W", "_", request.node.name)[:50].lower()
+    # PostgreSQL names stop at 63 bytes: a short digest keeps long parametrized ids apart.
+    digest = hashlib.sha1(request.node.name.encode()).hexdigest()[:8]
+    name = "t_" + re.sub(r"\W", "_", request.node.name)[:40].lower() + "_" + digest
     create_database(admin, name)
     return f"{base}/{name}"
