@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
 import math
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,12 +46,13 @@ class ReportCommand(Command):
 
     def take_action(self, args: argparse.Namespace) -> int:
         from ecotune.report import NothingToReport, safe_name, write_report
+        from ecotune.storage import collector_paused
 
         study = _load_study(args, self.console)
         reference = _reference(args.reference, study)
         out = args.out or REPORT_ROOT / safe_name(study.study_name)
         try:
-            with _loading_many_objects():
+            with collector_paused():
                 paths = write_report(study, out, png=False if args.no_png else None,
                                      color_by=args.color_by, reference=reference)
         except NothingToReport as err:  # a study with nothing to show: an error, not bad input
@@ -124,16 +122,3 @@ def _reference(text: str | None, study) -> list[float] | None:
     return values
 
 
-@contextlib.contextmanager
-def _loading_many_objects() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector: reading a 10,000-trial study builds
-    millions of objects at once, and repeated full collections over them were 40 % of
-    the reading time (benchmarks/scale.py). Reference counting still frees what is
-    dropped; the collector runs again afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -34,7 +34,7 @@ from optuna.trial import FrozenTrial
 from ecotune.names import ATTR_ENERGY, ATTR_EVALUATION_ENERGY
 from ecotune.storage._lazy_trial import stored_trials
 
-__all__ = ["BulkReadRDBStorage"]
+__all__ = ["BulkReadRDBStorage", "collector_paused"]
 
 
 class BulkReadRDBStorage(optuna.storages.RDBStorage):
@@ -60,7 +60,7 @@ class BulkReadRDBStorage(optuna.storages.RDBStorage):
         # the study with an id in included_trial_ids (ids <= trial_id_greater_than) or
         # above trial_id_greater_than, in the given states, by id.
         try:
-            with _collector_paused():
+            with collector_paused():
                 return _read_trials(self.engine, study_id, states, included_trial_ids,
                                     trial_id_greater_than, self.READ_WITH_TRIAL)
         except Exception:  # noqa: BLE001 - any failure of the fast path: Optuna's own read
@@ -69,10 +69,12 @@ class BulkReadRDBStorage(optuna.storages.RDBStorage):
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused: 10,000 trials are some 100,000 new
-    containers, and the full collections they set off over a worker's heap (torch loaded)
-    were 40 % of the read. Reference counting still frees what is dropped."""
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while many objects are built at once:
+    10,000 trials are some 100,000 new containers, and the full collections they set off
+    over a worker's heap (torch loaded) were 40 % of the read (benchmarks/scale.py), of
+    the report's too. Reference counting still frees what is dropped; the collector runs
+    again afterwards."""
     enabled = gc.isenabled()
     gc.disable()
     try:
