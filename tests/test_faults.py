@@ -16,7 +16,7 @@ import pytest
 
 import ecotune.search._objective as objective_module
 from ecotune.search import run
-from tests.conftest import tiny_spec
+from tests.conftest import sigint_reaches_child, tiny_spec
 
 
 def _spec(name: str) -> dict:
@@ -96,7 +96,8 @@ def _start_slow_run(tmp_path: Path, env: dict) -> tuple[subprocess.Popen, Path]:
     study_file.write_text(SLOW_STUDY)
     process = subprocess.Popen([sys.executable, "-m", "ecotune", "run", str(study_file),
                                 "--no-report"], cwd=tmp_path, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=sigint_reaches_child)
     return process, tmp_path / "slow.db"
 
 
