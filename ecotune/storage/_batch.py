@@ -64,6 +64,8 @@ def _one_transaction(trial: optuna.trial.BaseTrial):
         updatable = backend.check_trial_is_updatable
     except (ImportError, AttributeError):
         return None
+    from ecotune.storage._per_trial import PerTrialRDBStorage
+
     trial_id = trial._trial_id
     table = models.TrialUserAttributeModel.__table__
     dialect = backend.engine.name
@@ -71,6 +73,16 @@ def _one_transaction(trial: optuna.trial.BaseTrial):
         dialect = "sqlite without upsert"  # as Optuna: its per-attribute write
 
     def write(attrs: Mapping[str, Any]) -> None:
+        try:
+            _write(attrs)
+        except BaseException:
+            if isinstance(backend, PerTrialRDBStorage):
+                backend.forget_trial(trial_id)
+            raise
+        if isinstance(backend, PerTrialRDBStorage):  # its copy of the running trial
+            backend.wrote_user_attrs(trial_id, attrs)
+
+    def _write(attrs: Mapping[str, Any]) -> None:
         with _create_scoped_session(scoped, True) as session:
             if dialect not in ("sqlite", "postgresql"):
                 for key, value in attrs.items():  # Optuna's way, one statement each
