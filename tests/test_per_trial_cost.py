@@ -324,3 +324,36 @@ def test_a_worker_without_callbacks_still_stops_at_the_study_energy_budget_in_th
     assert study._stop_flag or len(study.trials) < 50
     spent = [t for t in study.trials if names.ATTR_ENERGY in t.user_attrs]
     assert 3 <= len(spent) <= 5  # the budget, overshot by the trials running at most
+
+
+def test_codecarbon_s_process_models_find_the_same_children_from_proc() -> None:
+    """CodeCarbon's CPU and RAM models look up this process's children at every window
+    start and stop; they read them from /proc/PID/task/TID/children, and find the same
+    processes psutil's scan of the whole machine finds."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from ecotune.energy import get_meter
+    from ecotune.energy._children import ChildrenFromProc, children_files_available
+
+    pytest.importorskip("codecarbon")
+    if not children_files_available():
+        pytest.skip("this kernel has no /proc children files")
+    meter = get_meter("codecarbon")
+    with meter.window():
+        pass
+    tracker = meter._tracker()
+    models = {type(h).__name__: h for h in tracker._hardware}
+    assert isinstance(models["CPU"]._process, ChildrenFromProc)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        expected = sorted(p.pid for p in psutil.Process().children(recursive=True))
+        assert child.pid in expected
+        assert sorted(models["CPU"]._process.children(recursive=True), key=lambda p: p.pid) \
+            == sorted(psutil.Process().children(recursive=True), key=lambda p: p.pid)
+        assert len(models["RAM"]._get_children_memories()) == len(expected)
+    finally:
+        child.kill()
+        child.wait()
