@@ -390,7 +390,7 @@ def main() -> None:
             per_epoch_ci = ((cost_ci[0] - short_ci[1]) / steps,
                             (cost_ci[1] - short_ci[0]) / steps)
             fixed_s = short_cost - per_epoch_s
-            fixed_ci = (short_ci[0] - per_epoch_s, short_ci[1] - per_epoch_s)
+            fixed_ci = (short_ci[0] - per_epoch_ci[1], short_ci[1] - per_epoch_ci[0])
             ratio_text = ("" if target is None else
                           f" (target <= {target}: {verdict(ci, target)})")
             print(f"{meter:<10} {clock:<4} {args.epochs}-epoch trial ({long['bare_s']:.2f} s "
