@@ -4,7 +4,8 @@ count and an energy budget that hold across all of them.
 The calling sequence of one worker (:func:`run_worker`):
 
 1. fail dead trials (relational storage: trials whose worker stopped sending heartbeats,
-   or died before its first one; :mod:`ecotune.execution._failures`);
+   or died before its first one; :mod:`ecotune.execution._failures`): at start, then
+   before a trial once a heartbeat interval has passed since the last look;
 2. take the study's *claim lock* (:func:`claim_lock`: a PostgreSQL advisory lock, a lock
    file beside a SQLite database or journal file, or a thread lock in memory);
 3. under the lock, stop if the study's energy budget is spent or the study already holds
@@ -49,7 +50,7 @@ from typing import Any
 import optuna
 
 from ecotune.devices import worker_gpu
-from ecotune.execution._failures import INTERRUPTED_REASON, fail_dead_trials, record_failure
+from ecotune.execution._failures import INTERRUPTED_REASON, DeadTrialCheck, record_failure
 from ecotune.names import ATTR_FAIL_REASON
 from ecotune.rules import StudyEnergyBudget
 from ecotune.spec import StudySpec
@@ -284,7 +285,10 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
     budget = (StudyEnergyBudget(spec.budgets.study_energy_j)
               if spec.budgets.study_energy_j is not None else None)
     lock = _ThreadsThen(claim_lock(spec.study.storage, spec.study.name))
-    fail_dead_trials(study)  # a killed run's trial ends failed at once, with a reason
+    # A killed run's trial ends failed at once, with a reason; a worker that dies while
+    # this one runs, within a heartbeat interval of its grace period's end.
+    fail_dead = DeadTrialCheck(study)
+    fail_dead()
     done = threading.Event()  # any thread saw the end: the others start no new trial
 
     def loop() -> None:
@@ -295,6 +299,7 @@ def run_worker(spec: StudySpec, study: optuna.Study, target_trials: int,
 
     def _trials() -> None:
         while not done.is_set():
+            fail_dead()
             held = True
             lock.acquire()
 

@@ -7,7 +7,9 @@ PostgreSQL :func:`set_user_attrs` does what Optuna's write does once (the trial 
 be running) and then writes every row with one upsert, in one transaction (all or none);
 other relational databases get Optuna's per-attribute helper inside one transaction. Any
 other storage, or an Optuna whose relational storage lacks those helpers, gets the public
-calls, one per attribute: the same rows either way.
+calls, one per attribute: the same rows either way. On SQLite and PostgreSQL the
+transaction is plain SQL on a pooled connection of the storage's engine (see
+``_one_transaction``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,17 @@ from typing import Any
 import optuna
 
 __all__ = ["set_user_attrs", "set_study_system_attrs"]
+
+# Optuna's schema (tables `trials`, `trial_user_attributes`; states stored by name).
+_STATE_SQL = "SELECT state FROM trials WHERE trial_id = {mark}"
+_UPSERT_SQL = ('INSERT INTO trial_user_attributes (trial_id, "key", value_json) '
+               'VALUES {values} ON CONFLICT (trial_id, "key") '
+               "DO UPDATE SET value_json = excluded.value_json")
+#: A driver's parameter marker by its DB-API paramstyle (sqlite3: qmark, psycopg: format).
+_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+#: Rows per upsert statement: 900 parameters, within old SQLite's limit of 999.
+_ROWS_PER_STATEMENT = 300
+
 
 
 def set_user_attrs(trial: optuna.trial.BaseTrial, attrs: Mapping[str, Any]) -> None:
@@ -64,28 +77,47 @@ def _one_transaction(trial: optuna.trial.BaseTrial):
         updatable = backend.check_trial_is_updatable
     except (ImportError, AttributeError):
         return None
+    from ecotune.storage._per_trial import PerTrialRDBStorage
+
     trial_id = trial._trial_id
-    table = models.TrialUserAttributeModel.__table__
-    dialect = backend.engine.name
+    engine = backend.engine
+    dialect = engine.name
+    mark = _MARKS.get(engine.dialect.paramstyle)
     if dialect == "sqlite" and sqlite3.sqlite_version_info < (3, 24, 0):
         dialect = "sqlite without upsert"  # as Optuna: its per-attribute write
 
     def write(attrs: Mapping[str, Any]) -> None:
-        with _create_scoped_session(scoped, True) as session:
-            if dialect not in ("sqlite", "postgresql"):
+        try:
+            _write(attrs)
+        except BaseException:
+            if isinstance(backend, PerTrialRDBStorage):
+                backend.forget_trial(trial_id)
+            raise
+        if isinstance(backend, PerTrialRDBStorage):  # its copy of the running trial
+            backend.wrote_user_attrs(trial_id, attrs)
+
+    def _write(attrs: Mapping[str, Any]) -> None:
+        if dialect not in ("sqlite", "postgresql") or mark is None:
+            with _create_scoped_session(scoped, True) as session:
                 for key, value in attrs.items():  # Optuna's way, one statement each
                     write_one(session, models.TrialUserAttributeModel, trial_id, key, value)
-                return
-            # What Optuna's per-attribute write does, once: the trial must be running...
-            updatable(trial_id, models.TrialModel.find_or_raise_by_id(trial_id,
-                                                                      session).state)
-            # ...then one upsert of every row (a new value replaces the stored one).
-            insert = _dialect_insert(dialect)(table).values(
-                [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-                 for key, value in attrs.items()])
-            session.execute(insert.on_conflict_do_update(
-                index_elements=[table.c.trial_id, table.c.key],
-                set_={"value_json": insert.excluded.value_json}))
+            return
+        # What Optuna's per-attribute write does, once (the trial must still be running),
+        # then one upsert of every row (a new value replaces the stored one), in one
+        # transaction. Plain SQL on a pooled connection: the ORM session, query and
+        # statement building cost ~30x the database's own work for this (~2.5 ms against
+        # 0.07 ms a transaction, SQLite); the engine's events still see every statement.
+        with engine.begin() as conn:
+            row = conn.exec_driver_sql(_STATE_SQL.format(mark=mark), (trial_id,)).first()
+            if row is None:
+                raise KeyError("Record does not exist.")  # as Optuna's find_or_raise_by_id
+            updatable(trial_id, optuna.trial.TrialState[row[0]])
+            rows = [(trial_id, key, json.dumps(value)) for key, value in attrs.items()]
+            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+                chunk = rows[start:start + _ROWS_PER_STATEMENT]
+                values = ", ".join([f"({mark}, {mark}, {mark})"] * len(chunk))
+                conn.exec_driver_sql(_UPSERT_SQL.format(values=values),
+                                     tuple(v for row in chunk for v in row))
 
     return write
 

@@ -3,15 +3,16 @@
 SQLite files are opened in WAL mode with ``synchronous=NORMAL``: a trial writes a dozen
 attributes, and with the default rollback journal each write waits for an fsync (about
 3 ms here; with WAL about half that, see benchmarks/overhead.py). WAL also lets readers
-(optuna-dashboard, ``ecotune report``) read while a study runs. A committed trial survives
-a crash of the process; only a power loss can lose the last commits.
+(optuna-dashboard, ``ecotune report``) read while a study runs. The database's ``-wal``
+and ``-shm`` files sit beside it while it is open (docs/index.md, Storage). A committed
+trial survives a crash of the process; only a power loss can lose the last commits.
 
 Relational storage records a heartbeat for every running trial (every
 ``ECOTUNE_HEARTBEAT_S`` seconds, default 10): a trial whose worker died (killed, machine
 lost) is failed once its heartbeat is older than ``ECOTUNE_GRACE_S`` (default 60), by the
-next worker that starts a trial. ``journal:///PATH`` opens Optuna's journal storage on a
-file (for clusters that share only a file system); it has no heartbeat. See
-docs/scaling.md.
+next worker that starts a trial (a running worker looks once per heartbeat interval).
+``journal:///PATH`` opens Optuna's journal storage on a file (for clusters that share
+only a file system); it has no heartbeat. See docs/scaling.md.
 
 A URL's password is shown nowhere (:mod:`ecotune.storage._url`); studies stored by
 older versions may still hold one in an attribute, so the commands that show a study

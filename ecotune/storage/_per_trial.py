@@ -1,11 +1,18 @@
 """Relational storage that spends fewer round trips on each trial ecotune runs.
 
-What Optuna does for every trial of ``study.optimize`` on relational storage includes two
-round trips that carry nothing new:
+What Optuna does for every trial of ``study.optimize`` on relational storage includes
+round trips that carry nothing new to the process running the trial:
 
-- ``study.ask`` creates the trial, then reads it straight back (``Trial.__init__``): the
-  trial this process created a moment ago, in this thread, with nothing written to it
-  since. :class:`PerTrialRDBStorage` hands back a copy of what it created instead.
+- ``study.ask`` creates the trial, then reads it straight back (``Trial.__init__``), and
+  ``tell`` reads it again before writing its state: the trial this process created, with
+  nothing written to it since but what this process wrote. :class:`PerTrialRDBStorage`
+  keeps a copy of each trial it created for ``ask`` while it runs, applies to the copy
+  every write it makes to the trial (parameters, attributes, intermediate values; a write
+  that fails drops the copy), and serves the reads of that trial in the thread that
+  created it from the copy until the trial's state is written. Only a worker that was
+  silent for longer than the grace period has its running trial changed by another
+  process (failed as dead); its ``tell`` then fails at the state write
+  (``UpdateFinishedTrialError``) instead of at the read before it (``ValueError``).
 - the heartbeat thread writes the trial's first heartbeat, in a transaction of its own,
   the moment the trial starts. Inside :func:`heartbeat_follows` (ecotune's workers run
   each trial in it) the first heartbeat row is written in the transaction that creates
@@ -14,14 +21,19 @@ round trips that carry nothing new:
   the same row as before: its trial is failed once the heartbeat is older than the grace
   period. Outside that block (``study.ask()`` in a loop of one's own, where no heartbeat
   thread runs) creation writes no heartbeat, as Optuna's does.
+- before each trial Optuna looks for stale trials (two statements). Inside
+  :func:`heartbeat_follows` that look is skipped: ecotune's worker fails dead trials
+  itself (:func:`ecotune.execution.run_worker`, once per heartbeat interval), trials
+  without any heartbeat included.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from optuna.trial import FrozenTrial
@@ -32,9 +44,9 @@ __all__ = ["PerTrialRDBStorage", "heartbeat_follows"]
 
 _local = threading.local()
 
-#: Created trials kept for the read that follows: ``ask`` reads its trial at once, so a
-#: few are plenty (a trial created without being read, by a direct storage call, only
-#: waits here until pushed out).
+#: Running trials kept per storage object: ``ask`` and ``tell`` come in pairs, so a few
+#: are plenty (a trial created and never told, by a loop of one's own, only waits here
+#: until pushed out; its reads then go to the database).
 _KEEP_CREATED = 8
 
 
@@ -42,7 +54,8 @@ _KEEP_CREATED = 8
 def heartbeat_follows() -> Iterator[None]:
     """Trials created in this thread inside the block get their heartbeat thread at once
     (``study.optimize`` starts it right after ``ask``): their first heartbeat is written
-    as they are created."""
+    as they are created. The caller fails dead trials itself: Optuna's look for stale
+    trials before each trial is skipped inside the block."""
     before = getattr(_local, "heartbeat_follows", False)
     _local.heartbeat_follows = True
     try:
@@ -51,35 +64,44 @@ def heartbeat_follows() -> Iterator[None]:
         _local.heartbeat_follows = before
 
 
+def _as_stored(value: Any) -> Any:
+    """``value`` as reading it back from the database gives it (JSON: tuples are lists,
+    keys are strings)."""
+    return json.loads(json.dumps(value))
+
+
 class PerTrialRDBStorage(BulkReadRDBStorage):
-    """:class:`~ecotune.storage.BulkReadRDBStorage` that serves the read of a trial it
-    just created from memory and writes the first heartbeat with the trial (see the
-    module's docstring).
+    """:class:`~ecotune.storage.BulkReadRDBStorage` that serves the reads of a running
+    trial it created from its own copy and writes the first heartbeat with the trial
+    (see the module's docstring).
 
     Example:
         >>> import optuna
         >>> storage = PerTrialRDBStorage("sqlite:///:memory:")
         >>> study = optuna.create_study(storage=storage)
         >>> trial = study.ask()
-        >>> trial.number, storage.get_trial(trial._trial_id).state.name
-        (0, 'RUNNING')
+        >>> trial.set_user_attr("seen", [1, 2])
+        >>> frozen = storage.get_trial(trial._trial_id)  # from the copy: no round trip
+        >>> frozen.state.name, frozen.user_attrs
+        ('RUNNING', {'seen': [1, 2]})
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._created: dict[tuple[int, int], FrozenTrial] = {}
+        #: (creating thread, trial id) -> the running trial as the database holds it.
+        self._running: dict[tuple[int, int], FrozenTrial] = {}
         self._beat_at_creation: set[int] = set()
-        self._created_lock = threading.Lock()
+        self._running_lock = threading.Lock()
 
     def _create_new_trial(self, study_id: int,
                           template_trial: FrozenTrial | None = None) -> FrozenTrial:
         frozen = super()._create_new_trial(study_id, template_trial)
         if template_trial is None:  # ask(): the trial is read back next, in this thread
-            with self._created_lock:
-                self._created[(threading.get_ident(), frozen._trial_id)] = copy.deepcopy(
+            with self._running_lock:
+                self._running[(threading.get_ident(), frozen._trial_id)] = copy.deepcopy(
                     frozen)
-                while len(self._created) > _KEEP_CREATED:
-                    del self._created[next(iter(self._created))]
+                while len(self._running) > _KEEP_CREATED:
+                    del self._running[next(iter(self._running))]
         return frozen
 
     def _get_prepared_new_trial(self, study_id: int, template_trial: FrozenTrial | None,
@@ -95,10 +117,10 @@ class PerTrialRDBStorage(BulkReadRDBStorage):
         return trial
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
-        with self._created_lock:
-            created = self._created.pop((threading.get_ident(), trial_id), None)
-        if created is not None:
-            return created
+        with self._running_lock:
+            running = self._running.get((threading.get_ident(), trial_id))
+            if running is not None:
+                return copy.deepcopy(running)
         return super().get_trial(trial_id)
 
     def record_heartbeat(self, trial_id: int) -> None:
@@ -107,33 +129,72 @@ class PerTrialRDBStorage(BulkReadRDBStorage):
             return
         super().record_heartbeat(trial_id)
 
-    def _forget_created(self, trial_id: int) -> None:
-        with self._created_lock:
-            for key in [k for k in self._created if k[1] == trial_id]:
-                del self._created[key]
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        if getattr(_local, "heartbeat_follows", False):
+            return []  # an ecotune worker: it fails dead trials itself
+        return super()._get_stale_trial_ids(study_id)
 
-    # Any write to a created trial before its read: the read goes to the database.
-    def set_trial_param(self, trial_id: int, *args: Any, **kwargs: Any) -> None:
-        self._forget_created(trial_id)
-        super().set_trial_param(trial_id, *args, **kwargs)
+    # -- writes to a running trial: applied to its copy once they succeed ---------------
 
-    def _set_trial_param(self, trial_id: int, *args: Any, **kwargs: Any) -> None:
-        self._forget_created(trial_id)
-        super()._set_trial_param(trial_id, *args, **kwargs)
+    def _mirrored(self, trial_id: int, write: Callable[[], Any],
+                  apply: Callable[[FrozenTrial], None]) -> Any:
+        try:
+            result = write()
+        except BaseException:
+            self._forget(trial_id)  # the database's state is not known here: read it
+            raise
+        with self._running_lock:
+            for (_, running_id), running in self._running.items():
+                if running_id == trial_id:
+                    apply(running)
+        return result
+
+    def _forget(self, trial_id: int) -> None:
+        with self._running_lock:
+            for key in [k for k in self._running if k[1] == trial_id]:
+                del self._running[key]
+
+    def wrote_user_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+        """``attrs`` were written to the trial past this object's methods (one
+        transaction of :func:`~ecotune.storage.set_user_attrs`): the copy follows."""
+        self._mirrored(trial_id, lambda: None,
+                       lambda t: t.user_attrs.update(_as_stored(dict(attrs))))
+
+    def forget_trial(self, trial_id: int) -> None:
+        """A write to the trial past this object's methods failed: its reads go to the
+        database."""
+        self._forget(trial_id)
+
+    def _set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
+                         distribution: Any, *args: Any, **kwargs: Any) -> None:
+        def apply(trial: FrozenTrial) -> None:
+            trial.params[param_name] = distribution.to_external_repr(param_value_internal)
+            trial.distributions[param_name] = distribution
+
+        self._mirrored(trial_id, lambda: super(PerTrialRDBStorage, self)._set_trial_param(
+            trial_id, param_name, param_value_internal, distribution, *args, **kwargs),
+            apply)
 
     def set_trial_state_values(self, trial_id: int, *args: Any, **kwargs: Any) -> bool:
-        self._forget_created(trial_id)
+        self._forget(trial_id)  # finished (or failed to be): the cache serves it from here
         self._beat_at_creation.discard(trial_id)
         return super().set_trial_state_values(trial_id, *args, **kwargs)
 
-    def set_trial_intermediate_value(self, trial_id: int, *args: Any, **kwargs: Any) -> None:
-        self._forget_created(trial_id)
-        super().set_trial_intermediate_value(trial_id, *args, **kwargs)
+    def set_trial_intermediate_value(self, trial_id: int, step: int,
+                                     intermediate_value: float) -> None:
+        def apply(trial: FrozenTrial) -> None:
+            trial.intermediate_values[step] = float(intermediate_value)
 
-    def set_trial_user_attr(self, trial_id: int, *args: Any, **kwargs: Any) -> None:
-        self._forget_created(trial_id)
-        super().set_trial_user_attr(trial_id, *args, **kwargs)
+        self._mirrored(trial_id, lambda: super(PerTrialRDBStorage, self)
+                       .set_trial_intermediate_value(trial_id, step, intermediate_value),
+                       apply)
 
-    def set_trial_system_attr(self, trial_id: int, *args: Any, **kwargs: Any) -> None:
-        self._forget_created(trial_id)
-        super().set_trial_system_attr(trial_id, *args, **kwargs)
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._mirrored(trial_id, lambda: super(PerTrialRDBStorage, self)
+                       .set_trial_user_attr(trial_id, key, value),
+                       lambda t: t.user_attrs.__setitem__(key, _as_stored(value)))
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._mirrored(trial_id, lambda: super(PerTrialRDBStorage, self)
+                       .set_trial_system_attr(trial_id, key, value),
+                       lambda t: t.system_attrs.__setitem__(key, _as_stored(value)))
