@@ -332,7 +332,8 @@ class Meter(abc.ABC):
             try:
                 if last:
                     stopped = self._stop()
-                    reading = stopped if self._done is None else self._done + stopped
+                    reading = self._final(
+                        stopped if self._done is None else self._done + stopped)
                 else:
                     # The closing window's figure is final: a real reading where a backend
                     # would extrapolate (CodeCarbon), not its last reading's mean power.
@@ -448,6 +449,11 @@ class Meter(abc.ABC):
         self._done = part if self._done is None else self._done + part
         self._start()
         return self._done
+
+    def _final(self, reading: Measurement) -> Measurement:
+        """The closing reading of the backend's window, as reported (a backend whose laps
+        extrapolate keeps the stop at or above its last lap)."""
+        return reading
 
     @abc.abstractmethod
     def _start(self) -> None: ...

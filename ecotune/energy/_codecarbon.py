@@ -234,6 +234,11 @@ class CodeCarbonMeter(Meter):
             self._reported = _at_least(self._last_lap, self._reported)
         return self._reported
 
+    def _final(self, reading: Measurement) -> Measurement:
+        # The stop is a real reading and may come in below the last lap's extrapolation:
+        # reported at that lap's figure, as a lap is, so that the stop is never below it.
+        return _at_least(reading, self._reported)
+
     def _start(self) -> None:
         _task_lock(*self._key()).acquire()  # one task at a time on the shared tracker
         try:
