@@ -1,6 +1,7 @@
-"""`ecotune report` and `ecotune run` as users meet them, run as real processes: any Optuna
-study, studies with nothing to show, command-line mistakes, output into a file, and
-nothing stray left behind."""
+"""`ecotune report` and `ecotune run` as users meet them: any Optuna study, studies with
+nothing to show, command-line mistakes, output into a file, and nothing stray left behind.
+`ecotune report` runs as a real process; `ecotune run` into a file in-process (its real
+process is test_cli.py's)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-import pytest
 
 from tests.conftest import run_cli, tiny_spec
 
@@ -156,21 +156,21 @@ def test_the_artifact_folder_is_made_at_the_first_upload(tmp_path: Path) -> None
     assert (tmp_path / "artifacts" / artifact_id).read_text() == "hello"
 
 
-@pytest.mark.slow
-def test_run_into_a_file_keeps_every_column(tmp_path: Path) -> None:
+def test_run_into_a_file_keeps_every_column(tmp_path: Path, capsys, monkeypatch) -> None:
+    """In-process, output into a file-like capture, not a terminal, at 40 COLUMNS (the
+    same main() as `ecotune run > log`; test_cli.py runs `ecotune run` as a process)."""
+    from ecotune.cli import main
+
     (tmp_path / "s.toml").write_text(
         '[study]\nname = "wide"\nn_trials = 3\nsampler = "random"\nseed = 0\n'
         '[model]\nname = "mlp"\n[training]\nepochs = 1\n[energy]\nmeter = "cputime"\n'
         '[search_space]\nlr = { type = "float", low = 1e-4, high = 3e-2, log = true }\n'
         'eat_lambda = { type = "float", low = 0.0, high = 2.0 }\n'
         'weight_decay = { type = "float", low = 1e-6, high = 1e-2, log = true }\n')
-    with open(tmp_path / "log", "w") as log:
-        code = subprocess.run([sys.executable, "-m", "ecotune", "run", "s.toml",
-                               "--no-report"], cwd=tmp_path, stdout=log,
-                              stderr=subprocess.PIPE, timeout=300,
-                              env={**os.environ, "COLUMNS": "40"}).returncode
-    assert code == 0
-    out = (tmp_path / "log").read_text()
+    monkeypatch.setenv("COLUMNS", "40")
+    capsys.readouterr()
+    assert main(["run", "s.toml", "--no-report"]) == 0
+    out = capsys.readouterr().out
     study = optuna.load_study(study_name="wide", storage="sqlite:///ecotune.db")
     from ecotune.report import pareto_front
 

@@ -42,7 +42,7 @@ def test_comparison_runs_validates_before_running() -> None:
 
 
 @pytest.mark.slow
-def test_compare_command(tmp_path: Path) -> None:
+def test_compare_command(tmp_path: Path, capsys) -> None:
     (tmp_path / "cmp.toml").write_text(STUDY)
     result = run_cli("compare", "cmp.toml", "--samplers", "random,skopt", "--n-trials", "3",
                      "--repeats", "2", "--out", "out", "--no-png", cwd=tmp_path)
@@ -63,10 +63,15 @@ def test_compare_command(tmp_path: Path) -> None:
     assert "99 % vs random" in result.stdout
     histories = pd.read_csv(tmp_path / "out" / "compare-hypervolume.csv")
     assert len(histories) == 12 and (tmp_path / "out" / "compare.html").is_file()
-    # Running again would mix old and new trials: refused, nothing changed.
-    again = run_cli("compare", "cmp.toml", "--samplers", "random", "--n-trials", "1",
-                    cwd=tmp_path)
-    assert again.returncode == 2 and "already exists" in again.stderr
+    # Running again would mix old and new trials: refused, nothing changed (in-process,
+    # the same main() the command runs).
+    from ecotune.cli import main
+
+    before = (tmp_path / "ecotune.db").read_bytes()
+    capsys.readouterr()
+    assert main(["compare", "cmp.toml", "--samplers", "random", "--n-trials", "1"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (tmp_path / "ecotune.db").read_bytes() == before
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -54,6 +54,45 @@ def _assert_no_secret_in_files(folder: Path) -> int:
     return len(files)
 
 
+@pytest.mark.slow
+def test_password_is_in_no_output_attribute_or_report_file(
+        postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd) -> None:
+    """Each command with the URL from each source: `run` given ``--storage`` and `report`
+    given ``ECOTUNE_STORAGE`` in real processes (their output as a shell sees it), the
+    other two pairs in-process (the same main(); output captured at the file descriptors)."""
+    url = _with_password(postgres_url)
+    (tmp_path / "cred.toml").write_text(STUDY)
+    monkeypatch.delenv("ECOTUNE_STORAGE", raising=False)
+    run = run_cli("run", "cred.toml", "--storage", url, "--out", "run-report", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    # The URL is shown, password hidden, and where it came from when the variable is set.
+    assert "postgres:***@127.0.0.1" in run.stdout
+    assert "(from ECOTUNE_STORAGE)" not in run.stdout
+    monkeypatch.setenv("ECOTUNE_STORAGE", url)
+    report = run_cli("report", "--out", "report", "--no-png", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "(from ECOTUNE_STORAGE)" in report.stdout
+    texts = [run.stdout, run.stderr, report.stdout, report.stderr]
+
+    capfd.readouterr()
+    assert main(["run", "cred.toml", "--n-trials", "1", "--out", "env-run-report"]) == 0
+    env_run = capfd.readouterr()
+    assert "postgres:***@127.0.0.1" in env_run.out and "(from ECOTUNE_STORAGE)" in env_run.out
+    monkeypatch.delenv("ECOTUNE_STORAGE")
+    assert main(["report", "--storage", url, "--out", "arg-report", "--no-png"]) == 0
+    arg_report = capfd.readouterr()
+    assert "Pareto front of cred" in arg_report.out
+    for text in (*texts, env_run.out, env_run.err, arg_report.out, arg_report.err):
+        assert SECRET not in text
+    stored = _stored_text(postgres_url)  # trust authentication: no password needed to look
+    assert "ecotune.spec" in stored and "postgres:***@127.0.0.1" in stored
+    assert SECRET not in stored
+    for folder in ("run-report", "report", "env-run-report", "arg-report"):
+        assert _assert_no_secret_in_files(tmp_path / folder) > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "arg-report", "cred.toml", "env-run-report", "report", "run-report"]
+
+
 @pytest.fixture(params=["--storage", "ECOTUNE_STORAGE"])
 def storage_args(request, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Command-line arguments that reach a PostgreSQL database with a password in its URL,
@@ -63,30 +102,6 @@ def storage_args(request, postgres_url: str, monkeypatch: pytest.MonkeyPatch) ->
         return []
     monkeypatch.delenv("ECOTUNE_STORAGE", raising=False)
     return ["--storage", _with_password(postgres_url)]
-
-
-@pytest.mark.slow
-def test_password_is_in_no_output_attribute_or_report_file(
-        storage_args: list[str], postgres_url: str, tmp_path: Path) -> None:
-    (tmp_path / "cred.toml").write_text(STUDY)
-    run = run_cli("run", "cred.toml", *storage_args, "--out", "run-report", cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    # The URL is shown, password hidden, and where it came from when the variable is set.
-    assert "postgres:***@127.0.0.1" in run.stdout
-    if not storage_args:
-        assert "(from ECOTUNE_STORAGE)" in run.stdout
-    report = run_cli("report", *storage_args, "--out", "report", "--no-png", cwd=tmp_path)
-    assert report.returncode == 0, report.stderr
-    if not storage_args:
-        assert "(from ECOTUNE_STORAGE)" in report.stdout
-    for text in (run.stdout, run.stderr, report.stdout, report.stderr):
-        assert SECRET not in text
-    stored = _stored_text(postgres_url)  # trust authentication: no password needed to look
-    assert "ecotune.spec" in stored and "postgres:***@127.0.0.1" in stored
-    assert SECRET not in stored
-    assert _assert_no_secret_in_files(tmp_path / "run-report") > 0
-    assert _assert_no_secret_in_files(tmp_path / "report") > 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cred.toml", "report", "run-report"]
 
 
 @pytest.fixture

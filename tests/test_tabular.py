@@ -425,12 +425,16 @@ def test_cli_bad_tabular_input_exits_2(tmp_path, args, message, capsys):
     assert not (tmp_path / "t.csv").exists()
 
 
-def test_cli_refuses_to_replay_a_table_with_another_study(tmp_path):
+def test_cli_refuses_to_replay_a_table_with_another_study(tmp_path, capsys):
+    """In-process (the same main(); the test above runs the replay as a real process)."""
+    from ecotune.cli import main
+
     study = tmp_path / "other.toml"
     study.write_text(DIGITS_STUDY.read_text().replace("batch_size = 64", "batch_size = 32"))
-    result = run_cli("compare", str(study), "--replay", str(DIGITS_TABLE), cwd=tmp_path)
-    assert result.returncode == 2
-    assert "recorded with another training section" in result.stderr
+    assert main(["compare", str(study), "--replay", str(DIGITS_TABLE)]) == 2
+    err = capsys.readouterr().err
+    assert "recorded with another training section" in err
+    assert len(err.strip().splitlines()) == 1, err
 
 
 def test_a_table_recorded_before_the_training_seed_setting_still_resumes_and_fits(
