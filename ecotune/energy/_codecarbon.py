@@ -88,7 +88,7 @@ def _shared_tracker(measure_power_secs: float, gpu_ids: tuple[str, ...] | None =
     logging.getLogger("codecarbon").setLevel(logging.ERROR)
     from codecarbon import OfflineEmissionsTracker
 
-    tracker = OfflineEmissionsTracker(
+    return OfflineEmissionsTracker(
         country_iso_code="USA",
         log_level="error",
         output_methods=[],  # ecotune stores the figures itself: no emissions.csv
@@ -98,7 +98,6 @@ def _shared_tracker(measure_power_secs: float, gpu_ids: tuple[str, ...] | None =
         allow_multiple_runs=True,
         **({"gpu_ids": list(gpu_ids)} if gpu_ids else {}),
     )
-    return tracker
 
 
 def _find_children_cheaply(tracker) -> bool:

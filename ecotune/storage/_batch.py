@@ -34,7 +34,6 @@ _MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 _ROWS_PER_STATEMENT = 300
 
 
-
 def set_user_attrs(trial: optuna.trial.BaseTrial, attrs: Mapping[str, Any]) -> None:
     """``trial.set_user_attr(key, value)`` for each of ``attrs``, in one transaction on
     relational storage.
