@@ -33,11 +33,12 @@ import contextlib
 import copy
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
+from ecotune.storage import _plain_writes as plain_writes
 from ecotune.storage._bulk_read import BulkReadRDBStorage
 
 __all__ = ["PerTrialRDBStorage", "heartbeat_follows"]
@@ -92,10 +93,33 @@ class PerTrialRDBStorage(BulkReadRDBStorage):
         self._running: dict[tuple[int, int], FrozenTrial] = {}
         self._beat_at_creation: set[int] = set()
         self._running_lock = threading.Lock()
+        #: Optuna's per-trial writes as plain SQL (:mod:`ecotune.storage._plain_writes`).
+        self._plain = plain_writes.supported(self.engine)
+
+    def _plain_or_none(self, write: Callable[[], Any]) -> Any:
+        """``write()``; None where the database refused it for a reason of its own (a
+        lock timeout, a lost connection): the caller then runs Optuna's own write, with
+        its retries and its errors. Optuna's errors (a missing row, a finished trial)
+        come out as they are."""
+        from sqlalchemy import exc
+
+        try:
+            return write()
+        except exc.SQLAlchemyError:
+            return None
 
     def _create_new_trial(self, study_id: int,
                           template_trial: FrozenTrial | None = None) -> FrozenTrial:
-        frozen = super()._create_new_trial(study_id, template_trial)
+        frozen = None
+        if template_trial is None and self._plain:
+            beat = self.heartbeat_interval is not None \
+                and getattr(_local, "heartbeat_follows", False)
+            frozen = self._plain_or_none(lambda: plain_writes.create_trial(
+                self.engine, study_id, beat))
+            if frozen is not None and beat:
+                self._beat_at_creation.add(frozen._trial_id)
+        if frozen is None:
+            frozen = super()._create_new_trial(study_id, template_trial)
         if template_trial is None:  # ask(): the trial is read back next, in this thread
             with self._running_lock:
                 self._running[(threading.get_ident(), frozen._trial_id)] = copy.deepcopy(
@@ -171,14 +195,30 @@ class PerTrialRDBStorage(BulkReadRDBStorage):
             trial.params[param_name] = distribution.to_external_repr(param_value_internal)
             trial.distributions[param_name] = distribution
 
-        self._mirrored(trial_id, lambda: super(PerTrialRDBStorage, self)._set_trial_param(
-            trial_id, param_name, param_value_internal, distribution, *args, **kwargs),
-            apply)
+        def write() -> None:
+            if len(args) + len(kwargs) == 1 and self._plain and self._plain_or_none(
+                    lambda: plain_writes.set_param(
+                        self, trial_id, param_name, param_value_internal, distribution,
+                        *args, **kwargs) or True):
+                return
+            super(PerTrialRDBStorage, self)._set_trial_param(
+                trial_id, param_name, param_value_internal, distribution, *args, **kwargs)
+
+        self._mirrored(trial_id, write, apply)
 
     def set_trial_state_values(self, trial_id: int, *args: Any, **kwargs: Any) -> bool:
         self._forget(trial_id)  # finished (or failed to be): the cache serves it from here
         self._beat_at_creation.discard(trial_id)
-        return super().set_trial_state_values(trial_id, *args, **kwargs)
+        return self._set_state_values(trial_id, *args, **kwargs)
+
+    def _set_state_values(self, trial_id: int, state: TrialState,
+                          values: Sequence[float] | None = None) -> bool:
+        if self._plain and state.is_finished():
+            done = self._plain_or_none(lambda: plain_writes.set_finished_state_values(
+                self, trial_id, state, values))
+            if done is not None:
+                return done
+        return super().set_trial_state_values(trial_id, state, values)
 
     def set_trial_intermediate_value(self, trial_id: int, step: int,
                                      intermediate_value: float) -> None:

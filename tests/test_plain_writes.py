@@ -1,0 +1,196 @@
+"""Optuna's per-trial writes as plain SQL (``ecotune.storage._plain_writes``, used by
+``PerTrialRDBStorage``) store exactly what Optuna's ORM stores, raise Optuna's errors, and
+number trials as Optuna does under concurrent creation, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from sqlalchemy import exc, text
+
+from ecotune.storage import PerTrialRDBStorage, _plain_writes, heartbeat_follows
+
+State = optuna.trial.TrialState
+
+
+@pytest.fixture
+def url(request, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/w.db"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def new_york() -> Iterator[None]:
+    """Local time other than UTC (Optuna stores naive UTC and reads back local time)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()
+
+
+def _run(study: optuna.Study) -> None:
+    """Every kind of trial ending: complete (finite and infinite values), pruned, failed
+    (no values), one still running; each distribution."""
+    for i in range(6):
+        trial = study.ask()
+        trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        trial.suggest_int("layers", 1, 4)
+        trial.suggest_categorical("opt", ["adam", "sgd", None])
+        if i == 5:
+            break  # stays running
+        if i == 2:
+            study.tell(trial, state=State.PRUNED)
+        elif i == 3:
+            study.tell(trial, state=State.FAIL)
+        else:
+            study.tell(trial, [float("inf") if i == 1 else 0.25 * i,
+                               float("-inf") if i == 4 else 2.0 * i])
+
+
+def _rows(url: str, study_name: str) -> dict[str, list]:
+    """Every row of the study's trials, as stored (ids left out; times as their shape)."""
+    engine = optuna.storages.RDBStorage(url).engine
+    with engine.connect() as conn:
+        study_id = conn.execute(text("SELECT study_id FROM studies WHERE study_name = :n"),
+                                {"n": study_name}).scalar_one()
+        trials = conn.execute(text(
+            "SELECT trial_id, number, state, datetime_start, datetime_complete FROM trials "
+            "WHERE study_id = :s ORDER BY trial_id"), {"s": study_id}).all()
+        ids = [t[0] for t in trials]
+
+        def child(sql: str) -> list:
+            return sorted((ids.index(r[0]), *r[1:]) for r in conn.execute(text(sql)).all()
+                          if r[0] in ids)
+
+        def shape(value) -> str:  # SQLite: the stored text's form; PG: the Python type
+            return ("NULL" if value is None else
+                    "".join("9" if c.isdigit() else c for c in value)
+                    if isinstance(value, str) else type(value).__name__)
+
+        return {
+            "trials": [(t[1], str(t[2]), shape(t[3]), shape(t[4])) for t in trials],
+            "params": child("SELECT trial_id, param_name, param_value, distribution_json "
+                            "FROM trial_params ORDER BY param_id"),
+            "values": child("SELECT trial_id, objective, value, value_type FROM "
+                            "trial_values"),
+        }
+
+
+@pytest.mark.parametrize("url", ["sqlite", "postgresql"], indirect=True)
+def test_the_plain_writes_store_what_optunas_orm_stores(url: str, new_york) -> None:
+    ours = PerTrialRDBStorage(url)
+    assert _plain_writes.supported(ours.engine)
+    directions = ["maximize", "minimize"]
+    for name, storage in (("ours", ours), ("optuna", optuna.storages.RDBStorage(url))):
+        _run(optuna.create_study(study_name=name, storage=storage, directions=directions,
+                                 sampler=optuna.samplers.RandomSampler(seed=0)))
+    assert _rows(url, "ours") == _rows(url, "optuna")
+    # Read back through Optuna itself: the same trials, times within the run.
+    a = optuna.load_study(study_name="ours", storage=url).trials
+    b = optuna.load_study(study_name="optuna", storage=url).trials
+    for x, y in zip(a, b, strict=True):
+        for name in ("number", "state", "values", "params", "distributions", "user_attrs",
+                     "system_attrs", "intermediate_values"):
+            assert getattr(x, name) == getattr(y, name), name
+        assert abs((x.datetime_start - y.datetime_start).total_seconds()) < 60
+        assert (x.datetime_complete is None) == (y.datetime_complete is None)
+        if x.datetime_complete is not None:
+            assert x.datetime_start <= x.datetime_complete
+
+
+@pytest.mark.parametrize("url", ["sqlite", "postgresql"], indirect=True)
+def test_the_created_trial_is_the_one_stored(url: str, new_york) -> None:
+    storage = PerTrialRDBStorage(url, heartbeat_interval=60)
+    study = optuna.create_study(storage=storage)
+    with heartbeat_follows():
+        created = storage._create_new_trial(study._study_id)
+    stored = optuna.storages.RDBStorage(url).get_trial(created._trial_id)
+    assert (created.number, created.state, created.datetime_start) == (
+        stored.number, stored.state, stored.datetime_start)
+    with storage.engine.connect() as conn:  # its first heartbeat, with the trial
+        beats = conn.execute(text("SELECT trial_id FROM trial_heartbeats")).scalars().all()
+    assert beats == [created._trial_id]
+
+
+@pytest.mark.parametrize("url", ["sqlite", "postgresql"], indirect=True)
+def test_the_plain_writes_raise_optunas_errors(url: str) -> None:
+    ours, theirs = PerTrialRDBStorage(url), optuna.storages.RDBStorage(url)
+    study = optuna.create_study(study_name="e", storage=ours)
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    study.tell(trial, 1.0)
+    dist = optuna.distributions.FloatDistribution(0, 1)
+    for storage in (ours, theirs):
+        with pytest.raises(KeyError):
+            storage.create_new_trial(10_000)
+        with pytest.raises(KeyError):
+            storage.set_trial_param(10_000, "x", 0.5, dist)
+        with pytest.raises(KeyError):
+            storage.set_trial_state_values(10_000, State.COMPLETE, [1.0])
+        with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+            storage.set_trial_param(trial._trial_id, "y", 0.5, dist)
+        with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+            storage.set_trial_state_values(trial._trial_id, State.COMPLETE, [2.0])
+        running = storage.create_new_trial(study._study_id)
+        with pytest.raises(ValueError, match="different distribution kind"):  # float, now a choice
+            storage.set_trial_param(running, "x", 0,
+                                    optuna.distributions.CategoricalDistribution(["a"]))
+    assert optuna.load_study(study_name="e", storage=url).trials[0].values == [1.0]
+
+
+@pytest.mark.parametrize("url", ["sqlite", "postgresql"], indirect=True)
+def test_trials_created_at_once_get_distinct_numbers(url: str) -> None:
+    """Numbers are counted under Optuna's lock (the study row on PostgreSQL; SQLite's
+    database lock): threads, each with its own storage object, as separate workers."""
+    optuna.create_study(study_name="n", storage=url)
+    created: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            storage = PerTrialRDBStorage(url)
+            study_id = storage.get_study_id_from_name("n")
+            for _ in range(10):
+                created.append(storage._create_new_trial(study_id).number)
+        except BaseException as err:  # noqa: BLE001 - seen by the test below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sorted(created) == list(range(40))
+    stored = [t.number for t in optuna.load_study(study_name="n", storage=url).trials]
+    assert sorted(stored) == list(range(40))
+
+
+def test_a_database_error_runs_optunas_own_write(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the plain SQL fails for a reason of the database's (e.g. locked), Optuna's
+    own write runs instead, with its retries: the trial is still created and told."""
+    storage = PerTrialRDBStorage(f"sqlite:///{tmp_path}/f.db")
+    study = optuna.create_study(storage=storage)
+
+    def refused(*_args, **_kwargs):
+        raise exc.OperationalError("INSERT", {}, Exception("database is locked"))
+
+    for name in ("create_trial", "set_param", "set_finished_state_values"):
+        monkeypatch.setattr(_plain_writes, name, refused)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    trials = optuna.load_study(study_name=study.study_name, storage=storage).trials
+    assert [(t.number, t.state) for t in trials] == [(0, State.COMPLETE), (1, State.COMPLETE)]
+    assert all("x" in t.params for t in trials)
