@@ -1,5 +1,6 @@
-"""Optuna's three writes of every trial (creation, a parameter, the state and values) as
-plain SQL on a pooled connection, with Optuna's semantics.
+"""Optuna's three writes of every trial (creation, a parameter, the state and values), and
+the look-up of a trial by its number, as plain SQL on a pooled connection, with Optuna's
+semantics.
 
 Each of them is one transaction through SQLAlchemy's ORM in Optuna's ``RDBStorage``, and
 on SQLite the ORM's session, query and statement building cost about 2.5 ms a
@@ -19,6 +20,8 @@ statements Optuna's ORM runs, in one transaction each, with the same rows and co
   state (COMPLETE, PRUNED, FAIL): the trial row read (``FOR UPDATE`` on PostgreSQL), the
   values upserted (one row per objective, infinities as Optuna stores them), the state
   and ``datetime_complete`` set. An integrity error returns False, as Optuna's does.
+- :func:`trial_id_of_number`: Optuna's ``get_trial_id_from_study_id_trial_number`` (a
+  worker counts the study's trials with it under the claim lock, once per trial).
 
 Column values go through the columns' own SQLAlchemy type processors (enums by name,
 SQLite's datetime text), so the stored text is what the ORM would store. The engine's
@@ -41,7 +44,8 @@ import optuna
 from optuna import distributions
 from optuna.trial import TrialState
 
-__all__ = ["supported", "create_trial", "set_param", "set_finished_state_values"]
+__all__ = ["supported", "create_trial", "set_param", "set_finished_state_values",
+           "trial_id_of_number"]
 
 #: A driver's parameter marker by its DB-API paramstyle (sqlite3: qmark, psycopg: format).
 _MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
@@ -203,3 +207,17 @@ def set_finished_state_values(storage: optuna.storages.RDBStorage, trial_id: int
     except exc.IntegrityError:
         return False  # as Optuna
     return True
+
+
+def trial_id_of_number(engine: Any, study_id: int, trial_number: int) -> int | None:
+    """The id of trial ``trial_number`` of study ``study_id``; raises Optuna's
+    ``KeyError`` where there is none. None where two trials share the number (Optuna's
+    own read then raises its error)."""
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(_sql(engine, "SELECT trial_id FROM trials WHERE "
+                                                 "number = ? AND study_id = ? LIMIT 2"),
+                                    (trial_number, study_id)).all()
+    if not rows:
+        raise KeyError(f"No trial with trial number {trial_number} "
+                       f"exists in study with study_id {study_id}.")
+    return rows[0][0] if len(rows) == 1 else None

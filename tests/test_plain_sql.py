@@ -1,6 +1,7 @@
-"""Optuna's per-trial writes as plain SQL (``ecotune.storage._plain_writes``, used by
-``PerTrialRDBStorage``) store exactly what Optuna's ORM stores, raise Optuna's errors, and
-number trials as Optuna does under concurrent creation, on SQLite and PostgreSQL."""
+"""Optuna's per-trial writes and its look-up of a trial by number as plain SQL
+(``ecotune.storage._plain_sql``, used by ``PerTrialRDBStorage``) store and return exactly
+what Optuna's ORM does, raise Optuna's errors, and number trials as Optuna does under
+concurrent creation, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import optuna
 import pytest
 from sqlalchemy import exc, text
 
-from ecotune.storage import PerTrialRDBStorage, _plain_writes, heartbeat_follows
+from ecotune.storage import PerTrialRDBStorage, _plain_sql, heartbeat_follows
 
 State = optuna.trial.TrialState
 
@@ -89,9 +90,9 @@ def _rows(url: str, study_name: str) -> dict[str, list]:
 
 
 @pytest.mark.parametrize("url", ["sqlite", "postgresql"], indirect=True)
-def test_the_plain_writes_store_what_optunas_orm_stores(url: str, new_york) -> None:
+def test_the_plain_sql_store_what_optunas_orm_stores(url: str, new_york) -> None:
     ours = PerTrialRDBStorage(url)
-    assert _plain_writes.supported(ours.engine)
+    assert _plain_sql.supported(ours.engine)
     directions = ["maximize", "minimize"]
     for name, storage in (("ours", ours), ("optuna", optuna.storages.RDBStorage(url))):
         _run(optuna.create_study(study_name=name, storage=storage, directions=directions,
@@ -125,14 +126,19 @@ def test_the_created_trial_is_the_one_stored(url: str, new_york) -> None:
 
 
 @pytest.mark.parametrize("url", ["sqlite", "postgresql"], indirect=True)
-def test_the_plain_writes_raise_optunas_errors(url: str) -> None:
+def test_the_plain_sql_raise_optunas_errors(url: str) -> None:
     ours, theirs = PerTrialRDBStorage(url), optuna.storages.RDBStorage(url)
     study = optuna.create_study(study_name="e", storage=ours)
     trial = study.ask()
     trial.suggest_float("x", 0, 1)
     study.tell(trial, 1.0)
     dist = optuna.distributions.FloatDistribution(0, 1)
+    assert ours.get_trial_id_from_study_id_trial_number(study._study_id, 0) == trial._trial_id
+    messages = []
     for storage in (ours, theirs):
+        with pytest.raises(KeyError) as missing:
+            storage.get_trial_id_from_study_id_trial_number(study._study_id, 5)
+        messages.append(str(missing.value))
         with pytest.raises(KeyError):
             storage.create_new_trial(10_000)
         with pytest.raises(KeyError):
@@ -147,6 +153,7 @@ def test_the_plain_writes_raise_optunas_errors(url: str) -> None:
         with pytest.raises(ValueError, match="different distribution kind"):  # float, now a choice
             storage.set_trial_param(running, "x", 0,
                                     optuna.distributions.CategoricalDistribution(["a"]))
+    assert messages[0] == messages[1]
     assert optuna.load_study(study_name="e", storage=url).trials[0].values == [1.0]
 
 
@@ -188,8 +195,9 @@ def test_a_database_error_runs_optunas_own_write(tmp_path: Path,
     def refused(*_args, **_kwargs):
         raise exc.OperationalError("INSERT", {}, Exception("database is locked"))
 
-    for name in ("create_trial", "set_param", "set_finished_state_values"):
-        monkeypatch.setattr(_plain_writes, name, refused)
+    for name in ("create_trial", "set_param", "set_finished_state_values",
+                 "trial_id_of_number"):
+        monkeypatch.setattr(_plain_sql, name, refused)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     trials = optuna.load_study(study_name=study.study_name, storage=storage).trials
     assert [(t.number, t.state) for t in trials] == [(0, State.COMPLETE), (1, State.COMPLETE)]
