@@ -76,6 +76,7 @@ class Parts:
         self.seconds: collections.Counter = collections.Counter()
         self.calls: collections.Counter = collections.Counter()
         self.enabled = False
+        self.reset()
 
     def wrap(self, obj: object, method: str, part: str) -> None:
         inner = getattr(obj, method)
@@ -95,6 +96,9 @@ class Parts:
     def reset(self) -> None:
         self.seconds.clear()
         self.calls.clear()
+        #: (wall, CPU) at each reading of the trial's first window (its training window).
+        self.marks: list[tuple[float, float]] = []
+        self.windows_opened = 0
 
 
 class _TimedSampler(optuna.samplers.BaseSampler):
@@ -131,6 +135,15 @@ def _timed_meter(name: str, parts: Parts):
             parts.calls["meter open/close"] += 1
         parts.wrap(window, "lap", "meter reading")
         parts.wrap(window, "close", "meter open/close")
+        if parts.enabled and parts.windows_opened == 0:  # the training window: one
+            lap = window.lap  # reading per epoch, at the end of its report()
+
+            def marked(*args, **kwargs):
+                parts.marks.append((time.perf_counter(), time.process_time()))
+                return lap(*args, **kwargs)
+
+            window.lap = marked
+        parts.windows_opened += 1
         return window
 
     meter.open = timed_open
@@ -161,9 +174,10 @@ def _count_writing_transactions(storage, parts: Parts) -> None:
     event.listen(engine, "commit", commit)
 
 
-def bare_loop(epochs: int, seed: int = 0) -> dict:
+def bare_loop(epochs: int, seed: int = 0, marks: list | None = None) -> dict:
     """The same training, test evaluation and estimates without ecotune: returns the
-    seconds of the training (and validation), the estimates and the test evaluation."""
+    seconds of the training (and validation), the estimates and the test evaluation.
+    ``marks`` gets (wall, CPU) after each epoch's validation."""
     start_s = time.perf_counter()
     data = load_data("digits")
     torch.set_num_threads(1)
@@ -184,6 +198,8 @@ def bare_loop(epochs: int, seed: int = 0) -> dict:
         model.eval()
         with torch.no_grad():
             float((model(data.x_val).argmax(1) == data.y_val).float().mean())
+        if marks is not None:
+            marks.append((time.perf_counter(), time.process_time()))
     t0 = time.perf_counter()
     training_s = t0 - start_s
     inference_estimates(model, data.x_val[:INFERENCE_SAMPLE])
@@ -251,23 +267,31 @@ def compare(meter_name: str, epochs: int, rounds: int, workdir: Path) -> dict:
     # As `ecotune run` does before its first trial: one-off costs of the process.
     warm_up_s = timed(objective.warm_up)
 
-    def ecotune_trial() -> None:
-        run_worker(spec, study, count_trials(study) + 1, objective)
+    def ecotune_trial(target: int) -> None:
+        run_worker(spec, study, target, objective)
 
-    first_s = timed(ecotune_trial)
+    first_s = timed(ecotune_trial, count_trials(study) + 1)
     bare_loop(epochs)
     bare, eco, both = [], [], collections.Counter()
     bare_cpu: list[float] = []
     eco_cpu: list[float] = []
     per_trial: list[Parts] = []
+    # Per round: (ecotune's epoch-to-epoch span - the bare loop's) / (epochs - 1), wall, CPU.
+    per_epoch: list[float] = []
+    cpu_per_epoch: list[float] = []
+    eco_marks: list[tuple[float, float]] = []
+    bare_marks: list[tuple[float, float]] = []
     for i in range(rounds):
         def eco_round() -> None:
+            # The benchmark's own count (to ask for one trial more) is not the trial's.
+            target = count_trials(study) + 1
             parts.reset()
             parts.enabled = True
             cpu0 = time.process_time()
-            eco.append(timed(ecotune_trial))
+            eco.append(timed(ecotune_trial, target))
             eco_cpu.append(time.process_time() - cpu0)
             parts.enabled = False
+            eco_marks[:] = parts.marks
             # The training window's duration (train() and the meter's readings in it).
             window_s = study.trials[-1].user_attrs["duration_s"]
             snapshot = Parts()
@@ -277,14 +301,21 @@ def compare(meter_name: str, epochs: int, rounds: int, workdir: Path) -> dict:
             per_trial.append(snapshot)
 
         def bare_round() -> None:
+            bare_marks.clear()
             t0, cpu0 = time.perf_counter(), time.process_time()
-            both.update(bare_loop(epochs))
+            both.update(bare_loop(epochs, marks=bare_marks))
             bare.append(time.perf_counter() - t0)
             bare_cpu.append(time.process_time() - cpu0)
 
         # ABBA order: a slow drift of the machine affects both sides alike.
         for side in ((bare_round, eco_round) if i % 2 == 0 else (eco_round, bare_round)):
             side()
+        if epochs > 1:
+            assert len(eco_marks) == len(bare_marks) == epochs, (len(eco_marks), epochs)
+            for clock, out in ((0, per_epoch), (1, cpu_per_epoch)):
+                eco_span = eco_marks[-1][clock] - eco_marks[0][clock]
+                bare_span = bare_marks[-1][clock] - bare_marks[0][clock]
+                out.append((eco_span - bare_span) / (epochs - 1))
     ratios = [e / b for e, b in zip(eco, bare)]
     costs_s = [e - b for e, b in zip(eco, bare)]
     cpu_ratios = [e / b for e, b in zip(eco_cpu, bare_cpu)]
@@ -303,7 +334,11 @@ def compare(meter_name: str, epochs: int, rounds: int, workdir: Path) -> dict:
             "cpu_cost_ci_s": median_ci(cpu_costs_s),
             "parts": median_parts, "calls": median_calls, "warm_up_s": warm_up_s,
             "first_s": first_s, "both": {k: v / rounds for k, v in both.items()},
-            "trainer_s": train_s}
+            "trainer_s": train_s, "bare_cpu_s": statistics.median(bare_cpu),
+            **({"per_epoch_s": statistics.median(per_epoch),
+                "per_epoch_ci_s": median_ci(per_epoch),
+                "cpu_per_epoch_s": statistics.median(cpu_per_epoch),
+                "cpu_per_epoch_ci_s": median_ci(cpu_per_epoch)} if per_epoch else {})}
 
 
 def show(result: dict) -> None:
@@ -321,6 +356,12 @@ def show(result: dict) -> None:
     print(f"  CPU time of the process (all its threads): ratio {r['cpu_ratio']:.3f} "
           f"({lo:.3f}-{hi:.3f}), cost {r['cpu_cost_s'] * 1e3:+.1f} ms "
           f"({clo * 1e3:+.1f} to {chi * 1e3:+.1f})")
+    if "per_epoch_s" in r:
+        lo, hi = r["per_epoch_ci_s"]
+        clo, chi = r["cpu_per_epoch_ci_s"]
+        print(f"  per epoch, epoch to epoch: wall {r['per_epoch_s'] * 1e3:+.2f} ms "
+              f"({lo * 1e3:+.2f} to {hi * 1e3:+.2f}), CPU {r['cpu_per_epoch_s'] * 1e3:+.2f} "
+              f"ms ({clo * 1e3:+.2f} to {chi * 1e3:+.2f})")
     parts, calls = r["parts"], r["calls"]
     writes = [k for k in parts if k.startswith("write ")]
     n_writes = sum(calls[k] for k in writes)
@@ -350,15 +391,34 @@ def show(result: dict) -> None:
           f"inference estimates {both['estimates'] * 1e3:.2f} ms")
 
 
+def derive(long: dict, short: dict, cpu: bool) -> dict:
+    """Ecotune's cost per epoch (measured epoch to epoch in the long trials), its fixed
+    cost (the 1-epoch trial's cost less one epoch's) and the ratio they give the long
+    trial, each with an interval made of its parts' intervals' ends (so at least ~95 %)."""
+    pre = "cpu_" if cpu else ""
+    per_epoch, (pe_lo, pe_hi) = long[pre + "per_epoch_s"], long[pre + "per_epoch_ci_s"]
+    one, (one_lo, one_hi) = short[pre + "cost_s"], short[pre + "cost_ci_s"]
+    bare_s = long["bare_cpu_s" if cpu else "bare_s"]
+    steps = long["epochs"] - 1  # the long trial: the 1-epoch trial and this many epochs
+    return {"per_epoch": (per_epoch, pe_lo, pe_hi),
+            "fixed": (one - per_epoch, one_lo - pe_hi, one_hi - pe_lo),
+            "ratio": tuple(1 + (c + steps * e) / bare_s for c, e in
+                           ((one, per_epoch), (one_lo, pe_lo), (one_hi, pe_hi))),
+            "bare_s": bare_s}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=21,
+    parser.add_argument("--rounds", type=int, default=15,
                         help="paired rounds of the long trial (ABBA order)")
-    parser.add_argument("--short-rounds", type=int, default=21,
+    parser.add_argument("--short-rounds", type=int, default=41,
                         help="paired rounds of the 1-epoch trial")
     parser.add_argument("--epochs", type=int, default=20, help="epochs of the ~1 s trial")
     parser.add_argument("--meters", nargs="+", default=["codecarbon", "cputime"])
     args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2 (the cost per epoch is measured between "
+                     "the first and the last epoch)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start_s = time.perf_counter()
     print(f"benchmarks/overhead.py: {os.cpu_count()} CPUs, load average "
@@ -373,33 +433,33 @@ def main() -> None:
             summary.append((meter, long, short))
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end, "
           f"{time.perf_counter() - start_s:.0f} s in all")
-    print("Verdicts on the 95 % interval of each median: holds (all of it within the "
-          "target), misses (all of it past), not resolved (the target inside it).")
+    print("Verdicts on the ~95 % interval of each figure: holds (all of it within the "
+          "target), misses (all of it past), not resolved (the target inside it).\n"
+          "Per epoch: ecotune's epoch-to-epoch time less the bare loop's, over the long "
+          "trial's epochs 1 to last (median of the rounds). Fixed: the 1-epoch trial's "
+          "cost less one epoch's. Ratio: the long trial's, from the two (1 + (1-epoch "
+          "cost + (epochs - 1) x per epoch) / bare); 'direct': its paired median as "
+          "timed, for comparison. CPU time (the process, every thread: ecotune's cost is "
+          "work this process does) is the verdict; wall time beside it.")
     targets = {"codecarbon": 1.03, "cputime": 1.01}
-    steps = args.epochs - 1
+
+    def fig(value: float, lo: float, hi: float, scale: float, fmt: str) -> str:
+        return f"{value * scale:{fmt}} [{lo * scale:{fmt}} to {hi * scale:{fmt}}]"
+
     for meter, long, short in summary:
-        target = targets.get(meter)
-        for clock, ratio, ci, cost, cost_ci, short_cost, short_ci in (
-                ("wall", long["ratio"], long["ratio_ci"], long["cost_s"], long["cost_ci_s"],
-                 short["cost_s"], short["cost_ci_s"]),
-                ("CPU", long["cpu_ratio"], long["cpu_ratio_ci"], long["cpu_cost_s"],
-                 long["cpu_cost_ci_s"], short["cpu_cost_s"], short["cpu_cost_ci_s"])):
-            # Cost per epoch: the slope between the two trials; fixed: the 1-epoch cost
-            # less one epoch's (intervals: the ends combined, so at least 95 %).
-            per_epoch_s = (cost - short_cost) / steps
-            per_epoch_ci = ((cost_ci[0] - short_ci[1]) / steps,
-                            (cost_ci[1] - short_ci[0]) / steps)
-            fixed_s = short_cost - per_epoch_s
-            fixed_ci = (short_ci[0] - per_epoch_ci[1], short_ci[1] - per_epoch_ci[0])
-            ratio_text = ("" if target is None else
-                          f" (target <= {target}: {verdict(ci, target)})")
-            print(f"{meter:<10} {clock:<4} {args.epochs}-epoch trial ({long['bare_s']:.2f} s "
-                  f"bare) ratio {ratio:.3f} [{ci[0]:.3f}-{ci[1]:.3f}]{ratio_text}; fixed "
-                  f"cost {fixed_s * 1e3:.1f} ms [{fixed_ci[0] * 1e3:.1f}-"
-                  f"{fixed_ci[1] * 1e3:.1f}] (target <= 20 ms: "
-                  f"{verdict(fixed_ci, 0.020)}); per epoch {per_epoch_s * 1e3:.2f} ms "
-                  f"[{per_epoch_ci[0] * 1e3:.2f}-{per_epoch_ci[1] * 1e3:.2f}] "
-                  f"(target <= 0.5 ms: {verdict(per_epoch_ci, 0.0005)})")
+        ratio_target = targets.get(meter)
+        for clock, cpu in (("CPU", True), ("wall", False)):
+            d = derive(long, short, cpu)
+            pre = "cpu_" if cpu else ""
+            direct, direct_ci = long[pre + "ratio"], long[pre + "ratio_ci"]
+            ratio_text = "" if ratio_target is None else (
+                f" (target <= {ratio_target}: {verdict(d['ratio'][1:], ratio_target)})")
+            print(f"{meter:<10} {clock:<4} per epoch {fig(*d['per_epoch'], 1e3, '.2f')} ms "
+                  f"(target <= 0.5 ms: {verdict(d['per_epoch'][1:], 0.0005)}); fixed "
+                  f"{fig(*d['fixed'], 1e3, '.1f')} ms (target <= 20 ms: "
+                  f"{verdict(d['fixed'][1:], 0.020)}); {args.epochs}-epoch trial "
+                  f"({d['bare_s']:.2f} s bare) ratio {fig(*d['ratio'], 1, '.4f')}"
+                  f"{ratio_text}; direct {direct:.3f} [{direct_ci[0]:.3f}-{direct_ci[1]:.3f}]")
 
 
 if __name__ == "__main__":
