@@ -22,19 +22,33 @@ the storage's methods and the meter's windows):
 - the rest: ecotune's Python around them (rules, attribute building, the loop).
 
 The inference estimates and the test evaluation are work both sides do: their own time is
-printed as a reference, not as ecotune's cost. The per-epoch cost is the slope of ecotune's
-cost between the 1-epoch and the 20-epoch trial; the fixed cost its value at 0 epochs.
+printed as a reference, not as ecotune's cost. The benchmark's own count of the study's
+trials (to ask ``run_worker`` for one more) is outside the timing; ``run_worker``'s own
+counts and its start (the look for dead trials) are inside it.
 
 Targets (issue 25, idle 2-core machine): ~1 s 20-epoch trial <= 1.03x the bare loop with
 CodeCarbon and <= 1.01x with cputime; fixed cost <= 20 ms per trial; <= 0.5 ms per epoch.
+How each is measured:
 
-Each figure comes with the ~95 % interval of its median (sign-test order statistics of
-the paired rounds), in wall time and in the process's CPU time (all its threads: the
-meter's and the heartbeat's too). On a loaded machine the CPU figures stay put where the
-wall figures swing; each target is judged on the interval: holds, misses, or not
-resolved where the target lies inside it.
+- per epoch: in each paired round of the long trial, ecotune's time from the training
+  window's first reading (the end of epoch 1's report) to its last less the bare loop's
+  from its first epoch's validation to its last, divided by epochs - 1: everything
+  ecotune adds to an epoch (the trainer's loop, the report, the rules, the meter's
+  reading and CodeCarbon's real reading once a second), none of the fixed cost. A
+  whole-trial difference would bury it in the trial's own spread (about ±4 % of 2 s);
+- fixed: the 1-epoch trial's cost (many short pairs) less one epoch's;
+- the long trial's ratio: 1 + (1-epoch cost + (epochs - 1) x per epoch) / bare, from the
+  two, with the ratio as timed ("direct") beside it.
 
-    .venv/bin/python benchmarks/overhead.py [--rounds 21] [--short-rounds 21] \
+Each figure comes with a ~95 % interval (of a median: sign-test order statistics of the
+paired rounds; a derived figure: its parts' interval ends combined), in the process's CPU
+time (all its threads: the meter's and the heartbeat's too; ecotune's cost is work this
+process does, and on a loaded machine CPU figures stay put where wall figures swing),
+which the verdict uses, and in wall time beside it. Verdicts: holds, misses, or not
+resolved where the target lies inside the interval. About 3 minutes on an idle 2-core
+machine with the defaults.
+
+    .venv/bin/python benchmarks/overhead.py [--rounds 15] [--short-rounds 41] \
         [--epochs 20] [--meters codecarbon cputime]
 """
 

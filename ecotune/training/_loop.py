@@ -240,9 +240,13 @@ def _train_epoch(model: nn.Module, data: DataSplits, config: TrainConfig, epoch:
     order = torch.randperm(n_train, generator=batch_order, device="cpu")
     if on_device:
         order = order.to(device)
-    check_every = 1 if device.type == "cpu" else LOSS_CHECK_BATCHES
-    # Summed on the device in float64 (what Python's float sum did): no read per batch.
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    on_cpu = device.type == "cpu"
+    # On a GPU: summed on the device in float64 (what Python's float sum did), read every
+    # LOSS_CHECK_BATCHES batches. On the CPU a read waits for nothing: a Python float,
+    # the same float64 sum, checked every batch (tensor ops for it cost ~1.5 ms an epoch
+    # of the digits cnn, benchmarks/overhead.py).
+    loss_sum: torch.Tensor | float = (
+        0.0 if on_cpu else torch.zeros((), dtype=torch.float64, device=device))
     for batch, start in enumerate(range(0, n_train, config.batch_size)):
         idx = order[start:start + config.batch_size]
         x, y = data.x_train[idx], data.y_train[idx]
@@ -252,8 +256,11 @@ def _train_epoch(model: nn.Module, data: DataSplits, config: TrainConfig, epoch:
             loss = loss_fn(model(x), y)
             if eat.active:
                 loss = loss + eat.penalty()
-        loss_sum += loss.detach().double() * len(idx)
-        if (batch + 1) % check_every == 0 or batch + 1 == n_batches:
+        if on_cpu:
+            loss_sum += loss.item() * len(idx)
+        else:
+            loss_sum += loss.detach().double() * len(idx)
+        if on_cpu or (batch + 1) % LOSS_CHECK_BATCHES == 0 or batch + 1 == n_batches:
             total = float(loss_sum)  # on a GPU: waits for the batches queued so far
             if not math.isfinite(total):
                 raise FloatingPointError(
