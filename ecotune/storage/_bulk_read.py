@@ -166,6 +166,10 @@ def _read_trials(engine, study_id: int, states, included_trial_ids: set[int],
         rows = conn.execute(select(trials_t.c.trial_id, trials_t.c.number, trials_t.c.state,
                                    trials_t.c.datetime_start, trials_t.c.datetime_complete)
                             .where(*where).order_by(trials_t.c.trial_id)).all()
+        if not rows:
+            # No trial matched (a worker's trial cache, synced before each trial, most
+            # often finds nothing new): the five child tables have no row of theirs.
+            return []
         if len(rows) <= _LITERAL_IDS:
             # A trial cache's sync reads a few trials: their ids as literals, so that the
             # database reads the child tables through their trial_id index (PostgreSQL
