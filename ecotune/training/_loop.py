@@ -37,7 +37,7 @@ from ecotune.devices import resolve_device
 from ecotune.epochs import EpochRecord, EpochWatcher, notify
 from ecotune.knobs import EATPenalty
 from ecotune.knobs.budget import EnergyBudgetProjector, input_mask
-from ecotune.models import build_model, count_macs, count_parameters
+from ecotune.models import MODELS, build_model, count_macs, count_parameters
 from ecotune.names import STOP_COMPLETED
 from ecotune.training._config import TrainConfig, TrainResult
 from ecotune.training._evaluate import accuracy, accuracy_and_density
@@ -136,7 +136,7 @@ def train(
     # Built and initialised on the CPU, then moved: the same seed gives the same initial
     # weights on every device.
     model = build_model(config.model, data.input_shape, data.n_classes, width=config.width)
-    macs = count_macs(model, data.input_shape)["total"]
+    macs = _macs(model, config, data)
     model.to(device)
     data, on_device = _place(data, device)
     data, mask = _masked(data, config.input_keep_ratio)
@@ -181,6 +181,24 @@ def train(
                              else None),
         states=states,
     )
+
+
+#: MACs by architecture: (model name, its builder, width, input shape, classes) -> MACs.
+_MACS: dict[tuple, int] = {}
+
+
+def _macs(model: nn.Module, config: TrainConfig, data: DataSplits) -> int:
+    """MACs of one forward pass of ``model``, counted once per architecture (a builder
+    makes the same layers from the same arguments; the count is a forward pass with
+    hooks, ~1 ms of every trial otherwise). It draws no random numbers either way."""
+    key = (config.model, MODELS.get(config.model), config.width, tuple(data.input_shape),
+           data.n_classes)
+    macs = _MACS.get(key)
+    if macs is None:
+        if len(_MACS) > 1000:  # a search over widths keeps a few; never grows without end
+            _MACS.clear()
+        macs = _MACS[key] = count_macs(model, data.input_shape)["total"]
+    return macs
 
 
 def evaluate_test(result: TrainResult, data: DataSplits) -> TrainResult:
