@@ -32,6 +32,7 @@ import numpy as np
 
 from ecotune.epochs import EpochRecord, StopTraining
 from ecotune.names import ATTR_SUCCESSIVE_HALVING, STOP_SUCCESSIVE_HALVING
+from ecotune.storage import set_user_attrs
 
 __all__ = ["SuccessiveHalving", "bracket_of", "continues", "crowding_distance",
            "nondominated_ranks", "rung_epochs"]
@@ -208,8 +209,9 @@ class SuccessiveHalving:
             return
         key = str(record.epoch)
         self.points[key] = [float(record.val_accuracy), float(record.energy_j)]
-        # Stored before deciding: a trial reaching this rung later compares with it.
-        self.trial.set_user_attr(ATTR_SUCCESSIVE_HALVING, dict(self.points))
+        # Stored before deciding: a trial reaching this rung later compares with it
+        # (plain SQL on SQLite and PostgreSQL: the same row as trial.set_user_attr).
+        set_user_attrs(self.trial, {ATTR_SUCCESSIVE_HALVING: dict(self.points)})
         if record.epoch >= self.planned_epochs:
             return
         others = self._others(record.epoch)
