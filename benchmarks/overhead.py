@@ -30,12 +30,13 @@ Targets (issue 25, idle 2-core machine): ~1 s 20-epoch trial <= 1.03x the bare l
 CodeCarbon and <= 1.01x with cputime; fixed cost <= 20 ms per trial; <= 0.5 ms per epoch.
 How each is measured:
 
-- per epoch: in each paired round of the long trial, ecotune's time from the training
-  window's first reading (the end of epoch 1's report) to its last less the bare loop's
-  from its first epoch's validation to its last, divided by epochs - 1: everything
-  ecotune adds to an epoch (the trainer's loop, the report, the rules, the meter's
-  reading and CodeCarbon's real reading once a second), none of the fixed cost. A
-  whole-trial difference would bury it in the trial's own spread (about ±4 % of 2 s);
+- per epoch: in each paired round of the long trial, ecotune's time from the end of the
+  training window's first reading (in epoch 1's report) to the end of its last, less the
+  bare loop's from its first epoch's validation to its last, divided by epochs - 1:
+  everything ecotune adds to an epoch (the trainer's loop, the report, the rules, the
+  meter's reading, CodeCarbon's real reading once a second and at the last planned
+  epoch), none of the fixed cost. A whole-trial difference would bury it in the trial's
+  own spread (about ±4 % of 2 s);
 - fixed: the 1-epoch trial's cost (many short pairs) less one epoch's;
 - the long trial's ratio: 1 + (1-epoch cost + (epochs - 1) x per epoch) / bare, from the
   two, with the ratio as timed ("direct") beside it.
@@ -153,8 +154,14 @@ def _timed_meter(name: str, parts: Parts):
             lap = window.lap  # reading per epoch, at the end of its report()
 
             def marked(*args, **kwargs):
-                parts.marks.append((time.perf_counter(), time.process_time()))
-                return lap(*args, **kwargs)
+                # After the reading: from epoch 1's to the last epoch's, the span holds
+                # the readings of epochs 2 to last (CodeCarbon: the real ones once a
+                # second and the last planned epoch's), as the long trial adds them to
+                # the 1-epoch trial, whose one reading its own cost holds.
+                try:
+                    return lap(*args, **kwargs)
+                finally:
+                    parts.marks.append((time.perf_counter(), time.process_time()))
 
             window.lap = marked
         parts.windows_opened += 1
