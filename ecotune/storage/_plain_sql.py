@@ -35,7 +35,6 @@ runs Optuna's own write instead (which then raises Optuna's error, or succeeds).
 from __future__ import annotations
 
 import datetime
-import functools
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -61,10 +60,21 @@ def supported(engine: Any) -> bool:
     return engine.name == "postgresql"
 
 
-@functools.cache
+#: _processors by the dialect's kind (one entry per database driver, not per engine).
+_PROCESSORS: dict[tuple, dict[str, Any]] = {}
+
+
 def _processors(dialect: Any) -> dict[str, Any]:
     """The bind processors (Python value -> driver value) of the columns written here, as
     SQLAlchemy applies them for ``dialect`` (identity where a type has none)."""
+    key = (type(dialect), dialect.name, dialect.driver)
+    found = _PROCESSORS.get(key)
+    if found is None:
+        found = _PROCESSORS[key] = _processors_for(dialect)
+    return found
+
+
+def _processors_for(dialect: Any) -> dict[str, Any]:
     from optuna.storages._rdb import models
 
     def bind(model: Any, column: str):
