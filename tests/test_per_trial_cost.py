@@ -359,3 +359,28 @@ def test_codecarbon_s_process_models_find_the_same_children_from_proc() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_trial_that_crashes_mid_training_keeps_its_epochs(tmp_path: Path) -> None:
+    """Nothing the trial measured is lost to the folded and plain-SQL writes: a trial
+    whose training raises after epoch 3 of 5 is stored failed, with why, its first three
+    learning-curve points and the energy it spent. (A process killed outright loses the
+    open window's curve: it is written as the window closes, one write per trial.)"""
+    spec, study = prepare(_spec(tmp_path))
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        trial.suggest_categorical("lr", [0.01, 0.02])
+        with measure(trial, meter="cputime", epochs=5) as m:
+            for epoch in range(1, 6):
+                if epoch == 4:
+                    raise RuntimeError("the data loader died")
+                m.report(epoch, 0.1 * epoch)
+        return m.accuracy, m.energy_j
+
+    run_worker(spec, study, 1, objective)
+    trial = optuna.load_study(study_name="cost", storage=spec.study.storage).trials[0]
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert "the data loader died" in trial.user_attrs[names.ATTR_FAIL_REASON]
+    curve = trial.user_attrs[names.ATTR_TRAINING]["learning_curve"]
+    assert [p["epoch"] for p in curve] == [1, 2, 3]
+    assert trial.user_attrs[names.ATTR_ENERGY] >= curve[-1]["energy_j"] > 0
