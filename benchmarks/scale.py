@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -86,20 +87,33 @@ def growth(sizes: list[int], seconds: list[float]) -> float:
 # ----------------------------------------------------------------------------- reports
 
 
+# Linux keeps a process's peak RSS across exec, so a child spawned by this process (which
+# holds a just-built 100,000-trial study: ~1.6 GB) would report this process's peak as its
+# own. A small Python process in between spawns the report and hands back its usage.
+_REAPER = """
+import json, os, sys
+pid = os.posix_spawn(sys.executable, [sys.executable, *sys.argv[1:]], os.environ)
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps([usage.ru_utime + usage.ru_stime, usage.ru_maxrss]), file=sys.stderr)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def _report(url: str, name: str, out: Path) -> tuple[float, float, float]:
     """Wall seconds, CPU seconds (user + system: less inflated than wall time on a
     machine others share) and peak RSS (MB) of ``ecotune report --no-png`` in a fresh
     process."""
     start = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ecotune", "report", "--storage", url, "--study-name", name,
-         "--no-png", "--out", str(out)], cwd=out.parent, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    _, status, usage = os.wait4(process.pid, 0)
+    process = subprocess.run(
+        [sys.executable, "-c", _REAPER, "-m", "ecotune", "report", "--storage", url,
+         "--study-name", name, "--no-png", "--out", str(out)], cwd=out.parent,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
     wall_s = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"ecotune report failed: {process.stderr.read().decode()[-2000:]}")
-    return wall_s, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # RSS: KB
+    if process.returncode != 0:
+        raise SystemExit(f"ecotune report failed: {process.stderr.decode()[-2000:]}")
+    cpu_s, rss_kb = json.loads(process.stderr.decode().strip().splitlines()[-1])
+    return wall_s, cpu_s, rss_kb / 1024
 
 
 def _dashboard_sizes_kb(study: optuna.Study) -> dict[str, float]:
