@@ -486,6 +486,11 @@ def main() -> None:
 
     quarter_j = 0.25 * table.total_energy_j()
     summary = summarize(ordered, quarter_j)
+    if args.stop_at_level:
+        print(f"\n--stop-at-level {args.stop_at_level:g}: a MOASHA run that reached "
+              f"{args.stop_at_level:.1%} of the reference hypervolume ended there; its "
+              "energies to that level and below are the full run's, its search J, final "
+              "ratio, log differences and any level above are those at the stop")
     print_summary(summary, quarter_j)
     print("\nMOASHA: mean trials per run (all started within the budget): " + ", ".join(
         f"{lb} {np.mean([len(r.states) for r in ordered[lb]]):.0f}" for lb in peer_labels))

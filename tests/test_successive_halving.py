@@ -112,7 +112,7 @@ def test_the_watcher_stops_by_the_order_it_was_given():
 
     def stopped(order: str) -> list[bool]:
         out = []
-        for trial_number, (accuracy, energy_j) in enumerate(FRONT[:3]):
+        for accuracy, energy_j in FRONT[:3]:
             trial = study.ask()
             watch = SuccessiveHalving(trial, planned_epochs=3, min_epochs=1,
                                       reduction_factor=3, order=order)

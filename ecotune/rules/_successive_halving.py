@@ -6,10 +6,10 @@ compared with every trial of the study that reached the same rung before it, sto
 included. It continues only if it is among the top ``1 / reduction_factor`` of them by
 non-dominated sorting: the non-dominated rank, then, within a rank, NSGA-II's crowding
 distance (``order = "crowding"``, the default) or the greedy epsilon-net of Salinas et al.
-2021 that syne-tune's MOASHA ranks by (``order = "epsilon_net"``). As in ASHA there is no waiting for a rung to fill, so any number of
-workers can share a study. As in Optuna's ``SuccessiveHalvingPruner``, while fewer than
-``reduction_factor`` trials have reached a rung the top one still continues, and a tie
-favours the trial being decided.
+2021 that syne-tune's MOASHA ranks by (``order = "epsilon_net"``). As in ASHA there is no
+waiting for a rung to fill, so any number of workers can share a study. As in Optuna's
+``SuccessiveHalvingPruner``, while fewer than ``reduction_factor`` trials have reached a
+rung the top one still continues, and a tie favours the trial being decided.
 
 With ``brackets`` > 1 the trials are spread over Hyperband's brackets (Li et al. 2018,
 asynchronous as in Li et al. 2020): trial ``n`` runs in bracket ``s = n % brackets``,
