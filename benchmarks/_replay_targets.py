@@ -525,7 +525,8 @@ def main(table_path: Path, study_path: Path, repeats: int, n_trials: int | None,
     table = read_table(table_path)
     spec = load_spec(study_path)
     n = n_trials or len(table.configs)
-    es = spec.with_settings(early_stopping={**(settings or {}), **(halving or {})}
+    es = spec.with_settings(early_stopping={**(settings or {}), **(halving or {}),
+                                           "method": "successive_halving"}
                             ).early_stopping
     max_epochs = max(len(r.epochs) for r in table.configs.values())
     chosen = [m for m in methods(len(table.configs), n, max_epochs, es.min_epochs,
@@ -533,7 +534,7 @@ def main(table_path: Path, study_path: Path, repeats: int, n_trials: int | None,
               if not only or m.label in only]
     es_min = spec.with_settings(early_stopping=settings or {}).early_stopping.min_epochs
     print(f"+es: min_epochs {es_min}; +sh, +hb: first rung {es.min_epochs}, reduction factor "
-          f"{es.reduction_factor}"
+          f"{es.reduction_factor}, rung order {es.rung_order}"
           f" (+hb: {len(rung_epochs(es.min_epochs, es.reduction_factor, max_epochs))} "
           "brackets)")
     slow_set = set(SLOW) | {m.label for m in chosen if m.sampler in (slow_samplers or [])}

@@ -198,7 +198,8 @@ def _moasha_runs(job: tuple) -> list:
                                               workers=settings["workers"],
                                               budget_j=settings["budget_j"],
                                               n_trials=settings["n_trials"],
-                                              resource=resource)
+                                              resource=resource,
+                                              stop_at_ratio=settings.get("stop_at_level"))
                 version = moasha.version
                 if cache:
                     path = _cache_path(cache, label, seed)
@@ -225,7 +226,10 @@ def runs_dir(base: str, table_path: Path, study_path: Path, settings: dict) -> s
     key = json.dumps({"table": hashlib.sha256(table_path.read_bytes()).hexdigest(),
                       "study": hashlib.sha256(study_path.read_bytes()).hexdigest(),
                       **{k: settings[k] for k in ("workers", "budget_j", "n_trials",
-                                                  "brackets", "reduction_factor")}},
+                                                  "brackets", "reduction_factor")},
+                      # Only where set, so that full runs keep the digest they had.
+                      **({"stop_at_level": settings["stop_at_level"]}
+                         if settings.get("stop_at_level") is not None else {})},
                      sort_keys=True)
     return str(Path(base) / hashlib.sha256(key.encode()).hexdigest()[:16])
 
@@ -339,6 +343,14 @@ def main() -> None:
     parser.add_argument("--first-rung", type=int,
                         help="the first rung of ecotune's +sh and +hb methods, as "
                              "search_efficiency.py --replay --first-rung")
+    parser.add_argument("--stop-at-level", type=float, metavar="FRACTION",
+                        help="end a MOASHA run once its hypervolume reaches this fraction of "
+                             "the reference (e.g. 0.995), instead of at the budget: every "
+                             "decision before that point is the full run's, so its energy to "
+                             "each level up to FRACTION (99 %%, 99.5 %%) is exactly the full "
+                             "run's; its search energy, final ratio and log differences are "
+                             "those at the stop. A run that never gets there runs to the "
+                             "budget")
     parser.add_argument("--sort", choices=("fast", "shipped"), default="fast",
                         help="MOASHA's non-dominated sort: syne-tune's own (shipped) or "
                              "_moasha_sort's, the same answers faster (fast, checked against "
@@ -393,9 +405,13 @@ def main() -> None:
                      f"(got {args.grace_period!r})")
     if min(graces) < 1:
         parser.error("--grace-period: at least 1 epoch")
+    if args.stop_at_level is not None and not 0 < args.stop_at_level <= 1:
+        parser.error(f"--stop-at-level: a fraction in (0, 1], e.g. 0.995 (got "
+                     f"{args.stop_at_level:g})")
     settings = {"python": str(python), "workers": args.workers, "budget_j": budget_j,
                 "n_trials": None, "brackets": args.brackets, "sort": args.sort,
                 "grace_period": graces[0] if len(graces) == 1 else list(graces),
+                "stop_at_level": args.stop_at_level,
                 "reduction_factor": args.reduction_factor or stopping.reduction_factor}
     if args.runs_dir:
         settings["runs_dir"] = runs_dir(args.runs_dir, table_path, study_path, settings)
@@ -444,7 +460,9 @@ def main() -> None:
           f"{'/'.join(map(str, graces))} epochs, reduction factor "
           f"{settings['reduction_factor']:g}, "
           f"{args.brackets} bracket(s), {args.workers} simulated worker(s), until "
-          f"{budget_j:.5g} J of search energy (a full grid's); ecotune: "
+          f"{budget_j:.5g} J of search energy (a full grid's)"
+          + (f" or until {args.stop_at_level:.1%} of the reference hypervolume"
+             if args.stop_at_level else "") + "; ecotune: "
           f"{args.n_trials or size} trials per run ({size} for grid); {args.processes} "
           "process(es)")
     started = time.perf_counter()
@@ -468,6 +486,11 @@ def main() -> None:
 
     quarter_j = 0.25 * table.total_energy_j()
     summary = summarize(ordered, quarter_j)
+    if args.stop_at_level:
+        print(f"\n--stop-at-level {args.stop_at_level:g}: a MOASHA run that reached "
+              f"{args.stop_at_level:.1%} of the reference hypervolume ended there; its "
+              "energies to that level and below are the full run's, its search J, final "
+              "ratio, log differences and any level above are those at the stop")
     print_summary(summary, quarter_j)
     print("\nMOASHA: mean trials per run (all started within the budget): " + ", ".join(
         f"{lb} {np.mean([len(r.states) for r in ordered[lb]]):.0f}" for lb in peer_labels))
@@ -487,6 +510,7 @@ def main() -> None:
                "workers": args.workers, "grace_period": settings["grace_period"],
                "reduction_factor": settings["reduction_factor"],
                "brackets": args.brackets, "sort": args.sort, "syne_tune": version,
+               "stop_at_level": args.stop_at_level,
                "best": peer,
                "variants": {lb: peer_figures(lb, ordered[lb], version)
                             for lb in peer_labels}}

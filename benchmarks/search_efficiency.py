@@ -95,6 +95,9 @@ def main() -> None:
     parser.add_argument("--first-rung", type=int,
                         help="with --replay: min_epochs (the first rung) of the +sh and +hb "
                              "methods only")
+    parser.add_argument("--rung-order", choices=("crowding", "epsilon_net"),
+                        help="with --replay: [early_stopping] rung_order of the +sh and +hb "
+                             "methods only (default: the study file's)")
     parser.add_argument("--reduction-factor", type=int,
                         help="with --replay: reduction_factor of every +sh/+hb method")
     parser.add_argument("--peer", metavar="JSON",
@@ -112,7 +115,9 @@ def main() -> None:
                      if v is not None},
                     Path(args.peer) if args.peer else None,
                     args.slow_samplers.split(",") if args.slow_samplers else None,
-                    {"min_epochs": args.first_rung} if args.first_rung else None)
+                    {k: v for k, v in (("min_epochs", args.first_rung),
+                                       ("rung_order", args.rung_order)) if v is not None}
+                    or None)
         return
     n_trials, epochs, repeats = args.n_trials, args.epochs, args.repeats
     if args.quick:

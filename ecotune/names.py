@@ -11,7 +11,8 @@ from __future__ import annotations
 
 __all__ = [
     "SAMPLERS", "DATASETS", "MODELS", "METERS", "METER_BACKENDS", "OPTIMIZERS",
-    "BUDGET_SCHEDULES", "EARLY_STOPPING_ACTIONS", "EARLY_STOPPING_METHODS", "DEVICE_PATTERN",
+    "BUDGET_SCHEDULES", "EARLY_STOPPING_ACTIONS", "EARLY_STOPPING_METHODS", "RUNG_ORDERS",
+    "DEVICE_PATTERN",
     "LOW_PRECISION_DTYPES", "ENERGY_GPUS", "TEST_EVALUATIONS", "INFERENCE_MODES",
     "STOP_REASONS", "STOP_COMPLETED", "STOP_PATIENCE", "STOP_ENERGY_AWARE",
     "STOP_SUCCESSIVE_HALVING", "STOP_TRIAL_BUDGET",
@@ -44,6 +45,8 @@ BUDGET_SCHEDULES = ("none", "linear", "exponential")
 EARLY_STOPPING_ACTIONS = ("prune", "complete")
 #: How trials are stopped early: a predicted dominated end, or successive halving's rungs.
 EARLY_STOPPING_METHODS = ("predict", "successive_halving")
+#: How successive halving orders a rung's trials within one non-dominated rank.
+RUNG_ORDERS = ("crowding", "epsilon_net")
 #: Where the built-in trainer trains (``[training] device``, ``ecotune run --device``).
 DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
 #: Autocast type once low precision is on: ``auto`` is bfloat16 on the CPU, float16 on a GPU.

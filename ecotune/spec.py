@@ -42,6 +42,7 @@ from ecotune.names import (
     METERS,
     MODELS,
     OPTIMIZERS,
+    RUNG_ORDERS,
     SAMPLERS,
     TEST_EVALUATIONS,
 )
@@ -308,12 +309,19 @@ class EarlyStoppingSection(_Strict):
     brackets: int = Field(default=1, ge=1)
     # A stopped trial ends "pruned", or "complete" with its values at the stopping epoch.
     on_stop: Literal[EARLY_STOPPING_ACTIONS] = "prune"
+    # Successive halving: how a rung orders the trials within one non-dominated rank,
+    # "crowding" (NSGA-II's crowding distance) or "epsilon_net" (Salinas et al. 2021's
+    # greedy spread, the most accurate first).
+    rung_order: Literal[RUNG_ORDERS] = "crowding"
 
     @model_validator(mode="after")
     def _brackets_need_halving(self) -> EarlyStoppingSection:
         if self.brackets > 1 and self.method != "successive_halving":
             raise ValueError(f"brackets = {self.brackets} needs method = "
                              "\"successive_halving\" (brackets are Hyperband's)")
+        if self.rung_order != "crowding" and self.method != "successive_halving":
+            raise ValueError(f"rung_order = \"{self.rung_order}\" needs method = "
+                             "\"successive_halving\" (it orders successive halving's rungs)")
         return self
 
 

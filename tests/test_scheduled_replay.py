@@ -245,3 +245,24 @@ def test_whole_curves_only_with_one_worker_and_a_sane_answer(table):
 
     with pytest.raises(ValueError, match="on_curve of trial 0 returned 4 epochs"):
         replay_scheduler(table, _spec(), Bad(ALL), label="b", seed=0, n_trials=1)
+
+
+def test_a_run_stopped_at_a_level_is_the_full_runs_prefix_up_to_reaching_it(table):
+    spec = _spec(on_stop="complete", test_evaluation="front")
+    order = ALL + ALL[::-1]
+    full = replay_scheduler(table, spec, Fixed(order, stop_after=2), label="s", seed=0,
+                            n_trials=8)
+    ratios = full.hypervolume_ratio.tolist()
+    level = ratios[2]  # reached first at the third trial (it raises the ratio)
+    assert ratios[1] < level < 1.0
+    stopped = replay_scheduler(table, spec, Fixed(order, stop_after=2), label="s", seed=0,
+                               n_trials=8, stop_at_ratio=level)
+    assert stopped.hypervolume_ratio.tolist() == ratios[:3]
+    assert np.array_equal(stopped.energy_j, full.energy_j[:3])
+    assert stopped.values == full.values[:3]
+    never = replay_scheduler(table, spec, Fixed(order, stop_after=2), label="s", seed=0,
+                             n_trials=8, stop_at_ratio=1.0)  # never reached: the full run
+    assert never.hypervolume_ratio.tolist() == ratios
+    with pytest.raises(ValueError, match="stop_at_ratio"):
+        replay_scheduler(table, spec, Fixed(order), label="s", seed=0, n_trials=8,
+                         stop_at_ratio=1.5)

@@ -13,6 +13,7 @@ from ecotune.rules import SuccessiveHalving, bracket_of
 from ecotune.rules._successive_halving import (
     continues,
     crowding_distance,
+    epsilon_net_ahead,
     nondominated_ranks,
     rung_epochs,
 )
@@ -51,6 +52,85 @@ def test_crowding_gives_the_ends_infinity_and_the_middle_its_gap():
 def test_continues_keeps_the_top_share_by_rank_then_crowding(points, current, factor,
                                                              expected):
     assert continues(points, current, factor) is expected
+
+
+FRONT = [[0.9, 8.0], [0.7, 4.0], [0.5, 2.0], [0.1, 0.0]]  # one front, most accurate first
+
+
+def test_the_epsilon_net_puts_the_most_accurate_first_then_the_farthest():
+    # 0.9 first; 0.1 is farthest from it (8.0 J away); then 0.7 (4.0 J from both chosen)
+    # before 0.5 (2.0 J from 0.1).
+    assert [epsilon_net_ahead(np.array(FRONT), i) for i in range(4)] == [0, 2, 3, 1]
+
+
+def test_the_epsilon_net_keeps_exactly_the_top_share_where_crowding_keeps_both_ends():
+    front = FRONT[:3]  # keep = max(1, 3 // 3) = 1
+    assert [continues(front, i, 3) for i in range(3)] == [True, False, True]
+    assert [continues(front, i, 3, order="epsilon_net") for i in range(3)] == \
+        [True, False, False]
+    # Six points, keep 2: the most accurate and the farthest from it (the cheapest).
+    six = [*FRONT, [0.3, 1.0], [0.8, 6.0]]
+    assert [continues(six, i, 3, order="epsilon_net") for i in range(6)] == \
+        [True, False, False, True, False, False]
+
+
+def test_the_epsilon_net_ranks_a_dominated_trial_behind_the_whole_front():
+    rung = [*FRONT, [0.85, 9.0]]  # dominated by (0.9, 8.0): rank 1, behind 4 points
+    assert not continues(rung, 4, 2, order="epsilon_net")  # keep 2
+    assert continues(rung, 0, 2, order="epsilon_net")  # the front's first still goes on
+
+
+def test_the_epsilon_net_lets_a_copy_share_its_place_whatever_the_row_order():
+    # Three copies of the most accurate point: none is ahead of another, so each
+    # continues (ties favour the trial being decided), and the answers do not depend on
+    # where the rows sit.
+    rung = [[0.5, 2.0], [0.9, 8.0], [0.1, 0.0], [0.9, 8.0], [0.7, 4.0], [0.9, 8.0]]
+    decided = [continues(rung, i, 3, order="epsilon_net") for i in range(6)]
+    assert decided == [False, True, False, True, False, True]
+    order = [4, 2, 5, 0, 3, 1]
+    shuffled = [rung[i] for i in order]
+    assert [continues(shuffled, j, 3, order="epsilon_net") for j in range(6)] == \
+        [decided[i] for i in order]
+
+
+def test_a_rung_order_must_be_known_and_needs_successive_halving():
+    with pytest.raises(ValueError, match="order must be one of crowding, epsilon_net"):
+        continues(FRONT, 0, 3, order="random")
+    assert load_rules({"early_stopping": {"method": "successive_halving",
+                                          "rung_order": "epsilon_net"}}
+                      ).early_stopping.rung_order == "epsilon_net"
+    with pytest.raises(SpecError, match="rung_order = \"epsilon_net\" needs method"):
+        load_rules({"early_stopping": {"rung_order": "epsilon_net"}})
+    with pytest.raises(SpecError, match="rung_order: Input should be 'crowding' or "
+                                        "'epsilon_net'"):
+        load_rules({"early_stopping": {"method": "successive_halving",
+                                       "rung_order": "eps"}})
+
+
+def test_the_watcher_stops_by_the_order_it_was_given():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+
+    def stopped(order: str) -> list[bool]:
+        out = []
+        for accuracy, energy_j in FRONT[:3]:
+            trial = study.ask()
+            watch = SuccessiveHalving(trial, planned_epochs=3, min_epochs=1,
+                                      reduction_factor=3, order=order)
+            try:
+                watch(EpochRecord(1, None, accuracy, 1.0, energy_j=energy_j))
+                out.append(False)
+            except StopTraining:
+                out.append(True)
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return out
+
+    # Alone, then on the front beside 0.9 and then beside both: with crowding each is an
+    # end of its front (infinite distance, a tie it wins), with the net each is behind 0.9.
+    assert stopped("crowding") == [False, False, False]
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    assert stopped("epsilon_net") == [False, True, True]
+    with pytest.raises(ValueError, match="order must be one of"):
+        SuccessiveHalving(study.ask(), 3, 1, 3, order="nsga")
 
 
 def _spec(storage: str) -> dict:

@@ -4,11 +4,12 @@ Rungs sit at ``min_epochs x reduction_factor^k`` epochs. When a trial reaches a 
 records its point there, (validation accuracy, cumulative training energy so far), and is
 compared with every trial of the study that reached the same rung before it, stopped ones
 included. It continues only if it is among the top ``1 / reduction_factor`` of them by
-non-dominated sorting (NSGA-II's order: the non-dominated rank, then the crowding distance
-within a rank). As in ASHA there is no waiting for a rung to fill, so any number of
-workers can share a study. As in Optuna's ``SuccessiveHalvingPruner``, while fewer than
-``reduction_factor`` trials have reached a rung the top one still continues, and a tie
-favours the trial being decided.
+non-dominated sorting: the non-dominated rank, then, within a rank, NSGA-II's crowding
+distance (``order = "crowding"``, the default) or the greedy epsilon-net of Salinas et al.
+2021 that syne-tune's MOASHA ranks by (``order = "epsilon_net"``). As in ASHA there is no
+waiting for a rung to fill, so any number of workers can share a study. As in Optuna's
+``SuccessiveHalvingPruner``, while fewer than ``reduction_factor`` trials have reached a
+rung the top one still continues, and a tie favours the trial being decided.
 
 With ``brackets`` > 1 the trials are spread over Hyperband's brackets (Li et al. 2018,
 asynchronous as in Li et al. 2020): trial ``n`` runs in bracket ``s = n % brackets``,
@@ -31,11 +32,11 @@ from typing import Any
 import numpy as np
 
 from ecotune.epochs import EpochRecord, StopTraining
-from ecotune.names import ATTR_SUCCESSIVE_HALVING, STOP_SUCCESSIVE_HALVING
+from ecotune.names import ATTR_SUCCESSIVE_HALVING, RUNG_ORDERS, STOP_SUCCESSIVE_HALVING
 from ecotune.storage import set_user_attrs
 
 __all__ = ["SuccessiveHalving", "bracket_of", "continues", "crowding_distance",
-           "nondominated_ranks", "rung_epochs"]
+           "epsilon_net_ahead", "nondominated_ranks", "rung_epochs"]
 
 
 def bracket_of(trial_number: int, brackets: int) -> int:
@@ -121,7 +122,44 @@ def crowding_distance(points: np.ndarray) -> np.ndarray:
     return distance
 
 
-def continues(points: Sequence[Sequence[float]], current: int, reduction_factor: int) -> bool:
+def epsilon_net_ahead(points: np.ndarray, current: int) -> int:
+    """How many of ``points`` (one front: no point dominates another) come before point
+    ``current`` in the greedy epsilon-net order (Salinas et al. 2021, as syne-tune's
+    MOASHA orders a front): the most accurate point first, then each time the point
+    farthest (Euclidean, in the objectives' own units: accuracy and joules) from all
+    those chosen so far. Equal points share one place, so copies of ``current``'s point
+    are not ahead of it, and a tie in distance goes to the more accurate point: the
+    answer does not depend on the order of the rows.
+
+    Example:
+        >>> front = np.array([[0.9, 8.0], [0.7, 4.0], [0.5, 2.0], [0.1, 0.0]])
+        >>> [epsilon_net_ahead(front, i) for i in range(4)]  # 0.9, 0.1 (farthest), 0.7, 0.5
+        [0, 2, 3, 1]
+    """
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    unique, inverse, counts = np.unique(points, axis=0, return_inverse=True,
+                                        return_counts=True)
+    inverse = inverse.reshape(-1)
+    # Candidates by accuracy (descending), then energy: argmax and argmin below take the
+    # first of a tie, so a tie goes to the more accurate point.
+    by_accuracy = np.lexsort((unique[:, 1], -unique[:, 0]))
+    unique, counts = unique[by_accuracy], counts[by_accuracy]
+    place_of = np.empty(len(by_accuracy), dtype=int)
+    place_of[by_accuracy] = np.arange(len(by_accuracy))
+    target = place_of[inverse[current]]
+    chosen = np.zeros(len(unique), dtype=bool)
+    nearest = np.full(len(unique), np.inf)
+    pick, ahead = 0, 0  # the most accurate point first
+    while pick != target:
+        chosen[pick] = True
+        ahead += int(counts[pick])
+        nearest = np.minimum(nearest, np.hypot(*(unique - unique[pick]).T))
+        pick = int(np.argmax(np.where(chosen, -np.inf, nearest)))
+    return ahead
+
+
+def continues(points: Sequence[Sequence[float]], current: int, reduction_factor: int,
+              order: str = "crowding") -> bool:
     """Whether trial ``current`` continues past a rung.
 
     Args:
@@ -130,10 +168,14 @@ def continues(points: Sequence[Sequence[float]], current: int, reduction_factor:
         current: the row of the trial being decided.
         reduction_factor: the trial continues if it is among the top
             ``max(1, len(points) // reduction_factor)``.
+        order: within the trial's non-dominated rank, ``"crowding"`` (NSGA-II's crowding
+            distance, larger first; a front's two ends tie at infinity) or
+            ``"epsilon_net"`` (:func:`epsilon_net_ahead`: a strict order, the most
+            accurate point first).
 
-    The order is the non-dominated rank, then the crowding distance within that rank
-    (larger first). A trial continues when fewer than that many trials are strictly ahead
-    of it, so ties favour it.
+    The order is the non-dominated rank, then ``order`` within that rank. A trial
+    continues when fewer than that many trials are strictly ahead of it, so ties favour
+    it.
 
     Example:
         >>> rung = [[0.8, 1.0], [0.9, 2.0], [0.7, 2.0], [0.6, 3.0], [0.5, 4.0], [0.4, 5.0]]
@@ -141,19 +183,30 @@ def continues(points: Sequence[Sequence[float]], current: int, reduction_factor:
         [True, True, False, False, False, False]
         >>> continues([[0.6, 2.0]], 0, 3)  # alone at its rung
         True
+        >>> front = [[0.9, 8.0], [0.7, 4.0], [0.5, 2.0]]  # one front, the top one goes on
+        >>> [continues(front, i, 3) for i in range(3)]  # crowding: both ends tie
+        [True, False, True]
+        >>> [continues(front, i, 3, order="epsilon_net") for i in range(3)]
+        [True, False, False]
     """
     pts = np.asarray(points, dtype=float).reshape(-1, 2)
     if not 0 <= current < len(pts):
         raise ValueError(f"current must index one of the {len(pts)} points (got {current})")
+    if order not in RUNG_ORDERS:
+        raise ValueError(f"order must be one of {', '.join(RUNG_ORDERS)} (got {order!r})")
     keep = max(1, len(pts) // reduction_factor)
     ranks = nondominated_ranks(pts)
-    # Every trial of a lower rank is ahead; within the trial's own rank, a larger crowding
-    # distance is (the other ranks' crowding cannot matter).
+    # Every trial of a lower rank is ahead; within the trial's own rank, those its order
+    # puts first are (the other ranks' order cannot matter).
+    lower = int((ranks < ranks[current]).sum())
+    if lower >= keep:
+        return False
     members = np.flatnonzero(ranks == ranks[current])
+    mine = int(np.flatnonzero(members == current)[0])
+    if order == "epsilon_net":
+        return lower + epsilon_net_ahead(pts[members], mine) < keep
     crowding = crowding_distance(pts[members])
-    mine = crowding[int(np.flatnonzero(members == current)[0])]
-    ahead = int((ranks < ranks[current]).sum()) + int((crowding > mine).sum())
-    return ahead < keep
+    return lower + int((crowding > crowding[mine]).sum()) < keep
 
 
 class SuccessiveHalving:
@@ -169,6 +222,8 @@ class SuccessiveHalving:
         brackets: Hyperband brackets (1: plain successive halving); the trial's is
             :func:`bracket_of` its number, its first rung
             ``min_epochs x reduction_factor^bracket``.
+        order: how a rung orders the trials within a non-dominated rank
+            (``ecotune.names.RUNG_ORDERS``, :func:`continues`).
 
     Example:
         >>> import optuna
@@ -185,8 +240,11 @@ class SuccessiveHalving:
     """
 
     def __init__(self, trial: Any, planned_epochs: int, min_epochs: int,
-                 reduction_factor: int, brackets: int = 1) -> None:
+                 reduction_factor: int, brackets: int = 1, order: str = "crowding") -> None:
+        if order not in RUNG_ORDERS:
+            raise ValueError(f"order must be one of {', '.join(RUNG_ORDERS)} (got {order!r})")
         self.trial = trial
+        self.order = order
         self.planned_epochs = planned_epochs
         self.brackets = brackets
         self.bracket = bracket_of(trial.number, brackets)
@@ -215,6 +273,7 @@ class SuccessiveHalving:
         if record.epoch >= self.planned_epochs:
             return
         others = self._others(record.epoch)
-        if not continues([*others, self.points[key]], len(others), self.reduction_factor):
+        if not continues([*others, self.points[key]], len(others), self.reduction_factor,
+                         self.order):
             self.stopped_at_epoch = record.epoch
             raise StopTraining(STOP_SUCCESSIVE_HALVING)

@@ -458,7 +458,7 @@ class MeasurementWindow:
 
                     self._watchers.append(SuccessiveHalving(
                         self._trial, self.epochs, es.min_epochs, es.reduction_factor,
-                        es.brackets))
+                        es.brackets, es.rung_order))
                     return self._watchers
                 from ecotune.rules import EnergyAwareStopper
 

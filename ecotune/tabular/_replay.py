@@ -223,7 +223,8 @@ class TableObjective:
             from ecotune.rules import SuccessiveHalving
 
             watch = SuccessiveHalving(trial, planned, settings.min_epochs,
-                                      settings.reduction_factor, settings.brackets)
+                                      settings.reduction_factor, settings.brackets,
+                                      settings.rung_order)
         for e, acc, j, s in zip(record.epochs.tolist(), record.val_accuracy.tolist(),
                                 record.energy_j.tolist(), record.elapsed_s.tolist()):
             try:

@@ -31,6 +31,7 @@ rather than one an epoch).
 from __future__ import annotations
 
 import heapq
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ import numpy as np
 import optuna
 
 from ecotune.names import ATTR_ENERGY, ATTR_EVALUATION_ENERGY, ATTR_REPLAY_STOPPED
-from ecotune.pareto import dominated, hypervolume_history
+from ecotune.pareto import REACH_TOLERANCE, HypervolumeHistory, dominated
 from ecotune.rules import search_energy_j
 from ecotune.spec import CategoricalParam, StudySpec, load_spec
 from ecotune.tabular._pareto import table_reference
@@ -113,12 +114,20 @@ def replay_scheduler(table: RecordedTable, spec: StudySpec | Mapping[str, Any] |
                      scheduler: Scheduler, *, label: str, seed: int, workers: int = 1,
                      budget_j: float | None = None, n_trials: int | None = None,
                      resource: str | None = None,
-                     trials_out: list[ScheduledTrial] | None = None) -> ReplayRun:
+                     trials_out: list[ScheduledTrial] | None = None,
+                     stop_at_ratio: float | None = None) -> ReplayRun:
     """One run of ``scheduler`` on ``table``: trials start while a worker is free, the
     search energy of the finished trials is below ``budget_j`` and fewer than ``n_trials``
     have started (None: no such limit); epochs end at their recorded ``elapsed_s``, so
     with several workers results arrive in the order they would have live. With one
     worker it is the replay's sequential search.
+
+    ``stop_at_ratio`` (e.g. 0.995): no trial starts once the hypervolume of the finished
+    trials has reached that fraction of the table's reference hypervolume (reached as
+    :func:`ecotune.pareto.energy_to_reach` counts it); the running ones finish. Every
+    trial before that point is the same as in the run without it, so the search energy
+    to reach any level up to ``stop_at_ratio`` is exactly the full run's; the total
+    search energy and the final ratio are those at the stop.
 
     ``trials_out`` gets the :class:`ScheduledTrial` of each finished trial.
 
@@ -136,6 +145,8 @@ def replay_scheduler(table: RecordedTable, spec: StudySpec | Mapping[str, Any] |
         raise ValueError(f"workers must be >= 1 (got {workers})")
     if budget_j is None and n_trials is None:
         raise ValueError("give a search-energy budget, a number of trials, or both")
+    if stop_at_ratio is not None and not 0 < stop_at_ratio <= 1:
+        raise ValueError(f"stop_at_ratio must be in (0, 1] (got {stop_at_ratio})")
     if resource is not None and resource not in spec.search_space:
         raise ValueError(f"resource {resource!r} is not a knob of the study")
     check_fits(table, spec)
@@ -146,6 +157,11 @@ def replay_scheduler(table: RecordedTable, spec: StudySpec | Mapping[str, Any] |
         top = (max(param.choices) if isinstance(param, CategoricalParam) else
                max(float(key[table.knobs.index(resource)]) for key in table.configs))
     reference, reference_hv, maximize = table_reference(table, objectives)
+    history = HypervolumeHistory(maximize, reference)
+    volumes: list[float] = []
+    # The ratio compared as energy_to_reach compares it, so that the stop is its "reached".
+    stop_ratio = (math.inf if stop_at_ratio is None or reference_hv <= 0 else
+                  stop_at_ratio - REACH_TOLERANCE * max(1.0, stop_at_ratio))
     evaluation = spec.training.test_evaluation
     on_stop = spec.early_stopping.on_stop
     whole_curves = workers == 1 and callable(getattr(scheduler, "on_curve", None))
@@ -162,11 +178,13 @@ def replay_scheduler(table: RecordedTable, spec: StudySpec | Mapping[str, Any] |
     running = 0
     next_id = 0
     exhausted = False
+    reached = False  # the hypervolume ratio reached stop_at_ratio
 
     def start(now: float) -> None:
         nonlocal next_id, running, exhausted
         while (running < workers and not exhausted
                and (budget_j is None or spent_j < budget_j)
+               and not reached
                and (n_trials is None or next_id < n_trials)):
             knobs = scheduler.suggest(next_id)
             if knobs is None:
@@ -194,7 +212,7 @@ def replay_scheduler(table: RecordedTable, spec: StudySpec | Mapping[str, Any] |
                 heapq.heappush(events, (now + float(record.elapsed_s[0]), tid, 1))
 
     def finish(tid: int, now: float, epochs_run: int, stopped: bool) -> None:
-        nonlocal spent_j, running
+        nonlocal spent_j, running, reached
         record = records[tid]
         attrs: dict[str, Any] = {}
         values = None
@@ -223,6 +241,8 @@ def replay_scheduler(table: RecordedTable, spec: StudySpec | Mapping[str, Any] |
             points.append(tuple(values))
         trial = optuna.trial.create_trial(state=state, values=values, user_attrs=attrs)
         finished.append(trial)
+        volumes.append(history.add(trial))
+        reached = reached or (reference_hv > 0 and volumes[-1] / reference_hv >= stop_ratio)
         spent_j += search_energy_j(trial) or 0.0
         running -= 1
         if trials_out is not None:
@@ -253,8 +273,8 @@ def replay_scheduler(table: RecordedTable, spec: StudySpec | Mapping[str, Any] |
         start(now)
 
     energies = np.array([search_energy_j(t) or 0.0 for t in finished])
-    volumes = hypervolume_history(finished, maximize, reference)
-    ratios = volumes / reference_hv if reference_hv > 0 else np.full(len(finished), np.nan)
+    ratios = (np.asarray(volumes, dtype=float) / reference_hv if reference_hv > 0
+              else np.full(len(finished), np.nan))
     return ReplayRun(label, seed, energies, ratios, [t.state.name for t in finished],
                      time.perf_counter() - started_at,
                      [tuple(t.values) if t.values is not None else None for t in finished])
