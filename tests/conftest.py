@@ -115,11 +115,19 @@ def sigint_reaches_child() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m ecotune ARGS`` in a real process."""
+def run_cli(*args: str, cwd: Path | None = None, fresh: bool = False
+            ) -> subprocess.CompletedProcess:
+    """Run ``python -m ecotune ARGS`` in a real process: forked from tests/forkserver.py's
+    interpreter with the heavy third-party packages imported (every ecotune module imports
+    afresh in it), or with ``fresh``, a new interpreter (a test of its start)."""
+    from tests import forkserver
+
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "ecotune", *args], cwd=cwd,
-                           capture_output=True, text=True, timeout=300, env=env)
+    command = [sys.executable, "-m", "ecotune", *args]
+    if fresh:
+        return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300,
+                              env=env)
+    return forkserver.run(command, cwd=cwd, text=True, timeout=300, env=env)
 
 
 def free_port() -> int:
