@@ -106,15 +106,6 @@ def tiny_study_toml(name: str, study: tuple[str, ...] = (),
     return "\n".join(lines) + "\n" + (TINY_SEARCH_SPACE if search_space else "")
 
 
-def sigint_reaches_child() -> None:
-    """``Popen(preexec_fn=sigint_reaches_child)`` for a test that sends Ctrl-C: a suite
-    started with SIGINT ignored (in the background: ``cmd &``, ``nohup``) passes the
-    ignoring on, and a Python started so installs no KeyboardInterrupt handler."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def run_cli(*args: str, cwd: Path | None = None, fresh: bool = False
             ) -> subprocess.CompletedProcess:
     """Run ``python -m ecotune ARGS`` in a real process: forked from tests/forkserver.py's

@@ -139,8 +139,9 @@ def _server_path() -> str:
 
 
 def _default_sigint() -> None:
-    # A suite started with SIGINT ignored passes the ignoring on (tests/conftest.py's
-    # sigint_reaches_child): children must turn Ctrl-C into KeyboardInterrupt.
+    """The server's ``preexec_fn``: a suite started with SIGINT ignored (in the background:
+    ``cmd &``, ``nohup``) passes the ignoring on, and a Python started so installs no
+    KeyboardInterrupt handler; the server's children, for tests that send Ctrl-C, need it."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 

@@ -24,6 +24,7 @@ import optuna
 import pytest
 
 from ecotune.cli import main
+from tests import forkserver
 from tests.conftest import free_port, get_json, run_cli, tiny_spec, tiny_study_toml
 
 SECRET = "Xq7-pw-never-shown"
@@ -59,7 +60,7 @@ def _run_watching_workers(args: list[str], cwd: Path, env: dict
     """``python -m ecotune ARGS`` (with ``--workers``) in a real process; while it runs,
     the command lines of its descendants until a spawned worker is seen (its command line
     names multiprocessing's spawn_main) and then ``ps`` of every process."""
-    run = subprocess.Popen([sys.executable, "-m", "ecotune", *args], cwd=cwd, env=env,
+    run = forkserver.start([sys.executable, "-m", "ecotune", *args], cwd=cwd, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen: dict[int, str] = {}
     ps = ""
@@ -172,7 +173,7 @@ def _wait_for_dashboard(server: subprocess.Popen, base: str) -> dict:
 def test_dashboard_does_not_show_a_stored_password(storage_args: list[str], old_study: str,
                                                    tmp_path: Path) -> None:
     port = free_port()
-    server = subprocess.Popen(
+    server = forkserver.start(
         [sys.executable, "-m", "ecotune", "dashboard", *storage_args, "--port", str(port)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
