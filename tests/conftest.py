@@ -9,7 +9,17 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+# One thread per BLAS/OpenMP pool (numpy's OpenBLAS under scikit-learn's GPs, torch in
+# the own-loop tests) in the processes this one starts: the -n 2 workers (.ci/test) and
+# the commands they run. Two workers on two cores, each with pools of two threads, spin on
+# a core the other holds: test_cost_model's GP tests took 27-29 CPU-s so and 8-10 without.
+# (The pools size themselves when their library loads; in this process, hypothesis's
+# plugin has loaded numpy already.) Tests that set a thread count (training's `threads`)
+# still get theirs.
+for _pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_pool, "1")
+
+import pytest  # noqa: E402
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
