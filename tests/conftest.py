@@ -9,7 +9,17 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+# One thread per BLAS/OpenMP pool (numpy's OpenBLAS under scikit-learn's GPs, torch in
+# the own-loop tests) in the processes this one starts: the -n 2 workers (.ci/test) and
+# the commands they run. Two workers on two cores, each with pools of two threads, spin on
+# a core the other holds: test_cost_model's GP tests took 27-29 CPU-s so and 8-10 without.
+# (The pools size themselves when their library loads; in this process, hypothesis's
+# plugin has loaded numpy already.) Tests that set a thread count (training's `threads`)
+# still get theirs.
+for _pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_pool, "1")
+
+import pytest  # noqa: E402
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -106,20 +116,19 @@ def tiny_study_toml(name: str, study: tuple[str, ...] = (),
     return "\n".join(lines) + "\n" + (TINY_SEARCH_SPACE if search_space else "")
 
 
-def sigint_reaches_child() -> None:
-    """``Popen(preexec_fn=sigint_reaches_child)`` for a test that sends Ctrl-C: a suite
-    started with SIGINT ignored (in the background: ``cmd &``, ``nohup``) passes the
-    ignoring on, and a Python started so installs no KeyboardInterrupt handler."""
-    import signal
+def run_cli(*args: str, cwd: Path | None = None, fresh: bool = False
+            ) -> subprocess.CompletedProcess:
+    """Run ``python -m ecotune ARGS`` in a real process: forked from tests/forkserver.py's
+    interpreter with the heavy third-party packages imported (every ecotune module imports
+    afresh in it), or with ``fresh``, a new interpreter (a test of its start)."""
+    from tests import forkserver
 
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m ecotune ARGS`` in a real process."""
     env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "ecotune", *args], cwd=cwd,
-                           capture_output=True, text=True, timeout=300, env=env)
+    command = [sys.executable, "-m", "ecotune", *args]
+    if fresh:
+        return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300,
+                              env=env)
+    return forkserver.run(command, cwd=cwd, text=True, timeout=300, env=env)
 
 
 def free_port() -> int:

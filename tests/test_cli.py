@@ -166,6 +166,8 @@ def test_quickstart_study_file_is_valid() -> None:
 
 
 def test_python_dash_m_and_help() -> None:
-    result = run_cli("--help")
+    """A new interpreter each (the other CLI tests' processes are forked from one that
+    imported torch and friends already: tests/forkserver.py)."""
+    result = run_cli("--help", fresh=True)
     assert result.returncode == 0 and "run" in result.stdout and "report" in result.stdout
-    assert run_cli("frobnicate").returncode == 2
+    assert run_cli("frobnicate", fresh=True).returncode == 2

@@ -14,6 +14,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from tests import forkserver
 from tests.conftest import run_cli, tiny_spec
 
 State = optuna.trial.TrialState
@@ -50,8 +51,8 @@ def _dump(db: Path) -> list[str]:
 def _report(tmp_path: Path, *args: str, columns: int = 200) -> subprocess.CompletedProcess:
     # Output into a pipe, as with `ecotune report > log`, at a narrow COLUMNS.
     env = {**os.environ, "COLUMNS": str(columns)}
-    return subprocess.run([sys.executable, "-m", "ecotune", "report", "--no-png", *args],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    return forkserver.run([sys.executable, "-m", "ecotune", "report", "--no-png", *args],
+                          cwd=tmp_path, text=True, timeout=300, env=env)
 
 
 def test_report_on_a_plain_optuna_study_into_a_pipe(tmp_path: Path) -> None:

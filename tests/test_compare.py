@@ -15,6 +15,7 @@ import pytest
 
 from ecotune.comparison import comparison_runs
 from ecotune.spec import SpecError
+from tests import forkserver
 from tests.conftest import free_port as _free_port
 from tests.conftest import get_json as _get_json
 from tests.conftest import run_cli, tiny_study_toml
@@ -96,7 +97,7 @@ def _dashboard(cwd: Path, storage: str) -> Iterator[tuple[str, dict]]:
     """A running ``ecotune dashboard`` on a free port: its base URL and its study list,
     once it answers (polled, up to 60 s: a loaded 2-core machine starts it slowly)."""
     port = _free_port()
-    server = subprocess.Popen(
+    server = forkserver.start(
         [sys.executable, "-m", "ecotune", "dashboard", "--storage", storage,
          "--port", str(port)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

@@ -32,7 +32,8 @@ from ecotune.noise import (
 from ecotune.report import pareto_figure, pareto_front, pareto_plot_data, write_report
 from ecotune.search import _measure, _objective
 from ecotune.spec import load_spec
-from tests.conftest import run_cli, sigint_reaches_child, tiny_spec
+from tests import forkserver
+from tests.conftest import run_cli, tiny_spec
 
 #: Student's t quantile 0.975 with 2 degrees of freedom (three measurements).
 T_975_2 = 4.302652729749464
@@ -267,9 +268,8 @@ def test_confirm_command_continues_after_ctrl_c_and_prints_what_it_cost(
                  str(_toml(tmp_path))]) == 0
     command = [sys.executable, "-m", "ecotune", "confirm", "--storage", "sqlite:///cli.db",
                "--repeats", "3", "--candidates", "all"]
-    first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True,
-                             preexec_fn=sigint_reaches_child)
+    first = forkserver.start(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 480  # a loaded machine: the start alone can take minutes
     while _stored_repeat_keys(tmp_path / "cli.db") == 0:  # wait for a stored repeat
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()

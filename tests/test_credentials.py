@@ -24,6 +24,7 @@ import optuna
 import pytest
 
 from ecotune.cli import main
+from tests import forkserver
 from tests.conftest import free_port, get_json, run_cli, tiny_spec, tiny_study_toml
 
 SECRET = "Xq7-pw-never-shown"
@@ -54,17 +55,50 @@ def _assert_no_secret_in_files(folder: Path) -> int:
     return len(files)
 
 
+def _run_watching_workers(args: list[str], cwd: Path, env: dict
+                          ) -> tuple[subprocess.CompletedProcess, dict[int, str], str]:
+    """``python -m ecotune ARGS`` (with ``--workers``) in a real process; while it runs,
+    the command lines of its descendants until a spawned worker is seen (its command line
+    names multiprocessing's spawn_main) and then ``ps`` of every process."""
+    run = forkserver.start([sys.executable, "-m", "ecotune", *args], cwd=cwd, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: dict[int, str] = {}
+    ps = ""
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and run.poll() is None:
+            seen.update((p, _command_line(p)) for p in _descendants(run.pid))
+            if any("spawn_main" in line for line in seen.values()):
+                ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True,
+                                    text=True).stdout
+                break
+            time.sleep(0.05)
+        out, err = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    return subprocess.CompletedProcess(run.args, run.returncode, out, err), seen, ps
+
+
 @pytest.mark.slow
-def test_password_is_in_no_output_attribute_or_report_file(
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
+def test_password_is_in_no_output_attribute_report_file_or_worker_command_line(
         postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd) -> None:
-    """Each command with the URL from each source: `run` given ``--storage`` and `report`
-    given ``ECOTUNE_STORAGE`` in real processes (their output as a shell sees it), the
-    other two pairs in-process (the same main(); output captured at the file descriptors)."""
+    """Each command with the URL from each source: `run` given ``--storage`` (with two
+    workers, whose command lines are read while they run) and `report` given
+    ``ECOTUNE_STORAGE`` in real processes (their output as a shell sees it), the other two
+    pairs in-process (the same main(); output captured at the file descriptors)."""
     url = _with_password(postgres_url)
     (tmp_path / "cred.toml").write_text(STUDY)
     monkeypatch.delenv("ECOTUNE_STORAGE", raising=False)
-    run = run_cli("run", "cred.toml", "--storage", url, "--out", "run-report", cwd=tmp_path)
+    run, seen, ps = _run_watching_workers(
+        ["run", "cred.toml", "--storage", url, "--workers", "2", "--n-trials", "4",
+         "--out", "run-report"], cwd=tmp_path, env=dict(os.environ))
     assert run.returncode == 0, run.stderr
+    assert any("spawn_main" in line for line in seen.values()), seen
+    for text in (*seen.values(), ps):
+        assert SECRET not in text
+    assert "2 workers" in run.stdout
     # The URL is shown, password hidden, and where it came from when the variable is set.
     assert "postgres:***@127.0.0.1" in run.stdout
     assert "(from ECOTUNE_STORAGE)" not in run.stdout
@@ -139,7 +173,7 @@ def _wait_for_dashboard(server: subprocess.Popen, base: str) -> dict:
 def test_dashboard_does_not_show_a_stored_password(storage_args: list[str], old_study: str,
                                                    tmp_path: Path) -> None:
     port = free_port()
-    server = subprocess.Popen(
+    server = forkserver.start(
         [sys.executable, "-m", "ecotune", "dashboard", *storage_args, "--port", str(port)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -161,21 +195,25 @@ def test_dashboard_does_not_show_a_stored_password(storage_args: list[str], old_
     assert "postgres:***@127.0.0.1" in out
 
 
-@pytest.mark.slow
 def test_report_hides_and_run_rewrites_a_stored_password(old_study: str, postgres_url: str,
-                                                          tmp_path: Path) -> None:
+                                                          tmp_path: Path, capfd) -> None:
+    """In-process (the same main() as the commands; output captured at the descriptors):
+    what a real process prints is the test above's."""
     url = _with_password(postgres_url)
-    report = run_cli("report", "--storage", url, "--out", "report", "--no-png", cwd=tmp_path)
-    assert report.returncode == 0, report.stderr
-    assert SECRET not in report.stdout + report.stderr
+    capfd.readouterr()
+    assert main(["report", "--storage", url, "--out", "report", "--no-png"]) == 0
+    report = capfd.readouterr()
+    assert "Pareto front of old" in report.out
+    assert SECRET not in report.out + report.err
     assert _assert_no_secret_in_files(tmp_path / "report") > 0
     assert SECRET in _stored_text(postgres_url, trials=False)  # a report only reads
 
     (tmp_path / "old.toml").write_text(
         tiny_study_toml("old", study=("n_trials = 1", 'sampler = "random"')))
-    run = run_cli("run", "old.toml", "--storage", url, "--no-report", cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    assert SECRET not in run.stdout + run.stderr
+    assert main(["run", "old.toml", "--storage", url, "--no-report"]) == 0
+    run = capfd.readouterr()
+    assert "adding 1" in run.out
+    assert SECRET not in run.out + run.err
     study = optuna.load_study(study_name=old_study, storage=postgres_url)
     assert study.user_attrs["ecotune.spec"]["study"]["storage"] == url.replace(SECRET, "***")
     assert SECRET not in _stored_text(postgres_url, trials=False)
@@ -228,38 +266,6 @@ def _command_line(pid: int) -> str:
         return ""
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
-def test_worker_command_lines_hold_no_password(postgres_url: str, tmp_path: Path) -> None:
-    (tmp_path / "cred.toml").write_text(STUDY)
-    env = {k: v for k, v in os.environ.items() if k != "ECOTUNE_STORAGE"}
-    run = subprocess.Popen(
-        [sys.executable, "-m", "ecotune", "run", "cred.toml", "--storage",
-         _with_password(postgres_url), "--workers", "2", "--n-trials", "4", "--no-report"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen: dict[int, str] = {}
-    ps = ""
-    try:
-        # Wait for the spawned worker (its command line names multiprocessing's spawn_main).
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and run.poll() is None:
-            seen.update((p, _command_line(p)) for p in _descendants(run.pid))
-            if any("spawn_main" in line for line in seen.values()):
-                ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True,
-                                    text=True).stdout
-                break
-            time.sleep(0.05)
-        out, err = run.communicate(timeout=300)
-    finally:
-        if run.poll() is None:
-            run.kill()
-    assert run.returncode == 0, err
-    assert any("spawn_main" in line for line in seen.values()), seen
-    for text in (*seen.values(), ps, out, err):
-        assert SECRET not in text
-    assert "2 workers" in out
-
-
 # ---------------------------------------------------------------------------------------
 # A server that requires the password: PGPASSWORD and ~/.pgpass with a password-less URL.
 
@@ -304,22 +310,28 @@ def test_the_password_server_refuses_without_it_or_with_a_wrong_one(
 @pytest.mark.slow
 def test_pgpassword_and_pgpass_supply_the_password(password_url: str,
                                                    no_password_source: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capfd) -> None:
+    """In-process commands (output captured at the descriptors); the run's two workers are
+    real processes, spawned with this environment."""
     home = no_password_source
     (home / "cred.toml").write_text(STUDY)
     monkeypatch.setenv("PGPASSWORD", SECRET)
     # Workers inherit the variable: they connect too.
-    run = run_cli("run", "cred.toml", "--storage", password_url, "--workers", "2",
-                  "--no-report", cwd=home)
-    assert run.returncode == 0, run.stderr
-    assert SECRET not in run.stdout + run.stderr
+    capfd.readouterr()
+    assert main(["run", "cred.toml", "--storage", password_url, "--workers", "2",
+                 "--no-report"]) == 0
+    run = capfd.readouterr()
+    assert "2 workers" in run.out and "adding 2" in run.out
+    assert SECRET not in run.out + run.err
+    study = optuna.load_study(study_name="cred", storage=password_url)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 2
     monkeypatch.delenv("PGPASSWORD")
     port = password_url.rsplit(":", 1)[1].split("/")[0]
     pgpass = home / ".pgpass"
     pgpass.write_text(f"127.0.0.1:{port}:*:postgres:{SECRET}\n")
     pgpass.chmod(0o600)  # libpq ignores a .pgpass others can read
-    report = run_cli("report", "--storage", password_url, "--out", "report", "--no-png",
-                     cwd=home)
-    assert report.returncode == 0, report.stderr
-    assert SECRET not in report.stdout + report.stderr
-    assert "Pareto front of cred" in report.stdout
+    assert main(["report", "--storage", password_url, "--out", "report", "--no-png"]) == 0
+    report = capfd.readouterr()
+    assert SECRET not in report.out + report.err
+    assert "Pareto front of cred" in report.out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 import tomllib
 
 from ecotune import load_spec
+from tests import forkserver
 from tests.conftest import require_component
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -46,8 +46,9 @@ def test_python_examples_in_the_docs_run(page: str, index: int, block: str,
     if "from transformers import" in block:
         require_component(importlib.util.find_spec("transformers") is not None,
                           "transformers and accelerate")
-    out = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=600)
+    # A real process forked from one that imported torch and friends already (no ecotune
+    # module, nothing the blocks set before importing: tests/forkserver.py).
+    out = forkserver.run([sys.executable, "-c", block], cwd=tmp_path, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
 
 

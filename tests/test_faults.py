@@ -16,7 +16,8 @@ import pytest
 
 import ecotune.search._objective as objective_module
 from ecotune.search import run
-from tests.conftest import sigint_reaches_child, tiny_spec
+from tests import forkserver
+from tests.conftest import tiny_spec
 
 
 def _spec(name: str) -> dict:
@@ -94,10 +95,9 @@ def _states(db: Path) -> dict[int, str]:
 def _start_slow_run(tmp_path: Path, env: dict) -> tuple[subprocess.Popen, Path]:
     study_file = tmp_path / "slow.toml"
     study_file.write_text(SLOW_STUDY)
-    process = subprocess.Popen([sys.executable, "-m", "ecotune", "run", str(study_file),
-                                "--no-report"], cwd=tmp_path, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               preexec_fn=sigint_reaches_child)
+    process = forkserver.start([sys.executable, "-m", "ecotune", "run", str(study_file),
+                                 "--no-report"], cwd=tmp_path, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     return process, tmp_path / "slow.db"
 
 

@@ -14,7 +14,7 @@ from ecotune.report import pareto_front
 from ecotune.search import prepare
 from ecotune.spec import load_spec
 from ecotune.storage._open import journal_path, open_storage
-from tests.conftest import run_cli, tiny_spec, tiny_study_toml
+from tests.conftest import tiny_spec, tiny_study_toml
 
 
 def _study(name: str) -> str:
@@ -36,14 +36,18 @@ def _brute_force_front(study: optuna.Study) -> set[int]:
 
 
 @pytest.mark.slow
-def test_three_workers_on_postgresql_add_exactly_n_trials(tmp_path: Path,
-                                                          postgres_url: str) -> None:
+def test_three_workers_on_postgresql_add_exactly_n_trials(tmp_path: Path, postgres_url: str,
+                                                          capsys) -> None:
+    """`ecotune run` in-process, its three workers real processes (a real `run --workers`
+    process: tests/test_credentials.py)."""
+    from ecotune.cli import main
+
     study_file = tmp_path / "pg.toml"
     study_file.write_text(_study("pg"))
-    result = run_cli("run", str(study_file), "--storage", postgres_url, "--workers", "3",
-                     "--n-trials", "30", "--no-report", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "adding 30" in result.stdout and "3 workers" in result.stdout
+    assert main(["run", str(study_file), "--storage", postgres_url, "--workers", "3",
+                 "--n-trials", "30", "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert "adding 30" in out and "3 workers" in out
     study = optuna.load_study(study_name="pg", storage=postgres_url)
     trials = study.trials
     assert len(trials) == 30
@@ -113,11 +117,9 @@ def test_workers_then_total_trials_on_sqlite(tmp_path: Path, capsys) -> None:
 
     study_file = tmp_path / "s.toml"
     study_file.write_text(_study("lite"))
-    first = run_cli("run", str(study_file), "--workers", "2", "--n-trials", "3",
-                    "--no-report", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
-    assert "SQLite" in first.stdout
-    capsys.readouterr()
+    assert main(["run", str(study_file), "--workers", "2", "--n-trials", "3",
+                 "--no-report"]) == 0
+    assert "SQLite" in capsys.readouterr().out
     assert main(["run", str(study_file), "--total-trials", "4", "--no-report"]) == 0
     assert "3 trial(s) stored, adding 1" in capsys.readouterr().out
     study = optuna.load_study(study_name="lite", storage="sqlite:///ecotune.db")
