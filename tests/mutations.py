@@ -62,10 +62,10 @@ MUTANTS = [
     # Successive halving (ecotune/rules/_successive_halving.py).
     Mutant("rung rule: ties counted ahead of the trial decided",
            "ecotune/rules/_successive_halving.py",
-           "(ranks[i], -crowding[i]) < mine)", "(ranks[i], -crowding[i]) <= mine)",
+           "(crowding > crowding[mine])", "(crowding >= crowding[mine])",
            (EDGES, "tests/test_successive_halving.py")),
     Mutant("rung rule: one more trial continues", "ecotune/rules/_successive_halving.py",
-           "return ahead < keep", "return ahead <= keep",
+           "crowding[mine]).sum()) < keep", "crowding[mine]).sum()) <= keep",
            (EDGES, "tests/test_successive_halving.py")),
     Mutant("rung rule: the top share rounded up", "ecotune/rules/_successive_halving.py",
            "keep = max(1, len(pts) // reduction_factor)",

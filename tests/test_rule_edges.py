@@ -134,6 +134,15 @@ def test_too_few_trials_at_a_rung_keep_only_the_top_one() -> None:
                                                          False]
 
 
+def test_within_one_front_exactly_the_top_share_by_crowding_continues() -> None:
+    """Six points on one front, evenly spaced: the two ends (infinite crowding) are the
+    top 6 // 3 = 2 and continue; each interior point has exactly those two ahead of it,
+    as many as are kept, so it stops (the equal interior points do not count as ahead)."""
+    front = [[0.1 * k, float(k)] for k in range(1, 7)]
+    assert [continues(front, i, 3) for i in range(6)] == [True, False, False, False,
+                                                          False, True]
+
+
 def test_interleaved_workers_compare_with_every_trial_at_the_rung() -> None:
     """Trial 0 reaches rung 1 after trial 1 (another worker) did, with a worse point:
     it is compared with trial 1 and stops, although trial 1's number is higher."""
