@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,3 +187,18 @@ def postgres_url(postgres_server, request) -> str:
     name = "t_" + re.sub(r"\W", "_", request.node.name)[:40].lower() + "_" + digest
     create_database(admin, name)
     return f"{base}/{name}"
+
+
+@pytest.fixture
+def new_york() -> Iterator[None]:
+    """Local time other than UTC: Optuna stores naive UTC times and reads them back as
+    local time, so a read that skips its conversion shows up here."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    yield
+    if before is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = before
+    time.tzset()

@@ -4,9 +4,6 @@ PostgreSQL, for every filter Optuna's trial cache uses."""
 from __future__ import annotations
 
 import math
-import os
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -60,20 +57,6 @@ def _same(a: list[optuna.trial.FrozenTrial], b: list[optuna.trial.FrozenTrial]) 
         assert {k: v for k, v in x.intermediate_values.items() if k not in nan} == {
             k: v for k, v in y.intermediate_values.items() if k not in nan}
         assert list(x.params) == list(y.params)  # the order of suggestion
-
-
-@pytest.fixture
-def new_york() -> Iterator[None]:
-    """Local time other than UTC (times are stored in UTC and read back as local)."""
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = "America/New_York"
-    time.tzset()
-    yield
-    if before is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = before
-    time.tzset()
 
 
 @pytest.mark.parametrize("literal_ids", [1000, 0], ids=["ids-listed", "ids-subquery"])

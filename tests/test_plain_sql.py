@@ -5,10 +5,7 @@ concurrent creation, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import os
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -25,20 +22,6 @@ def url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/w.db"
     return request.getfixturevalue("postgres_url")
-
-
-@pytest.fixture
-def new_york() -> Iterator[None]:
-    """Local time other than UTC (Optuna stores naive UTC and reads back local time)."""
-    before = os.environ.get("TZ")
-    os.environ["TZ"] = "America/New_York"
-    time.tzset()
-    yield
-    if before is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = before
-    time.tzset()
 
 
 def _run(study: optuna.Study) -> None:
