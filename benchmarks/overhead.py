@@ -1,78 +1,110 @@
 """ecotune's own cost per trial, against a bare PyTorch loop doing the same work.
 
-The same digits training (the built-in cnn, Adam, batch 64, validation accuracy after every
-epoch), the same test-split evaluation after it and the same inference estimates run as a
-bare loop and as an ecotune trial (``run_worker``, as ``ecotune run`` runs a trial: claim
-lock, trial count, sampler, SQLite storage, measurement window, rules, attributes),
-alternated in one process so that both see the same machine state. The study sets
-``[training] test_evaluation = "all"``, so every ecotune trial evaluates the test split, as
-every bare round does: like with like, the difference is ecotune's own cost.
+The same digits training (Adam, validation accuracy after every epoch), the same
+test-split evaluation after it and the same inference estimates run as a bare loop and as
+an ecotune trial (``run_worker``, as ``ecotune run`` runs a trial: claim lock, trial
+count, sampler, SQLite storage, measurement window, rules, attributes), alternated in one
+process so that both see the same machine state. The studies set ``[training]
+test_evaluation = "all"``, so every ecotune trial evaluates the test split, as every bare
+round does: like with like, the difference is ecotune's own cost.
 
-Printed for each meter (``codecarbon`` and ``cputime``), for a ~1 s 20-epoch trial and a
-1-epoch trial: median wall times, their paired ratio, ecotune's cost per trial, and that
-cost split into parts, timed inside the same ecotune trials (wrappers around the sampler,
-the storage's methods and the meter's windows):
+Targets (issue 25, idle 2-core machine): a ~1 s 20-epoch trial <= 1.03x the bare loop
+with CodeCarbon and <= 1.01x with cputime; fixed cost <= 20 ms per trial; <= 0.5 ms per
+epoch. A cost of a fraction of a millisecond cannot be seen in the difference of two
+2-second trials (their CPU time alone varies by ±2-8 % on a shared machine), so each part
+of the cost is measured where it is large against the work around it:
 
-- sampler: Optuna's sampler (``sample_*``, ``before_trial``, ``after_trial``);
-- storage writes, and their count per trial (trial creation, parameter, attributes,
-  constraints, state and values), and storage reads (the calls, and the SELECT
-  statements that reached the database: a read served from memory is none);
-- meter: opening and closing the windows (training and test evaluation), and the
-  readings after each epoch (ms per epoch);
-- the rest: ecotune's Python around them (rules, attribute building, the loop).
+- **per epoch and fixed** (``--epoch-counts``, ``--slope-rounds``): trials of very short
+  epochs (the digits mlp, one batch of 8 training examples and a 36-example validation
+  split: ~2 ms an epoch), 1, 41 and 81 epochs, each ecotune trial paired with a bare loop
+  of the same epochs (ABBA order). In every round, the least-squares line of (ecotune -
+  bare) against epochs: its slope is ecotune's cost per epoch (the trainer's loop, the
+  report, the rules, the meter's reading; everything the trial does once an epoch), its
+  intercept the fixed cost per trial (sampler, storage, windows, attributes). The
+  figures are the medians over the rounds. A short epoch has one batch where a digits
+  cnn epoch has 17: the trainer's per-batch bookkeeping (the loss read, the finiteness
+  check, the no-op autocast) is timed alone and printed as ``per batch``, and the
+  per-epoch verdict adds 16 batches of it;
+- **per second** (``--seconds``): what ecotune costs by the clock rather than by the
+  epoch: CodeCarbon's background readings (its scheduler thread, once a second) and its
+  real readings (at most once a second, at a report). A measurement window open over
+  sleeps of 1 and 3 s, reported every 0.5 s, against the same sleeps with no window: the
+  difference's slope over the two durations (the window's opening and closing cancel);
+- **the 20-epoch trial** (``--rounds``, ``--epochs``): the built-in cnn, batch 64, the
+  full training split, paired rounds. Its ratio is derived from the parts, 1 + (fixed +
+  epochs x (per epoch + 16 x per batch) + bare seconds x per second) / bare, with the
+  ratio as timed ("direct") beside it; its cost is split into parts, timed inside the
+  same ecotune trials (wrappers around the sampler, the storage's methods and the
+  meter's windows):
+
+  - sampler: Optuna's sampler (``sample_*``, ``before_trial``, ``after_trial``);
+  - storage writes, and their count per trial (trial creation, parameter, attributes,
+    constraints, state and values), and storage reads (the calls, and the SELECT
+    statements that reached the database: a read served from memory is none);
+  - meter: opening and closing the windows (training and test evaluation), and the
+    readings after each epoch;
+  - the rest: ecotune's Python around them (rules, attribute building, the loop).
 
 The inference estimates and the test evaluation are work both sides do: their own time is
 printed as a reference, not as ecotune's cost. The benchmark's own count of the study's
 trials (to ask ``run_worker`` for one more) is outside the timing; ``run_worker``'s own
 counts and its start (the look for dead trials) are inside it.
 
-Targets (issue 25, idle 2-core machine): ~1 s 20-epoch trial <= 1.03x the bare loop with
-CodeCarbon and <= 1.01x with cputime; fixed cost <= 20 ms per trial; <= 0.5 ms per epoch.
-How each is measured:
-
-- per epoch: in each paired round of the long trial, ecotune's time from the end of the
-  training window's first reading (in epoch 1's report) to the end of its last, less the
-  bare loop's from its first epoch's validation to its last, divided by epochs - 1:
-  everything ecotune adds to an epoch (the trainer's loop, the report, the rules, the
-  meter's reading, CodeCarbon's real reading once a second and at the last planned
-  epoch), none of the fixed cost. A whole-trial difference would bury it in the trial's
-  own spread (about ±4 % of 2 s);
-- fixed: the 1-epoch trial's cost (many short pairs) less one epoch's;
-- the long trial's ratio: 1 + (1-epoch cost + (epochs - 1) x per epoch) / bare, from the
-  two, with the ratio as timed ("direct") beside it.
-
 Each figure comes with a ~95 % interval (of a median: sign-test order statistics of the
-paired rounds; a derived figure: its parts' interval ends combined), in the process's CPU
-time (all its threads: the meter's and the heartbeat's too; ecotune's cost is work this
+rounds; a derived figure: its parts' interval ends combined), in the process's CPU time
+(all its threads: the meter's and the heartbeat's too; ecotune's cost is work this
 process does, and on a loaded machine CPU figures stay put where wall figures swing),
 which the verdict uses, and in wall time beside it. Verdicts: holds, misses, or not
-resolved where the target lies inside the interval. About 3 minutes on an idle 2-core
-machine with the defaults.
+resolved where the target lies inside the interval. About 3 1/2 minutes on an idle
+2-core machine with the defaults.
 
-    .venv/bin/python benchmarks/overhead.py [--rounds 15] [--short-rounds 41] \
-        [--epochs 20] [--meters codecarbon cputime]
+    .venv/bin/python benchmarks/overhead.py [--rounds 9] [--slope-rounds 31] \
+        [--epoch-counts 1 41 81] [--seconds 1 3] [--epochs 20] \
+        [--meters codecarbon cputime]
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import math
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import optuna
 import torch
 from torch import nn
 
+from ecotune import measure
 from ecotune.data import load_data
-from ecotune.energy import get_meter
+from ecotune.energy import get_meter, make_meter
 from ecotune.energy.hardware import INFERENCE_SAMPLE, inference_estimates
 from ecotune.execution import count_trials, run_worker
 from ecotune.models import build_model
 from ecotune.search import BuiltinObjective, prepare
+
+
+class Setup(NamedTuple):
+    """What a trial trains: the model, ``load_data("digits", **data)``, the batch size."""
+
+    model: str
+    data: dict
+    batch_size: int
+
+
+#: The issue's ~1 s trial (about 2.3 s on this machine): the built-in cnn, every example.
+LONG = Setup("cnn", {}, 64)
+#: Very short epochs (one batch, a small validation split), where a fraction of a
+#: millisecond per epoch stands out against the epoch's own time.
+SHORT = Setup("mlp", {"train_samples": 8, "val_fraction": 0.02}, 8)
+#: Batches of a digits cnn epoch (1,077 examples in batches of 64): SHORT's epochs have 1.
+LONG_BATCHES = 17
+
 
 #: Storage methods that write (one transaction each on relational storage) and that read.
 WRITES = ("create_new_trial", "set_trial_param", "set_trial_user_attr",
@@ -111,9 +143,6 @@ class Parts:
     def reset(self) -> None:
         self.seconds.clear()
         self.calls.clear()
-        #: (wall, CPU) at each reading of the trial's first window (its training window).
-        self.marks: list[tuple[float, float]] = []
-        self.windows_opened = 0
 
 
 class _TimedSampler(optuna.samplers.BaseSampler):
@@ -138,8 +167,9 @@ class _TimedSampler(optuna.samplers.BaseSampler):
 
 
 def _timed_meter(name: str, parts: Parts):
-    """The meter ``name``, with its windows' opening, readings and closing timed."""
-    meter = get_meter(name)
+    """A meter ``name`` of its own (the process's cached one stays as it is), with its
+    windows' opening, readings and closing timed."""
+    meter = make_meter(name, ())  # as a trial on the CPU gets it
     open_window = meter.open
 
     def timed_open(*args, **kwargs):
@@ -150,21 +180,6 @@ def _timed_meter(name: str, parts: Parts):
             parts.calls["meter open/close"] += 1
         parts.wrap(window, "lap", "meter reading")
         parts.wrap(window, "close", "meter open/close")
-        if parts.enabled and parts.windows_opened == 0:  # the training window: one
-            lap = window.lap  # reading per epoch, at the end of its report()
-
-            def marked(*args, **kwargs):
-                # After the reading: from epoch 1's to the last epoch's, the span holds
-                # the readings of epochs 2 to last (CodeCarbon: the real ones once a
-                # second and the last planned epoch's), as the long trial adds them to
-                # the 1-epoch trial, whose one reading its own cost holds.
-                try:
-                    return lap(*args, **kwargs)
-                finally:
-                    parts.marks.append((time.perf_counter(), time.process_time()))
-
-            window.lap = marked
-        parts.windows_opened += 1
         return window
 
     meter.open = timed_open
@@ -195,23 +210,22 @@ def _count_writing_transactions(storage, parts: Parts) -> None:
     event.listen(engine, "commit", commit)
 
 
-def bare_loop(epochs: int, seed: int = 0, marks: list | None = None) -> dict:
+def bare_loop(setup: Setup, epochs: int, seed: int = 0) -> dict:
     """The same training, test evaluation and estimates without ecotune: returns the
-    seconds of the training (and validation), the estimates and the test evaluation.
-    ``marks`` gets (wall, CPU) after each epoch's validation."""
+    seconds of the training (and validation), the estimates and the test evaluation."""
     start_s = time.perf_counter()
-    data = load_data("digits")
+    data = load_data("digits", **setup.data)
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    model = build_model("cnn", data.input_shape, data.n_classes)
+    model = build_model(setup.model, data.input_shape, data.n_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         model.train()
         order = torch.randperm(len(data.y_train), generator=generator)
-        for start in range(0, len(order), 64):
-            idx = order[start:start + 64]
+        for start in range(0, len(order), setup.batch_size):
+            idx = order[start:start + setup.batch_size]
             loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -219,8 +233,6 @@ def bare_loop(epochs: int, seed: int = 0, marks: list | None = None) -> dict:
         model.eval()
         with torch.no_grad():
             float((model(data.x_val).argmax(1) == data.y_val).float().mean())
-        if marks is not None:
-            marks.append((time.perf_counter(), time.process_time()))
     t0 = time.perf_counter()
     training_s = t0 - start_s
     inference_estimates(model, data.x_val[:INFERENCE_SAMPLE])
@@ -253,113 +265,242 @@ def timed(fn, *args) -> float:
     return time.perf_counter() - t0
 
 
+def clocks() -> tuple[float, float]:
+    """(wall, CPU of the process: every thread) now, seconds."""
+    return time.perf_counter(), time.process_time()
+
+
+class EcotuneTrials:
+    """A study of one setup and epoch count, and its trials one at a time as ``ecotune
+    run`` runs them; with ``parts``, the sampler's, storage's and meter's calls timed."""
+
+    def __init__(self, meter_name: str, setup: Setup, epochs: int, workdir: Path,
+                 parts: Parts | None = None) -> None:
+        spec = {
+            "study": {"name": f"overhead-{meter_name}-{setup.model}-{epochs}",
+                      "storage": f"sqlite:///{workdir}/bench.db", "sampler": "random",
+                      "seed": 0, "n_trials": 1},
+            "data": {"name": "digits", **setup.data},
+            "model": {"name": setup.model},
+            "training": {"epochs": epochs, "batch_size": setup.batch_size, "lr": 0.01,
+                         "optimizer": "adam",
+                         "test_evaluation": "all"},  # as the bare loop: every trial
+            "energy": {"meter": meter_name},
+            # Two learning rates 1e-12 apart: the sampler really samples (Optuna skips a
+            # single choice), and every trial trains as the bare loop does.
+            "search_space": {"lr": {"type": "categorical", "choices": [0.01, 0.01 + 1e-12]}},
+        }
+        self.parts = parts
+        self.spec, self.study = prepare(spec)
+        meter = None  # the spec's meter, as `ecotune run` gets it
+        if parts is not None:
+            study = self.study
+            study.sampler = _TimedSampler(study.sampler)
+            for method in SAMPLER:
+                parts.wrap(study.sampler, method, "sampler")
+            for method in WRITES:
+                parts.wrap(study._storage, method, f"write {method}")
+            for method in READS:
+                if hasattr(study._storage, method):
+                    parts.wrap(study._storage, method, "storage reads")
+            # ecotune's batched attribute writes go past the storage object's methods:
+            # timed where the measurement window calls them, and every writing
+            # transaction counted on the database connection itself.
+            import ecotune.search._measure as window_module
+
+            if hasattr(window_module, "set_user_attrs"):
+                parts.wrap(window_module, "set_user_attrs", "write set_user_attrs (batched)")
+            _count_writing_transactions(study._storage, parts)
+            meter = _timed_meter(meter_name, parts)
+        self.objective = BuiltinObjective(self.spec, meter=meter)
+        # As `ecotune run` does before its first trial: one-off costs of the process.
+        self.warm_up_s = timed(self.objective.warm_up)
+        self.first_s = timed(self.trial)
+
+    def trial(self) -> tuple[float, float]:
+        """One more trial: its (wall, CPU) seconds, the benchmark's own count outside."""
+        target = count_trials(self.study) + 1
+        if self.parts is not None:
+            self.parts.reset()
+            self.parts.enabled = True
+        (w0, c0) = clocks()
+        run_worker(self.spec, self.study, target, self.objective)
+        (w1, c1) = clocks()
+        if self.parts is not None:
+            self.parts.enabled = False
+        return w1 - w0, c1 - c0
+
+
+def bare_trial(setup: Setup, epochs: int, both: collections.Counter | None = None
+               ) -> tuple[float, float]:
+    (w0, c0) = clocks()
+    seconds = bare_loop(setup, epochs)
+    (w1, c1) = clocks()
+    if both is not None:
+        both.update(seconds)
+    return w1 - w0, c1 - c0
+
+
+def paired(eco, bare, i: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Run ``eco()`` and ``bare()`` in ABBA order (by round ``i``): a slow drift of the
+    machine affects both sides alike. Their (wall, CPU) seconds."""
+    if i % 2 == 0:
+        b = bare()
+        e = eco()
+    else:
+        e = eco()
+        b = bare()
+    return e, b
+
+
 def compare(meter_name: str, epochs: int, rounds: int, workdir: Path) -> dict:
-    spec = {
-        "study": {"name": f"overhead-{meter_name}-{epochs}",
-                  "storage": f"sqlite:///{workdir}/bench.db", "sampler": "random", "seed": 0,
-                  "n_trials": 1},
-        "model": {"name": "cnn"},
-        "training": {"epochs": epochs, "batch_size": 64, "lr": 0.01, "optimizer": "adam",
-                     "test_evaluation": "all"},  # as the bare loop: every trial
-        "energy": {"meter": meter_name},
-        # Two learning rates 1e-12 apart: the sampler really samples (Optuna skips a
-        # single choice), and every trial trains as the bare loop does.
-        "search_space": {"lr": {"type": "categorical", "choices": [0.01, 0.01 + 1e-12]}},
-    }
+    """The long trial: paired rounds, its cost split into parts."""
     parts = Parts()
-    spec, study = prepare(spec)
-    study.sampler = _TimedSampler(study.sampler)
-    for method in SAMPLER:
-        parts.wrap(study.sampler, method, "sampler")
-    for method in WRITES:
-        parts.wrap(study._storage, method, f"write {method}")
-    for method in READS:
-        if hasattr(study._storage, method):
-            parts.wrap(study._storage, method, "storage reads")
-    # ecotune's batched attribute writes go past the storage object's methods: timed where
-    # the measurement window calls them, and every writing transaction counted on the
-    # database connection itself.
-    import ecotune.search._measure as window_module
-
-    if hasattr(window_module, "set_user_attrs"):  # a tree from before batching: none
-        parts.wrap(window_module, "set_user_attrs", "write set_user_attrs (batched)")
-    _count_writing_transactions(study._storage, parts)
-    objective = BuiltinObjective(spec, meter=_timed_meter(meter_name, parts))
-    # As `ecotune run` does before its first trial: one-off costs of the process.
-    warm_up_s = timed(objective.warm_up)
-
-    def ecotune_trial(target: int) -> None:
-        run_worker(spec, study, target, objective)
-
-    first_s = timed(ecotune_trial, count_trials(study) + 1)
-    bare_loop(epochs)
-    bare, eco, both = [], [], collections.Counter()
-    bare_cpu: list[float] = []
-    eco_cpu: list[float] = []
+    trials = EcotuneTrials(meter_name, LONG, epochs, workdir, parts)
+    bare_trial(LONG, epochs)
+    eco, bare, both = [], [], collections.Counter()
     per_trial: list[Parts] = []
-    # Per round: (ecotune's epoch-to-epoch span - the bare loop's) / (epochs - 1), wall, CPU.
-    per_epoch: list[float] = []
-    cpu_per_epoch: list[float] = []
-    eco_marks: list[tuple[float, float]] = []
-    bare_marks: list[tuple[float, float]] = []
+
+    def eco_round() -> tuple[float, float]:
+        result = trials.trial()
+        # The training window's duration (train() and the meter's readings in it).
+        snapshot = Parts()
+        snapshot.seconds["training window"] = trials.study.trials[-1].user_attrs["duration_s"]
+        snapshot.seconds.update(parts.seconds)
+        snapshot.calls.update(parts.calls)
+        per_trial.append(snapshot)
+        return result
+
     for i in range(rounds):
-        def eco_round() -> None:
-            # The benchmark's own count (to ask for one trial more) is not the trial's.
-            target = count_trials(study) + 1
-            parts.reset()
-            parts.enabled = True
-            cpu0 = time.process_time()
-            eco.append(timed(ecotune_trial, target))
-            eco_cpu.append(time.process_time() - cpu0)
-            parts.enabled = False
-            eco_marks[:] = parts.marks
-            # The training window's duration (train() and the meter's readings in it).
-            window_s = study.trials[-1].user_attrs["duration_s"]
-            snapshot = Parts()
-            snapshot.seconds["training window"] = window_s
-            snapshot.seconds.update(parts.seconds)
-            snapshot.calls.update(parts.calls)
-            per_trial.append(snapshot)
-
-        def bare_round() -> None:
-            bare_marks.clear()
-            t0, cpu0 = time.perf_counter(), time.process_time()
-            both.update(bare_loop(epochs, marks=bare_marks))
-            bare.append(time.perf_counter() - t0)
-            bare_cpu.append(time.process_time() - cpu0)
-
-        # ABBA order: a slow drift of the machine affects both sides alike.
-        for side in ((bare_round, eco_round) if i % 2 == 0 else (eco_round, bare_round)):
-            side()
-        if epochs > 1:
-            assert len(eco_marks) == len(bare_marks) == epochs, (len(eco_marks), epochs)
-            for clock, out in ((0, per_epoch), (1, cpu_per_epoch)):
-                eco_span = eco_marks[-1][clock] - eco_marks[0][clock]
-                bare_span = bare_marks[-1][clock] - bare_marks[0][clock]
-                out.append((eco_span - bare_span) / (epochs - 1))
-    ratios = [e / b for e, b in zip(eco, bare)]
-    costs_s = [e - b for e, b in zip(eco, bare)]
-    cpu_ratios = [e / b for e, b in zip(eco_cpu, bare_cpu)]
-    cpu_costs_s = [e - b for e, b in zip(eco_cpu, bare_cpu)]
-    ratio, cost_s = statistics.median(ratios), statistics.median(costs_s)
-    train_s = statistics.median(p.seconds.pop("training window") - p.seconds["meter reading"]
-                                for p in per_trial)
+        e, b = paired(eco_round, lambda: bare_trial(LONG, epochs, both), i)
+        eco.append(e)
+        bare.append(b)
+    result = {"meter": meter_name, "epochs": epochs, "warm_up_s": trials.warm_up_s,
+              "first_s": trials.first_s, "both": {k: v / rounds for k, v in both.items()}}
+    for clock, pre in ((0, ""), (1, "cpu_")):
+        ratios = [e[clock] / b[clock] for e, b in zip(eco, bare)]
+        costs = [e[clock] - b[clock] for e, b in zip(eco, bare)]
+        result |= {pre + "bare_s": statistics.median(b[clock] for b in bare),
+                   pre + "eco_s": statistics.median(e[clock] for e in eco),
+                   pre + "ratio": statistics.median(ratios), pre + "ratio_ci": median_ci(ratios),
+                   pre + "cost_s": statistics.median(costs), pre + "cost_ci_s": median_ci(costs)}
+    result["trainer_s"] = statistics.median(
+        p.seconds.pop("training window") - p.seconds["meter reading"] for p in per_trial)
     names = sorted({k for p in per_trial for k in (*p.seconds, *p.calls)})
-    median_parts = {k: statistics.median(p.seconds[k] for p in per_trial) for k in names}
-    median_calls = {k: statistics.median(p.calls[k] for p in per_trial) for k in names}
-    return {"meter": meter_name, "epochs": epochs, "bare_s": statistics.median(bare),
-            "eco_s": statistics.median(eco), "ratio": ratio, "cost_s": cost_s,
-            "ratio_ci": median_ci(ratios), "cost_ci_s": median_ci(costs_s),
-            "cpu_ratio": statistics.median(cpu_ratios), "cpu_ratio_ci": median_ci(cpu_ratios),
-            "cpu_cost_s": statistics.median(cpu_costs_s),
-            "cpu_cost_ci_s": median_ci(cpu_costs_s),
-            "parts": median_parts, "calls": median_calls, "warm_up_s": warm_up_s,
-            "first_s": first_s, "both": {k: v / rounds for k, v in both.items()},
-            "trainer_s": train_s, "bare_cpu_s": statistics.median(bare_cpu),
-            **({"per_epoch_s": statistics.median(per_epoch),
-                "per_epoch_ci_s": median_ci(per_epoch),
-                "cpu_per_epoch_s": statistics.median(cpu_per_epoch),
-                "cpu_per_epoch_ci_s": median_ci(cpu_per_epoch)} if per_epoch else {})}
+    result["parts"] = {k: statistics.median(p.seconds[k] for p in per_trial) for k in names}
+    result["calls"] = {k: statistics.median(p.calls[k] for p in per_trial) for k in names}
+    return result
+
+
+def line(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Least-squares (slope, intercept) of ``ys`` against ``xs``."""
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+    slope = (sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys))
+             / sum((x - mean_x) ** 2 for x in xs))
+    return slope, mean_y - slope * mean_x
+
+
+def slope(meter_name: str, epoch_counts: list[int], rounds: int, workdir: Path) -> dict:
+    """Per epoch and fixed: in each round, a trial of each epoch count paired with a bare
+    loop of the same; the line of their differences against epochs (slope: per epoch,
+    intercept: fixed), per clock. Medians and intervals over the rounds."""
+    studies = {n: EcotuneTrials(meter_name, SHORT, n, workdir) for n in epoch_counts}
+    for n in epoch_counts:
+        bare_trial(SHORT, n)
+    lines: dict[str, list[tuple[float, float]]] = {"": [], "cpu_": []}
+    diffs: dict[int, list[float]] = collections.defaultdict(list)  # CPU, per epoch count
+    t0 = time.perf_counter()
+    for i in range(rounds):
+        # Each round in its own order of epoch counts (rotated), each pair ABBA.
+        order = epoch_counts[i % len(epoch_counts):] + epoch_counts[:i % len(epoch_counts)]
+        round_diffs: dict[int, tuple[float, float]] = {}
+        for j, n in enumerate(order):
+            e, b = paired(studies[n].trial, lambda n=n: bare_trial(SHORT, n), i + j)
+            round_diffs[n] = (e[0] - b[0], e[1] - b[1])
+            diffs[n].append(e[1] - b[1])
+        for clock, pre in ((0, ""), (1, "cpu_")):
+            lines[pre].append(line([float(n) for n in epoch_counts],
+                                   [round_diffs[n][clock] for n in epoch_counts]))
+    result = {"seconds": time.perf_counter() - t0,
+              "cpu_cost_by_epochs": {n: statistics.median(d) for n, d in diffs.items()}}
+    for pre, fits in lines.items():
+        slopes = [s for s, _ in fits]
+        intercepts = [c for _, c in fits]
+        result |= {pre + "per_epoch_s": statistics.median(slopes),
+                   pre + "per_epoch_ci_s": median_ci(slopes),
+                   pre + "fixed_s": statistics.median(intercepts),
+                   pre + "fixed_ci_s": median_ci(intercepts)}
+    return result
+
+
+def time_driven(meter_name: str, durations_s: list[float], rounds: int,
+                report_every_s: float = 0.5) -> dict:
+    """Per second: a measurement window on the trials' meter (no trial: no storage) open
+    over sleeps of each duration, reported every ``report_every_s``, against the same
+    sleeps with no window; the slope of the difference over the durations."""
+    meter = get_meter(meter_name, ())  # the meter a trial on the CPU gets
+
+    def sleeps(duration_s: float, window) -> None:
+        n = max(1, round(duration_s / report_every_s))
+        for epoch in range(1, n + 1):
+            time.sleep(report_every_s)
+            if window is not None:
+                window.report(epoch, 0.5)
+
+    def eco(duration_s: float) -> tuple[float, float]:
+        (w0, c0) = clocks()
+        with measure(meter=meter, device="cpu",
+                     epochs=max(1, round(duration_s / report_every_s))) as window:
+            sleeps(duration_s, window)
+        (w1, c1) = clocks()
+        return w1 - w0, c1 - c0
+
+    def bare(duration_s: float) -> tuple[float, float]:
+        (w0, c0) = clocks()
+        sleeps(duration_s, None)
+        (w1, c1) = clocks()
+        return w1 - w0, c1 - c0
+
+    per_second = []
+    for i in range(rounds):
+        cost = {}
+        for j, d in enumerate(durations_s):
+            e, b = paired(lambda d=d: eco(d), lambda d=d: bare(d), i + j)
+            cost[d] = e[1] - b[1]
+        per_second.append(line(durations_s, [cost[d] for d in durations_s])[0])
+    return {"cpu_per_second_s": statistics.median(per_second),
+            "cpu_per_second_ci_s": median_ci(per_second)}
+
+
+def per_batch_s(repeats: int = 20_000) -> float:
+    """What the built-in trainer does each batch that the bare loop does not, timed
+    alone on a real loss (``ecotune/training/_loop.py``, ``_train_epoch`` on the CPU: the
+    no-op autocast, the EAT and projector checks, the loss summed as a Python float and
+    checked finite, the step through ``backward_step``'s scaler check): seconds a batch,
+    the minimum of 5 runs."""
+    loss = nn.CrossEntropyLoss()(torch.randn(8, 10), torch.zeros(8, dtype=torch.long))
+    grad_scaler = projector = None
+    eat_active = False
+
+    def bookkeeping() -> float:
+        total = 0.0
+        for _ in range(repeats):
+            with contextlib.nullcontext():
+                if eat_active:
+                    pass
+            total += loss.item() * 8
+            if not math.isfinite(float(total)):
+                raise FloatingPointError
+            if grad_scaler is not None or projector is not None:
+                pass
+        return total
+
+    best = math.inf
+    for _ in range(5):
+        t0 = time.process_time()
+        bookkeeping()
+        best = min(best, time.process_time() - t0)
+    return best / repeats
 
 
 def show(result: dict) -> None:
@@ -377,12 +518,6 @@ def show(result: dict) -> None:
     print(f"  CPU time of the process (all its threads): ratio {r['cpu_ratio']:.3f} "
           f"({lo:.3f}-{hi:.3f}), cost {r['cpu_cost_s'] * 1e3:+.1f} ms "
           f"({clo * 1e3:+.1f} to {chi * 1e3:+.1f})")
-    if "per_epoch_s" in r:
-        lo, hi = r["per_epoch_ci_s"]
-        clo, chi = r["cpu_per_epoch_ci_s"]
-        print(f"  per epoch, epoch to epoch: wall {r['per_epoch_s'] * 1e3:+.2f} ms "
-              f"({lo * 1e3:+.2f} to {hi * 1e3:+.2f}), CPU {r['cpu_per_epoch_s'] * 1e3:+.2f} "
-              f"ms ({clo * 1e3:+.2f} to {chi * 1e3:+.2f})")
     parts, calls = r["parts"], r["calls"]
     writes = [k for k in parts if k.startswith("write ")]
     n_writes = sum(calls[k] for k in writes)
@@ -412,73 +547,107 @@ def show(result: dict) -> None:
           f"inference estimates {both['estimates'] * 1e3:.2f} ms")
 
 
-def derive(long: dict, short: dict, cpu: bool) -> dict:
-    """Ecotune's cost per epoch (measured epoch to epoch in the long trials), its fixed
-    cost (the 1-epoch trial's cost less one epoch's) and the ratio they give the long
-    trial, each with an interval made of its parts' intervals' ends (so at least ~95 %)."""
+def show_slope(meter: str, s: dict, t: dict, batch_s: float) -> None:
+    by_epochs = ", ".join(f"{n}: {c * 1e3:+.1f}" for n, c in s["cpu_cost_by_epochs"].items())
+    print(f"\n{meter}, short epochs ({SHORT.model}, {SHORT.data}, batch {SHORT.batch_size}; "
+          f"{s['seconds']:.0f} s): CPU cost by epochs (ms, medians) {by_epochs}")
+    for pre, clock in (("cpu_", "CPU"), ("", "wall")):
+        pe, (pe_lo, pe_hi) = s[pre + "per_epoch_s"], s[pre + "per_epoch_ci_s"]
+        fx, (fx_lo, fx_hi) = s[pre + "fixed_s"], s[pre + "fixed_ci_s"]
+        print(f"  {clock:<4} slope {pe * 1e3:+.3f} ms per epoch ({pe_lo * 1e3:+.3f} to "
+              f"{pe_hi * 1e3:+.3f}), intercept {fx * 1e3:+.1f} ms per trial "
+              f"({fx_lo * 1e3:+.1f} to {fx_hi * 1e3:+.1f})")
+    ps, (ps_lo, ps_hi) = t["cpu_per_second_s"], t["cpu_per_second_ci_s"]
+    print(f"  per second (a window over sleeps, CPU): {ps * 1e3:+.2f} ms/s ({ps_lo * 1e3:+.2f} "
+          f"to {ps_hi * 1e3:+.2f}); per batch (the trainer's bookkeeping, timed alone): "
+          f"{batch_s * 1e6:.2f} us")
+
+
+def derive(long: dict, s: dict, t: dict, batch_s: float, cpu: bool) -> dict:
+    """The verdicts' figures, each (value, low, high): per epoch at the long trial's
+    batches, fixed, and the long trial's ratio from them."""
     pre = "cpu_" if cpu else ""
-    per_epoch, (pe_lo, pe_hi) = long[pre + "per_epoch_s"], long[pre + "per_epoch_ci_s"]
-    one, (one_lo, one_hi) = short[pre + "cost_s"], short[pre + "cost_ci_s"]
-    bare_s = long["bare_cpu_s" if cpu else "bare_s"]
-    steps = long["epochs"] - 1  # the long trial: the 1-epoch trial and this many epochs
-    return {"per_epoch": (per_epoch, pe_lo, pe_hi),
-            "fixed": (one - per_epoch, one_lo - pe_hi, one_hi - pe_lo),
-            "ratio": tuple(1 + (c + steps * e) / bare_s for c, e in
-                           ((one, per_epoch), (one_lo, pe_lo), (one_hi, pe_hi))),
+    extra_batches_s = (LONG_BATCHES - SHORT_BATCHES) * batch_s
+    pe = (s[pre + "per_epoch_s"], *s[pre + "per_epoch_ci_s"])
+    pe = tuple(v + extra_batches_s for v in pe)
+    fixed = (s[pre + "fixed_s"], *s[pre + "fixed_ci_s"])
+    # Per second: CPU time only (wall time of a sleep is the sleep).
+    ps = (t["cpu_per_second_s"], *t["cpu_per_second_ci_s"])
+    bare_s, bare_wall_s = long[pre + "bare_s"], long["bare_s"]
+    epochs = long["epochs"]
+    ratio = tuple(1 + (f + epochs * e + bare_wall_s * p) / bare_s
+                  for f, e, p in zip(fixed, pe, ps))
+    return {"per_epoch": pe, "fixed": fixed, "per_second": ps, "ratio": ratio,
             "bare_s": bare_s}
+
+
+#: Batches in an epoch of SHORT.
+SHORT_BATCHES = 1
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15,
+    parser.add_argument("--rounds", type=int, default=9,
                         help="paired rounds of the long trial (ABBA order)")
-    parser.add_argument("--short-rounds", type=int, default=41,
-                        help="paired rounds of the 1-epoch trial")
+    parser.add_argument("--slope-rounds", type=int, default=31,
+                        help="rounds of short-epoch pairs (one pair per epoch count)")
+    parser.add_argument("--epoch-counts", type=int, nargs="+", default=[1, 41, 81],
+                        help="epochs of the short-epoch trials (at least two counts)")
+    parser.add_argument("--seconds", type=float, nargs="+", default=[1.0, 3.0],
+                        help="durations of the per-second windows (at least two)")
+    parser.add_argument("--second-rounds", type=int, default=3,
+                        help="rounds of per-second pairs")
     parser.add_argument("--epochs", type=int, default=20, help="epochs of the ~1 s trial")
     parser.add_argument("--meters", nargs="+", default=["codecarbon", "cputime"])
     args = parser.parse_args()
-    if args.epochs < 2:
-        parser.error("--epochs must be at least 2 (the cost per epoch is measured between "
-                     "the first and the last epoch)")
+    if len(set(args.epoch_counts)) < 2 or min(args.epoch_counts) < 1:
+        parser.error("--epoch-counts needs at least two different counts, each >= 1")
+    if len(set(args.seconds)) < 2 or min(args.seconds) <= 0:
+        parser.error("--seconds needs at least two different durations, each > 0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start_s = time.perf_counter()
     print(f"benchmarks/overhead.py: {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f} at start")
+    batch_s = per_batch_s()
     summary = []
     with tempfile.TemporaryDirectory() as tmp:
         for meter in args.meters:
+            s = slope(meter, sorted(set(args.epoch_counts)), args.slope_rounds, Path(tmp))
+            t = time_driven(meter, sorted(set(args.seconds)), args.second_rounds)
+            show_slope(meter, s, t, batch_s)
             long = compare(meter, args.epochs, args.rounds, Path(tmp))
             show(long)
-            short = compare(meter, 1, args.short_rounds, Path(tmp))
-            show(short)
-            summary.append((meter, long, short))
+            summary.append((meter, long, s, t))
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end, "
           f"{time.perf_counter() - start_s:.0f} s in all")
     print("Verdicts on the ~95 % interval of each figure: holds (all of it within the "
           "target), misses (all of it past), not resolved (the target inside it).\n"
-          "Per epoch: ecotune's epoch-to-epoch time less the bare loop's, over the long "
-          "trial's epochs 1 to last (median of the rounds). Fixed: the 1-epoch trial's "
-          "cost less one epoch's. Ratio: the long trial's, from the two (1 + (1-epoch "
-          "cost + (epochs - 1) x per epoch) / bare); 'direct': its paired median as "
-          "timed, for comparison. CPU time (the process, every thread: ecotune's cost is "
-          "work this process does) is the verdict; wall time beside it.")
+          f"Per epoch: the short-epoch trials' slope, plus {LONG_BATCHES - SHORT_BATCHES} "
+          "batches of the trainer's per-batch bookkeeping (a cnn epoch has "
+          f"{LONG_BATCHES} batches, a short one {SHORT_BATCHES}). Fixed: their intercept. "
+          "Per second: a window over sleeps (CodeCarbon's readings by the clock). Ratio: "
+          f"the {args.epochs}-epoch trial's, 1 + (fixed + epochs x per epoch + bare seconds "
+          "x per second) / bare; 'direct': its paired median as timed, for comparison. "
+          "CPU time (the process, every thread: ecotune's cost is work this process does) "
+          "is the verdict; wall time beside it.")
     targets = {"codecarbon": 1.03, "cputime": 1.01}
 
     def fig(value: float, lo: float, hi: float, scale: float, fmt: str) -> str:
         return f"{value * scale:{fmt}} [{lo * scale:{fmt}} to {hi * scale:{fmt}}]"
 
-    for meter, long, short in summary:
+    for meter, long, s, t in summary:
         ratio_target = targets.get(meter)
         for clock, cpu in (("CPU", True), ("wall", False)):
-            d = derive(long, short, cpu)
+            d = derive(long, s, t, batch_s, cpu)
             pre = "cpu_" if cpu else ""
             direct, direct_ci = long[pre + "ratio"], long[pre + "ratio_ci"]
             ratio_text = "" if ratio_target is None else (
                 f" (target <= {ratio_target}: {verdict(d['ratio'][1:], ratio_target)})")
-            print(f"{meter:<10} {clock:<4} per epoch {fig(*d['per_epoch'], 1e3, '.2f')} ms "
+            print(f"{meter:<10} {clock:<4} per epoch {fig(*d['per_epoch'], 1e3, '.3f')} ms "
                   f"(target <= 0.5 ms: {verdict(d['per_epoch'][1:], 0.0005)}); fixed "
                   f"{fig(*d['fixed'], 1e3, '.1f')} ms (target <= 20 ms: "
-                  f"{verdict(d['fixed'][1:], 0.020)}); {args.epochs}-epoch trial "
+                  f"{verdict(d['fixed'][1:], 0.020)}); per second "
+                  f"{fig(*d['per_second'], 1e3, '.2f')} ms/s; {args.epochs}-epoch trial "
                   f"({d['bare_s']:.2f} s bare) ratio {fig(*d['ratio'], 1, '.4f')}"
                   f"{ratio_text}; direct {direct:.3f} [{direct_ci[0]:.3f}-{direct_ci[1]:.3f}]")
 
