@@ -24,9 +24,10 @@ def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of ``x`` that ``model`` classifies as ``y`` (eval mode).
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             device: torch.device | None = None) -> float:
+    """Fraction of ``x`` that ``model`` classifies as ``y`` (eval mode), on ``device``
+    (default: the model's; the trainer passes it, as it runs after every epoch).
 
     Example:
         >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
@@ -34,12 +35,17 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         True
     """
     model.eval()
-    device = _device_of(model)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    for i in range(0, len(y), EVAL_BATCH):
-        xb, yb = x[i:i + EVAL_BATCH].to(device), y[i:i + EVAL_BATCH].to(device)
-        correct += (model(xb).argmax(1) == yb).sum()
-    return int(correct) / len(y)
+    if device is None:
+        device = _device_of(model)
+    correct: torch.Tensor | int = 0
+    with torch.no_grad():
+        if len(y) <= EVAL_BATCH:  # one pass, no slices: the per-epoch validation
+            correct = (model(x.to(device)).argmax(1) == y.to(device)).sum()
+        else:
+            for i in range(0, len(y), EVAL_BATCH):
+                xb, yb = x[i:i + EVAL_BATCH].to(device), y[i:i + EVAL_BATCH].to(device)
+                correct = correct + (model(xb).argmax(1) == yb).sum()
+    return int(correct) / len(y)  # one read back, after every pass
 
 
 @torch.no_grad()
