@@ -349,7 +349,8 @@ class Meter(abc.ABC):
             return window.measurement
 
     def _split(self, reading: Measurement) -> None:
-        """Share what the backend measured since its last reading among the open windows."""
+        """Share what the backend measured since its last reading among the open windows.
+        (Runs at every reading, so after every epoch: plain tuples, no per-call dicts.)"""
         previous = self._shared_reading
         self._shared_reading = reading
         windows = self._windows
@@ -359,35 +360,37 @@ class Meter(abc.ABC):
         if n > 1:
             for window in windows:
                 window.shared = True
-
-        def before(attr: str) -> float:
-            value = getattr(previous, attr) if previous is not None else None
-            return value or 0.0
-
-        deltas = {d: (None if getattr(reading, f"{d}_j") is None
-                      else getattr(reading, f"{d}_j") - before(f"{d}_j")) for d in _DEVICES}
-        counted = sum(j for d in _DEVICES if (j := getattr(reading, f"{d}_j")) is not None)
-        counted_before = sum(before(f"{d}_j") for d in _DEVICES
-                             if getattr(reading, f"{d}_j") is not None)
+        now = (reading.cpu_j, reading.gpu_j, reading.ram_j)
+        before = ((0.0, 0.0, 0.0) if previous is None else
+                  (previous.cpu_j or 0.0, previous.gpu_j or 0.0, previous.ram_j or 0.0))
+        deltas = tuple(None if j is None else j - b for j, b in zip(now, before))
+        counted = sum(j for j in now if j is not None)
+        counted_before = sum(b for j, b in zip(now, before) if j is not None)
         other_j = (reading.energy_j - counted) - (
             (previous.energy_j - counted_before) if previous is not None else 0.0)
         duration_s = reading.duration_s - (previous.duration_s if previous else 0.0)
         # Each window's thread CPU seconds over the interval: the CPU part's weights.
         cpu_now = [w._read_cpu() for w in windows]
-        used = [None if now is None or w._cpu_last is None else max(now - w._cpu_last, 0.0)
-                for w, now in zip(windows, cpu_now)]
-        total = sum(u for u in used if u is not None)
-        cpu_weights = ([u / total for u in used] if None not in used and total > 0  # type: ignore[operator]
-                       else [1.0 / n] * n)
-        for window, now, cpu_weight in zip(windows, cpu_now, cpu_weights):
-            window._cpu_last = now
-            for device, delta in deltas.items():
+        if n == 1:
+            cpu_weights = [1.0]  # alone: the whole reading, whatever its thread used
+        else:
+            used = [None if now_s is None or w._cpu_last is None
+                    else max(now_s - w._cpu_last, 0.0) for w, now_s in zip(windows, cpu_now)]
+            total = sum(u for u in used if u is not None)
+            cpu_weights = ([u / total for u in used]  # type: ignore[operator]
+                           if None not in used and total > 0 else [1.0 / n] * n)
+        warnings = dict.fromkeys(reading.warnings) if reading.warnings else None
+        for window, now_s, cpu_weight in zip(windows, cpu_now, cpu_weights):
+            window._cpu_last = now_s
+            parts = window._parts
+            for device, delta in zip(_DEVICES, deltas):
                 if delta is not None:
                     weight = cpu_weight if device == "cpu" else 1.0 / n
-                    window._parts[device] = (window._parts[device] or 0.0) + delta * weight
+                    parts[device] = (parts[device] or 0.0) + delta * weight
             window._other_j += other_j / n
             window._duration_s += duration_s
-            window._warnings.update(dict.fromkeys(reading.warnings))
+            if warnings:
+                window._warnings.update(warnings)
             window._latest = reading
 
     # -- one window per thread (the calling sequence before windows could overlap) ----

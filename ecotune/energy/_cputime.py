@@ -49,6 +49,14 @@ class CpuTimeMeter(Meter):
         self._t0_s = time.perf_counter()
 
     def _stop(self) -> Measurement:
+        return self._reading()
+
+    def _lap(self, exact: bool = False) -> Measurement:
+        # A free-running clock: a plain read, no stop and restart (a reading per epoch).
+        return self._reading()
+
+    def _reading(self) -> Measurement:
+        """The backend window since its start."""
         duration_s = time.perf_counter() - self._t0_s
         cpu_j = (time.process_time() - self._cpu0_s) * self.watts_per_core
         return Measurement(
