@@ -16,11 +16,15 @@ of the cost is measured where it is large against the work around it:
 
 - **per epoch and fixed** (``--epoch-counts``, ``--slope-rounds``): trials of very short
   epochs (the digits mlp, one batch of 8 training examples and a 36-example validation
-  split: ~2 ms an epoch), 1, 41 and 81 epochs, each ecotune trial paired with a bare loop
-  of the same epochs (ABBA order). In every round, the least-squares line of (ecotune -
-  bare) against epochs: its slope is ecotune's cost per epoch (the trainer's loop, the
-  report, the rules, the meter's reading; everything the trial does once an epoch), its
-  intercept the fixed cost per trial (sampler, storage, windows, attributes). The
+  split: ~2 ms an epoch), 2, 42 and 82 epochs, each ecotune trial paired with a bare loop
+  of the same epochs (ABBA order). Two epochs at least: CodeCarbon reads for real at a
+  trial's first report and at its last, one reading in a 1-epoch trial, two in any
+  longer one (a line through a 1-epoch trial would put one reading into the slope). In
+  every round, the least-squares line of (ecotune - bare) against epochs: its slope is
+  ecotune's cost per epoch (the trainer's loop, the report, the rules, the meter's
+  reading; everything the trial does once an epoch), its intercept the fixed cost of a
+  trial of two epochs or more (sampler, storage, windows, attributes, CodeCarbon's
+  first and last real readings). The
   figures are the medians over the rounds. A short epoch has one batch where a digits
   cnn epoch has 17: the trainer's per-batch bookkeeping (the loss read, the finiteness
   check, the no-op autocast) is timed alone and printed as ``per batch``, and the
@@ -59,7 +63,7 @@ resolved where the target lies inside the interval. About 3 1/2 minutes on an id
 2-core machine with the defaults.
 
     .venv/bin/python benchmarks/overhead.py [--rounds 9] [--slope-rounds 31] \
-        [--epoch-counts 1 41 81] [--seconds 1 3] [--epochs 20] \
+        [--epoch-counts 2 42 82] [--seconds 1 3] [--epochs 20] \
         [--meters codecarbon cputime]
 """
 
@@ -591,8 +595,9 @@ def main() -> None:
                         help="paired rounds of the long trial (ABBA order)")
     parser.add_argument("--slope-rounds", type=int, default=31,
                         help="rounds of short-epoch pairs (one pair per epoch count)")
-    parser.add_argument("--epoch-counts", type=int, nargs="+", default=[1, 41, 81],
-                        help="epochs of the short-epoch trials (at least two counts)")
+    parser.add_argument("--epoch-counts", type=int, nargs="+", default=[2, 42, 82],
+                        help="epochs of the short-epoch trials (at least two counts, each "
+                             ">= 2)")
     parser.add_argument("--seconds", type=float, nargs="+", default=[1.0, 3.0],
                         help="durations of the per-second windows (at least two)")
     parser.add_argument("--second-rounds", type=int, default=3,
@@ -600,8 +605,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20, help="epochs of the ~1 s trial")
     parser.add_argument("--meters", nargs="+", default=["codecarbon", "cputime"])
     args = parser.parse_args()
-    if len(set(args.epoch_counts)) < 2 or min(args.epoch_counts) < 1:
-        parser.error("--epoch-counts needs at least two different counts, each >= 1")
+    if len(set(args.epoch_counts)) < 2 or min(args.epoch_counts) < 2:
+        parser.error("--epoch-counts needs at least two different counts, each >= 2")
     if len(set(args.seconds)) < 2 or min(args.seconds) <= 0:
         parser.error("--seconds needs at least two different durations, each > 0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)

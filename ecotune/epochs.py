@@ -55,9 +55,13 @@ class EpochRecord:
             {'epoch': 1, 'train_loss': 0.5, 'val_accuracy': 0.8, 'elapsed_s': 1.0,
              'energy_j': 2.0, 'decisions': [], 'val_loss': 0.4}
         """
-        fixed = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                 if f.name != "extra"}
-        return {**fixed, "decisions": list(self.decisions), **self.extra}
+        # Spelled out (the fields in order): a trial builds one per epoch of its curve.
+        record = {"epoch": self.epoch, "train_loss": self.train_loss,
+                  "val_accuracy": self.val_accuracy, "elapsed_s": self.elapsed_s,
+                  "energy_j": self.energy_j, "decisions": list(self.decisions)}
+        if self.extra:
+            record.update(self.extra)
+        return record
 
 
 #: A watcher: called with each epoch's record; raises StopTraining to end training.

@@ -108,6 +108,22 @@ def test_reports_store_the_learning_curve_with_energy_and_extra_values() -> None
     assert set(learning_curves(study)["trial"]) == {0}
 
 
+def test_a_stored_curve_point_holds_every_field_of_the_epoch_record() -> None:
+    # as_attr spells the fields out (it runs once per epoch of every stored curve): a
+    # field added to EpochRecord must reach the stored point too.
+    import dataclasses
+
+    from ecotune.epochs import EpochRecord
+
+    record = EpochRecord(3, 0.25, 0.75, 1.5, 2.5, decisions=("freeze",),
+                         extra={"val_loss": 0.3})
+    point = record.as_attr()
+    fields = [f.name for f in dataclasses.fields(EpochRecord) if f.name != "extra"]
+    assert list(point) == [*fields, "val_loss"]
+    assert point == {**{name: getattr(record, name) for name in fields},
+                     "decisions": ["freeze"], "val_loss": 0.3}
+
+
 def test_energy_aware_early_stopping_saves_search_energy_at_the_same_best_accuracy(
         ) -> None:
     # Deterministic energy that grows with the width, as a real meter's does: an epoch
