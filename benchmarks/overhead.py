@@ -306,7 +306,7 @@ class EcotuneTrials:
                 parts.wrap(study._storage, method, f"write {method}")
             for method in READS:
                 if hasattr(study._storage, method):
-                    parts.wrap(study._storage, method, "storage reads")
+                    parts.wrap(study._storage, method, f"read {method}")
             # ecotune's batched attribute writes go past the storage object's methods:
             # timed where the measurement window calls them, and every writing
             # transaction counted on the database connection itself.
@@ -531,9 +531,11 @@ def show(result: dict) -> None:
           ", ".join(f"{k.removeprefix('write ')} {calls[k]:.0f}" for k in writes) +
           f"; {calls.get('transactions that wrote', 0):.0f} writing transactions, "
           "the heartbeat thread's included)")
-    print(f"  {'storage reads':<34} {parts.get('storage reads', 0) * 1e3:7.2f} ms  "
-          f"({calls.get('storage reads', 0):.0f} calls per trial, "
-          f"{calls.get('statements that read', 0):.0f} SELECT statements)")
+    reads = [k for k in parts if k.startswith("read ")]
+    print(f"  {'storage reads':<34} {sum(parts[k] for k in reads) * 1e3:7.2f} ms  "
+          f"({sum(calls[k] for k in reads):.0f} calls per trial: " +
+          ", ".join(f"{k.removeprefix('read ')} {calls[k]:.0f}" for k in reads) +
+          f"; {calls.get('statements that read', 0):.0f} SELECT statements)")
     print(f"  {'meter open/close (2 windows)':<34} "
           f"{parts.get('meter open/close', 0) * 1e3:7.2f} ms")
     laps = calls.get("meter reading", 0)
