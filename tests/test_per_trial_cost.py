@@ -4,6 +4,7 @@ created, the first heartbeat written with the trial) hold only while they must."
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from pathlib import Path
@@ -106,6 +107,45 @@ def test_a_built_in_trial_costs_a_pinned_number_of_storage_round_trips(
     with study._storage._backend.engine.connect() as conn:
         beats = conn.execute(text("SELECT count(*) FROM trial_heartbeats")).scalar()
     assert beats == 6  # every trial's first heartbeat, written as it was created
+
+
+def test_a_trial_writes_nothing_per_epoch(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The learning curve is one attribute, written as the training window closes: a trial
+    of 6 epochs reads and writes storage as often as one of 2 (no intermediate value or
+    attribute per epoch; only successive halving writes, at its rung epochs)."""
+    monkeypatch.setenv("ECOTUNE_HEARTBEAT_S", "3600")  # no periodic beat within the test
+    monkeypatch.setenv("ECOTUNE_GRACE_S", "7200")
+    # At INFO Optuna's line for each finished trial reads the metric names.
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        counts = _counts_by_epochs(tmp_path, (2, 6))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    assert counts[6] == counts[2]
+    assert counts[2][1] == 2 * 5  # five transactions that write, a trial
+
+
+def _counts_by_epochs(tmp_path: Path, epoch_counts: tuple[int, ...]) -> dict:
+    """(statements that read, transactions that wrote) of two more trials of a study of
+    each epoch count, after its first look at the study."""
+    counts = {}
+    for epochs in epoch_counts:
+        spec = _spec(tmp_path)
+        spec["study"]["name"] = f"cost-{epochs}"
+        spec["training"]["epochs"] = epochs
+        spec, study = prepare(spec)
+        objective = BuiltinObjective(spec)
+        objective.warm_up()
+        trips = _RoundTrips(study._storage)
+        run_worker(spec, study, 2, objective)  # the process's first look at the study
+        counts[epochs] = trips.count(functools.partial(
+            lambda spec, study, objective: run_worker(spec, study, count_trials(study) + 2,
+                                                      objective), spec, study, objective))
+        curve = study.trials[-1].user_attrs[names.ATTR_TRAINING]["learning_curve"]
+        assert [point["epoch"] for point in curve] == list(range(1, epochs + 1))
+    return counts
 
 
 @pytest.mark.parametrize("test_evaluation", ["none", "front"])
