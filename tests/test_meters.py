@@ -866,3 +866,21 @@ def test_learning_curve_energy_adds_up_epoch_by_epoch_from_a_first_window(
     assert steps == pytest.approx([power_w * epoch_s] * epochs, rel=1e-9)
     assert m.energy_j == pytest.approx(energies[-1], rel=1e-9)
     assert m.energy_j / m.duration_s == pytest.approx(power_w, rel=1e-9)
+
+
+def test_codecarbon_s_extrapolation_scales_the_figures_and_keeps_every_other_field() -> None:
+    # _scaled builds the Measurement field by field (it runs at every report): a field
+    # added to Measurement must come through as dataclasses.replace would carry it.
+    import dataclasses
+
+    from ecotune.energy import Measurement, _codecarbon
+
+    _scaled = _codecarbon._scaled
+
+    m = Measurement(2.0, 10.0, 6.0, 3.0, 1.0, 0.5, "codecarbon", True, scope="machine",
+                    alternatives={"rapl": 9.0}, sources={"cpu": "codecarbon"},
+                    cpu_share=0.25, warnings=("w",), attribution="shared")
+    scaled = _scaled(m, 1.5)
+    figures = {"duration_s", "energy_j", "cpu_j", "gpu_j", "ram_j", "co2_g"}
+    assert scaled == dataclasses.replace(m, **{f: getattr(m, f) * 1.5 for f in figures})
+    assert _scaled(dataclasses.replace(m, gpu_j=None, co2_g=None), 2.0).gpu_j is None

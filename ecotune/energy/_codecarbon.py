@@ -368,14 +368,19 @@ class CodeCarbonMeter(Meter):
 
 
 def _scaled(m: Measurement, factor: float) -> Measurement:
-    """``m`` with its duration and every energy figure multiplied by ``factor``."""
+    """``m`` with its duration and every energy figure multiplied by ``factor``.
 
-    def scale(value: float | None) -> float | None:
-        return None if value is None else value * factor
-
-    return dataclasses.replace(m, duration_s=m.duration_s * factor, energy_j=m.energy_j * factor,
-                               cpu_j=scale(m.cpu_j), gpu_j=scale(m.gpu_j),
-                               ram_j=scale(m.ram_j), co2_g=scale(m.co2_g))
+    Built field by field rather than with ``dataclasses.replace`` (which walks the
+    fields each call): it runs at every report between real readings, between an epoch's
+    batches, where its cold cost was ~35 us an epoch. A test checks that it keeps every
+    field."""
+    cpu_j, gpu_j, ram_j, co2_g = m.cpu_j, m.gpu_j, m.ram_j, m.co2_g
+    return Measurement(
+        m.duration_s * factor, m.energy_j * factor,
+        None if cpu_j is None else cpu_j * factor, None if gpu_j is None else gpu_j * factor,
+        None if ram_j is None else ram_j * factor, None if co2_g is None else co2_g * factor,
+        m.meter, m.is_estimate, m.scope, m.alternatives, m.sources, m.cpu_share, m.warnings,
+        m.attribution)
 
 
 def _at_least(m: Measurement, floor: Measurement | None) -> Measurement:
