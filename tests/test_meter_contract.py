@@ -433,3 +433,39 @@ class TestMeterContract:
         if case.unit_j is not None:
             assert m.energy_j == pytest.approx(case.unit_j)
         assert _threads() <= case.threads
+
+
+class _Steps(Meter):
+    """A backend without a free-running counter: each backend window reads the joules
+    added since its own start, so the base class's lap stops, adds up and restarts it
+    (CodeCarbon's real readings go through that lap; ``cputime`` reads its clock)."""
+
+    name = "steps"
+    devices = ("cpu",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.joules = 0.0
+        self._at = 0.0
+
+    def _start(self) -> None:
+        self._at = self.joules
+
+    def _stop(self) -> Measurement:
+        spent_j = self.joules - self._at
+        return Measurement(1.0, spent_j, spent_j, None, None, None, self.name, True)
+
+
+def test_the_default_lap_adds_up_the_backend_windows_it_restarts() -> None:
+    meter = _Steps()
+    window = meter.open()
+    meter.joules += 3
+    first = window.lap()
+    meter.joules += 1
+    second = window.lap()
+    third = window.lap()
+    meter.joules += 2
+    stop = window.close()
+    # Every lap counts from the window's start, however many restarts lie behind it.
+    assert [m.energy_j for m in (first, second, third, stop)] == [3.0, 4.0, 4.0, 6.0]
+    assert [m.duration_s for m in (first, second, third, stop)] == [1.0, 2.0, 3.0, 4.0]
