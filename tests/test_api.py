@@ -113,6 +113,25 @@ def test_import_ecotune_loads_neither_torch_nor_optuna() -> None:
     assert out.stdout.strip() == "[]"
 
 
+WORKER_IMPORTS = """
+import sys
+from ecotune.data import load_data
+from ecotune.models import build_model
+from ecotune.search import _objective, _runner, _study  # what a spawned worker imports
+build_model("mlp", load_data("digits").input_shape, 10)
+print(sorted(m for m in ("torchvision", "sklearn", "scipy", "pandas", "plotly", "codecarbon")
+             if m in sys.modules))
+"""
+
+
+def test_a_worker_training_digits_imports_only_what_it_uses() -> None:
+    """Each spawned worker pays its imports: torchvision (resnet18, mobilenet_v2) and
+    scikit-learn (~2 CPU-s each) load only where used, not for digits and an mlp."""
+    out = subprocess.run([sys.executable, "-c", WORKER_IMPORTS], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", (out.stdout, out.stderr)
+
+
 def test_create_study_takes_optunas_optional_arguments() -> None:
     study = ecotune.create_study(sampler="skopt", storage=None)
     assert study.study_name  # Optuna made one
