@@ -46,8 +46,9 @@ print("ok")
 # module imports from nothing, in that order. Each child's exit status and output come
 # back through a pipe, all of them as one JSON object on the driver's stdout.
 ORDERS_DRIVER = r"""
-import contextlib, io, json, os, sys, traceback
+import contextlib, gc, io, json, os, sys, traceback
 import codecarbon, numpy, optuna, pandas, plotly, pydantic, sqlalchemy, torch, torchvision
+gc.freeze()  # as tests/forkserver.py does: the children's collections skip these objects
 orders, check = json.loads(sys.stdin.read())
 assert not [m for m in sys.modules if m == "ecotune" or m.startswith("ecotune.")]
 results = {}
