@@ -41,8 +41,8 @@ print("ok")
 """
 
 
-# One process imports the heavy third-party packages (seconds each) once, no ecotune
-# module among them, then forks a fresh child per order: in each child every ecotune
+# One process with the heavy third-party packages (seconds each) imported, no ecotune
+# module among them, forks a fresh child per order: in each child every ecotune
 # module imports from nothing, in that order. Each child's exit status and output come
 # back through a pipe, all of them as one JSON object on the driver's stdout.
 ORDERS_DRIVER = r"""
@@ -79,12 +79,15 @@ print(json.dumps(results))
 
 @pytest.fixture(scope="module")
 def order_results() -> dict[str, list]:
-    """ORDERS' [exit status, stdout, stderr] of CHECK, each in a fresh forked child."""
+    """ORDERS' [exit status, stdout, stderr] of CHECK, each in a fresh forked child. The
+    driver itself is forked from tests/forkserver.py's server (the same packages
+    imported, no ecotune module: the driver asserts it)."""
     import json
 
-    out = subprocess.run([sys.executable, "-c", ORDERS_DRIVER],
-                         input=json.dumps([ORDERS, CHECK]), capture_output=True, text=True,
-                         timeout=300)
+    from tests import forkserver
+
+    out = forkserver.run([sys.executable, "-c", ORDERS_DRIVER],
+                         input=json.dumps([ORDERS, CHECK]), text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
