@@ -41,13 +41,14 @@ print("ok")
 """
 
 
-# One process imports the heavy third-party packages (seconds each) once, no ecotune
-# module among them, then forks a fresh child per order: in each child every ecotune
+# One process with the heavy third-party packages (seconds each) imported, no ecotune
+# module among them, forks a fresh child per order: in each child every ecotune
 # module imports from nothing, in that order. Each child's exit status and output come
 # back through a pipe, all of them as one JSON object on the driver's stdout.
 ORDERS_DRIVER = r"""
-import contextlib, io, json, os, sys, traceback
+import contextlib, gc, io, json, os, sys, traceback
 import codecarbon, numpy, optuna, pandas, plotly, pydantic, sqlalchemy, torch, torchvision
+gc.freeze()  # as tests/forkserver.py does: the children's collections skip these objects
 orders, check = json.loads(sys.stdin.read())
 assert not [m for m in sys.modules if m == "ecotune" or m.startswith("ecotune.")]
 results = {}
@@ -78,12 +79,15 @@ print(json.dumps(results))
 
 @pytest.fixture(scope="module")
 def order_results() -> dict[str, list]:
-    """ORDERS' [exit status, stdout, stderr] of CHECK, each in a fresh forked child."""
+    """ORDERS' [exit status, stdout, stderr] of CHECK, each in a fresh forked child. The
+    driver itself is forked from tests/forkserver.py's server (the same packages
+    imported, no ecotune module: the driver asserts it)."""
     import json
 
-    out = subprocess.run([sys.executable, "-c", ORDERS_DRIVER],
-                         input=json.dumps([ORDERS, CHECK]), capture_output=True, text=True,
-                         timeout=300)
+    from tests import forkserver
+
+    out = forkserver.run([sys.executable, "-c", ORDERS_DRIVER],
+                         input=json.dumps([ORDERS, CHECK]), text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -111,6 +115,25 @@ def test_import_ecotune_loads_neither_torch_nor_optuna() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+WORKER_IMPORTS = """
+import sys
+from ecotune.data import load_data
+from ecotune.models import build_model
+from ecotune.search import _objective, _runner, _study  # what a spawned worker imports
+build_model("mlp", load_data("digits").input_shape, 10)
+print(sorted(m for m in ("torchvision", "sklearn", "scipy", "pandas", "plotly", "codecarbon")
+             if m in sys.modules))
+"""
+
+
+def test_a_worker_training_digits_imports_only_what_it_uses() -> None:
+    """Each spawned worker pays its imports: torchvision (resnet18, mobilenet_v2) and
+    scikit-learn (~2 CPU-s each) load only where used, not for digits and an mlp."""
+    out = subprocess.run([sys.executable, "-c", WORKER_IMPORTS], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", (out.stdout, out.stderr)
 
 
 def test_create_study_takes_optunas_optional_arguments() -> None:

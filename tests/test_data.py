@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from ecotune.data import DataNotFoundError, load_data
@@ -115,3 +117,53 @@ def test_real_fashion_mnist_from_the_debian_package(tmp_path: Path) -> None:
     assert (tmp_path / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte").is_file()
     assert sorted(set(splits.y_test.tolist())) == list(range(10))
     assert np.bincount(splits.y_test.numpy()).tolist() == [1000] * 10
+
+
+def test_digits_are_scikit_learns_bundled_set_split_as_train_test_split_splits_it() -> None:
+    """The digits loader reads scikit-learn's file without importing scikit-learn (its
+    import costs each worker ~2 CPU-s): the same pixels, labels and splits, bit for bit,
+    as ``load_digits`` and ``train_test_split`` give."""
+    import torch
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x, y = (bunch.images / 16.0).reshape(-1, 1, 8, 8), bunch.target
+    rest, test = train_test_split(np.arange(len(y)), test_size=0.2, random_state=0,
+                                  stratify=y)
+    train, val = train_test_split(rest, test_size=0.2 / 0.8, random_state=0,
+                                  stratify=y[rest])
+    splits = load_data("digits")
+    for part, index in (("train", train), ("val", val), ("test", test)):
+        assert torch.equal(getattr(splits, f"x_{part}"),
+                           torch.as_tensor(x[index], dtype=torch.float32)), part
+        assert torch.equal(getattr(splits, f"y_{part}"), torch.as_tensor(y[index])), part
+
+
+@settings(max_examples=150, deadline=None)
+@given(counts=st.lists(st.integers(0, 9), min_size=1, max_size=6),
+       fraction=st.sampled_from([0.1, 0.2, 0.25, 1 / 3, 0.5, 0.7]),
+       seed=st.integers(0, 2**31 - 1), shuffle=st.randoms(use_true_random=False))
+def test_the_split_is_train_test_splits_on_any_labels(counts, fraction, seed,
+                                                      shuffle) -> None:
+    """Stratified where every class 0..max has two examples, plain shuffles otherwise,
+    ties in the classes' shares broken by the same draws; where scikit-learn refuses a
+    split (a class per side needed, an empty side), so does ecotune."""
+    from sklearn.model_selection import train_test_split
+
+    from ecotune.data._splits import _split
+
+    y = np.array([label for label, n in enumerate(counts) for _ in range(n)], dtype=int)
+    shuffle.shuffle(y)
+    assume(len(y) >= 1)
+    index = np.arange(len(y))
+    stratify = y if np.bincount(y).min() >= 2 else None
+    try:
+        expected = train_test_split(index, test_size=fraction, random_state=seed,
+                                    stratify=stratify)
+    except ValueError:
+        with pytest.raises(ValueError):
+            _split(index, y, fraction, seed)
+        return
+    rest, held_out = _split(index, y, fraction, seed)
+    assert rest.tolist() == expected[0].tolist() and held_out.tolist() == expected[1].tolist()

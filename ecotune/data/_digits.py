@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
 from ecotune.data._splits import DataSplits, stratified_split
 
 __all__ = ["load_digits_splits"]
@@ -18,8 +24,20 @@ def load_digits_splits(val_fraction: float = 0.2, test_fraction: float = 0.2) ->
         >>> splits.input_shape, splits.n_classes, sum(splits.sizes().values())
         ((1, 8, 8), 10, 1797)
     """
-    from sklearn.datasets import load_digits
+    table = _digits_table()
+    x = (table[:, :-1] / _MAX_PIXEL).reshape(-1, 1, 8, 8)
+    y = table[:, -1].astype(int)
+    return stratified_split("digits", x, y, 10, val_fraction, test_fraction)
 
-    bunch = load_digits()
-    x = (bunch.images / _MAX_PIXEL).reshape(-1, 1, 8, 8)
-    return stratified_split("digits", x, bunch.target, 10, val_fraction, test_fraction)
+
+def _digits_table() -> np.ndarray:
+    """The bundled file as ``sklearn.datasets.load_digits`` reads it (64 pixels and the
+    label a row), found without importing scikit-learn (~2 CPU-s of scipy and pandas
+    that a worker would pay for a 540 kB file; tests/test_data.py compares both)."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("scikit-learn is not installed (it ships the digits)")
+    path = Path(next(iter(spec.submodule_search_locations)), "datasets", "data",
+                "digits.csv.gz")
+    with gzip.open(path, mode="rt", encoding="utf-8") as text:
+        return np.loadtxt(text, delimiter=",")

@@ -7,6 +7,7 @@ beside the objectives, so the accuracy a user reads on the front is unbiased.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
@@ -44,13 +45,60 @@ class DataSplits:
 
 def _split(index: np.ndarray, y: np.ndarray, fraction: float,
            seed: int) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.model_selection import train_test_split
+    """``(rest, held_out)``: scikit-learn's ``train_test_split(index,
+    test_size=fraction, random_state=seed, stratify=labels)`` (1.x), the same indices
+    from the same seed, stratified when every class 0..max has two examples or more.
 
+    Written out with numpy, not imported: scikit-learn's import costs ~2 CPU-s (scipy,
+    pandas), which every worker process would pay for a split (tests/test_data.py
+    compares both on random labels).
+    """
     labels = y[index]
-    stratify = labels if np.bincount(labels).min() >= 2 else None
-    rest, held_out = train_test_split(index, test_size=fraction, random_state=seed,
-                                      stratify=stratify)
-    return rest, held_out
+    n = len(index)
+    n_test = math.ceil(fraction * n)
+    n_train = n - n_test
+    if n_train <= 0 or n_test <= 0:
+        raise ValueError(f"a held-out fraction of {fraction} of {n} examples leaves an "
+                         "empty split")
+    rng = np.random.RandomState(seed)
+    if np.bincount(labels).min() < 2:  # a class too small to stratify: a plain shuffle
+        permutation = rng.permutation(n)
+        return index[permutation[n_test:]], index[permutation[:n_test]]
+    classes, label_index, counts = np.unique(labels, return_inverse=True,
+                                             return_counts=True)
+    if n_train < len(classes) or n_test < len(classes):
+        raise ValueError(f"a stratified split of {n} examples into {n_train} and {n_test} "
+                         f"needs at least {len(classes)} (one per class) in each")
+    members = np.split(np.argsort(label_index, kind="stable"), np.cumsum(counts)[:-1])
+    train_counts = _approximate_mode(counts, n_train, rng)
+    test_counts = _approximate_mode(counts - train_counts, n_test, rng)
+    train: list = []
+    test: list = []
+    for i in range(len(classes)):
+        shuffled = members[i].take(rng.permutation(counts[i]), mode="clip")
+        train.extend(shuffled[:train_counts[i]])
+        test.extend(shuffled[train_counts[i]:train_counts[i] + test_counts[i]])
+    return index[rng.permutation(train)], index[rng.permutation(test)]
+
+
+def _approximate_mode(counts: np.ndarray, n_draws: int,
+                      rng: np.random.RandomState) -> np.ndarray:
+    """Examples per class for ``n_draws`` of them (scikit-learn's
+    ``utils.extmath._approximate_mode``): each class's share rounded down, the rest
+    given by largest remainder, ties broken at random."""
+    continuous = counts / counts.sum() * n_draws
+    floored = np.floor(continuous)
+    need = int(n_draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (tied,) = np.where(remainder == value)
+            add = min(len(tied), need)
+            floored[rng.choice(tied, size=add, replace=False)] += 1
+            need -= add
+            if need == 0:
+                break
+    return floored.astype(int)
 
 
 def _tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,16 +2,20 @@
 
 ``mlp`` and ``cnn`` are ecotune's own small models; ``resnet18`` and ``mobilenet_v2`` are
 torchvision's architectures with the ``width`` knob (multiples of 8), freshly initialised.
+torchvision is imported only when one of those two is built or named: its import costs
+about 2 CPU-s, which every worker process training an mlp or cnn would pay otherwise.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from ecotune import names
+from ecotune._lazy import lazy_exports
 from ecotune.models._cnn import CNN
 from ecotune.models._mlp import MLP
-from ecotune.models._torchvision import ResNet18, mobilenet_v2_scaled
 from ecotune.models._width import scaled
 from ecotune.models.complexity import count_macs, count_parameters
 from ecotune.names import check_implements
@@ -19,7 +23,24 @@ from ecotune.names import check_implements
 __all__ = ["CNN", "MLP", "MODELS", "ResNet18", "build_model", "count_macs", "count_parameters",
            "mobilenet_v2_scaled", "scaled"]
 
-MODELS = {"mlp": MLP, "cnn": CNN, "resnet18": ResNet18, "mobilenet_v2": mobilenet_v2_scaled}
+#: torchvision's two, imported on first use (``ecotune.models.ResNet18`` too).
+_EXPORTS = {"ResNet18": "ecotune.models._torchvision",
+            "mobilenet_v2_scaled": "ecotune.models._torchvision"}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+
+def _resnet18(input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0) -> Any:
+    """:class:`ResNet18`, torchvision imported on the first call."""
+    return __getattr__("ResNet18")(input_shape, n_classes, width=width)
+
+
+def _mobilenet_v2(input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0
+                  ) -> Any:
+    """:func:`mobilenet_v2_scaled`, torchvision imported on the first call."""
+    return __getattr__("mobilenet_v2_scaled")(input_shape, n_classes, width=width)
+
+
+MODELS = {"mlp": MLP, "cnn": CNN, "resnet18": _resnet18, "mobilenet_v2": _mobilenet_v2}
 check_implements("model", names.MODELS, MODELS)
 
 
