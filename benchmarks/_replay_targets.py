@@ -32,8 +32,10 @@ from ecotune.tabular import LEVELS, Method, read_table, replay, summarize
 
 PLAIN = ("grid", "random", "tpe", "gp", "nsga2", "skopt")
 STOPPED = ("grid", "random", "tpe")
-#: Samplers that learn from successive halving's rungs: run with +sh and +hb only.
+#: Samplers that learn from successive halving's rungs: run with +sh and +hb only, and
+#: measured against the plain sampler they are without rungs (T2).
 HALVING_ONLY = ("rung_tpe",)
+PLAIN_OF = {"rung_tpe": "tpe"}
 #: Samplers whose runs take tens of seconds each (a GP fitted per trial): ``--slow-seeds``.
 SLOW = ("gp", "skopt", "skopt+cost", "skopt+cool")
 #: Bootstrap resamples for the confidence intervals of savings between methods.
@@ -388,6 +390,7 @@ def multi_fidelity(runs: dict, rng: np.random.Generator) -> list[tuple]:
     out = []
     for label, group in runs.items():
         base, _, rule = label.partition("+")  # "tpe+sh/c" is measured against "tpe"
+        base = PLAIN_OF.get(base, base)  # "rung_tpe+sh/c" too: it is TPE without rungs
         if rule.split("/")[0] not in ("es", "sh", "hb") or base not in runs:
             continue
         spent = np.array([r.energy_j.sum() for r in group])
