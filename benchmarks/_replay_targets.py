@@ -32,6 +32,10 @@ from ecotune.tabular import LEVELS, Method, read_table, replay, summarize
 
 PLAIN = ("grid", "random", "tpe", "gp", "nsga2", "skopt")
 STOPPED = ("grid", "random", "tpe")
+#: Samplers that learn from successive halving's rungs: run with +sh and +hb only, and
+#: measured against the plain sampler they are without rungs (T2).
+HALVING_ONLY = ("rung_tpe",)
+PLAIN_OF = {"rung_tpe": "tpe"}
 #: Samplers whose runs take tens of seconds each (a GP fitted per trial): ``--slow-seeds``.
 SLOW = ("gp", "skopt", "skopt+cost", "skopt+cool")
 #: Bootstrap resamples for the confidence intervals of savings between methods.
@@ -55,7 +59,8 @@ def methods(table_size: int, n_trials: int, max_epochs: int, first_rung: int,
             halving: dict | None = None) -> list[Method]:
     """The six samplers; early stopping (+es), successive halving (+sh) and Hyperband
     (+hb: successive halving over every bracket from ``first_rung`` up to ``max_epochs``)
-    on three, each also with stopped trials completed (/c); the energy-aware skopt option
+    on three, and +sh and +hb with ``rung_tpe`` (TPE fit on the rungs' points), each also
+    with stopped trials completed (/c); the energy-aware skopt option
     (+cost) and its cost cooling (+cool). Grid search runs the whole table. ``settings``
     (e.g. ``min_epochs``) replace the study file's ``[early_stopping]`` ones, and
     ``halving`` those of +sh and +hb after them (e.g. their first rung)."""
@@ -74,11 +79,13 @@ def methods(table_size: int, n_trials: int, max_epochs: int, first_rung: int,
                                               "cost_cooling": True,
                                               "cost_budget_trials": n_trials},
                       n_trials=n_trials))
-    for s in STOPPED:
+    for s in (*STOPPED, *HALVING_ONLY):
         for stopping, tag, extra in (("predict", "es", settings),
                                      ("successive_halving", "sh", halving),
                                      ("successive_halving", "hb",
                                       {**halving, "brackets": brackets})):
+            if s in HALVING_ONLY and stopping != "successive_halving":
+                continue
             out.append(Method(f"{s}+{tag}", s, stopping=stopping, n_trials=trials(s),
                               early_stopping=extra))
             # "/c": a stopped trial ends complete, its values at the epoch it stopped.
@@ -383,6 +390,7 @@ def multi_fidelity(runs: dict, rng: np.random.Generator) -> list[tuple]:
     out = []
     for label, group in runs.items():
         base, _, rule = label.partition("+")  # "tpe+sh/c" is measured against "tpe"
+        base = PLAIN_OF.get(base, base)  # "rung_tpe+sh/c" too: it is TPE without rungs
         if rule.split("/")[0] not in ("es", "sh", "hb") or base not in runs:
             continue
         spent = np.array([r.energy_j.sum() for r in group])

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: Samplers by name (``[study] sampler``, ``--sampler``, ``ecotune.create_study``).
-SAMPLERS = ("grid", "random", "tpe", "gp", "nsga2", "qmc", "skopt")
+SAMPLERS = ("grid", "random", "tpe", "gp", "nsga2", "qmc", "skopt", "rung_tpe")
 #: Data sets of the built-in trainer.
 DATASETS = ("digits", "fake", "fashion_mnist", "mnist", "cifar10", "gtsrb")
 #: Models of the built-in trainer.

@@ -530,6 +530,12 @@ class StudySpec(_Strict):
             if self.budgets.inference_energy_measured_j is not None:
                 raise ValueError('budgets.inference_energy_measured_j needs energy.'
                                  'inference = "measured"')
+        if self.study.sampler.name == "rung_tpe" and not (
+                self.early_stopping.enabled
+                and self.early_stopping.method == "successive_halving"):
+            raise ValueError('the rung_tpe sampler needs [early_stopping] enabled = true and '
+                             'method = "successive_halving" (it learns from their rung '
+                             'points)')
         if self.study.sampler.name == "grid":
             if not self.search_space:
                 raise ValueError("the grid sampler needs a non-empty search_space")

@@ -19,7 +19,8 @@ from ecotune.spec import SamplerSpec
 GRID = {"lr": [1e-3, 1e-2, 1e-1], "width": [0.25, 1.0], "epochs": [1, 3, 5],
         "optimizer": ["sgd", "adam"]}
 # Few startup trials, so that the model-based samplers use their model within the suite.
-OPTIONS = {"tpe": {"n_startup_trials": 3}, "gp": {"n_startup_trials": 3},
+OPTIONS = {"tpe": {"n_startup_trials": 3}, "rung_tpe": {"n_startup_trials": 3},
+           "gp": {"n_startup_trials": 3},
            "skopt": {"n_startup_trials": 3, "n_candidates": 200},
            "nsga2": {"population_size": 4}}
 N_TRIALS = 6  # GPSampler takes about 1 s per model-based trial here

@@ -24,7 +24,9 @@ def make_sampler(
         sampler: one of :data:`ecotune.names.SAMPLERS` or a sampler object. ``grid``, ``random``,
             ``tpe`` (multivariate), ``gp`` (``GPSampler``), ``nsga2`` (``NSGAIISampler``)
             and ``qmc`` (``QMCSampler``) are Optuna's; ``skopt`` is ecotune's
-            :class:`~ecotune.samplers._skopt.SkoptSampler` on scikit-optimize's GP.
+            :class:`~ecotune.samplers._skopt.SkoptSampler` on scikit-optimize's GP;
+            ``rung_tpe`` is :class:`~ecotune.samplers._rung_tpe.RungTPESampler`
+            (multivariate), TPE fit on successive halving's rung points.
         seed: makes the sampler's choices repeatable.
         grid: the grid sampler's values per parameter (required for ``"grid"``).
         options: extra keyword arguments for the sampler's constructor.
@@ -56,6 +58,11 @@ def make_sampler(
             return optuna.samplers.NSGAIISampler(seed=seed, **options)
         if sampler == "qmc":
             return optuna.samplers.QMCSampler(seed=seed, **options)
+        if sampler == "rung_tpe":
+            from ecotune.samplers._rung_tpe import RungTPESampler
+
+            options.setdefault("multivariate", True)
+            return RungTPESampler(seed=seed, **options)
         if sampler == "skopt":
             from ecotune.samplers._skopt import SkoptSampler
 
