@@ -28,6 +28,7 @@ import atexit
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -144,7 +145,7 @@ def _server_path() -> str:
                 raise RuntimeError("the fork server did not start: "
                                    + Path(folder, "server.log").read_text()[-2000:])
             _server.update(path=path, process=process)
-            atexit.register(_stop, process)
+            atexit.register(_stop, process, folder)
         return _server["path"]
 
 
@@ -155,9 +156,10 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _stop(process: subprocess.Popen) -> None:
+def _stop(process: subprocess.Popen, folder: str) -> None:
     process.kill()
     process.wait()
+    shutil.rmtree(folder, ignore_errors=True)  # its socket and log: nothing left in /tmp
 
 
 def _fd(spec, default_mode: str) -> tuple[int, object]:
