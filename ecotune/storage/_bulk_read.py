@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import gc
 import json
 import time
@@ -156,20 +157,7 @@ def _read_trials(engine, study_id: int, states, included_trial_ids: set[int],
         parts: dict[int, dict[str, Any]] = {
             row[0]: {"values": {}, "params": {}, "distributions": {}, "user": [],
                      "system": {}, "intermediate": {}} for row in rows}
-        value_model = models.TrialValueModel
-        for trial_id, objective, value, kind in children(value_model, "objective", "value",
-                                                         "value_type", conn=conn):
-            parts[trial_id]["values"][objective] = value_model.stored_repr_to_value(value,
-                                                                                   kind)
-        distributions: dict[str, Any] = {}  # the same few distributions, decoded once
-        for trial_id, name, value, dist_json in children(
-                models.TrialParamModel, "param_name", "param_value", "distribution_json",
-                conn=conn):
-            dist = distributions.get(dist_json)
-            if dist is None:
-                dist = distributions[dist_json] = json_to_distribution(dist_json)
-            parts[trial_id]["params"][name] = dist.to_external_repr(value)
-            parts[trial_id]["distributions"][name] = dist
+        _values_and_params(parts, functools.partial(children, conn=conn))
         decode = _DECODER.decode
         # Kept as stored: decoded when something reads them (_lazy_trial.py).
         for trial_id, row_id, key, value_json in children(
@@ -189,6 +177,25 @@ def _read_trials(engine, study_id: int, states, included_trial_ids: set[int],
             parts[trial_id]["intermediate"][step] = (
                 step_model.stored_repr_to_intermediate_value(value, kind))
     return _assemble(rows, parts, defer, fetch_rest, read_with_trial)
+
+
+def _values_and_params(parts: dict[int, dict[str, Any]], children) -> None:
+    """Fill each trial's values, params and distributions in ``parts`` from the rows
+    ``children(model, *columns)`` yields, (trial_id, *columns) each."""
+    from optuna.storages._rdb import models
+
+    value_model = models.TrialValueModel
+    for trial_id, objective, value, kind in children(value_model, "objective", "value",
+                                                     "value_type"):
+        parts[trial_id]["values"][objective] = value_model.stored_repr_to_value(value, kind)
+    distributions: dict[str, Any] = {}  # the same few distributions, decoded once
+    for trial_id, name, value, dist_json in children(
+            models.TrialParamModel, "param_name", "param_value", "distribution_json"):
+        dist = distributions.get(dist_json)
+        if dist is None:
+            dist = distributions[dist_json] = json_to_distribution(dist_json)
+        parts[trial_id]["params"][name] = dist.to_external_repr(value)
+        parts[trial_id]["distributions"][name] = dist
 
 
 def _rows(engine, conn, model, columns: tuple[str, ...], where) -> Iterator[Any]:
@@ -359,19 +366,7 @@ def _read_few(engine, study_id: int, included: set[int], trial_id_greater_than: 
         parts: dict[int, dict[str, Any]] = {
             row[0]: {"values": {}, "params": {}, "distributions": {}, "user": [],
                      "system": {}, "intermediate": {}} for row in rows}
-        value_model = models.TrialValueModel
-        for trial_id, objective, value, kind in children(value_model, "objective", "value",
-                                                         "value_type"):
-            parts[trial_id]["values"][objective] = value_model.stored_repr_to_value(value,
-                                                                                   kind)
-        distributions: dict[str, Any] = {}
-        for trial_id, name, value, dist_json in children(
-                models.TrialParamModel, "param_name", "param_value", "distribution_json"):
-            dist = distributions.get(dist_json)
-            if dist is None:
-                dist = distributions[dist_json] = json_to_distribution(dist_json)
-            parts[trial_id]["params"][name] = dist.to_external_repr(value)
-            parts[trial_id]["distributions"][name] = dist
+        _values_and_params(parts, children)
         attrs_model = models.TrialUserAttributeModel
         extra, extra_args = "", ()
         if defer:  # of a finished trial, only read_with_trial now (as _read_trials)
