@@ -154,9 +154,7 @@ def _read_trials(engine, study_id: int, states, included_trial_ids: set[int],
             # planned the subquery as a scan of a whole table: ~65 ms a sync at 10,000
             # trials); the same trials, read in the same transaction.
             chosen = [row[0] for row in rows]
-        parts: dict[int, dict[str, Any]] = {
-            row[0]: {"values": {}, "params": {}, "distributions": {}, "user": [],
-                     "system": {}, "intermediate": {}} for row in rows}
+        parts = _empty_parts(rows)
         _values_and_params(parts, functools.partial(children, conn=conn))
         decode = _DECODER.decode
         # Kept as stored: decoded when something reads them (_lazy_trial.py).
@@ -177,6 +175,12 @@ def _read_trials(engine, study_id: int, states, included_trial_ids: set[int],
             parts[trial_id]["intermediate"][step] = (
                 step_model.stored_repr_to_intermediate_value(value, kind))
     return _assemble(rows, parts, defer, fetch_rest, read_with_trial)
+
+
+def _empty_parts(rows) -> dict[int, dict[str, Any]]:
+    """Per trial of ``rows`` (trial id first), the child rows' places, empty."""
+    return {row[0]: {"values": {}, "params": {}, "distributions": {}, "user": [],
+                     "system": {}, "intermediate": {}} for row in rows}
 
 
 def _values_and_params(parts: dict[int, dict[str, Any]], children) -> None:
@@ -271,7 +275,6 @@ def _assemble(rows, parts: dict[int, dict[str, Any]], defer: bool, fetch_rest,
                          read_with_trial)
 
 
-
 #: A driver's parameter marker by its DB-API paramstyle (sqlite3: qmark, psycopg: format).
 _MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
@@ -363,9 +366,7 @@ def _read_few(engine, study_id: int, included: set[int], trial_id_greater_than: 
             return select(conn, model.__table__, ("trial_id", *columns), in_ids + extra,
                           [*ids, *extra_args], key_of(model))
 
-        parts: dict[int, dict[str, Any]] = {
-            row[0]: {"values": {}, "params": {}, "distributions": {}, "user": [],
-                     "system": {}, "intermediate": {}} for row in rows}
+        parts = _empty_parts(rows)
         _values_and_params(parts, children)
         attrs_model = models.TrialUserAttributeModel
         extra, extra_args = "", ()
