@@ -467,9 +467,14 @@ class MeasurementWindow:
                 self._watchers.append(self._stopper)
         return self._watchers
 
-    def _record(self, trial: optuna.trial.BaseTrial) -> None:
+    #: Whether the attributes of a block that ended without an error wait in
+    #: :attr:`_unstored` for the trial's next attribute write (the built-in objective's
+    #: test evaluation, or its :meth:`_store_unstored`), rather than being written at once.
+    _defer_record = False
+
+    def _record(self, trial: optuna.trial.BaseTrial, defer: bool = False) -> None:
         """Store everything the window learned on ``trial`` (its attributes in one
-        transaction where the storage allows it)."""
+        transaction where the storage allows it; with ``defer``, in the next one)."""
         assert self.measurement is not None
         attrs = self.measurement.as_attrs()
         if self.curve or self.summary:
@@ -481,7 +486,10 @@ class MeasurementWindow:
                 "learning_curve": [r.as_attr() for r in self.curve]}
         if self._stopper is not None:
             attrs[names.ATTR_EARLY_STOPPING] = self._stopper.record()
-        set_user_attrs(trial, attrs)
+        if defer:
+            self._unstored.update(attrs)
+        else:
+            set_user_attrs(trial, attrs)
         if self._budget is not None and self.curve:
             trial.set_constraint(names.CONSTRAINT_TRIAL_ENERGY,
                                  self._budget.constraint_j(self.energy_j, len(self.curve)))
@@ -590,7 +598,7 @@ def measure(
         # Also when the work raised: the energy a failed trial spent is still spent.
         window.measurement = window._close()
         if trial is not None:
-            window._record(trial)
+            window._record(trial, defer=synced and window._defer_record)
 
 
 def _sync_quietly(sync: Callable[[], None]) -> None:

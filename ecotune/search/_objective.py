@@ -100,16 +100,20 @@ class BuiltinObjective:
         plan = TrainingPlan(config.epochs, config.freeze_at_epoch,
                             config.low_precision_at_epoch)
         with measure(trial, energy, plan=plan) as m:
+            # The window's attributes wait for the trial's next write (the test
+            # evaluation's, or the one in `finally` below): one transaction fewer.
+            m._defer_record = True
             result = train(data, config, seed=spec.training.seed, on_epoch=m, test=False,
                            keep_states_at=self.keep_states_at)
             m.summary.update(_training_summary(result))
-        if result.budget_unmet is not None:  # the trial says why it is over its budget
-            trial.set_user_attr(ATTR_BUDGET_UNMET, result.budget_unmet)
-        # Outside the window: estimating inference energy is not training energy. Its
-        # attribute is written with the test evaluation's (one transaction), or alone.
-        m._record_model(result.model, _inference_sample(result, data),
-                        spec.energy.inference == "measured", store=False)
         try:
+            if result.budget_unmet is not None:  # why the trial is over its budget
+                m._unstored[ATTR_BUDGET_UNMET] = result.budget_unmet
+            # Outside the window: estimating inference energy is not training energy. Its
+            # attribute is written with the window's and the test evaluation's (one
+            # transaction), or with the window's alone.
+            m._record_model(result.model, _inference_sample(result, data),
+                            spec.energy.inference == "measured", store=False)
             if m.stop_reason in (STOP_ENERGY_AWARE, STOP_SUCCESSIVE_HALVING) \
                     and spec.early_stopping.on_stop == "prune":
                 raise optuna.TrialPruned(
@@ -122,7 +126,7 @@ class BuiltinObjective:
                     attrs[ATTR_TEST_ACCURACY] = result.test_accuracy
                     attrs[ATTR_ACTIVATION_DENSITY] = result.activation_density
         finally:
-            m._store_unstored()  # no evaluation (or it never opened): written alone
+            m._store_unstored()  # no evaluation (or it never opened): written without it
         if self.after_training is not None:
             self.after_training(trial, result, data, energy)
         values = {
