@@ -32,6 +32,10 @@ def _run(study: optuna.Study) -> None:
         trial.suggest_float("lr", 1e-4, 1e-1, log=True)
         trial.suggest_int("layers", 1, 4)
         trial.suggest_categorical("opt", ["adam", "sgd", None])
+        # System attributes (a constraint, a rung's point), one written twice: the upsert.
+        trial.set_constraint("energy", 0.5 * i - 1.0)
+        trial.storage.set_trial_system_attr(trial._trial_id, "rung", {"epoch": i})
+        trial.storage.set_trial_system_attr(trial._trial_id, "rung", {"epoch": i, "x": None})
         if i == 5:
             break  # stays running
         if i == 2:
@@ -69,6 +73,8 @@ def _rows(url: str, study_name: str) -> dict[str, list]:
                             "FROM trial_params ORDER BY param_id"),
             "values": child("SELECT trial_id, objective, value, value_type FROM "
                             "trial_values"),
+            "system attributes": child('SELECT trial_id, "key", value_json FROM '
+                                       "trial_system_attributes"),
         }
 
 
@@ -132,6 +138,10 @@ def test_the_plain_sql_raise_optunas_errors(url: str) -> None:
             storage.set_trial_param(trial._trial_id, "y", 0.5, dist)
         with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
             storage.set_trial_state_values(trial._trial_id, State.COMPLETE, [2.0])
+        with pytest.raises(KeyError):
+            storage.set_trial_system_attr(10_000, "k", 1)
+        with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+            storage.set_trial_system_attr(trial._trial_id, "k", 1)
         running = storage.create_new_trial(study._study_id)
         with pytest.raises(ValueError, match="different distribution kind"):  # float, now a choice
             storage.set_trial_param(running, "x", 0,
@@ -185,3 +195,36 @@ def test_a_database_error_runs_optunas_own_write(tmp_path: Path,
     trials = optuna.load_study(study_name=study.study_name, storage=storage).trials
     assert [(t.number, t.state) for t in trials] == [(0, State.COMPLETE), (1, State.COMPLETE)]
     assert all("x" in t.params for t in trials)
+
+
+@pytest.mark.parametrize("url", ["sqlite", "postgresql"], indirect=True)
+def test_trial_numbers_are_looked_up_through_ecotunes_index(url: str) -> None:
+    """open_storage adds the (study_id, number) index once, the look-up by number uses it
+    on SQLite (its query plan names it), and plain Optuna opens and extends the study."""
+    from sqlalchemy import inspect
+
+    from ecotune.storage import open_storage
+    from ecotune.storage._open import TRIAL_NUMBER_INDEX
+
+    storage = open_storage(url)
+    study = optuna.create_study(study_name="ix", storage=storage)
+    for x in (1.0, 2.0, 3.0):
+        study.add_trial(optuna.trial.create_trial(value=x))
+    open_storage(url)  # a second worker's open: the index is there, nothing to create
+
+    def indexes() -> list[dict]:
+        return [ix for ix in inspect(storage.engine).get_indexes("trials")
+                if ix["name"] == TRIAL_NUMBER_INDEX]
+
+    assert [ix["column_names"] for ix in indexes()] == [["study_id", "number"]]
+    if url.startswith("sqlite"):
+        with storage.engine.connect() as conn:
+            plan = conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT trial_id FROM trials WHERE number = 2 AND "
+                "study_id = 1 LIMIT 2").all()
+        assert TRIAL_NUMBER_INDEX in " ".join(str(row) for row in plan)
+    assert storage.get_trial_id_from_study_id_trial_number(study._study_id, 2) == \
+        study.trials[2]._trial_id
+    plain = optuna.load_study(study_name="ix", storage=optuna.storages.RDBStorage(url))
+    plain.add_trial(optuna.trial.create_trial(value=4.0))
+    assert [t.number for t in plain.trials] == [0, 1, 2, 3]

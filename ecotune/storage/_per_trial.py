@@ -249,6 +249,11 @@ class PerTrialRDBStorage(BulkReadRDBStorage):
                        lambda t: t.user_attrs.__setitem__(key, _as_stored(value)))
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._mirrored(trial_id, lambda: super(PerTrialRDBStorage, self)
-                       .set_trial_system_attr(trial_id, key, value),
+        def write() -> None:
+            if self._plain and self._plain_or_none(lambda: plain_sql.set_system_attr(
+                    self, trial_id, key, value) or True):
+                return
+            super(PerTrialRDBStorage, self).set_trial_system_attr(trial_id, key, value)
+
+        self._mirrored(trial_id, write,
                        lambda t: t.system_attrs.__setitem__(key, _as_stored(value)))

@@ -1,6 +1,6 @@
-"""Optuna's three writes of every trial (creation, a parameter, the state and values), and
-the look-up of a trial by its number, as plain SQL on a pooled connection, with Optuna's
-semantics.
+"""Optuna's writes of every trial (creation, a parameter, a system attribute, the state
+and values), and the look-up of a trial by its number, as plain SQL on a pooled
+connection, with Optuna's semantics.
 
 Each of them is one transaction through SQLAlchemy's ORM in Optuna's ``RDBStorage``, and
 on SQLite the ORM's session, query and statement building cost about 2.5 ms a
@@ -16,6 +16,9 @@ statements Optuna's ORM runs, in one transaction each, with the same rows and co
 - :func:`set_param`: Optuna's ``_set_trial_param``: the trial must be updatable, the
   distribution compatible with the study's earlier one of that name, then one row in
   ``trial_params`` (a duplicate row is ignored, as Optuna ignores it).
+- :func:`set_system_attr`: Optuna's ``set_trial_system_attr`` (a constraint, a rung's
+  point): the trial must be updatable, then one upsert of its row in
+  ``trial_system_attributes`` (a new value replaces the stored one).
 - :func:`set_finished_state_values`: Optuna's ``set_trial_state_values`` for a finished
   state (COMPLETE, PRUNED, FAIL): the trial row read (``FOR UPDATE`` on PostgreSQL), the
   values upserted (one row per objective, infinities as Optuna stores them), the state
@@ -35,6 +38,7 @@ runs Optuna's own write instead (which then raises Optuna's error, or succeeds).
 from __future__ import annotations
 
 import datetime
+import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -43,8 +47,8 @@ import optuna
 from optuna import distributions
 from optuna.trial import TrialState
 
-__all__ = ["supported", "create_trial", "set_param", "set_finished_state_values",
-           "trial_id_of_number"]
+__all__ = ["supported", "create_trial", "set_param", "set_system_attr",
+           "set_finished_state_values", "trial_id_of_number"]
 
 #: A driver's parameter marker by its DB-API paramstyle (sqlite3: qmark, psycopg: format).
 _MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
@@ -178,6 +182,24 @@ def set_param(storage: optuna.storages.RDBStorage, trial_id: int, param_name: st
                                   distributions.distribution_to_json(distribution)))
     except exc.IntegrityError:
         return  # as Optuna: another process wrote the same row first
+
+
+def set_system_attr(storage: optuna.storages.RDBStorage, trial_id: int, key: str,
+                    value: Any) -> None:
+    """Optuna's ``storage.set_trial_system_attr(trial_id, key, value)`` (see the
+    module's docstring)."""
+    engine = storage.engine
+    with engine.begin() as conn:
+        row = conn.exec_driver_sql(_sql(engine, "SELECT state FROM trials WHERE trial_id = ?"),
+                                   (trial_id,)).first()
+        if row is None:
+            raise _not_found()
+        storage.check_trial_is_updatable(trial_id, TrialState[row[0]])
+        conn.exec_driver_sql(_sql(engine, 'INSERT INTO trial_system_attributes (trial_id, '
+                                          '"key", value_json) VALUES (?, ?, ?) ON CONFLICT '
+                                          '(trial_id, "key") DO UPDATE SET '
+                                          "value_json = excluded.value_json"),
+                             (trial_id, key, json.dumps(value)))
 
 
 def set_finished_state_values(storage: optuna.storages.RDBStorage, trial_id: int,
