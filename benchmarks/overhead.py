@@ -1,7 +1,8 @@
 """ecotune's own cost per trial, against a bare PyTorch loop doing the same work.
 
 The same digits training (Adam, validation accuracy after every epoch), the same
-test-split evaluation after it and the same inference estimates run as a bare loop and as
+test-split evaluation after it (accuracy and activation density) and the same inference
+estimates run as a bare loop and as
 an ecotune trial (``run_worker``, as ``ecotune run`` runs a trial: claim lock, trial
 count, sampler, SQLite storage, measurement window, rules, attributes), alternated in one
 process so that both see the same machine state. The studies set ``[training]
@@ -94,8 +95,9 @@ from torch import nn
 from ecotune import measure
 from ecotune.data import load_data
 from ecotune.energy import get_meter, make_meter
-from ecotune.energy.hardware import INFERENCE_SAMPLE, inference_estimates
+from ecotune.energy.hardware import INFERENCE_SAMPLE, NONZERO_THRESHOLD, inference_estimates
 from ecotune.execution import count_trials, run_worker
+from ecotune.knobs import hidden_activation_modules
 from ecotune.models import build_model
 from ecotune.search import BuiltinObjective, prepare
 
@@ -222,9 +224,9 @@ def _count_writing_transactions(storage, parts: Parts) -> None:
 
 
 def bare_loop(setup: Setup, epochs: int, seed: int = 0) -> dict:
-    """The same training, test evaluation and estimates without ecotune: returns the
-    seconds of the training (and validation), the estimates and the test evaluation, and
-    ``shared``: the thread CPU seconds of the work an ecotune trial times as shared
+    """The same training, test evaluation (accuracy and activation density) and estimates
+    without ecotune: returns the seconds of the training (and validation), the estimates
+    and the test evaluation, and ``shared``: the thread CPU seconds of the work an ecotune trial times as shared
     (:class:`SharedWork`: the epochs' batches, the validations, the estimates, the test
     evaluation; the rest is the loop's set-up: data, model, optimiser)."""
     start_s = time.perf_counter()
@@ -255,8 +257,19 @@ def bare_loop(setup: Setup, epochs: int, seed: int = 0) -> dict:
     training_s = t0 - start_s
     inference_estimates(model, data.x_val[:INFERENCE_SAMPLE])
     t1, c1 = time.perf_counter(), time.thread_time()
+    # The test evaluation's two figures, as a trial's: accuracy and the hidden
+    # activations' density (forward hooks counting the non-zero outputs).
+    counts = [0, 0]
+
+    def count(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        counts[0] += int((output.abs() > NONZERO_THRESHOLD).sum())
+        counts[1] += output.numel()
+
+    hooks = [m.register_forward_hook(count) for m in hidden_activation_modules(model)]
     with torch.no_grad():
         float((model(data.x_test).argmax(1) == data.y_test).float().mean())
+    for hook in hooks:
+        hook.remove()
     t2 = time.perf_counter()
     shared_s += time.thread_time() - c0
     return {"training": training_s, "estimates": t1 - t0, "test evaluation": t2 - t1,
