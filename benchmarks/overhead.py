@@ -226,9 +226,10 @@ def _count_writing_transactions(storage, parts: Parts) -> None:
 def bare_loop(setup: Setup, epochs: int, seed: int = 0) -> dict:
     """The same training, test evaluation (accuracy and activation density) and estimates
     without ecotune: returns the seconds of the training (and validation), the estimates
-    and the test evaluation, and ``shared``: the thread CPU seconds of the work an ecotune trial times as shared
-    (:class:`SharedWork`: the epochs' batches, the validations, the estimates, the test
-    evaluation; the rest is the loop's set-up: data, model, optimiser)."""
+    and the test evaluation, and ``shared``: the thread CPU seconds of the work an
+    ecotune trial times as shared (:class:`SharedWork`: the epochs' batches, the
+    validations, the estimates, the test evaluation; the rest is the loop's set-up:
+    data, model, optimiser)."""
     start_s = time.perf_counter()
     shared_s = 0.0
     data = load_data("digits", **setup.data)
