@@ -199,18 +199,19 @@ def test_a_database_error_runs_optunas_own_write(tmp_path: Path,
 
 @pytest.mark.parametrize("url", ["sqlite", "postgresql"], indirect=True)
 def test_trial_numbers_are_looked_up_through_ecotunes_index(url: str) -> None:
-    """open_storage adds the (study_id, number) index once, the look-up by number uses it
-    on SQLite (its query plan names it), and plain Optuna opens and extends the study."""
+    """ecotune's create_study adds the (study_id, number) index once, the look-up by
+    number uses it on SQLite (its query plan names it), and plain Optuna opens and
+    extends the study."""
     from sqlalchemy import inspect
 
-    from ecotune.storage import open_storage
-    from ecotune.storage._open import TRIAL_NUMBER_INDEX
+    from ecotune import create_study
+    from ecotune.storage import TRIAL_NUMBER_INDEX
 
-    storage = open_storage(url)
-    study = optuna.create_study(study_name="ix", storage=storage)
+    study = create_study("ix", storage=url, objectives=["accuracy"])
+    storage = study._storage._backend
     for x in (1.0, 2.0, 3.0):
         study.add_trial(optuna.trial.create_trial(value=x))
-    open_storage(url)  # a second worker's open: the index is there, nothing to create
+    create_study("ix", storage=url, objectives=["accuracy"])  # a second worker: nothing new
 
     def indexes() -> list[dict]:
         return [ix for ix in inspect(storage.engine).get_indexes("trials")

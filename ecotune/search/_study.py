@@ -14,7 +14,7 @@ from ecotune.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from ecotune.rules import store_rules
 from ecotune.samplers import make_sampler
 from ecotune.spec import DEFAULT_STORAGE, StudySpec, load_rules, load_spec
-from ecotune.storage import open_storage, redact_url
+from ecotune.storage import index_trial_numbers, open_storage, redact_url
 
 __all__ = ["create_study", "open_study", "prepare", "StudyMismatchError", "DEFAULT_STORAGE"]
 
@@ -101,6 +101,7 @@ def create_study(
     sampler_obj = make_sampler(sampler, seed=seed, grid=grid, options=sampler_options)
     # One storage object for the check and the study: one database connection pool.
     storage_obj = open_storage(storage)
+    index_trial_numbers(storage_obj)  # a study that runs trials looks them up by number
     if load_if_exists and study_name is not None:
         _check_existing(study_name, storage_obj, directions)
     study = optuna.create_study(

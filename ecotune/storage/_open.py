@@ -18,7 +18,8 @@ Optuna's ``trials`` table is indexed by study only, so a trial looked up by its 
 (Optuna's ``get_trial_id_from_study_id_trial_number``, which ecotune's trial count and
 Optuna's trial creation call every trial) reads every trial of the study: at 10,000 trials
 ~1 ms a look-up on SQLite. ecotune adds an index on ``(study_id, number)``,
-:data:`TRIAL_NUMBER_INDEX`, where it is missing; Optuna reads and migrates the database
+:data:`TRIAL_NUMBER_INDEX`, where it is missing, when it opens a study to run trials
+(:func:`index_trial_numbers`); Optuna reads and migrates the database
 as before (its schema version is untouched; an index is no column or table).
 
 A URL's password is shown nowhere (:mod:`ecotune.storage._url`); studies stored by
@@ -41,7 +42,7 @@ from ecotune.storage._per_trial import PerTrialRDBStorage
 from ecotune.storage._url import check_storage_url, scrub
 
 __all__ = ["open_storage", "journal_path", "heartbeat_settings_s", "JOURNAL_SCHEME",
-           "RedactedStorage", "TRIAL_NUMBER_INDEX"]
+           "RedactedStorage", "TRIAL_NUMBER_INDEX", "index_trial_numbers"]
 
 #: Storage URL scheme of Optuna's journal storage on a file: ``journal:///relative.log`` or
 #: ``journal:////absolute/path.log`` (slashes as in SQLite URLs).
@@ -95,11 +96,22 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _index_trial_numbers(engine: Any) -> None:
-    """Create :data:`TRIAL_NUMBER_INDEX` where it is missing. Looked for first: creating
-    an index locks the table against writes on PostgreSQL, even when it exists. A
-    database user without the right to create it, or a worker that lost the race to
-    another, gets a slower look-up and nothing else."""
+def index_trial_numbers(storage: optuna.storages.BaseStorage) -> None:
+    """Create :data:`TRIAL_NUMBER_INDEX` on relational ``storage`` (or the one Optuna's
+    trial cache wraps) where it is missing: for a study that will run trials
+    (:func:`ecotune.create_study`); the commands that only read a study (report,
+    dashboard) leave the database as it is. Looked for first: creating an index locks
+    the table against writes on PostgreSQL, even when it exists. A database user without
+    the right to create it, or a worker that lost the race to another, gets a slower
+    look-up and nothing else.
+
+    Example:
+        >>> index_trial_numbers(optuna.storages.InMemoryStorage())  # no table: nothing
+    """
+    backend = getattr(storage, "_backend", storage)
+    engine = getattr(backend, "engine", None)
+    if not isinstance(backend, optuna.storages.RDBStorage) or engine is None:
+        return
     try:
         if any(ix["name"] == TRIAL_NUMBER_INDEX for ix in inspect(engine).get_indexes("trials")):
             return
@@ -149,7 +161,6 @@ def open_storage(
     if storage.startswith("sqlite:///"):
         event.listen(rdb.engine, "connect", _sqlite_pragmas)
         rdb.engine.dispose()  # connections opened before the listener get the pragmas too
-    _index_trial_numbers(rdb.engine)
     return rdb
 
 
