@@ -229,3 +229,22 @@ def test_trial_numbers_are_looked_up_through_ecotunes_index(url: str) -> None:
     plain = optuna.load_study(study_name="ix", storage=optuna.storages.RDBStorage(url))
     plain.add_trial(optuna.trial.create_trial(value=4.0))
     assert [t.number for t in plain.trials] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("url", ["sqlite", "postgresql"], indirect=True)
+def test_a_system_attribute_is_written_without_optunas_orm(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plain write is the one that runs: with Optuna's own write broken, a constraint
+    still reaches the database."""
+    storage = PerTrialRDBStorage(url)
+    study = optuna.create_study(study_name="sys", storage=storage)
+    trial = study.ask()
+
+    def orm_write(*_args, **_kwargs):
+        raise AssertionError("Optuna's ORM write ran")
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_system_attr", orm_write)
+    trial.set_constraint("energy", -1.5)
+    study.tell(trial, 1.0)
+    stored = optuna.load_study(study_name="sys", storage=url).trials[0]
+    assert stored.system_attrs["constraints:energy"] == -1.5

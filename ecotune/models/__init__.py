@@ -29,18 +29,18 @@ _EXPORTS = {"ResNet18": "ecotune.models._torchvision",
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
-def _resnet18(input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0) -> Any:
-    """:class:`ResNet18`, torchvision imported on the first call."""
-    return __getattr__("ResNet18")(input_shape, n_classes, width=width)
+def _on_first_use(name: str) -> Any:
+    """A builder that imports torchvision on its first call, then calls ``name``."""
+
+    def build(input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0) -> Any:
+        return __getattr__(name)(input_shape, n_classes, width=width)
+
+    build.__doc__ = f":func:`{name}`, torchvision imported on the first call."
+    return build
 
 
-def _mobilenet_v2(input_shape: tuple[int, int, int], n_classes: int, width: float = 1.0
-                  ) -> Any:
-    """:func:`mobilenet_v2_scaled`, torchvision imported on the first call."""
-    return __getattr__("mobilenet_v2_scaled")(input_shape, n_classes, width=width)
-
-
-MODELS = {"mlp": MLP, "cnn": CNN, "resnet18": _resnet18, "mobilenet_v2": _mobilenet_v2}
+MODELS = {"mlp": MLP, "cnn": CNN, "resnet18": _on_first_use("ResNet18"),
+          "mobilenet_v2": _on_first_use("mobilenet_v2_scaled")}
 check_implements("model", names.MODELS, MODELS)
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import optuna
 
+from ecotune.storage._plain_sql import PARAM_MARKS
+
 __all__ = ["set_user_attrs", "set_study_system_attrs"]
 
 # Optuna's schema (tables `trials`, `trial_user_attributes`; states stored by name).
@@ -28,8 +30,6 @@ _STATE_SQL = "SELECT state FROM trials WHERE trial_id = {mark}"
 _UPSERT_SQL = ('INSERT INTO trial_user_attributes (trial_id, "key", value_json) '
                'VALUES {values} ON CONFLICT (trial_id, "key") '
                "DO UPDATE SET value_json = excluded.value_json")
-#: A driver's parameter marker by its DB-API paramstyle (sqlite3: qmark, psycopg: format).
-_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 #: Rows per upsert statement: 900 parameters, within old SQLite's limit of 999.
 _ROWS_PER_STATEMENT = 300
 
@@ -81,7 +81,7 @@ def _one_transaction(trial: optuna.trial.BaseTrial):
     trial_id = trial._trial_id
     engine = backend.engine
     dialect = engine.name
-    mark = _MARKS.get(engine.dialect.paramstyle)
+    mark = PARAM_MARKS.get(engine.dialect.paramstyle)
     if dialect == "sqlite" and sqlite3.sqlite_version_info < (3, 24, 0):
         dialect = "sqlite without upsert"  # as Optuna: its per-attribute write
 

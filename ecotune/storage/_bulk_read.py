@@ -36,6 +36,7 @@ from optuna.trial import FrozenTrial
 
 from ecotune.names import ATTR_ENERGY, ATTR_EVALUATION_ENERGY
 from ecotune.storage._lazy_trial import stored_trials
+from ecotune.storage._plain_sql import PARAM_MARKS
 
 __all__ = ["BulkReadRDBStorage", "collector_paused"]
 
@@ -104,7 +105,7 @@ def _read_trials(engine, study_id: int, states, included_trial_ids: set[int],
     # A trial cache's sync after its first read (every state, trials above the last
     # finished one): most often one trial or none, in plain SQL (_read_few).
     if states is None and trial_id_greater_than > -1 and engine.name in (
-            "sqlite", "postgresql") and engine.dialect.paramstyle in _MARKS:
+            "sqlite", "postgresql") and engine.dialect.paramstyle in PARAM_MARKS:
         few = _read_few(engine, study_id, included, trial_id_greater_than, read_with_trial,
                         defer)
         if few is not None:
@@ -132,8 +133,7 @@ def _read_trials(engine, study_id: int, states, included_trial_ids: set[int],
     unfinished = select(trials_t.c.trial_id).where(
         *where, trials_t.c.state.in_([TrialState.RUNNING, TrialState.WAITING]))
 
-    def fetch_rest(ids: list[int]) -> dict[int, list[tuple[int, str, str]]]:
-        return _read_trials_rest(engine, ids, read_with_trial)
+    fetch_rest = functools.partial(_read_trials_rest, engine, read_with_trial=read_with_trial)
 
     with engine.connect() as conn, conn.begin():  # one snapshot where the database has them
         study_exists = conn.execute(
@@ -275,8 +275,6 @@ def _assemble(rows, parts: dict[int, dict[str, Any]], defer: bool, fetch_rest,
                          read_with_trial)
 
 
-#: A driver's parameter marker by its DB-API paramstyle (sqlite3: qmark, psycopg: format).
-_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 #: The columns' result processors (driver value -> Python value) by the dialect's kind.
 _RESULT_PROCESSORS: dict[tuple, dict[tuple[str, str], Any]] = {}
@@ -312,7 +310,7 @@ def _read_few(engine, study_id: int, included: set[int], trial_id_greater_than: 
     from optuna.storages._rdb import models
     from optuna.trial import TrialState
 
-    mark = _MARKS[engine.dialect.paramstyle]
+    mark = PARAM_MARKS[engine.dialect.paramstyle]
     dialect = engine.dialect
 
     def marks(n: int) -> str:
@@ -393,10 +391,8 @@ def _read_few(engine, study_id: int, included: set[int], trial_id_greater_than: 
             parts[trial_id]["intermediate"][step] = (
                 step_model.stored_repr_to_intermediate_value(value, kind))
 
-    def fetch_rest(fetch_ids: list[int]) -> dict[int, list[tuple[int, str, str]]]:
-        return _read_trials_rest(engine, fetch_ids, read_with_trial)
-
-    return _assemble(rows, parts, defer, fetch_rest, read_with_trial)
+    return _assemble(rows, parts, defer, functools.partial(
+        _read_trials_rest, engine, read_with_trial=read_with_trial), read_with_trial)
 
 
 _BATCH_ROWS = 10_000

@@ -50,14 +50,15 @@ from optuna.trial import TrialState
 __all__ = ["supported", "create_trial", "set_param", "set_system_attr",
            "set_finished_state_values", "trial_id_of_number"]
 
-#: A driver's parameter marker by its DB-API paramstyle (sqlite3: qmark, psycopg: format).
-_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+#: A driver's parameter marker by its DB-API paramstyle (sqlite3: qmark, psycopg: format);
+#: the storage package's plain SQL (here, the attribute batches, the bulk read) uses it.
+PARAM_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
 def supported(engine: Any) -> bool:
     """Whether ``engine``'s database gets the plain writes (SQLite with upsert,
     PostgreSQL, through a driver whose parameter marker is known)."""
-    if engine.dialect.paramstyle not in _MARKS:
+    if engine.dialect.paramstyle not in PARAM_MARKS:
         return False
     if engine.name == "sqlite":
         return sqlite3.sqlite_version_info >= (3, 24, 0)
@@ -93,7 +94,7 @@ def _processors_for(dialect: Any) -> dict[str, Any]:
 def _sql(engine: Any, text: str) -> str:
     """``text`` with ``?`` markers in the driver's own and ``{lock}`` as the dialect's
     row lock (PostgreSQL: ``FOR UPDATE``; SQLite locks the database on write)."""
-    mark = _MARKS[engine.dialect.paramstyle]
+    mark = PARAM_MARKS[engine.dialect.paramstyle]
     lock = " FOR UPDATE" if engine.name == "postgresql" else ""
     return text.replace("?", mark).replace("{lock}", lock)
 

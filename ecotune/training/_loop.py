@@ -252,10 +252,8 @@ def _run_epochs(model: nn.Module, data: DataSplits, config: TrainConfig,
 def _train_epoch(model: nn.Module, data: DataSplits, config: TrainConfig, epoch: int,
                  optimizer: torch.optim.Optimizer, eat: EATPenalty, runtime: RuntimeDecisions,
                  projector: EnergyBudgetProjector | None, batch_order: torch.Generator,
-                 device: torch.device, on_device: bool,
-                 loss_fn: nn.Module | None = None) -> float:
+                 device: torch.device, on_device: bool, loss_fn: nn.Module) -> float:
     """One pass over the training split; the mean training loss."""
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
     n_train = len(data.y_train)
     n_batches = math.ceil(n_train / config.batch_size)
     order = torch.randperm(n_train, generator=batch_order, device="cpu")
