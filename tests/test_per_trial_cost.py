@@ -68,10 +68,10 @@ def _spec(tmp_path: Path, test_evaluation: str = "all") -> dict:
 
 def test_a_built_in_trial_costs_a_pinned_number_of_storage_round_trips(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A trial of `ecotune run` (one worker, trials one after another) on SQLite: four
-    transactions that write (the trial with its first heartbeat, its parameter, the
-    training window's attributes with the test evaluation's and the inference estimates,
-    its state and values) and a fixed number of reads, whatever the study holds. A change
+    """A trial of `ecotune run` (one worker, trials one after another) on SQLite: three
+    transactions that write (the trial with its first heartbeat, its parameter, its state
+    and values with the attributes: the training window's, the test evaluation's and the
+    inference estimates) and a fixed number of reads, whatever the study holds. A change
     that adds a round trip per trial fails here: if it is worth it, pin the new count."""
     monkeypatch.setenv("ECOTUNE_HEARTBEAT_S", "3600")  # no periodic beat within the test
     monkeypatch.setenv("ECOTUNE_GRACE_S", "7200")
@@ -97,8 +97,9 @@ def test_a_built_in_trial_costs_a_pinned_number_of_storage_round_trips(
     # the running trial's copy and Optuna's stale-trial look became the worker's own;
     # (16, 5) before the state and values were written as plain SQL (one upsert of the
     # values where Optuna's ORM looks for each objective's row first: 2 reads fewer);
-    # (14, 5) before the training window's attributes waited for the evaluation's write.
-    assert per_trial == (13, 4)
+    # (14, 5) before the training window's attributes waited for the evaluation's write;
+    # (13, 4) before the evaluation's write went in the finished state's transaction.
+    assert per_trial == (12, 3)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 6
     last = study.trials[-1].user_attrs
     # Nothing a trial records is lost to the folded writes.
@@ -125,7 +126,7 @@ def test_a_trial_writes_nothing_per_epoch(tmp_path: Path,
     finally:
         optuna.logging.set_verbosity(verbosity)
     assert counts[6] == counts[2]
-    assert counts[2][1] == 2 * 4  # four transactions that write, a trial
+    assert counts[2][1] == 2 * 3  # three transactions that write, a trial
 
 
 def _counts_by_epochs(tmp_path: Path, epoch_counts: tuple[int, ...]) -> dict:
@@ -320,12 +321,19 @@ def test_a_worker_skips_optuna_s_stale_look_and_fails_dead_trials_itself(
     assert storage._get_stale_trial_ids(study._study_id) == [dead._trial_id]
     with heartbeat_follows():
         assert storage._get_stale_trial_ids(study._study_id) == []
+    DeadTrialCheck._last_look_s[storage] = {study._study_id: time.monotonic()}
+    # A storage opened anew (a restarted run's) looks at once; one that looked just now
+    # (a new check on it: the next run_worker call) not until an interval has passed.
+    reopened = optuna.load_study(study_name="d", storage=_storage(tmp_path))
     check = DeadTrialCheck(study)
-    check._last_s = time.monotonic()  # looked just now: not again yet
     check()
     assert storage.get_trial(dead._trial_id).state == optuna.trial.TrialState.RUNNING
-    check._last_s -= 1.0  # a heartbeat interval later
+    DeadTrialCheck._last_look_s[storage][study._study_id] -= 1.0  # an interval later
     check()
+    assert storage.get_trial(dead._trial_id).state == optuna.trial.TrialState.FAIL
+    with storage.engine.begin() as conn:  # as it was: running, its last beat long ago
+        conn.execute(text("UPDATE trials SET state = 'RUNNING', datetime_complete = NULL"))
+    DeadTrialCheck(reopened)()
     frozen = storage.get_trial(dead._trial_id)
     assert frozen.state == optuna.trial.TrialState.FAIL
     assert "no heartbeat" in frozen.user_attrs[names.ATTR_FAIL_REASON]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-from sqlalchemy import exc, text
+from sqlalchemy import event, exc, text
 
-from ecotune.storage import PerTrialRDBStorage, _plain_sql, heartbeat_follows
+from ecotune.storage import PerTrialRDBStorage, _plain_sql, heartbeat_follows, set_user_attrs
 
 State = optuna.trial.TrialState
 
@@ -181,7 +181,8 @@ def test_trials_created_at_once_get_distinct_numbers(url: str) -> None:
 def test_a_database_error_runs_optunas_own_write(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Where the plain SQL fails for a reason of the database's (e.g. locked), Optuna's
-    own write runs instead, with its retries: the trial is still created and told."""
+    own write runs instead, with its retries: the trial is still created and told, with
+    the attributes it held for its end."""
     storage = PerTrialRDBStorage(f"sqlite:///{tmp_path}/f.db")
     study = optuna.create_study(storage=storage)
 
@@ -189,12 +190,24 @@ def test_a_database_error_runs_optunas_own_write(tmp_path: Path,
         raise exc.OperationalError("INSERT", {}, Exception("database is locked"))
 
     for name in ("create_trial", "set_param", "set_finished_state_values",
-                 "trial_id_of_number"):
+                 "set_user_attrs", "trial_id_of_number"):
         monkeypatch.setattr(_plain_sql, name, refused)
-    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number == 1:  # a write first: what the trial holds goes Optuna's way
+            set_user_attrs(trial, {"early": x}, with_finished_state=True)
+            trial.set_user_attr("after", True)
+        set_user_attrs(trial, {"held": x}, with_finished_state=True)
+        return x
+
+    study.optimize(objective, n_trials=2)
     trials = optuna.load_study(study_name=study.study_name, storage=storage).trials
     assert [(t.number, t.state) for t in trials] == [(0, State.COMPLETE), (1, State.COMPLETE)]
     assert all("x" in t.params for t in trials)
+    assert [t.user_attrs for t in trials] == [
+        {"held": trials[0].params["x"]},
+        {"early": trials[1].params["x"], "after": True, "held": trials[1].params["x"]}]
 
 
 @pytest.mark.parametrize("url", ["sqlite", "postgresql"], indirect=True)
@@ -248,3 +261,55 @@ def test_a_system_attribute_is_written_without_optunas_orm(
     study.tell(trial, 1.0)
     stored = optuna.load_study(study_name="sys", storage=url).trials[0]
     assert stored.system_attrs["constraints:energy"] == -1.5
+
+
+@pytest.mark.parametrize("url", ["sqlite", "postgresql"], indirect=True)
+def test_attributes_held_for_the_end_go_with_the_finished_state(url: str) -> None:
+    """``set_user_attrs(..., with_finished_state=True)``: the database gets the attributes
+    in the one transaction of ``tell``; this process reads them at once; any other write
+    to the trial writes them first, so that the later value of a name wins."""
+    storage = PerTrialRDBStorage(url)
+    study = optuna.create_study(study_name="held", storage=storage)
+    other = optuna.storages.RDBStorage(url)  # another process's view
+
+    def stored(trial: optuna.Trial) -> dict:
+        return other.get_trial(trial._trial_id).user_attrs
+
+    commits, wrote = [], []  # transactions that wrote
+
+    @event.listens_for(storage.engine, "before_cursor_execute")
+    def statement(_conn, _cursor, sql: str, *_args) -> None:
+        wrote.append(sql.lstrip().split()[0].upper() in ("INSERT", "UPDATE", "DELETE"))
+
+    @event.listens_for(storage.engine, "commit")
+    def commit(_conn) -> None:
+        commits.extend([1] if any(wrote) else [])
+        wrote.clear()
+
+    trial = study.ask()
+    set_user_attrs(trial, {"curve": (1, 2), "energy_j": 1.5}, with_finished_state=True)
+    assert stored(trial) == {}
+    assert storage.get_trial(trial._trial_id).user_attrs == {"curve": [1, 2], "energy_j": 1.5}
+    assert trial.user_attrs == {"curve": (1, 2), "energy_j": 1.5}
+    commits.clear()
+    study.tell(trial, 1.0)
+    assert len(commits) == 1
+    told = other.get_trial(trial._trial_id)
+    assert (told.state, told.values, told.user_attrs) == (
+        State.COMPLETE, [1.0], {"curve": [1, 2], "energy_j": 1.5})
+
+    trial = study.ask()
+    set_user_attrs(trial, {"a": 1, "b": 1}, with_finished_state=True)
+    trial.set_user_attr("a", 2)
+    assert stored(trial) == {"a": 2, "b": 1}
+    set_user_attrs(trial, {"c": 1, "d": 1}, with_finished_state=True)
+    commits.clear()
+    set_user_attrs(trial, {"d": 4})  # a batch at once: with what the trial holds
+    assert len(commits) == 1 and stored(trial) == {"a": 2, "b": 1, "c": 1, "d": 4}
+    set_user_attrs(trial, {"e": 5}, with_finished_state=True)
+    trial.suggest_float("x", 0, 1)
+    assert stored(trial)["e"] == 5
+    set_user_attrs(trial, {"f": 6}, with_finished_state=True)
+    study.tell(trial, state=State.FAIL)
+    assert stored(trial) == {"a": 2, "b": 1, "c": 1, "d": 4, "e": 5, "f": 6}
+    assert storage.get_trial(trial._trial_id).state == State.FAIL

@@ -49,6 +49,21 @@ def test_same_seed_same_result(digits) -> None:
     assert [r.train_loss for r in first.curve] == [r.train_loss for r in second.curve]
 
 
+def test_a_cpu_trial_starts_from_torch_manual_seed_s_weights(digits) -> None:
+    """train() seeds a CPU trial without torch.manual_seed's CUDA part: the same initial
+    weights as a model built right after torch.manual_seed(seed)."""
+    import torch
+
+    from ecotune.models import build_model
+
+    result = train(digits, TrainConfig(model="mlp", epochs=1, lr=0.0), seed=7)
+    torch.manual_seed(7)
+    expected = build_model("mlp", digits.input_shape, digits.n_classes)
+    for (name, got), want in zip(result.model.state_dict().items(),
+                                 expected.state_dict().values(), strict=True):
+        assert torch.equal(got, want), name
+
+
 def _mlp_params(n_in: int, hidden: tuple[int, ...], n_out: int) -> int:
     sizes = (n_in, *hidden, n_out)
     return sum(a * b + b for a, b in zip(sizes, sizes[1:]))

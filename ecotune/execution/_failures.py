@@ -11,10 +11,12 @@ first sign of life: a RUNNING trial whose newest heartbeat, or whose start where
 none, is older than the grace period ends FAIL, with the reason in ``fail_reason``.
 
 A worker looks when it starts and then before a trial once a heartbeat interval has
-passed since its last look (:class:`DeadTrialCheck`), instead of Optuna's look before every
-trial (two statements a trial, skipped inside :func:`ecotune.storage.heartbeat_follows`):
-a dead worker's trial is failed at most one interval later than Optuna would, well within
-the grace period it waited anyway.
+passed since the last look at the study through the same storage object
+(:class:`DeadTrialCheck`; a worker started on a storage object that looked less than an
+interval ago waits for the interval's end), instead of Optuna's look before every trial
+(two statements a trial, skipped inside :func:`ecotune.storage.heartbeat_follows`): a
+dead worker's trial is failed at most one interval later than Optuna would, well within
+the grace period it waited anyway. A new process, a restarted run, looks at once.
 
 Only relational storage has heartbeats (journal and in-memory storage are left alone).
 """
@@ -25,6 +27,7 @@ import datetime
 import threading
 import time
 import warnings
+import weakref
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -127,24 +130,31 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
 
 
 class DeadTrialCheck:
-    """:func:`fail_dead_trials` on ``study`` at the first call, then at a call once the
-    storage's heartbeat interval has passed since the last look; a call while another
-    thread looks does nothing. Nothing at all on storage without heartbeats."""
+    """:func:`fail_dead_trials` on ``study`` at the first call for its storage object,
+    then at a call once the storage's heartbeat interval has passed since the last look
+    at the study through that object, by whichever check looked (every ``run_worker``
+    call makes a check: a loop of calls on one opened study, one trial each, looks once
+    an interval rather than before every trial); a call while another thread looks does
+    nothing. Nothing at all on storage without heartbeats."""
+
+    #: Storage object -> {study id: when it was last looked at (time.monotonic())}.
+    _last_look_s: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def __init__(self, study: optuna.Study) -> None:
         self._study = study
-        rdb = _rdb(study)
-        self._interval_s = None if rdb is None else rdb.heartbeat_interval
-        self._last_s: float | None = None
+        self._rdb = _rdb(study)
+        self._interval_s = None if self._rdb is None else self._rdb.heartbeat_interval
         self._lock = threading.Lock()
 
     def __call__(self) -> None:
         if self._interval_s is None or not self._lock.acquire(blocking=False):
             return
         try:
+            looks = self._last_look_s.setdefault(self._rdb, {})
             now_s = time.monotonic()
-            if self._last_s is None or now_s - self._last_s >= self._interval_s:
-                self._last_s = now_s
+            last_s = looks.get(self._study._study_id)
+            if last_s is None or now_s - last_s >= self._interval_s:
+                looks[self._study._study_id] = now_s
                 fail_dead_trials(self._study)
         finally:
             self._lock.release()

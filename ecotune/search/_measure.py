@@ -268,11 +268,13 @@ class MeasurementWindow:
 
     inference: dict[str, Any] | None = None
 
-    def _store_unstored(self) -> None:
-        """Write the attributes :meth:`_record_model` left for later, if any."""
+    def _store_unstored(self, failed: bool = False) -> None:
+        """Write the attributes :meth:`_record_model` left for later, if any (at once
+        where the trial ``failed``)."""
         if self._unstored and self._trial is not None:
             attrs, self._unstored = self._unstored, {}
-            set_user_attrs(self._trial, attrs)
+            set_user_attrs(self._trial, attrs,
+                           with_finished_state=self._last_write and not failed)
 
     def on_front(self, accuracy: float | None = None) -> bool:
         """Whether this trial, with ``accuracy`` (default: the accuracy last reported) and
@@ -389,7 +391,8 @@ class MeasurementWindow:
                 unstored, self._unstored = self._unstored, {}
                 set_user_attrs(self._trial, {
                     **unstored, **attrs,
-                    names.ATTR_EVALUATION_ENERGY: self.evaluation_measurement.energy_j})
+                    names.ATTR_EVALUATION_ENERGY: self.evaluation_measurement.energy_j},
+                    with_finished_state=self._last_write and synced)
 
     _evaluated = False
 
@@ -471,6 +474,11 @@ class MeasurementWindow:
     #: :attr:`_unstored` for the trial's next attribute write (the built-in objective's
     #: test evaluation, or its :meth:`_store_unstored`), rather than being written at once.
     _defer_record = False
+    #: Whether the evaluation's write (or :meth:`_store_unstored`'s) is the trial's last
+    #: before its finished state (the built-in objective's): where no error came first,
+    #: it then goes in the transaction that writes that state, where the storage allows
+    #: it (after an error, at once: what was measured is stored whatever comes next).
+    _last_write = False
 
     def _record(self, trial: optuna.trial.BaseTrial, defer: bool = False) -> None:
         """Store everything the window learned on ``trial`` (its attributes in one

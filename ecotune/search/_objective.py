@@ -60,6 +60,11 @@ class BuiltinObjective:
     else 0), whichever worker runs it, so trials differ by their knobs, not by their
     initial weights or batch order. Why a trial failed is
     recorded by the measurement window (and by the worker around it).
+
+    A trial that ends without an error has its attributes (energy, learning curve, test
+    evaluation, estimates) written on relational storage in the transaction of its
+    finished state, Optuna's ``tell`` (``study.optimize`` tells at once); until then
+    they are visible in this process only. A trial that raised stores them at once.
     """
 
     def __init__(self, spec: StudySpec, meter: Meter | None = None,
@@ -101,11 +106,13 @@ class BuiltinObjective:
                             config.low_precision_at_epoch)
         with measure(trial, energy, plan=plan) as m:
             # The window's attributes wait for the trial's next write (the test
-            # evaluation's, or the one in `finally` below): one transaction fewer.
-            m._defer_record = True
+            # evaluation's, or the one in `finally` below), and that one, the trial's
+            # last, goes with its finished state: two transactions fewer.
+            m._defer_record = m._last_write = True
             result = train(data, config, seed=spec.training.seed, on_epoch=m, test=False,
                            keep_states_at=self.keep_states_at)
             m.summary.update(_training_summary(result))
+        failed = True
         try:
             if result.budget_unmet is not None:  # why the trial is over its budget
                 m._unstored[ATTR_BUDGET_UNMET] = result.budget_unmet
@@ -121,12 +128,13 @@ class BuiltinObjective:
                     if m.stop_reason == STOP_ENERGY_AWARE else
                     f"successive halving: not in the top at the rung of epoch {len(m.curve)}")
             if evaluates_test(spec.training.test_evaluation, m, result.val_accuracy):
-                with m.evaluation() as attrs:  # stored with the evaluation's energy, at once
+                with m.evaluation() as attrs:  # stored with the evaluation's energy
                     result = evaluate_test(result, data)
                     attrs[ATTR_TEST_ACCURACY] = result.test_accuracy
                     attrs[ATTR_ACTIVATION_DENSITY] = result.activation_density
+            failed = False
         finally:
-            m._store_unstored()  # no evaluation (or it never opened): written without it
+            m._store_unstored(failed)  # no evaluation (or it never opened): without it
         if self.after_training is not None:
             self.after_training(trial, result, data, energy)
         values = {

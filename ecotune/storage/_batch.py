@@ -21,22 +21,22 @@ from typing import Any
 
 import optuna
 
+from ecotune.storage import _plain_sql as plain_sql
 from ecotune.storage._plain_sql import PARAM_MARKS
 
 __all__ = ["set_user_attrs", "set_study_system_attrs"]
 
-# Optuna's schema (tables `trials`, `trial_user_attributes`; states stored by name).
-_STATE_SQL = "SELECT state FROM trials WHERE trial_id = {mark}"
-_UPSERT_SQL = ('INSERT INTO trial_user_attributes (trial_id, "key", value_json) '
-               'VALUES {values} ON CONFLICT (trial_id, "key") '
-               "DO UPDATE SET value_json = excluded.value_json")
-#: Rows per upsert statement: 900 parameters, within old SQLite's limit of 999.
-_ROWS_PER_STATEMENT = 300
-
-
-def set_user_attrs(trial: optuna.trial.BaseTrial, attrs: Mapping[str, Any]) -> None:
+def set_user_attrs(trial: optuna.trial.BaseTrial, attrs: Mapping[str, Any], *,
+                   with_finished_state: bool = False) -> None:
     """``trial.set_user_attr(key, value)`` for each of ``attrs``, in one transaction on
     relational storage.
+
+    With ``with_finished_state``, for a trial whose next write is its finished state
+    (the built-in objective's last write before it returns to Optuna's ``tell``): on
+    ecotune's relational storage the attributes are written in the transaction that
+    writes that state, one transaction fewer (the trial's reads in this process see them
+    at once; another process sees them with the state; any other write to the trial
+    first writes them). Where the storage cannot hold them, they are written at once.
 
     Example:
         >>> study = optuna.create_study(storage="sqlite:///:memory:")
@@ -46,6 +46,9 @@ def set_user_attrs(trial: optuna.trial.BaseTrial, attrs: Mapping[str, Any]) -> N
         True
     """
     if not attrs:
+        return
+    if with_finished_state and _hold(trial, attrs):
+        trial._cached_frozen_trial.user_attrs.update(attrs)
         return
     writer = _one_transaction(trial)
     if writer is None:
@@ -57,15 +60,27 @@ def set_user_attrs(trial: optuna.trial.BaseTrial, attrs: Mapping[str, Any]) -> N
     trial._cached_frozen_trial.user_attrs.update(attrs)
 
 
+def _backend(trial: optuna.trial.BaseTrial):
+    """The relational storage under ``trial`` (Optuna's trial cache wraps it), or None."""
+    if not isinstance(trial, optuna.Trial):
+        return None
+    backend = getattr(trial.storage, "_backend", trial.storage)
+    return backend if isinstance(backend, optuna.storages.RDBStorage) else None
+
+
+def _hold(trial: optuna.trial.BaseTrial, attrs: Mapping[str, Any]) -> bool:
+    from ecotune.storage._per_trial import PerTrialRDBStorage
+
+    backend = _backend(trial)
+    return isinstance(backend, PerTrialRDBStorage) and backend.hold_user_attrs(
+        trial._trial_id, attrs)
+
+
 def _one_transaction(trial: optuna.trial.BaseTrial):
     """A function writing attributes of ``trial`` in one transaction, or None where the
     storage (or this Optuna) offers no way to."""
-    if not isinstance(trial, optuna.Trial):
-        return None
-    storage = trial.storage
-    # Optuna wraps relational storage in a cache that passes attribute writes through.
-    backend = getattr(storage, "_backend", storage)
-    if not isinstance(backend, optuna.storages.RDBStorage):
+    backend = _backend(trial)
+    if backend is None:
         return None
     try:
         from optuna.storages._rdb import models
@@ -73,7 +88,6 @@ def _one_transaction(trial: optuna.trial.BaseTrial):
 
         write_one = backend._set_trial_attr_without_commit
         scoped = backend.scoped_session
-        updatable = backend.check_trial_is_updatable
     except (ImportError, AttributeError):
         return None
     from ecotune.storage._per_trial import PerTrialRDBStorage
@@ -84,15 +98,19 @@ def _one_transaction(trial: optuna.trial.BaseTrial):
     mark = PARAM_MARKS.get(engine.dialect.paramstyle)
     if dialect == "sqlite" and sqlite3.sqlite_version_info < (3, 24, 0):
         dialect = "sqlite without upsert"  # as Optuna: its per-attribute write
+    per_trial = isinstance(backend, PerTrialRDBStorage)
 
     def write(attrs: Mapping[str, Any]) -> None:
+        # Attributes the trial held for its end go first (this write's win a clash).
+        held = backend.held_user_attrs(trial_id) if per_trial else {}
         try:
-            _write(attrs)
+            _write({k: json.loads(v) for k, v in held.items()} | dict(attrs)
+                   if held else attrs)
         except BaseException:
-            if isinstance(backend, PerTrialRDBStorage):
+            if per_trial:
                 backend.forget_trial(trial_id)
             raise
-        if isinstance(backend, PerTrialRDBStorage):  # its copy of the running trial
+        if per_trial:  # its copy of the running trial
             backend.wrote_user_attrs(trial_id, attrs)
 
     def _write(attrs: Mapping[str, Any]) -> None:
@@ -106,17 +124,8 @@ def _one_transaction(trial: optuna.trial.BaseTrial):
         # transaction. Plain SQL on a pooled connection: the ORM session, query and
         # statement building cost ~30x the database's own work for this (~2.5 ms against
         # 0.07 ms a transaction, SQLite); the engine's events still see every statement.
-        with engine.begin() as conn:
-            row = conn.exec_driver_sql(_STATE_SQL.format(mark=mark), (trial_id,)).first()
-            if row is None:
-                raise KeyError("Record does not exist.")  # as Optuna's find_or_raise_by_id
-            updatable(trial_id, optuna.trial.TrialState[row[0]])
-            rows = [(trial_id, key, json.dumps(value)) for key, value in attrs.items()]
-            for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-                chunk = rows[start:start + _ROWS_PER_STATEMENT]
-                values = ", ".join([f"({mark}, {mark}, {mark})"] * len(chunk))
-                conn.exec_driver_sql(_UPSERT_SQL.format(values=values),
-                                     tuple(v for row in chunk for v in row))
+        plain_sql.set_user_attrs(backend, trial_id,
+                                 {key: json.dumps(value) for key, value in attrs.items()})
 
     return write
 

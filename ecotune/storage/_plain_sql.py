@@ -21,8 +21,14 @@ statements Optuna's ORM runs, in one transaction each, with the same rows and co
   ``trial_system_attributes`` (a new value replaces the stored one).
 - :func:`set_finished_state_values`: Optuna's ``set_trial_state_values`` for a finished
   state (COMPLETE, PRUNED, FAIL): the trial row read (``FOR UPDATE`` on PostgreSQL), the
-  values upserted (one row per objective, infinities as Optuna stores them), the state
-  and ``datetime_complete`` set. An integrity error returns False, as Optuna's does.
+  values upserted (one row per objective, infinities as Optuna stores them), optionally
+  user attributes upserted (:func:`upsert_user_attrs`: those a trial held for its end),
+  the state and ``datetime_complete`` set. An integrity error returns False, as
+  Optuna's does.
+- :func:`set_user_attrs`: Optuna's ``set_trial_user_attr`` for many attributes at once:
+  the trial must be updatable, then :func:`upsert_user_attrs`: the rows of
+  ``trial_user_attributes`` Optuna writes, one statement per 300 (a new value replaces
+  the stored one), which the finished state's transaction runs too.
 - :func:`trial_id_of_number`: Optuna's ``get_trial_id_from_study_id_trial_number`` (a
   worker counts the study's trials with it under the claim lock, once per trial).
 
@@ -40,7 +46,7 @@ from __future__ import annotations
 import datetime
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -48,7 +54,8 @@ from optuna import distributions
 from optuna.trial import TrialState
 
 __all__ = ["supported", "create_trial", "set_param", "set_system_attr",
-           "set_finished_state_values", "trial_id_of_number"]
+           "set_user_attrs", "set_finished_state_values", "upsert_user_attrs",
+           "trial_id_of_number"]
 
 #: A driver's parameter marker by its DB-API paramstyle (sqlite3: qmark, psycopg: format);
 #: the storage package's plain SQL (here, the attribute batches, the bulk read) uses it.
@@ -203,10 +210,46 @@ def set_system_attr(storage: optuna.storages.RDBStorage, trial_id: int, key: str
                              (trial_id, key, json.dumps(value)))
 
 
+#: Rows per upsert statement: 900 parameters, within old SQLite's limit of 999.
+_ROWS_PER_STATEMENT = 300
+
+
+def upsert_user_attrs(conn: Any, trial_id: int, attrs_json: Mapping[str, str]) -> None:
+    """Write ``attrs_json`` (attribute name -> its value as JSON text) as user attributes
+    of ``trial_id`` on ``conn``, in the caller's transaction (which checked that the
+    trial is updatable)."""
+    mark = PARAM_MARKS[conn.dialect.paramstyle]
+    rows = [(trial_id, key, value_json) for key, value_json in attrs_json.items()]
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start:start + _ROWS_PER_STATEMENT]
+        conn.exec_driver_sql(
+            'INSERT INTO trial_user_attributes (trial_id, "key", value_json) VALUES '
+            + ", ".join([f"({mark}, {mark}, {mark})"] * len(chunk))
+            + ' ON CONFLICT (trial_id, "key") DO UPDATE SET value_json = excluded.value_json',
+            tuple(v for row in chunk for v in row))
+
+
+def set_user_attrs(storage: optuna.storages.RDBStorage, trial_id: int,
+                   attrs_json: Mapping[str, str]) -> None:
+    """Optuna's ``storage.set_trial_user_attr(trial_id, key, value)`` for each of
+    ``attrs_json`` (name -> the value as JSON text), in one transaction: the trial must be
+    updatable, then :func:`upsert_user_attrs`."""
+    engine = storage.engine
+    with engine.begin() as conn:
+        row = conn.exec_driver_sql(_sql(engine, "SELECT state FROM trials WHERE trial_id = ?"),
+                                   (trial_id,)).first()
+        if row is None:
+            raise _not_found()
+        storage.check_trial_is_updatable(trial_id, TrialState[row[0]])
+        upsert_user_attrs(conn, trial_id, attrs_json)
+
+
 def set_finished_state_values(storage: optuna.storages.RDBStorage, trial_id: int,
-                              state: TrialState, values: Sequence[float] | None) -> bool:
+                              state: TrialState, values: Sequence[float] | None,
+                              user_attrs_json: Mapping[str, str] | None = None) -> bool:
     """Optuna's ``storage.set_trial_state_values(trial_id, state, values)`` for a
-    finished ``state`` (see the module's docstring)."""
+    finished ``state`` (see the module's docstring), with ``user_attrs_json`` (name ->
+    JSON text) written as user attributes in the same transaction."""
     from optuna.storages._rdb import models
     from sqlalchemy import exc
 
@@ -232,6 +275,8 @@ def set_finished_state_values(storage: optuna.storages.RDBStorage, trial_id: int
                     " ON CONFLICT (trial_id, objective) DO UPDATE SET "
                     "value = excluded.value, value_type = excluded.value_type")),
                     tuple(rows))
+            if user_attrs_json:
+                upsert_user_attrs(conn, trial_id, user_attrs_json)
             conn.exec_driver_sql(_sql(engine, "UPDATE trials SET state = ?, "
                                               "datetime_complete = ? WHERE trial_id = ?"),
                                  (p["state"](state),
