@@ -124,6 +124,9 @@ class PerTrialRDBStorage(BulkReadRDBStorage):
         self._beat_at_creation: set[int] = set()
         #: Trial id -> user attributes (name -> JSON text) its finished state will write.
         self._held: dict[int, dict[str, str]] = {}
+        #: Trial id -> the trial as this object finished it (state, values, every write),
+        #: until the trial cache's next sync reads it (_told_trials).
+        self._told: dict[int, FrozenTrial] = {}
         self._running_lock = threading.Lock()
         #: Optuna's per-trial writes as plain SQL (:mod:`ecotune.storage._plain_sql`).
         self._plain = plain_sql.supported(self.engine)
@@ -292,23 +295,42 @@ class PerTrialRDBStorage(BulkReadRDBStorage):
 
         self._mirrored(trial_id, write, apply)
 
-    def set_trial_state_values(self, trial_id: int, *args: Any, **kwargs: Any) -> bool:
+    def set_trial_state_values(self, trial_id: int, state: TrialState,
+                               values: Sequence[float] | None = None) -> bool:
+        with self._running_lock:
+            running = self._running.get((threading.get_ident(), trial_id))
         self._forget(trial_id)  # finished (or failed to be): the cache serves it from here
         self._beat_at_creation.discard(trial_id)
-        return self._set_state_values(trial_id, *args, **kwargs)
-
-    def _set_state_values(self, trial_id: int, state: TrialState,
-                          values: Sequence[float] | None = None) -> bool:
         held = self._take_held(trial_id)
         if self._plain and state.is_finished():
             done = self._plain_or_none(lambda: plain_sql.set_finished_state_values(
                 self, trial_id, state, values, held))
+            if done and running is not None:  # every write to it known: the sync's copy
+                self._remember_told(running, state, values)
+            elif done is False:  # rolled back with the state, which stays as it was
+                self._write_held(trial_id, held)
             if done is not None:
-                if not done:  # rolled back with the state, which stays as it was
-                    self._write_held(trial_id, held)
                 return done
         self._write_held(trial_id, held)
         return super().set_trial_state_values(trial_id, state, values)
+
+    def _remember_told(self, running: FrozenTrial, state: TrialState,
+                       values: Sequence[float] | None) -> None:
+        running.state = state
+        running._values = [float(v) for v in values] if values else None
+        with self._running_lock:
+            self._told[running._trial_id] = running
+            while len(self._told) > _KEEP_CREATED:
+                del self._told[next(iter(self._told))]
+
+    def _told_trials(self, rows: Sequence[Any]) -> dict[int, FrozenTrial] | None:
+        # The trial cache's sync after a `tell` reads the trial just told: as stored, it
+        # is the copy plus its state and values, and its child tables need no read.
+        with self._running_lock:
+            if not all(self._told.get(row[0]) is not None
+                       and self._told[row[0]].state == row[2] for row in rows):
+                return None
+            return {row[0]: self._told.pop(row[0]) for row in rows}
 
     def set_trial_intermediate_value(self, trial_id: int, step: int,
                                      intermediate_value: float) -> None:
