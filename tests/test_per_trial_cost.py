@@ -284,6 +284,46 @@ def test_the_sync_after_tell_reads_the_told_trial_from_its_copy(tmp_path: Path) 
     assert list(read.user_attrs) == ["pair", "energy_j", "curve", "evaluation_energy_j"]
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() on purpose
+def test_the_look_for_waiting_trials_reads_only_the_unfinished(tmp_path: Path) -> None:
+    """TrialCache (what ecotune's studies use) answers a read of unfinished states, the
+    look for waiting trials that study.ask makes before every trial, as Optuna's cache
+    does, without looking at a finished trial; ecotune.create_study uses it."""
+    from optuna.storages import _CachedStorage
+
+    from ecotune.storage import TrialCache
+
+    study = create_study("w", storage=f"sqlite:///{tmp_path}/p.db", objectives=["accuracy"])
+    assert isinstance(study._storage, TrialCache)
+    for x in (0.1, 0.2, 0.3):
+        study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), x)
+    running = study.ask()
+    for x in (0.7, 0.8):
+        study.enqueue_trial({"x": x})
+    plain = _CachedStorage(study._storage._backend)
+    sid = study._study_id
+    for states in ((optuna.trial.TrialState.WAITING,),
+                   (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING),
+                   (optuna.trial.TrialState.COMPLETE,), None):
+        ours = study._storage.get_all_trials(sid, deepcopy=False, states=states)
+        assert [(t.number, t.state) for t in ours] == [
+            (t.number, t.state) for t in plain.get_all_trials(sid, states=states)], states
+
+    class NoScan(dict):
+        def items(self):
+            raise AssertionError("looked at every trial")
+
+        values = items
+
+    cached = study._storage._studies[sid]
+    cached.trials = NoScan(cached.trials)
+    waiting = study._storage.get_all_trials(sid, states=(optuna.trial.TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"]["x"] for t in waiting] == [0.7, 0.8]
+    cached.trials = dict(cached.trials)
+    assert study.ask().suggest_float("x", 0, 1) == 0.7  # ask runs the enqueued trial first
+    assert running.number == 3
+
+
 def test_the_trial_just_created_is_served_as_the_database_holds_it(tmp_path: Path) -> None:
     storage = _storage(tmp_path)
     study_id = storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "s")

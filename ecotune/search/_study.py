@@ -14,7 +14,7 @@ from ecotune.objectives import DEFAULT_OBJECTIVES, OBJECTIVES
 from ecotune.rules import store_rules
 from ecotune.samplers import make_sampler
 from ecotune.spec import DEFAULT_STORAGE, StudySpec, load_rules, load_spec
-from ecotune.storage import index_trial_numbers, open_storage, redact_url
+from ecotune.storage import index_trial_numbers, open_storage, redact_url, trial_cache
 
 __all__ = ["create_study", "open_study", "prepare", "StudyMismatchError", "DEFAULT_STORAGE"]
 
@@ -106,7 +106,7 @@ def create_study(
         _check_existing(study_name, storage_obj, directions)
     study = optuna.create_study(
         study_name=study_name,
-        storage=storage_obj,
+        storage=trial_cache(storage_obj),
         sampler=sampler_obj,
         directions=list(directions.values()),
         load_if_exists=load_if_exists,

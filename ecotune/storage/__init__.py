@@ -1,8 +1,9 @@
 """Where studies live: storage URLs (checked, passwords hidden everywhere), Optuna
 storage opened as ecotune uses it, an incremental reader of a study's trials, a
 trial's attributes written in one transaction, a faster read of many trials (whose
-user attributes are decoded when first read; :func:`user_attr` reads one of them), and
-fewer round trips per trial.
+user attributes are decoded when first read; :func:`user_attr` reads one of them),
+fewer round trips per trial, and Optuna's trial cache with a cheaper look for waiting
+trials.
 
 The URL helpers import nothing heavy: the spec and the CLI use them before Optuna loads."""
 
@@ -37,6 +38,8 @@ _EXPORTS = {
     "PerTrialRDBStorage": "ecotune.storage._per_trial",
     "heartbeat_follows": "ecotune.storage._per_trial",
     "count_from": "ecotune.storage._trial_cursor",
+    "TrialCache": "ecotune.storage._trial_cache",
+    "trial_cache": "ecotune.storage._trial_cache",
     "user_attr": "ecotune.storage._lazy_trial",
     "StoredTrial": "ecotune.storage._lazy_trial",
 }
@@ -51,6 +54,7 @@ __all__ = [
     "StorageURLError",
     "StoredTrial",
     "TRIAL_NUMBER_INDEX",
+    "TrialCache",
     "TrialCursor",
     "check_storage_url",
     "choose_storage",
@@ -67,6 +71,7 @@ __all__ = [
     "scrub",
     "set_study_system_attrs",
     "set_user_attrs",
+    "trial_cache",
     "user_attr",
 ]
 
@@ -82,6 +87,7 @@ if TYPE_CHECKING:
         open_storage,
     )
     from ecotune.storage._per_trial import PerTrialRDBStorage, heartbeat_follows
+    from ecotune.storage._trial_cache import TrialCache, trial_cache
     from ecotune.storage._trial_cursor import TrialCursor, count_from
     from ecotune.storage._url import (
         HIDDEN,
