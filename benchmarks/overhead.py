@@ -391,7 +391,10 @@ class EcotuneTrials:
             import ecotune.search._measure as window_module
 
             if hasattr(window_module, "set_user_attrs"):
-                parts.wrap(window_module, "set_user_attrs", "write set_user_attrs (batched)")
+                # (The built-in trial's one call holds its attributes for the
+                # transaction of its finished state: no transaction of its own.)
+                parts.wrap(window_module, "set_user_attrs",
+                           "write set_user_attrs (batched, with the state)")
             _count_writing_transactions(study._storage, parts)
             meter = _timed_meter(meter_name, parts)
         self.objective = BuiltinObjective(self.spec, meter=meter)
