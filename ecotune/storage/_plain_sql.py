@@ -122,6 +122,16 @@ def _not_found() -> KeyError:
     return KeyError(NOT_FOUND_MSG)  # what Optuna's find_or_raise_by_id raises
 
 
+def _check_updatable(conn: Any, storage: optuna.storages.RDBStorage, trial_id: int) -> None:
+    """Optuna's checks before a write to a trial: it exists (``KeyError``) and is not
+    finished (``UpdateFinishedTrialError``)."""
+    row = conn.exec_driver_sql(_sql(storage.engine, "SELECT state FROM trials WHERE "
+                                                    "trial_id = ?"), (trial_id,)).first()
+    if row is None:
+        raise _not_found()
+    storage.check_trial_is_updatable(trial_id, TrialState[row[0]])
+
+
 def create_trial(engine: Any, study_id: int, heartbeat: bool) -> optuna.trial.FrozenTrial:
     """A new running trial of study ``study_id`` (see the module's docstring); with
     ``heartbeat``, its first heartbeat row (the database's clock) in the same
@@ -198,11 +208,7 @@ def set_system_attr(storage: optuna.storages.RDBStorage, trial_id: int, key: str
     module's docstring)."""
     engine = storage.engine
     with engine.begin() as conn:
-        row = conn.exec_driver_sql(_sql(engine, "SELECT state FROM trials WHERE trial_id = ?"),
-                                   (trial_id,)).first()
-        if row is None:
-            raise _not_found()
-        storage.check_trial_is_updatable(trial_id, TrialState[row[0]])
+        _check_updatable(conn, storage, trial_id)
         conn.exec_driver_sql(_sql(engine, 'INSERT INTO trial_system_attributes (trial_id, '
                                           '"key", value_json) VALUES (?, ?, ?) ON CONFLICT '
                                           '(trial_id, "key") DO UPDATE SET '
@@ -236,11 +242,7 @@ def set_user_attrs(storage: optuna.storages.RDBStorage, trial_id: int,
     updatable, then :func:`upsert_user_attrs`."""
     engine = storage.engine
     with engine.begin() as conn:
-        row = conn.exec_driver_sql(_sql(engine, "SELECT state FROM trials WHERE trial_id = ?"),
-                                   (trial_id,)).first()
-        if row is None:
-            raise _not_found()
-        storage.check_trial_is_updatable(trial_id, TrialState[row[0]])
+        _check_updatable(conn, storage, trial_id)
         upsert_user_attrs(conn, trial_id, attrs_json)
 
 
