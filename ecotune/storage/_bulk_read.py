@@ -72,7 +72,6 @@ class BulkReadRDBStorage(optuna.storages.RDBStorage):
             return super()._get_trials(study_id, states, included_trial_ids,
                                        trial_id_greater_than)
 
-
     def _told_trials(self, rows: Sequence[Any]) -> dict[int, FrozenTrial] | None:
         """The trials of ``rows`` (trial id, number, state, start, complete: a sync's
         read of the trials table) as this object finished them, where it knows every one
@@ -319,7 +318,7 @@ def _read_few(engine, study_id: int, included: set[int], trial_id_greater_than: 
     ~0.3 ms of database work. The same statements, rows and conversions (the columns' own
     result processors) in one transaction; None where more than :data:`_LITERAL_IDS`
     trials matched (:func:`_read_trials` then reads them its own way). Where ``told``
-    knows every trial found as stored (the trials this process just finished), their
+    knows every trial found as stored (the trials this storage object just told), their
     child tables are not read: the same trials come from what it knows."""
     from optuna.storages._rdb import models
     from optuna.trial import TrialState
