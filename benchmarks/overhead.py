@@ -60,17 +60,18 @@ of the cost is measured where it is large against the work around it:
 The inference estimates and the test evaluation are work both sides do: their own time is
 printed as a reference, not as ecotune's cost. The benchmark's own count of the study's
 trials (to ask ``run_worker`` for one more) is outside the timing; ``run_worker``'s own
-counts and its start (the look for dead trials) are inside it.
+counts and its start (the look for dead trials: once a heartbeat interval through the
+same storage object, so once every few trials here) are inside it.
 
 Each figure comes with a ~95 % interval (of a median: sign-test order statistics of the
 rounds; a derived figure: its parts' interval ends combined), in the process's CPU time
 (all its threads: the meter's and the heartbeat's too; ecotune's cost is work this
 process does, and on a loaded machine CPU figures stay put where wall figures swing),
 which the verdict uses, and in wall time beside it. Verdicts: holds, misses, or not
-resolved where the target lies inside the interval. About 3 1/2 minutes on an idle
-2-core machine with the defaults.
+resolved where the target lies inside the interval. About 2 1/4 minutes on an idle
+2-core machine with the defaults (132 s on 2026-12-02).
 
-    .venv/bin/python benchmarks/overhead.py [--rounds 9] [--slope-rounds 31] \
+    .venv/bin/python benchmarks/overhead.py [--rounds 15] [--slope-rounds 31] \
         [--epoch-counts 2 42 82] [--seconds 1 3] [--epochs 20] \
         [--meters codecarbon cputime]
 """
@@ -707,7 +708,7 @@ SHORT_BATCHES = 1
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=9,
+    parser.add_argument("--rounds", type=int, default=15,
                         help="paired rounds of the long trial (ABBA order)")
     parser.add_argument("--slope-rounds", type=int, default=31,
                         help="rounds of short-epoch pairs (one pair per epoch count)")
