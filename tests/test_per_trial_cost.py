@@ -332,6 +332,13 @@ def test_the_trial_just_created_is_served_as_the_database_holds_it(tmp_path: Pat
     assert served == optuna.storages.RDBStorage.get_trial(storage, trial_id)
     storage.set_trial_user_attr(trial_id, "a", 1)
     assert storage.get_trial(trial_id).user_attrs == {"a": 1}
+    # What a read returns is the caller's: changing it, however deep, changes no later read.
+    storage.set_trial_user_attr(trial_id, "curve", [{"epoch": 1}])
+    read = storage.get_trial(trial_id)
+    read.user_attrs["curve"][0]["epoch"] = 99
+    read.params["x"] = 1.0
+    again = storage.get_trial(trial_id)
+    assert again.user_attrs == {"a": 1, "curve": [{"epoch": 1}]} and again.params == {}
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() on purpose

@@ -22,9 +22,9 @@ from typing import Any
 import optuna
 
 from ecotune.storage import _plain_sql as plain_sql
-from ecotune.storage._plain_sql import PARAM_MARKS
 
 __all__ = ["set_user_attrs", "set_study_system_attrs"]
+
 
 def set_user_attrs(trial: optuna.trial.BaseTrial, attrs: Mapping[str, Any], *,
                    with_finished_state: bool = False) -> None:
@@ -93,11 +93,8 @@ def _one_transaction(trial: optuna.trial.BaseTrial):
     from ecotune.storage._per_trial import PerTrialRDBStorage
 
     trial_id = trial._trial_id
-    engine = backend.engine
-    dialect = engine.name
-    mark = PARAM_MARKS.get(engine.dialect.paramstyle)
-    if dialect == "sqlite" and sqlite3.sqlite_version_info < (3, 24, 0):
-        dialect = "sqlite without upsert"  # as Optuna: its per-attribute write
+    # SQLite with upsert and PostgreSQL: plain SQL; the rest Optuna's per-attribute write.
+    plain = plain_sql.supported(backend.engine)
     per_trial = isinstance(backend, PerTrialRDBStorage)
 
     def write(attrs: Mapping[str, Any]) -> None:
@@ -114,7 +111,7 @@ def _one_transaction(trial: optuna.trial.BaseTrial):
             backend.wrote_user_attrs(trial_id, attrs)
 
     def _write(attrs: Mapping[str, Any]) -> None:
-        if dialect not in ("sqlite", "postgresql") or mark is None:
+        if not plain:
             with _create_scoped_session(scoped, True) as session:
                 for key, value in attrs.items():  # Optuna's way, one statement each
                     write_one(session, models.TrialUserAttributeModel, trial_id, key, value)

@@ -224,14 +224,13 @@ def upsert_user_attrs(conn: Any, trial_id: int, attrs_json: Mapping[str, str]) -
     """Write ``attrs_json`` (attribute name -> its value as JSON text) as user attributes
     of ``trial_id`` on ``conn``, in the caller's transaction (which checked that the
     trial is updatable)."""
-    mark = PARAM_MARKS[conn.dialect.paramstyle]
     rows = [(trial_id, key, value_json) for key, value_json in attrs_json.items()]
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
         chunk = rows[start:start + _ROWS_PER_STATEMENT]
-        conn.exec_driver_sql(
+        conn.exec_driver_sql(_sql(conn.engine, (
             'INSERT INTO trial_user_attributes (trial_id, "key", value_json) VALUES '
-            + ", ".join([f"({mark}, {mark}, {mark})"] * len(chunk))
-            + ' ON CONFLICT (trial_id, "key") DO UPDATE SET value_json = excluded.value_json',
+            + ", ".join(["(?, ?, ?)"] * len(chunk))
+            + ' ON CONFLICT (trial_id, "key") DO UPDATE SET value_json = excluded.value_json')),
             tuple(v for row in chunk for v in row))
 
 

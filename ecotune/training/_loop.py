@@ -186,8 +186,9 @@ def train(
 def _seed(seed: int, device: torch.device) -> None:
     """``torch.manual_seed(seed)``, for a trial on the CPU without its CUDA part where
     CUDA is not initialised: there torch queues that part for a CUDA start that a CPU
-    trial never makes, with a formatted stack trace (0.3-1 ms of every trial, more the
-    deeper the caller). A trial on a GPU seeds it in full."""
+    trial never makes, with a formatted stack trace (in a tight loop 0.11 ms a call at
+    the top of a stack, 0.31 ms 30 frames deep, as a trial's is). A trial on a GPU seeds
+    it in full."""
     if device.type == "cpu" and not torch.cuda.is_initialized():
         torch.default_generator.manual_seed(seed)
     else:
